@@ -1,0 +1,197 @@
+"""Every knob in one place: validated configs for data, model, training and sampling.
+
+Each field carries its docstring (pydantic turns it into the field's description, which the app
+shows as help text). Validation happens here, at the boundary, so the engine below can trust what
+it is given and a person gets a specific message naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Arch = Literal["gpt", "lstm"]
+TokenizerKind = Literal["char", "bpe"]
+DeviceName = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, frozen=False
+    )
+
+
+class DataConfig(_Config):
+    """Where the text comes from and how it becomes token ids."""
+
+    corpus: Path
+    """Path of the corpus: .txt, .csv, .tsv, .jsonl or .parquet."""
+    text_column: str | None = None
+    """Column holding the text (tabular files). Default: `text` when present."""
+    tokenizer: TokenizerKind = "char"
+    """`char`: one token per character (with an unknown token); `bpe`: byte-level BPE trained on the corpus."""
+    vocab_size: int = Field(default=1024, ge=64, le=65536)
+    """Vocabulary size for BPE (ignored for char, whose vocabulary is the corpus's characters)."""
+    lowercase: bool = False
+    """Lowercase the text before tokenizing."""
+    normalize_whitespace: bool = True
+    """Collapse runs of spaces/tabs, unify line endings and trim trailing spaces."""
+    val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    """Share held out for validation: whole records where the file has records, else the end of the text."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the train/validation split."""
+    max_records: int | None = Field(default=None, ge=1)
+    """Use only the first N records (for quick experiments on big corpora)."""
+
+
+class ModelConfig(_Config):
+    """The network: a GPT-style decoder or an LSTM language model."""
+
+    arch: Arch = "gpt"
+    """`gpt`: decoder-only transformer; `lstm`: recurrent baseline for comparison."""
+    vocab_size: int = Field(default=256, ge=2, le=1 << 20)
+    """Number of token ids; set from the tokenizer."""
+    d_model: int = Field(default=128, ge=8, le=8192)
+    """Width of the residual stream (embedding size)."""
+    n_heads: int = Field(default=4, ge=1, le=128)
+    """Attention heads per layer (GPT only); d_model must be divisible by it."""
+    n_layers: int = Field(default=4, ge=1, le=96)
+    """Number of transformer blocks (or stacked LSTM layers)."""
+    seq_len: int = Field(default=64, ge=2, le=32768)
+    """Context window in tokens: the length of each training example."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout probability on embeddings, attention and residual paths."""
+    pos_encoding: Literal["learned", "sinusoidal"] = "learned"
+    """Positional encoding of the GPT: learned table (GPT-2) or fixed sinusoids (Vaswani et al.)."""
+    bias: bool = True
+    """Use biases in linear layers and LayerNorms."""
+    tie_embeddings: bool = True
+    """Share the input embedding matrix with the output projection (saves vocab_size x d_model weights)."""
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.arch == "gpt" and self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
+                f"try n_heads in {_divisors(self.d_model)}"
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+def _divisors(n: int, limit: int = 16) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+class TrainConfig(_Config):
+    """How to optimise: batch, schedule, precision, logging cadence."""
+
+    batch_size: int = Field(default=12, ge=1, le=4096)
+    """Sequences per micro-batch (per process under torchrun)."""
+    grad_accum_steps: int = Field(default=1, ge=1, le=1024)
+    """Micro-batches accumulated into one optimizer step."""
+    epochs: float | None = Field(default=None, gt=0, le=10_000)
+    """Training length in epochs; one epoch = training tokens / (batch x seq_len x accumulation x processes) steps."""
+    max_steps: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Training length in optimizer steps (instead of epochs)."""
+    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    """Peak learning rate of AdamW."""
+    min_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Final learning rate as a fraction of the peak, reached by the cosine decay."""
+    warmup_steps: int = Field(default=100, ge=0)
+    """Steps of linear warmup from 0 to the peak learning rate."""
+    weight_decay: float = Field(default=0.1, ge=0.0, le=10.0)
+    """AdamW weight decay, applied to weight matrices only (not biases, norms)."""
+    beta1: float = Field(default=0.9, ge=0.0, lt=1.0)
+    """AdamW first-moment decay."""
+    beta2: float = Field(default=0.99, ge=0.0, lt=1.0)
+    """AdamW second-moment decay."""
+    grad_clip: float = Field(default=1.0, ge=0.0)
+    """Clip the global gradient norm to this value (0 = off)."""
+    eval_interval: int = Field(default=200, ge=1)
+    """Evaluate validation loss every N steps (and at the end)."""
+    eval_batches: int = Field(default=20, ge=1, le=10_000)
+    """Batches per validation estimate (the same batches every time, so curves are comparable)."""
+    log_interval: int = Field(default=10, ge=1)
+    """Write a metrics line every N steps."""
+    sample_interval: int = Field(default=0, ge=0)
+    """Generate a short sample every N steps (0 = at each evaluation)."""
+    sample_tokens: int = Field(default=120, ge=1, le=4096)
+    """Length of the periodic samples."""
+    checkpoint_interval: int = Field(default=0, ge=0)
+    """Save a checkpoint every N steps (0 = at each evaluation). A stop always saves one."""
+    device: DeviceName = "auto"
+    """`auto` picks cuda, then mps, then cpu."""
+    precision: Precision = "auto"
+    """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs, fp32 on CPU."""
+    compile: bool = False
+    """Compile the model with torch.compile (pays off on long GPU runs; the first step is slow)."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of initialisation, batch order and dropout: equal seeds give equal runs on CPU."""
+    num_threads: int | None = Field(default=None, ge=1, le=1024)
+    """CPU threads for torch (None = torch's default)."""
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainConfig:
+        if self.epochs is not None and self.max_steps is not None:
+            raise ValueError("give either epochs or max_steps, not both")
+        return self
+
+
+class RunConfig(_Config):
+    """Everything that defines a run; saved as the run folder's config.json."""
+
+    name: str = ""
+    """Display name of the run (defaults to its folder name)."""
+    data: DataConfig
+    """Corpus and tokenizer."""
+    model: ModelConfig = ModelConfig()
+    """Network shape."""
+    train: TrainConfig = TrainConfig()
+    """Optimisation."""
+
+    @model_validator(mode="after")
+    def _length_default(self) -> RunConfig:
+        if self.train.epochs is None and self.train.max_steps is None:
+            self.train = self.train.model_copy(update={"epochs": 1.0})
+        return self
+
+
+class SampleConfig(_Config):
+    """Decoding knobs for generation."""
+
+    max_new_tokens: int = Field(default=200, ge=1, le=100_000)
+    """Stop after this many generated tokens."""
+    temperature: float = Field(default=0.8, ge=0.0, le=10.0)
+    """Softmax temperature; 0 means greedy (always the most likely token)."""
+    top_k: int = Field(default=0, ge=0)
+    """Keep only the k most likely tokens (0 = off)."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches p (at least one)."""
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=10.0)
+    """Divide positive logits (multiply negative ones) of tokens already present by this (CTRL-style)."""
+    stop: list[str] = Field(default_factory=list)
+    """Stop when any of these strings appears in the generated text (it is not included)."""
+    stop_at_end: bool = True
+    """Stop at the end-of-text token that separates records."""
+    seed: int | None = 0
+    """Seed of the sampling randomness (None = fresh randomness)."""
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, v: list[str]) -> list[str]:
+        if any(s == "" for s in v):
+            raise ValueError("stop strings must not be empty")
+        return v
+
+
+def steps_per_epoch(train_tokens: int, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
+    """Optimizer steps that see as many tokens as the training split holds (at least 1)."""
+    return max(1, math.ceil(train_tokens / (batch_size * seq_len * grad_accum * world)))

@@ -1,0 +1,269 @@
+"""Reading corpora in bounded memory: records come out in chunks, whatever the file format.
+
+Formats: .txt (one continuous text), .csv/.tsv (pandas, chunked), .jsonl (line by line), .parquet
+(pyarrow record batches). Tabular formats hold records; the text column is chosen by name.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+import pandas as pd
+
+from .errors import CorpusError
+
+FORMATS = {".txt": "txt", ".text": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".parquet": "parquet"}
+CHUNK_RECORDS = 8192
+TXT_BLOCK_BYTES = 8 << 20
+MAX_CORPUS_BYTES = int(os.environ.get("GENAI_MAX_CORPUS_MB", "4096")) << 20
+_WS_RUN = re.compile(r"[^\S\n]{2,}|[\t\x0b\x0c\xa0\u2000-\u200a\u3000]")
+_NL_SPACES = re.compile(r" ?\n ?")
+_MANY_NL = re.compile(r"\n{3,}")
+
+
+def clean_text(text: str, *, lowercase: bool = False, normalize_whitespace: bool = True, strip: bool = True) -> str:
+    """Optional lowercasing and whitespace normalisation (line endings, runs of blanks, blank lines)."""
+    if normalize_whitespace:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = _WS_RUN.sub(" ", text)
+        text = _NL_SPACES.sub("\n", text)
+        text = _MANY_NL.sub("\n\n", text)
+        if strip:
+            text = text.strip()
+    if lowercase:
+        text = text.lower()
+    return text
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise CorpusError(
+            f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; use .txt, .csv, .tsv, .jsonl or .parquet"
+        )
+    return fmt
+
+
+@dataclass
+class Corpus:
+    """An opened, validated corpus file. Iterate `chunks()` to read it; nothing is held in memory."""
+
+    path: Path
+    format: str
+    columns: list[str]
+    text_column: str | None
+    size_bytes: int
+
+    @property
+    def has_records(self) -> bool:
+        return self.format != "txt"
+
+    def chunks(self, max_records: int | None = None) -> Iterator[list[str]]:
+        """Lists of raw texts. For .txt each item is a piece of one continuous text, cut at a line end."""
+        seen = 0
+        reader = {"txt": self._txt, "csv": self._csv, "tsv": self._csv, "jsonl": self._jsonl,
+                  "parquet": self._parquet}[self.format]
+        for chunk in reader():
+            if max_records is not None and self.has_records:
+                chunk = chunk[: max_records - seen]
+            seen += len(chunk)
+            if chunk:
+                yield chunk
+            if max_records is not None and self.has_records and seen >= max_records:
+                return
+
+    # -- readers
+    def _txt(self) -> Iterator[list[str]]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        carry = ""
+        with open(self.path, "rb") as f:
+            while True:
+                block = f.read(TXT_BLOCK_BYTES)
+                if b"\x00" in block:
+                    raise CorpusError(f"{self.path.name} looks binary (it contains NUL bytes), not text")
+                try:
+                    text = carry + decoder.decode(block, final=not block)
+                except UnicodeDecodeError as e:
+                    raise CorpusError(f"{self.path.name} is not UTF-8 text ({e.reason} near byte {f.tell()})") from None
+                if not block:
+                    if text:
+                        yield [text]
+                    return
+                cut = text.rfind("\n") + 1
+                if cut == 0:
+                    carry = text
+                    continue
+                carry = text[cut:]
+                yield [text[:cut]]
+
+    def _csv(self) -> Iterator[list[str]]:
+        sep = "\t" if self.format == "tsv" else ","
+        try:
+            reader = pd.read_csv(
+                self.path, sep=sep, usecols=[self.text_column], dtype=str, keep_default_na=False,
+                chunksize=CHUNK_RECORDS, encoding="utf-8", on_bad_lines="error",
+            )
+            for df in reader:
+                yield df[self.text_column].tolist()
+        except UnicodeDecodeError as e:
+            raise CorpusError(f"{self.path.name} is not UTF-8 text ({e.reason})") from None
+        except (pd.errors.ParserError, ValueError) as e:
+            raise CorpusError(f"{self.path.name}: cannot parse as {self.format.upper()}: {_first_line(e)}") from None
+
+    def _jsonl(self) -> Iterator[list[str]]:
+        chunk: list[str] = []
+        col = self.text_column
+        with open(self.path, encoding="utf-8", errors="strict") as f:
+            try:
+                for lineno, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise CorpusError(f"{self.path.name}: line {lineno} is not valid JSON ({e.msg})") from None
+                    if not isinstance(obj, dict):
+                        raise CorpusError(f"{self.path.name}: line {lineno} is not a JSON object")
+                    v = obj.get(col)
+                    if v is None:
+                        continue
+                    chunk.append(v if isinstance(v, str) else str(v))
+                    if len(chunk) >= CHUNK_RECORDS:
+                        yield chunk
+                        chunk = []
+            except UnicodeDecodeError as e:
+                raise CorpusError(f"{self.path.name} is not UTF-8 text ({e.reason})") from None
+        if chunk:
+            yield chunk
+
+    def _parquet(self) -> Iterator[list[str]]:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.path)
+        for batch in pf.iter_batches(columns=[self.text_column], batch_size=CHUNK_RECORDS):
+            col = batch.column(0)
+            yield [v if isinstance(v, str) else ("" if v is None else str(v)) for v in col.to_pylist()]
+
+
+def open_corpus(path: Path | str, text_column: str | None = None) -> Corpus:
+    """Validate a corpus file (exists, not empty, not binary, size, columns) and choose its text column."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"corpus file not found: {path}")
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder, not a corpus file")
+    fmt = detect_format(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise CorpusError(f"{path.name} is empty")
+    if size > MAX_CORPUS_BYTES:
+        raise CorpusError(
+            f"{path.name} is {size / 2**20:,.0f} MB, over the {MAX_CORPUS_BYTES / 2**20:,.0f} MB limit "
+            "(set GENAI_MAX_CORPUS_MB to raise it)"
+        )
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if fmt == "parquet":
+        if not head.startswith(b"PAR1"):
+            raise CorpusError(f"{path.name} is not a Parquet file")
+    elif b"\x00" in head:
+        raise CorpusError(f"{path.name} looks binary (it contains NUL bytes), not text")
+    columns = _columns(path, fmt, head)
+    column = None
+    if fmt != "txt":
+        if text_column is None:
+            if "text" not in columns:
+                raise CorpusError(
+                    f"{path.name} has no 'text' column; choose the text column from: {', '.join(map(repr, columns))}"
+                )
+            column = "text"
+        elif text_column not in columns:
+            raise CorpusError(
+                f"{path.name} has no column {text_column!r}; its columns are: {', '.join(map(repr, columns))}"
+            )
+        else:
+            column = text_column
+    return Corpus(path, fmt, columns, column, size)
+
+
+def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
+    if fmt == "txt":
+        return []
+    try:
+        if fmt in ("csv", "tsv"):
+            df = pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", nrows=5, dtype=str, encoding="utf-8")
+            cols = [str(c) for c in df.columns]
+        elif fmt == "jsonl":
+            cols = []
+            with open(path, encoding="utf-8") as f:
+                for lineno, line in enumerate(f, 1):
+                    if line.strip():
+                        obj = json.loads(line)
+                        if not isinstance(obj, dict):
+                            raise CorpusError(f"{path.name}: line {lineno} is not a JSON object")
+                        cols = [str(k) for k in obj]
+                        break
+        else:
+            import pyarrow.parquet as pq
+
+            cols = list(pq.ParquetFile(path).schema_arrow.names)
+    except CorpusError:
+        raise
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path.name} is not UTF-8 text ({e.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise CorpusError(f"{path.name} holds no data") from None
+    except json.JSONDecodeError as e:
+        raise CorpusError(f"{path.name}: first record is not valid JSON ({e.msg})") from None
+    except Exception as e:  # pandas/pyarrow parse errors have many types
+        raise CorpusError(f"{path.name}: cannot read as {fmt.upper()}: {_first_line(e)}") from None
+    if not cols:
+        raise CorpusError(f"{path.name} holds no columns")
+    return cols
+
+
+def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd.DataFrame:
+    """The first `n` records as a table (tabular files) or the first lines (text files)."""
+    corpus = open_corpus(path, text_column or _guess_column(path))
+    if corpus.format == "txt":
+        with open(corpus.path, encoding="utf-8", errors="replace") as f:
+            lines = [line.rstrip("\n") for _, line in zip(range(n), f, strict=False)]
+        return pd.DataFrame({"text": lines})
+    if corpus.format in ("csv", "tsv"):
+        return pd.read_csv(corpus.path, sep="\t" if corpus.format == "tsv" else ",", nrows=n, dtype=str,
+                           keep_default_na=False)
+    if corpus.format == "jsonl":
+        rows = []
+        with open(corpus.path, encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    rows.append(json.loads(line))
+                if len(rows) >= n:
+                    break
+        return pd.DataFrame(rows)
+    import pyarrow.parquet as pq
+
+    batch = next(pq.ParquetFile(corpus.path).iter_batches(batch_size=n))
+    return batch.to_pandas()
+
+
+def _guess_column(path: Path | str) -> str | None:
+    """A column that exists, so that `preview` works before the person has chosen one."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "txt":
+        return None
+    cols = _columns(path, fmt, b"")
+    return "text" if "text" in cols else cols[0]
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+

@@ -1,0 +1,381 @@
+"""A run is a folder; the disk is the source of truth.
+
+Layout of `runs/<name>/`:
+    config.json        RunConfig
+    tokenizer.json     the tokenizer (char or BPE)
+    status.json        state (running/completed/stopped/failed/interrupted), message, pid, heartbeat
+    metrics.jsonl      one JSON object per logged step; evaluation lines add val_loss / val_ppl
+    samples.jsonl      periodic sample text
+    checkpoints/step_XXXXXXXX/{model,optimizer}.safetensors + state.json
+    checkpoints/latest  name of the newest complete checkpoint
+
+Every file is written to a temporary name and renamed into place (rename is atomic on POSIX), and a
+checkpoint directory is complete before `latest` points at it, so a kill at any moment leaves the
+previous checkpoint loadable. Nothing is ever unpickled: tensors are safetensors, the rest is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import psutil
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .config import RunConfig
+from .errors import CheckpointError, GenAIError
+
+State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+KEEP_CHECKPOINTS = 2
+
+
+def runs_dir() -> Path:
+    """Root folder of runs: `$GENAI_RUNS_DIR` or ./runs."""
+    return Path(os.environ.get("GENAI_RUNS_DIR") or "runs")
+
+
+def validate_run_name(name: str) -> str:
+    """Accept names that are safe as a single folder name on every OS; explain anything else."""
+    if not _NAME_RE.match(name) or name.endswith(".") or ".." in name:
+        raise GenAIError(
+            f"invalid run name {name!r}: use 1-80 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no spaces or slashes)"
+        )
+    return name
+
+
+def slugify(text: str) -> str:
+    """Turn any text into a valid run name (used for names built from hyperparameter values)."""
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    s = re.sub(r"-{2,}", "-", s).replace("..", ".")
+    return (s or "run")[:80]
+
+
+# --------------------------------------------------------------------------- atomic writes
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+# --------------------------------------------------------------------------- the run folder
+def _process_token() -> dict[str, Any]:
+    p = psutil.Process()
+    return {"pid": p.pid, "host": socket.gethostname(), "started": round(p.create_time(), 2)}
+
+
+def _process_alive(info: dict[str, Any]) -> bool:
+    if info.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's run: we cannot tell, trust the file
+    try:
+        p = psutil.Process(int(info["pid"]))
+        return abs(p.create_time() - float(info.get("started", 0))) < 1.0
+    except (KeyError, ValueError, TypeError, psutil.Error):
+        return False
+
+
+class Run:
+    """Handle on one run folder. Cheap to create; every read goes to disk."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    # -- identity
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / "tokenizer.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.path / "checkpoints"
+
+    def exists(self) -> bool:
+        return self.config_path.is_file()
+
+    # -- config
+    @classmethod
+    def create(cls, path: Path | str, config: RunConfig, *, overwrite: bool = False) -> Run:
+        run = cls(path)
+        validate_run_name(run.name)
+        if run.path.exists() and any(run.path.iterdir()) and not overwrite:
+            raise GenAIError(f"run folder {run.path} already exists; resume it or choose another name")
+        if overwrite and run.path.exists():
+            shutil.rmtree(run.path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        if not config.name:
+            config = config.model_copy(update={"name": run.name})
+        run.save_config(config)
+        return run
+
+    def save_config(self, config: RunConfig) -> None:
+        atomic_write_text(self.config_path, config.model_dump_json(indent=2))
+
+    def config(self) -> RunConfig:
+        if not self.config_path.is_file():
+            raise CheckpointError(f"{self.path} is not a run folder (no config.json)")
+        try:
+            return RunConfig.model_validate_json(self.config_path.read_text(encoding="utf-8"))
+        except Exception as e:
+            raise CheckpointError(f"{self.config_path} is not a valid run config: {e}") from None
+
+    def tokenizer(self):  # noqa: ANN201 - returns CharTokenizer | BPETokenizer
+        from .tokenization import load_tokenizer
+
+        return load_tokenizer(self.tokenizer_path)
+
+    # -- status
+    def write_status(self, state: State, message: str = "", **extra: Any) -> None:
+        prev = self.read_status_raw()
+        data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
+        if state == "running":
+            data.update(_process_token())
+        atomic_write_json(self.path / "status.json", data)
+
+    def heartbeat(self, **extra: Any) -> None:
+        self.write_status("running", **extra)
+
+    def read_status_raw(self) -> dict[str, Any]:
+        try:
+            data = read_json(self.path / "status.json")
+            return data if isinstance(data, dict) else {}
+        except (FileNotFoundError, CheckpointError):
+            return {}
+
+    def status(self) -> dict[str, Any]:
+        """Status as stored, except that `running` left by a dead process reads `interrupted`."""
+        data = self.read_status_raw() or {"state": "created", "message": ""}
+        if data.get("state") == "running" and not _process_alive(data):
+            data = {**data, "state": "interrupted",
+                    "message": "the process training this run ended unexpectedly; resume to continue"}
+        return data
+
+    @property
+    def state(self) -> str:
+        return str(self.status().get("state", "created"))
+
+    # -- metrics
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        line = json.dumps({k: _jsonable(v) for k, v in row.items()}, allow_nan=False)
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def append_sample(self, row: dict[str, Any]) -> None:
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return list(_read_jsonl(self.metrics_path))
+
+    def samples(self) -> list[dict[str, Any]]:
+        return list(_read_jsonl(self.samples_path))
+
+    def truncate_logs(self, step: int) -> None:
+        """Drop log lines after `step` (used on resume so the curve continues without a fork)."""
+        for p in (self.metrics_path, self.samples_path):
+            if p.exists():
+                kept = [r for r in _read_jsonl(p) if int(r.get("step", 0)) <= step]
+                atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in kept))
+
+    # -- checkpoints
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self.checkpoints_path / "latest"
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(encoding="utf-8").strip()
+        ckpt = self.checkpoints_path / name
+        if not re.fullmatch(r"step_\d{8}", name) or not (ckpt / "state.json").is_file():
+            return None
+        return ckpt
+
+    def save_checkpoint(
+        self,
+        step: int,
+        model_state: dict[str, torch.Tensor],
+        optimizer_state: dict[str, torch.Tensor],
+        state: dict[str, Any],
+    ) -> Path:
+        """Write a complete checkpoint directory, then point `latest` at it, then prune old ones."""
+        self.checkpoints_path.mkdir(parents=True, exist_ok=True)
+        name = f"step_{step:08d}"
+        final = self.checkpoints_path / name
+        tmp = Path(tempfile.mkdtemp(dir=self.checkpoints_path, prefix=f".{name}."))
+        try:
+            save_file(_contiguous(model_state), str(tmp / "model.safetensors"), metadata={"step": str(step)})
+            save_file(_contiguous(optimizer_state), str(tmp / "optimizer.safetensors"))
+            (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write_text(self.checkpoints_path / "latest", name)
+        self._prune_checkpoints(keep=name)
+        return final
+
+    def _prune_checkpoints(self, keep: str) -> None:
+        ckpts = sorted(p for p in self.checkpoints_path.glob("step_*") if p.is_dir())
+        for p in ckpts[:-KEEP_CHECKPOINTS]:
+            if p.name != keep:
+                shutil.rmtree(p, ignore_errors=True)
+        for p in self.checkpoints_path.glob(".step_*"):  # debris of an interrupted write
+            shutil.rmtree(p, ignore_errors=True)
+
+    def load_checkpoint(self, ckpt: Path | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+        """Model tensors, optimizer tensors and trainer state of a checkpoint (the latest by default)."""
+        ckpt = ckpt or self.latest_checkpoint()
+        if ckpt is None:
+            raise CheckpointError(f"run {self.name} has no checkpoint yet")
+        try:
+            model = load_file(str(ckpt / "model.safetensors"))
+            opt_path = ckpt / "optimizer.safetensors"
+            optim = load_file(str(opt_path)) if opt_path.exists() else {}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {ckpt} is damaged or not a safetensors file: {e}") from None
+        state = read_json(ckpt / "state.json")
+        if not isinstance(state, dict):
+            raise CheckpointError(f"checkpoint {ckpt} has a malformed state.json")
+        return model, optim, state
+
+    def load_weights(self) -> dict[str, torch.Tensor]:
+        """Model weights of the latest checkpoint only (for sampling and evaluation)."""
+        ckpt = self.latest_checkpoint()
+        if ckpt is None:
+            raise CheckpointError(f"run {self.name} has no checkpoint yet")
+        try:
+            return load_file(str(ckpt / "model.safetensors"))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {ckpt} is damaged or not a safetensors file: {e}") from None
+
+    # -- summary for tables
+    def summary(self) -> dict[str, Any]:
+        cfg = self.config()
+        st = self.status()
+        rows = self.metrics()
+        vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
+        last = rows[-1] if rows else {}
+        best = min(vals) if vals else None
+        return {
+            "name": self.name,
+            "state": st.get("state"),
+            "message": st.get("message", ""),
+            "arch": cfg.model.arch,
+            "params": st.get("params"),
+            "d_model": cfg.model.d_model,
+            "n_layers": cfg.model.n_layers,
+            "n_heads": cfg.model.n_heads,
+            "seq_len": cfg.model.seq_len,
+            "batch_size": cfg.train.batch_size,
+            "lr": cfg.train.lr,
+            "tokenizer": cfg.data.tokenizer,
+            "step": last.get("step", 0),
+            "tokens": last.get("tokens", 0),
+            "elapsed_s": last.get("elapsed_s", 0.0),
+            "train_loss": last.get("train_loss"),
+            "best_val_loss": best,
+            "best_val_ppl": math.exp(best) if best is not None and best < 50 else None,
+        }
+
+
+def list_runs(root: Path | None = None) -> list[Run]:
+    """Run folders under `root` (default `runs_dir()`), newest first."""
+    root = Path(root) if root else runs_dir()
+    if not root.is_dir():
+        return []
+    found = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    return sorted(found, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON-lines file; a torn last line (a write cut by a kill) is skipped."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def _contiguous(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in d.items()}
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

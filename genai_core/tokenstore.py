@@ -1,0 +1,274 @@
+"""Token store: a corpus tokenized once into flat id files on disk, read back as numpy memmaps.
+
+`prepare` streams the corpus twice (pass 1 builds the tokenizer and counts records; pass 2 encodes
+and routes each record to train.bin or val.bin), so memory stays bounded by one chunk whatever the
+corpus size. Batches are random windows, as in nanoGPT's `get_batch`: one vectorised gather from
+the memmap, never a materialised list of windows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .corpus import Corpus, clean_text, open_corpus
+from .errors import CheckpointError, CorpusError
+from .runs import atomic_write_json, read_json
+from .tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
+
+Progress = Callable[[float, str], None]
+MIN_RECORDS_FOR_RECORD_SPLIT = 20
+BPE_TRAIN_MAX_CHARS = 64_000_000  # BPE merges settle long before this; keeps training time bounded
+_MAX_CP = 0x110000
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """Smallest unsigned dtype that holds every id."""
+    if vocab_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if vocab_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+@dataclass
+class StoreStats:
+    records: int
+    characters: int
+    train_tokens: int
+    val_tokens: int
+    vocab_size: int
+    split: str
+    seconds: float
+
+    @property
+    def tokens(self) -> int:
+        return self.train_tokens + self.val_tokens
+
+
+class TokenStore:
+    """A prepared corpus: `train` and `val` id arrays (memmaps), the tokenizer and stats."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        meta_path = self.path / "meta.json"
+        if not meta_path.is_file():
+            raise CheckpointError(f"{self.path} is not a prepared token store (no meta.json)")
+        self.meta: dict[str, Any] = read_json(meta_path)
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.tokenizer = load_tokenizer(self.path / "tokenizer.json")
+        self.train = self._map("train.bin")
+        self.val = self._map("val.bin")
+
+    def _map(self, name: str) -> np.ndarray:
+        p = self.path / name
+        n = p.stat().st_size // self.dtype.itemsize
+        if n == 0:
+            return np.zeros(0, dtype=self.dtype)
+        return np.memmap(p, dtype=self.dtype, mode="r", shape=(n,))
+
+    @property
+    def stats(self) -> StoreStats:
+        return StoreStats(**self.meta["stats"])
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in ("train", "val"):
+            raise ValueError(f"unknown split {name!r}")
+        return self.train if name == "train" else self.val
+
+    def max_seq_len(self) -> int:
+        """Longest window both splits can serve (a window needs seq_len + 1 tokens)."""
+        return max(0, min(len(self.train), len(self.val)) - 1)
+
+    def get_batch(
+        self, split: str, batch_size: int, seq_len: int, rng: np.random.Generator, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows `x` and their next-token targets `y`, each (batch_size, seq_len) int64."""
+        data = self.split(split)
+        starts = rng.integers(0, len(data) - seq_len, size=batch_size)
+        return windows_to_batch(data, starts, seq_len, device)
+
+
+def windows_to_batch(
+    data: np.ndarray, starts: np.ndarray, seq_len: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = starts[:, None] + np.arange(seq_len + 1)
+    chunk = torch.from_numpy(data[idx].astype(np.int64))
+    if device is not None and device.type == "cuda":
+        chunk = chunk.pin_memory().to(device, non_blocking=True)
+    elif device is not None and device.type != "cpu":
+        chunk = chunk.to(device)
+    return chunk[:, :-1], chunk[:, 1:]
+
+
+# --------------------------------------------------------------------------- preparation
+def _clean_chunks(corpus: Corpus, cfg: DataConfig) -> Iterator[list[str]]:
+    strip = corpus.has_records
+    for chunk in corpus.chunks(cfg.max_records):
+        yield [clean_text(t, lowercase=cfg.lowercase, normalize_whitespace=cfg.normalize_whitespace, strip=strip)
+               for t in chunk]
+
+
+def prepare(
+    cfg: DataConfig,
+    out_dir: Path | str,
+    *,
+    tokenizer: CharTokenizer | BPETokenizer | None = None,
+    progress: Progress | None = None,
+) -> TokenStore:
+    """Tokenize `cfg.corpus` into `out_dir` (written to a temp folder, then renamed into place)."""
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    corpus = open_corpus(cfg.corpus, cfg.text_column)
+    report = progress or (lambda f, m: None)
+
+    # Pass 1: count records and characters; learn the tokenizer.
+    n_records = 0
+    n_chars = 0
+    counts = np.zeros(_MAX_CP, dtype=np.int64) if tokenizer is None and cfg.tokenizer == "char" else None
+    bpe_texts: list[str] = []
+    bpe_chars = 0
+    report(0.0, "reading corpus")
+    for chunk in _clean_chunks(corpus, cfg):
+        chunk = [t for t in chunk if t] if corpus.has_records else chunk
+        n_records += len(chunk)
+        for t in chunk:
+            n_chars += len(t)
+        if counts is not None:
+            joined = "".join(chunk)
+            counts += np.bincount(np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
+                                  minlength=_MAX_CP)
+        elif tokenizer is None and bpe_chars < BPE_TRAIN_MAX_CHARS:
+            bpe_texts.extend(chunk)
+            bpe_chars += sum(len(t) for t in chunk)
+        report(0.4 * min(1.0, n_chars / max(corpus.size_bytes, 1)), f"read {n_records:,} records")
+    if n_chars == 0:
+        raise CorpusError(
+            f"{corpus.path.name} holds no text"
+            + (f" in column {corpus.text_column!r}" if corpus.text_column else "")
+        )
+    if tokenizer is None:
+        report(0.4, "building tokenizer")
+        if counts is not None:
+            tokenizer = char_tokenizer_from_counts(counts)
+        else:
+            tokenizer = BPETokenizer.train(bpe_texts, cfg.vocab_size)
+        del bpe_texts
+    dtype = token_dtype(tokenizer.vocab_size)
+
+    by_record = corpus.has_records and n_records >= MIN_RECORDS_FOR_RECORD_SPLIT
+    val_char_start = int(n_chars * (1.0 - cfg.val_fraction))
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        n_train = n_val = 0
+        done_records = 0
+        chars_seen = 0
+        eot = np.array([tokenizer.eot_id], dtype=np.int64)
+        with open(tmp / "train.bin", "wb") as ftrain, open(tmp / "val.bin", "wb") as fval:
+            for ci, chunk in enumerate(_clean_chunks(corpus, cfg)):
+                if corpus.has_records:
+                    chunk = [t for t in chunk if t]
+                    if not chunk:
+                        continue
+                    ids = tokenizer.encode_batch(chunk)
+                    if by_record:
+                        is_val = np.random.default_rng([cfg.seed, ci]).random(len(chunk)) < cfg.val_fraction
+                    else:
+                        starts = chars_seen + np.cumsum([0] + [len(t) for t in chunk[:-1]])
+                        is_val = starts >= val_char_start
+                    for want_val, f in ((False, ftrain), (True, fval)):
+                        parts = [p for v, i in zip(is_val, ids, strict=True) if v == want_val for p in (i, eot)]
+                        if parts:
+                            arr = np.concatenate(parts).astype(dtype)
+                            arr.tofile(f)
+                            if want_val:
+                                n_val += len(arr)
+                            else:
+                                n_train += len(arr)
+                    chars_seen += sum(len(t) for t in chunk)
+                else:
+                    for text in chunk:
+                        cut = min(max(val_char_start - chars_seen, 0), len(text))
+                        for piece, f, is_val in ((text[:cut], ftrain, False), (text[cut:], fval, True)):
+                            if piece:
+                                arr = np.concatenate(tokenizer.encode_batch([piece])).astype(dtype)
+                                arr.tofile(f)
+                                n_val += len(arr) if is_val else 0
+                                n_train += 0 if is_val else len(arr)
+                        chars_seen += len(text)
+                done_records += len(chunk)
+                report(0.45 + 0.55 * min(1.0, chars_seen / max(n_chars, 1)), f"tokenized {done_records:,} records")
+        if by_record and (n_val == 0 or n_train == 0):
+            _resplit_by_position(tmp, dtype, cfg.val_fraction)
+            n_train = (tmp / "train.bin").stat().st_size // dtype.itemsize
+            n_val = (tmp / "val.bin").stat().st_size // dtype.itemsize
+            by_record = False
+        tokenizer.save(tmp / "tokenizer.json")
+        stats = StoreStats(
+            records=n_records if corpus.has_records else 1,
+            characters=n_chars,
+            train_tokens=n_train,
+            val_tokens=n_val,
+            vocab_size=tokenizer.vocab_size,
+            split="record" if by_record else "position",
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        atomic_write_json(tmp / "meta.json", {
+            "format": "genai-token-store/1",
+            "dtype": dtype.name,
+            "tokenizer": tokenizer.kind,
+            "data": json.loads(cfg.model_dump_json()),
+            "stats": stats.__dict__,
+            "unknown_id": getattr(tokenizer, "unk_id", None),
+        })
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report(1.0, "done")
+    return TokenStore(out_dir)
+
+
+def _resplit_by_position(folder: Path, dtype: np.dtype, val_fraction: float) -> None:
+    """Too few records landed in one split: put everything together and cut the end off as val."""
+    both = np.concatenate([np.fromfile(folder / "train.bin", dtype=dtype), np.fromfile(folder / "val.bin", dtype=dtype)])
+    cut = int(len(both) * (1.0 - val_fraction))
+    both[:cut].tofile(folder / "train.bin")
+    both[cut:].tofile(folder / "val.bin")
+
+
+def store_key(cfg: DataConfig) -> str:
+    """Cache key of a prepared store: the corpus file's identity plus every data option."""
+    p = Path(cfg.corpus).resolve()
+    st = p.stat()
+    ident = json.dumps({"path": str(p), "size": st.st_size, "mtime": st.st_mtime_ns,
+                        "cfg": json.loads(cfg.model_dump_json(exclude={"corpus"}))}, sort_keys=True)
+    return hashlib.sha256(ident.encode()).hexdigest()[:16]
+
+
+def prepare_cached(cfg: DataConfig, cache_root: Path, progress: Progress | None = None) -> TokenStore:
+    """Prepare once per (corpus file, data options) and reuse: runs exploring hyperparameters share it."""
+    open_corpus(cfg.corpus, cfg.text_column)  # validate first, so errors name the corpus
+    path = Path(cache_root) / store_key(cfg)
+    if (path / "meta.json").is_file():
+        try:
+            return TokenStore(path)
+        except (CheckpointError, OSError, KeyError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)
+    return prepare(cfg, path, progress=progress)

@@ -1,0 +1,455 @@
+"""Training: AdamW + warmup/cosine, clipping, accumulation, AMP, eval, samples, checkpoints, resume.
+
+The trainer talks to the outside only through events (minGPT style): a callback receives a
+`TrainEvent` for every step, log line, evaluation, sample, checkpoint and the end, and a
+`threading.Event` asks it to stop. It knows nothing about any UI. Everything it learns goes to
+the run folder as it happens, so a crash loses at most the steps since the last checkpoint.
+
+Under `torchrun` the same code runs DistributedDataParallel (NCCL on GPUs, gloo on CPU); rank 0
+alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .config import RunConfig, SampleConfig, steps_per_epoch
+from .devices import autocast, resolve_device, resolve_precision
+from .errors import GenAIError, TrainingError, user_message
+from .model import build_model, count_parameters, load_state, state_for_save, unwrap
+from .runs import Run, atomic_write_text
+from .sampling import Sampler
+from .tokenstore import TokenStore, prepare_cached
+
+
+@dataclass
+class TrainEvent:
+    """What happened: kind is start | step | log | eval | sample | checkpoint | notice | end."""
+
+    kind: str
+    step: int
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    local_rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Rank and world size from torchrun's environment (single process when absent)."""
+    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+                    int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to `peak`, then cosine decay to `peak * min_ratio` at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    if total <= warmup:
+        return peak
+    ratio = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * ratio)))
+
+
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases, norms and gains are not decayed)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    t = cfg.train
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
+    """Flatten AdamW state into named tensors for safetensors (no pickle)."""
+    out: dict[str, torch.Tensor] = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            name = names[id(p)]
+            for key, val in st.items():
+                out[f"{name}::{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+    return out
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor]) -> None:
+    for group in opt.param_groups:
+        for p in group["params"]:
+            name = names[id(p)]
+            st = {}
+            for key in ("step", "exp_avg", "exp_avg_sq"):
+                t = tensors.get(f"{name}::{key}")
+                if t is None:
+                    continue
+                if key != "step" and t.shape != p.shape:
+                    raise GenAIError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, expected {tuple(p.shape)}")
+                st[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
+            if st:
+                opt.state[p] = st
+
+
+class Trainer:
+    """Trains `config` on a prepared `store`, writing to `run`."""
+
+    def __init__(self, config: RunConfig, run: Run, store: TokenStore, *, callbacks: Iterable[Callback] = (),
+                 stop_event: threading.Event | None = None, resume: bool = False) -> None:
+        self.config = config
+        self.run = run
+        self.store = store
+        self.callbacks: list[Callback] = list(callbacks)
+        self.stop_event = stop_event or threading.Event()
+        self.resume = resume
+        self.dist = dist_info()
+
+    def add_callback(self, fn: Callback) -> None:
+        self.callbacks.append(fn)
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+    def emit(self, kind: str, at_step: int, **data: Any) -> None:
+        ev = TrainEvent(kind, at_step, data)
+        for cb in self.callbacks:
+            try:
+                cb(ev)
+            except Exception:  # an observer's bug must not kill a training run
+                traceback.print_exc()
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> str:
+        """Train to the end or until stopped. Returns the final state (completed/stopped)."""
+        cfg, t, d = self.config, self.config.train, self.dist
+        main = d.is_main
+        device = resolve_device(t.device)
+        if device.type == "cuda" and d.world > 1:
+            device = torch.device("cuda", d.local_rank)
+            torch.cuda.set_device(device)
+        precision = resolve_precision(t.precision, device)
+        if t.num_threads:
+            torch.set_num_threads(t.num_threads)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+        torch.manual_seed(t.seed)
+        model = build_model(cfg.model).to(device)
+        n_params = count_parameters(model)
+        opt = make_optimizer(model, cfg, device)
+        names = {id(p): n for n, p in model.named_parameters()}
+        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+        train_tokens = len(self.store.train)
+        spe = steps_per_epoch(train_tokens, t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
+        total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * spe))
+        warmup = t.warmup_steps
+        if warmup >= total:
+            warmup = total // 10
+            self.emit("notice", 0, message=f"warmup_steps ({t.warmup_steps}) is not shorter than the run "
+                                           f"({total} steps); using {warmup} warmup steps")
+        tokens_per_step = t.batch_size * cfg.model.seq_len * t.grad_accum_steps * d.world
+
+        rng = np.random.default_rng([t.seed, d.rank])
+        step, elapsed, run_loss, run_count = 0, 0.0, 0.0, 0
+        if self.resume:
+            model_sd, opt_sd, state = self.run.load_checkpoint()
+            load_state(model, model_sd)
+            load_optimizer_tensors(opt, names, opt_sd)
+            step = int(state["step"])
+            elapsed = float(state.get("elapsed_s", 0.0))
+            run_loss, run_count = float(state.get("run_loss", 0.0)), int(state.get("run_count", 0))
+            rng.bit_generator.state = state["rng"][d.rank] if isinstance(state["rng"], list) else state["rng"]
+            torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+            if device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(torch.tensor(state["cuda_rng"], dtype=torch.uint8))
+            if "scaler" in state and precision == "fp16":
+                scaler.load_state_dict(state["scaler"])
+            if main:
+                self.run.truncate_logs(step)
+
+        ddp_model: torch.nn.Module = model
+        if d.world > 1:
+            ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        fwd_model = torch.compile(ddp_model) if t.compile else ddp_model
+
+        eval_rng = np.random.default_rng([t.seed, 1_000_003])
+        val = self.store.val
+        n_eval = t.eval_batches
+        eval_starts = eval_rng.integers(0, len(val) - cfg.model.seq_len, size=(n_eval, t.batch_size))
+
+        info = {"params": n_params, "total_steps": total, "steps_per_epoch": spe, "device": str(device),
+                "precision": precision, "tokens_per_step": tokens_per_step, "train_tokens": train_tokens,
+                "world_size": d.world}
+        if main:
+            self.run.write_status("running", "training", **info, step=step, started_step=step)
+        self.emit("start", step, **info, resumed=self.resume)
+
+        def save(reason: str) -> None:
+            if not main:
+                return
+            state = {
+                "step": step, "elapsed_s": elapsed, "tokens": step * tokens_per_step,
+                "run_loss": run_loss, "run_count": run_count,
+                "rng": self._gather_rng(rng), "torch_rng": torch.get_rng_state().tolist(),
+                "cuda_rng": torch.cuda.get_rng_state().tolist() if device.type == "cuda" else None,
+                "reason": reason,
+            }
+            if precision == "fp16":
+                state["scaler"] = scaler.state_dict()
+            path = self.run.save_checkpoint(step, state_for_save(model), optimizer_tensors(opt, names), state)
+            self.emit("checkpoint", step, path=str(path), reason=reason)
+
+        ckpt_every = t.checkpoint_interval or t.eval_interval
+        sample_every = t.sample_interval or t.eval_interval
+        final_state = "completed"
+        fwd_model.train()
+        last_log_time = time.perf_counter()
+        last_log_step = step
+        interval_train_time = 0.0
+        while step < total:
+            if self._should_stop():
+                final_state = "stopped"
+                break
+            t0 = time.perf_counter()
+            lr = lr_at(step, t.lr, warmup, total, t.min_lr_ratio)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(t.grad_accum_steps):
+                x, y = self.store.get_batch("train", t.batch_size, cfg.model.seq_len, rng, device)
+                sync = micro == t.grad_accum_steps - 1 or d.world == 1
+                ctx = ddp_model.no_sync() if (not sync and isinstance(ddp_model, DDP)) else _null()
+                with ctx, autocast(device, precision):
+                    _, loss = fwd_model(x, y)
+                    loss = loss / t.grad_accum_steps
+                scaler.scale(loss).backward()
+                loss_sum += loss.detach()
+            if t.grad_clip > 0:
+                scaler.unscale_(opt)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            else:
+                grad_norm = None
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            loss_val = loss_sum.item()
+            if not math.isfinite(loss_val):
+                raise TrainingError(
+                    f"the loss became {loss_val} at step {step}: training diverged; lower the learning rate "
+                    f"(now {t.lr:g}), raise warmup_steps or enable gradient clipping. "
+                    "The last good checkpoint is kept."
+                )
+            run_loss += loss_val
+            run_count += 1
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            interval_train_time += dt
+            epoch = step * tokens_per_step / max(train_tokens, 1)
+            self.emit("step", step, loss=loss_val, lr=lr, total_steps=total, epoch=epoch, dt=dt)
+
+            is_last = step == total
+            if step % t.log_interval == 0 or is_last:
+                tps = (step - last_log_step) * tokens_per_step / max(interval_train_time, 1e-9)
+                row = {"step": step, "epoch": round(epoch, 6), "tokens": step * tokens_per_step,
+                       "elapsed_s": round(elapsed, 3), "train_loss": run_loss / max(run_count, 1),
+                       "lr": lr, "tokens_per_s": round(tps, 1),
+                       "grad_norm": None if grad_norm is None else float(grad_norm)}
+                run_loss, run_count = 0.0, 0
+                last_log_step, interval_train_time = step, 0.0
+                if step % t.eval_interval == 0 or is_last:
+                    te = time.perf_counter()
+                    val_loss = self.evaluate(model, eval_starts, device, precision)
+                    row.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
+                    elapsed += time.perf_counter() - te
+                    self.emit("eval", step, val_loss=val_loss, val_ppl=row["val_ppl"])
+                if main:
+                    self.run.append_metrics(row)
+                    self.run.heartbeat(step=step, total_steps=total)
+                self.emit("log", step, **row, total_steps=total)
+                last_log_time = time.perf_counter()
+            if main and (step % sample_every == 0 or is_last) and t.sample_tokens:
+                ts = time.perf_counter()
+                text = self.sample(model, device)
+                elapsed += time.perf_counter() - ts
+                self.run.append_sample({"step": step, "text": text})
+                self.emit("sample", step, text=text)
+            if step % ckpt_every == 0 or is_last:
+                save("interval" if not is_last else "final")
+        del last_log_time
+        if final_state == "stopped":
+            save("stop")
+        if main:
+            self.run.write_status(final_state, "stopped by request" if final_state == "stopped" else "finished",
+                                  step=step, total_steps=total)
+        self.emit("end", step, state=final_state, total_steps=total)
+        return final_state
+
+    def _should_stop(self) -> bool:
+        flag = self.stop_event.is_set()
+        if self.dist.world > 1 and dist.is_initialized():
+            t = torch.tensor([1.0 if flag else 0.0])
+            if dist.get_backend() == "nccl":
+                t = t.cuda()
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            flag = bool(t.item() > 0)
+        return flag
+
+    def _gather_rng(self, rng: np.random.Generator) -> Any:
+        state = rng.bit_generator.state
+        if self.dist.world > 1 and dist.is_initialized():
+            out: list[Any] = [None] * self.dist.world
+            dist.all_gather_object(out, state)  # JSON-able dicts between our own ranks
+            return out
+        return state
+
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module, starts: np.ndarray, device: torch.device, precision: str) -> float:
+        """Mean validation loss over the fixed evaluation windows (sharded across ranks)."""
+        was_training = model.training
+        model.eval()
+        total = torch.zeros(2, device=device, dtype=torch.float64)
+        for i in range(self.dist.rank, len(starts), self.dist.world):
+            from .tokenstore import windows_to_batch
+
+            x, y = windows_to_batch(self.store.val, starts[i], self.config.model.seq_len, device)
+            with autocast(device, precision):
+                _, loss = model(x, y)
+            total[0] += loss.double()
+            total[1] += 1
+        if self.dist.world > 1 and dist.is_initialized():
+            dist.all_reduce(total)
+        model.train(was_training)
+        return float(total[0] / total[1].clamp_min(1))
+
+    def sample(self, model: torch.nn.Module, device: torch.device) -> str:
+        """A short sample from the start of a record (or of the validation text) for the live view."""
+        raw = unwrap(model)
+        was_training = raw.training
+        tok = self.store.tokenizer
+        if self.store.meta["stats"]["split"] == "record":
+            prompt = ""
+        else:
+            prompt = tok.decode(np.asarray(self.store.val[:16]).tolist())
+        sampler = Sampler(raw, tok, device)
+        text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens,
+                                                     temperature=0.8, seed=0, stop_at_end=False))
+        raw.train(was_training)
+        return prompt + text
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- entry point
+@dataclass
+class TrainResult:
+    run: Run
+    state: str
+    message: str = ""
+
+
+def token_cache_dir(run_path: Path) -> Path:
+    return Path(run_path).resolve().parent / ".tokens"
+
+
+def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
+              progress: Callable[[float, str], None] | None = None) -> tuple[RunConfig, Run, TokenStore]:
+    """Create (or reopen, on resume) the run folder and its token store; fix vocab size from the tokenizer."""
+    d = dist_info()
+    run = Run(out)
+    if resume:
+        if not run.exists():
+            raise GenAIError(f"cannot resume: {run.path} is not a run folder")
+        if run.latest_checkpoint() is None:
+            raise GenAIError(f"cannot resume {run.name}: it has no checkpoint yet; start it again instead")
+        config = run.config()
+    elif d.is_main:
+        run = Run.create(out, config, overwrite=overwrite)
+    cache = token_cache_dir(run.path)
+    if d.world > 1 and dist.is_initialized():
+        if d.is_main:
+            store = prepare_cached(config.data, cache, progress)
+        dist.barrier()
+        if not d.is_main:
+            store = prepare_cached(config.data, cache)
+    else:
+        store = prepare_cached(config.data, cache, progress)
+    tok = store.tokenizer
+    limit = store.max_seq_len()
+    if config.model.seq_len > limit:
+        raise GenAIError(
+            f"seq_len {config.model.seq_len} is too long for this corpus: the smaller split holds only "
+            f"{limit + 1} tokens; use seq_len <= {limit} or a larger corpus"
+        )
+    if not resume:
+        config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
+        config = RunConfig.model_validate(config.model_dump())
+        if d.is_main:
+            run.save_config(config)
+            tok.save(run.tokenizer_path)
+    elif config.model.vocab_size != tok.vocab_size:
+        raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "
+                         f"the run was trained with {config.model.vocab_size}")
+    return config, run, store
+
+
+def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
+          callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
+          progress: Callable[[float, str], None] | None = None) -> TrainResult:
+    """Prepare data, train and record everything in the run folder `out`.
+
+    User errors (bad corpus, impossible config, divergence, out of memory) are written to
+    status.json as `failed` with their message and re-raised as GenAIError; bugs are written with
+    their traceback to error.log and re-raised unchanged.
+    """
+    run = Run(out)
+    d = dist_info()
+    try:
+        config, run, store = setup_run(config, out, resume=resume, overwrite=overwrite, progress=progress)
+        trainer = Trainer(config, run, store, callbacks=callbacks, stop_event=stop_event, resume=resume)
+        state = trainer.fit()
+        return TrainResult(run, state, run.status().get("message", ""))
+    except BaseException as e:
+        msg = user_message(e)
+        if isinstance(e, KeyboardInterrupt):
+            msg = "interrupted from the keyboard; resume to continue"
+        if d.is_main and run.exists():
+            if msg is None:
+                atomic_write_text(run.path / "error.log", traceback.format_exc())
+            run.write_status("failed" if not isinstance(e, KeyboardInterrupt) else "interrupted",
+                             msg or f"internal error: {type(e).__name__}: {e} (see error.log)")
+        if msg is not None and not isinstance(e, (GenAIError, KeyboardInterrupt)):
+            raise GenAIError(msg) from e
+        raise
