@@ -160,6 +160,7 @@ class Trainer:
 
         torch.manual_seed(t.seed)
         model = build_model(cfg.model).to(device)
+        self.model = model  # observers (tests, tools) may inspect the live model
         n_params = count_parameters(model)
         opt = make_optimizer(model, cfg, device)
         names = {id(p): n for n, p in model.named_parameters()}

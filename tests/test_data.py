@@ -1,0 +1,165 @@
+"""Corpus reading, cleaning, tokenizers and the memmap token store, on real files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genai_core.config import DataConfig
+from genai_core.corpus import clean_text, open_corpus, preview
+from genai_core.errors import CheckpointError, CorpusError
+from genai_core.tokenization import EOT, BPETokenizer, CharTokenizer, StreamDecoder, load_tokenizer, train_tokenizer
+from genai_core.tokenstore import TokenStore, prepare, prepare_cached, token_dtype
+
+
+@pytest.mark.parametrize("name", ["tiny.csv", "tiny.tsv", "tiny.jsonl", "tiny.parquet"])
+def test_every_tabular_format_reads_the_same_records(corpus_dir: Path, name: str) -> None:
+    corpus = open_corpus(corpus_dir / name)
+    assert corpus.text_column == "text"
+    records = [r for chunk in corpus.chunks() for r in chunk]
+    assert len(records) == 300
+    assert records == pd.read_csv(corpus_dir / "tiny.csv")["text"].tolist()
+
+
+def test_text_column_by_name_and_limit(tiny_csv: Path) -> None:
+    corpus = open_corpus(tiny_csv, "body")
+    chunk = next(corpus.chunks(max_records=7))
+    assert len(chunk) == 7
+    assert preview(tiny_csv, n=3).shape[0] == 3
+
+
+def test_txt_is_one_continuous_text(tiny_txt: Path) -> None:
+    pieces = [p for c in open_corpus(tiny_txt).chunks() for p in c]
+    assert "".join(pieces) == tiny_txt.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "column", "message"),
+    [
+        (b"", ".txt", None, "is empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ".txt", None, "looks binary"),
+        (b"caf\xe9 au lait\n", ".txt", None, "not UTF-8"),
+        (b"id,body\n1,hello\n", ".csv", None, "no 'text' column; choose the text column from: 'id', 'body'"),
+        (b"id,body\n1,hello\n", ".csv", "txt", "has no column 'txt'; its columns are: 'id', 'body'"),
+        (b'{"a": 1}\nnot json\n', ".jsonl", "a", "line 2 is not valid JSON"),
+        (b"hello", ".docx", None, "unsupported file type"),
+        (b"not parquet at all", ".parquet", None, "not a Parquet file"),
+    ],
+)
+def test_bad_corpus_files_get_specific_messages(tmp_path: Path, content: bytes, suffix: str, column: str | None,
+                                                message: str) -> None:
+    p = tmp_path / f"bad{suffix}"
+    p.write_bytes(content)
+    with pytest.raises(CorpusError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cfg = DataConfig(corpus=p, text_column=column)
+        prepare(cfg, tmp_path / "store")
+    assert not (tmp_path / "store").exists()
+
+
+def test_missing_file_and_text_free_column(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="not found"):
+        open_corpus(tmp_path / "nope.csv")
+    p = tmp_path / "blank.csv"
+    p.write_text("text,id\n,1\n  ,2\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="holds no text in column 'text'"):
+        prepare(DataConfig(corpus=p), tmp_path / "s")
+
+
+def test_cleaning() -> None:
+    raw = "  Hello\t\tWorld \r\n\r\n\r\n\r\nNext   line  \n"
+    assert clean_text(raw) == "Hello World\n\nNext line"
+    assert clean_text(raw, lowercase=True, normalize_whitespace=False) == raw.lower()
+
+
+def test_char_tokenizer_roundtrip_and_unknown(tmp_path: Path) -> None:
+    tok = train_tokenizer("char", ["hello world"])
+    assert isinstance(tok, CharTokenizer)
+    enc = tok.encode("hello wörld!")
+    assert enc.unknown == ["!", "ö"]
+    assert enc.ids.count(tok.unk_id) == 2 and len(enc.ids) == len("hello wörld!")  # nothing dropped
+    assert tok.decode(tok.encode("hello").ids) == "hello"
+    tok.save(tmp_path / "t.json")
+    again = load_tokenizer(tmp_path / "t.json")
+    assert again.encode("low").ids == tok.encode("low").ids and again.vocab_size == tok.vocab_size
+
+
+def test_bpe_tokenizer_roundtrip_any_text(tmp_path: Path, tiny_txt: Path) -> None:
+    lines = tiny_txt.read_text(encoding="utf-8").splitlines()
+    tok = train_tokenizer("bpe", lines, vocab_size=300)
+    assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300
+    text = "The nurse walked — naïvely — to 東京 🙂"
+    assert tok.decode(tok.encode(text).ids) == text  # byte-level: nothing is unknown
+    assert len(tok.encode("the garden").ids) < len("the garden")  # merges learned
+    tok.save(tmp_path / "b.json")
+    assert load_tokenizer(tmp_path / "b.json").encode(text).ids == tok.encode(text).ids
+    assert tok.decode([tok.eot_id]) == EOT
+
+
+def test_stream_decoder_never_splits_characters(tiny_txt: Path) -> None:
+    tok = train_tokenizer("bpe", tiny_txt.read_text(encoding="utf-8").splitlines(), vocab_size=280)
+    text = "garden 東京🙂 river"
+    dec = StreamDecoder(tok)
+    pieces = [dec.push(i) for i in tok.encode(text).ids] + [dec.flush()]
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in p for p in pieces)
+
+
+def test_malformed_tokenizer_files(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "b.json").write_text('{"format": "genai-char-tokenizer/1", "chars": 5}', encoding="utf-8")
+    (tmp_path / "c.json").write_text('{"model": "nonsense"}', encoding="utf-8")
+    for name in ("a.json", "b.json", "c.json", "missing.json"):
+        with pytest.raises(CheckpointError):
+            load_tokenizer(tmp_path / name)
+
+
+def test_token_dtype_by_vocab() -> None:
+    assert token_dtype(256) == np.uint8 and token_dtype(257) == np.uint16
+    assert token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
+
+
+def test_store_splits_by_record_and_batches(tmp_path: Path, tiny_csv: Path) -> None:
+    store = prepare(DataConfig(corpus=tiny_csv, val_fraction=0.2, seed=3), tmp_path / "s")
+    st = store.stats
+    assert st.split == "record" and st.records == 300
+    assert isinstance(store.train, np.memmap) and store.train.dtype == np.uint8
+    eot = store.tokenizer.eot_id
+    # Every record ends with the end-of-text token, so the count of EOTs is the count of records.
+    assert int((store.train == eot).sum() + (store.val == eot).sum()) == 300
+    assert 0.1 < st.val_tokens / st.tokens < 0.3
+    # Validation records never appear in training.
+    val_records = set(store.tokenizer.decode(store.val.tolist()).split(EOT))
+    train_records = set(store.tokenizer.decode(store.train.tolist()).split(EOT))
+    assert val_records & train_records <= {""}
+    x, y = store.get_batch("train", 5, 16, np.random.default_rng(0))
+    assert x.shape == y.shape == (5, 16)
+    assert (x[:, 1:] == y[:, :-1]).all()
+    again = TokenStore(tmp_path / "s")
+    np.testing.assert_array_equal(again.val, store.val)
+
+
+def test_txt_splits_by_position(tmp_path: Path, tiny_txt: Path) -> None:
+    store = prepare(DataConfig(corpus=tiny_txt), tmp_path / "s")
+    text = clean_text(tiny_txt.read_text(encoding="utf-8"))
+    assert store.stats.split == "position"
+    decoded = store.tokenizer.decode(store.train.tolist()) + store.tokenizer.decode(store.val.tolist())
+    assert decoded.strip() == text
+    assert abs(store.stats.val_tokens / store.stats.tokens - 0.1) < 0.01
+
+
+def test_bpe_store_and_cache(tmp_path: Path, tiny_csv: Path) -> None:
+    cfg = DataConfig(corpus=tiny_csv, tokenizer="bpe", vocab_size=400)
+    a = prepare_cached(cfg, tmp_path / "cache")
+    b = prepare_cached(cfg, tmp_path / "cache")
+    assert a.path == b.path and a.dtype == np.uint16 and a.tokenizer.vocab_size == 400
+    c = prepare_cached(cfg.model_copy(update={"lowercase": True}), tmp_path / "cache")
+    assert c.path != a.path
+
+
+def test_prepare_reports_progress(tmp_path: Path, tiny_csv: Path) -> None:
+    seen: list[float] = []
+    prepare(DataConfig(corpus=tiny_csv), tmp_path / "s", progress=lambda f, m: seen.append(f))
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)

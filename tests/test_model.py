@@ -1,0 +1,110 @@
+"""The models: causality, cache equivalence, init, tying, checkpoint loading safety."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genai_core.config import ModelConfig
+from genai_core.errors import CheckpointError
+from genai_core.model import GPT, LSTMLM, build_model, load_state, state_for_save
+
+CONFIGS = [
+    ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, seq_len=24),
+    ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_layers=3, seq_len=24, pos_encoding="sinusoidal", bias=False),
+    ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, seq_len=24, tie_embeddings=False),
+    ModelConfig(arch="lstm", vocab_size=50, d_model=32, n_layers=2, seq_len=24),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.arch}-{c.pos_encoding}-bias{c.bias}-tie{c.tie_embeddings}")
+def test_future_tokens_never_change_earlier_logits(cfg: ModelConfig) -> None:
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    x = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
+    for t in (0, 5, cfg.seq_len - 2):
+        y = x.clone()
+        y[:, t + 1:] = torch.randint(0, cfg.vocab_size, y[:, t + 1:].shape)
+        a, _ = model(x)
+        b, _ = model(y)
+        torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], rtol=0, atol=1e-6)
+        assert not torch.allclose(a[:, t + 1:], b[:, t + 1:])
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.arch}-{c.pos_encoding}-bias{c.bias}-tie{c.tie_embeddings}")
+def test_cached_logits_equal_full_forward(cfg: ModelConfig) -> None:
+    torch.manual_seed(1)
+    model = build_model(cfg).eval()
+    x = torch.randint(0, cfg.vocab_size, (3, cfg.seq_len))
+    with torch.no_grad():
+        full, _ = model(x)
+        cache = model.new_cache(3, "cpu")
+        parts = [model(x[:, :7], cache=cache)[0]]  # prefill, then one token at a time
+        parts += [model(x[:, t:t + 1], cache=cache)[0] for t in range(7, 12)]
+        parts += [model(x[:, 12:], cache=cache)[0]]  # a multi-token chunk on top of a cache
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=0, atol=1e-5)
+
+
+def test_gpt2_init_and_tying() -> None:
+    torch.manual_seed(0)
+    m = GPT(ModelConfig(vocab_size=1000, d_model=256, n_heads=4, n_layers=8, seq_len=32))
+    assert m.lm_head.weight is m.wte.weight
+    assert abs(m.wte.weight.std().item() - 0.02) < 0.002
+    proj = m.h[0].attn.c_proj.weight.std().item()
+    assert abs(proj - 0.02 / (2 * 8) ** 0.5) < 0.001  # residual projections scaled by depth
+    assert all((blk.attn.c_attn.bias == 0).all() for blk in m.h)
+
+
+def test_initial_loss_is_near_uniform() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=65, d_model=64, n_heads=4, n_layers=2, seq_len=32)
+    m = build_model(cfg)
+    x = torch.randint(0, 65, (8, 32))
+    _, loss = m(x, torch.randint(0, 65, (8, 32)))
+    assert abs(loss.item() - torch.log(torch.tensor(65.0)).item()) < 0.3
+
+
+def test_loss_weights_ignore_positions() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=20, d_model=16, n_heads=2, n_layers=1, seq_len=8)
+    m = build_model(cfg)
+    x, y = torch.randint(0, 20, (2, 8)), torch.randint(0, 20, (2, 8))
+    w = torch.zeros(2, 8)
+    w[:, -1] = 1
+    logits, weighted = m(x, y, loss_weights=w)
+    expected = torch.nn.functional.cross_entropy(logits[:, -1].reshape(-1, 20), y[:, -1].reshape(-1))
+    torch.testing.assert_close(weighted, expected)
+
+
+def test_too_long_input_is_refused() -> None:
+    m = build_model(ModelConfig(vocab_size=10, d_model=16, n_heads=2, n_layers=1, seq_len=8))
+    with pytest.raises(ValueError, match="exceeds seq_len"):
+        m(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("cfg", CONFIGS[:1] + CONFIGS[-1:], ids=["gpt", "lstm"])
+def test_state_roundtrip_and_bad_checkpoints(cfg: ModelConfig) -> None:
+    a, b = build_model(cfg), build_model(cfg)
+    sd = state_for_save(a)
+    assert "lm_head.weight" not in sd  # tied: stored once (safetensors refuses shared storage)
+    load_state(b, sd)
+    x = torch.randint(0, cfg.vocab_size, (1, 8))
+    torch.testing.assert_close(a.eval()(x)[0], b.eval()(x)[0])
+    bad_shape = dict(sd)
+    bad_shape["wte.weight"] = torch.zeros(7, 3)
+    with pytest.raises(CheckpointError, match="shape"):
+        load_state(b, bad_shape)
+    missing = {k: v for k, v in sd.items() if k != "ln_f.weight"}
+    with pytest.raises(CheckpointError, match="missing"):
+        load_state(b, missing)
+    nan = dict(sd)
+    nan["ln_f.weight"] = torch.full_like(sd["ln_f.weight"], float("nan"))
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_state(b, nan)
+    extra = {**sd, "evil": torch.zeros(1)}
+    with pytest.raises(CheckpointError, match="unexpected"):
+        load_state(b, extra)
+
+
+def test_lstm_is_selectable() -> None:
+    assert isinstance(build_model(CONFIGS[-1]), LSTMLM)

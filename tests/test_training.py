@@ -1,0 +1,199 @@
+"""The trainer end to end on a tiny real corpus: determinism, stop/resume, failures, crash safety."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from genai_core.errors import GenAIError
+from genai_core.runs import Run
+from genai_core.sampling import Sampler
+from genai_core.training import Trainer, TrainEvent, lr_at, setup_run, train
+
+CURVE_KEYS = ("step", "epoch", "tokens", "train_loss", "lr", "val_loss", "grad_norm")
+
+
+def curve(run: Run) -> list[tuple]:
+    return [tuple(r.get(k) for k in CURVE_KEYS) for r in run.metrics()]
+
+
+def test_training_learns_and_writes_a_complete_run(tmp_path: Path, tiny_txt: Path) -> None:
+    events: list[TrainEvent] = []
+    cfg = tiny_config(tiny_txt, max_steps=60, eval_interval=20, lr=3e-3)
+    res = train(cfg, tmp_path / "r", callbacks=[events.append])
+    run = res.run
+    assert res.state == "completed" and run.status()["state"] == "completed"
+    rows = run.metrics()
+    assert [r["step"] for r in rows] == list(range(5, 61, 5))
+    for r in rows:
+        assert {"step", "epoch", "tokens", "elapsed_s", "train_loss", "lr", "tokens_per_s"} <= set(r)
+    evals = [r for r in rows if "val_loss" in r]
+    assert [r["step"] for r in evals] == [20, 40, 60]
+    assert math.isclose(evals[-1]["val_ppl"], math.exp(evals[-1]["val_loss"]), rel_tol=1e-9)
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"] < math.log(run.config().model.vocab_size)
+    assert rows[-1]["tokens"] == 60 * 4 * 16
+    kinds = {e.kind for e in events}
+    assert {"start", "step", "log", "eval", "sample", "checkpoint", "end"} <= kinds
+    assert run.latest_checkpoint().name == "step_00000060"
+    assert len(run.samples()) == 3
+    # The run folder alone is enough to sample from.
+    assert Sampler.from_run(run.path).generate("The ", None)
+
+
+def test_same_seed_same_run(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=20)
+    a = train(cfg, tmp_path / "a").run
+    b = train(cfg, tmp_path / "b").run
+    assert curve(a) == curve(b)
+    c = train(tiny_config(tiny_txt, max_steps=20, seed=1), tmp_path / "c").run
+    assert curve(c) != curve(a)
+
+
+@pytest.mark.parametrize("stop_at", [7, 13])
+def test_stop_then_resume_continues_the_same_curve(tmp_path: Path, tiny_txt: Path, stop_at: int) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=30)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"dropout": 0.1})})  # exercise dropout RNG too
+    straight = train(cfg, tmp_path / "straight").run
+
+    stop = threading.Event()
+
+    def stopper(ev: TrainEvent) -> None:
+        if ev.kind == "step" and ev.step == stop_at:
+            stop.set()
+
+    first = train(cfg, tmp_path / "resumed", callbacks=[stopper], stop_event=stop)
+    assert first.state == "stopped"
+    run = first.run
+    assert run.status()["state"] == "stopped"
+    assert run.latest_checkpoint().name == f"step_{stop_at:08d}"  # honoured within one step
+    second = train(cfg, tmp_path / "resumed", resume=True)
+    assert second.state == "completed"
+    assert curve(second.run) == curve(straight)
+    assert [s["text"] for s in second.run.samples()] == [s["text"] for s in straight.samples()]
+
+
+def test_divergence_fails_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=30, checkpoint_interval=5)
+    config, run, store = setup_run(cfg, tmp_path / "nan")
+    trainer = Trainer(config, run, store)
+
+    def poison(ev: TrainEvent) -> None:
+        if ev.kind == "step" and ev.step == 12:  # e.g. an fp16 overflow or a bad batch
+            with torch.no_grad():
+                trainer.model.h[0].mlp.c_fc.weight.fill_(float("inf"))
+
+    trainer.add_callback(poison)
+    with pytest.raises(GenAIError, match="diverged"):
+        try:
+            trainer.fit()
+        except GenAIError as e:
+            run.write_status("failed", str(e))
+            raise
+    assert run.status()["state"] == "failed"
+    assert run.latest_checkpoint().name == "step_00000010"
+    weights, _, _ = run.load_checkpoint()
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_train_records_failures_in_status(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt)
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seq_len": 100_000})})
+    with pytest.raises(GenAIError, match="seq_len 100000 is too long for this corpus"):
+        train(cfg, tmp_path / "long")
+    assert Run(tmp_path / "long").status()["state"] == "failed"
+    with pytest.raises(GenAIError, match="cannot resume"):
+        train(cfg, tmp_path / "never", resume=True)
+    with pytest.raises(GenAIError, match="invalid run name"):
+        train(cfg, tmp_path / "bad name!")
+
+
+def test_warmup_longer_than_run_is_shortened_with_a_notice(tmp_path: Path, tiny_txt: Path) -> None:
+    notices: list[str] = []
+    cfg = tiny_config(tiny_txt, max_steps=10, warmup_steps=100)
+    train(cfg, tmp_path / "w", callbacks=[lambda e: e.kind == "notice" and notices.append(e.data["message"])])
+    assert notices and "using 1 warmup steps" in notices[0]
+
+
+def test_lr_schedule_shape() -> None:
+    lrs = [lr_at(s, 1.0, 10, 100, 0.1) for s in range(100)]
+    assert lrs[0] < lrs[5] < lrs[9] <= 1.0
+    assert max(lrs) == pytest.approx(1.0, abs=0.01)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_epochs_define_steps(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=None, epochs=0.5)
+    res = train(cfg, tmp_path / "e")
+    st = res.run.status()
+    rows = res.run.metrics()
+    assert rows[-1]["step"] == st["total_steps"] == math.ceil(0.5 * st["steps_per_epoch"])
+    assert rows[-1]["epoch"] == pytest.approx(0.5, abs=1 / st["steps_per_epoch"])
+
+
+def test_bf16_autocast_on_cpu_trains(tmp_path: Path, tiny_txt: Path) -> None:
+    res = train(tiny_config(tiny_txt, max_steps=10, precision="bf16"), tmp_path / "bf16")
+    assert res.state == "completed" and res.run.status()["precision"] == "bf16"
+    with pytest.raises(GenAIError, match="fp16 needs a CUDA GPU"):
+        train(tiny_config(tiny_txt, max_steps=10, precision="fp16"), tmp_path / "fp16")
+
+
+def test_grad_accumulation_and_lstm_train(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=10, grad_accum_steps=2)
+    assert train(cfg, tmp_path / "acc").run.metrics()[-1]["tokens"] == 10 * 2 * 4 * 16
+    lstm = cfg.model_copy(update={"model": cfg.model.model_copy(update={"arch": "lstm"})})
+    assert train(lstm, tmp_path / "lstm").state == "completed"
+
+
+_CHILD = textwrap.dedent("""
+    import sys, torch
+    sys.path.insert(0, {tests!r})
+    from conftest import tiny_config
+    from genai_core.training import train
+    torch.set_num_threads(1)
+    cfg = tiny_config(__import__("pathlib").Path({corpus!r}), max_steps=100000, checkpoint_interval=1,
+                      eval_interval=1000, sample_tokens=1)
+    train(cfg, {out!r}, resume={resume})
+""")
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint_and_resumable_run(tmp_path: Path, tiny_txt: Path) -> None:
+    out = tmp_path / "killed"
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    last_step = 0
+    for attempt, delay in enumerate((0.9, 0.37, 0.61)):
+        code = _CHILD.format(tests=tests, corpus=str(tiny_txt), out=str(out), resume=attempt > 0)
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+        deadline = time.time() + 60
+        run = Run(out)
+        while time.time() < deadline and (run.latest_checkpoint() is None or
+                                          int(run.latest_checkpoint().name[5:]) <= last_step):
+            time.sleep(0.05)
+        time.sleep(delay)  # checkpoints are written every step: the kill very likely lands mid-write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert run.status()["state"] == "interrupted"
+        model, optim, state = run.load_checkpoint()
+        assert model and optim and state["step"] > last_step
+        last_step = state["step"]
+        steps = [r["step"] for r in run.metrics()]
+        assert steps == sorted(set(steps))
+    # In-process resume to a short end proves the interrupted run continues where it stopped.
+    cfg = Run(out).config()
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": last_step + 3})})
+    Run(out).save_config(cfg)
+    res = train(cfg, out, resume=True)
+    assert res.state == "completed" and res.run.latest_checkpoint().name == f"step_{last_step + 3:08d}"
