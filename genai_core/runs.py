@@ -103,12 +103,12 @@ def _jsonable(v: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- the run folder
-def _process_token() -> dict[str, Any]:
+def process_token() -> dict[str, Any]:
     p = psutil.Process()
     return {"pid": p.pid, "host": socket.gethostname(), "started": round(p.create_time(), 2)}
 
 
-def _process_alive(info: dict[str, Any]) -> bool:
+def process_alive(info: dict[str, Any]) -> bool:
     if info.get("host") not in (None, socket.gethostname()):
         return True  # another machine's run: we cannot tell, trust the file
     try:
@@ -160,7 +160,7 @@ class Run:
     def create(cls, path: Path | str, config: RunConfig, *, overwrite: bool = False) -> Run:
         run = cls(path)
         validate_run_name(run.name)
-        if run.path.exists() and any(run.path.iterdir()) and not overwrite:
+        if run.path.exists() and any(run.path.iterdir()) and not overwrite and not run._is_queued_placeholder():
             raise GenAIError(f"run folder {run.path} already exists; resume it or choose another name")
         if overwrite and run.path.exists():
             shutil.rmtree(run.path)
@@ -169,6 +169,11 @@ class Run:
             config = config.model_copy(update={"name": run.name})
         run.save_config(config)
         return run
+
+    def _is_queued_placeholder(self) -> bool:
+        """A folder the job manager wrote at submit time (config + queued status), not yet trained."""
+        names = {p.name for p in self.path.iterdir()}
+        return names <= {"config.json", "status.json"} and self.read_status_raw().get("state") == "queued"
 
     def save_config(self, config: RunConfig) -> None:
         atomic_write_text(self.config_path, config.model_dump_json(indent=2))
@@ -181,7 +186,7 @@ class Run:
         except Exception as e:
             raise CheckpointError(f"{self.config_path} is not a valid run config: {e}") from None
 
-    def tokenizer(self):  # noqa: ANN201 - returns CharTokenizer | BPETokenizer
+    def tokenizer(self):
         from .tokenization import load_tokenizer
 
         return load_tokenizer(self.tokenizer_path)
@@ -190,8 +195,8 @@ class Run:
     def write_status(self, state: State, message: str = "", **extra: Any) -> None:
         prev = self.read_status_raw()
         data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
-        if state == "running":
-            data.update(_process_token())
+        if state in ("running", "queued"):
+            data.update(process_token())
         atomic_write_json(self.path / "status.json", data)
 
     def heartbeat(self, **extra: Any) -> None:
@@ -207,9 +212,12 @@ class Run:
     def status(self) -> dict[str, Any]:
         """Status as stored, except that `running` left by a dead process reads `interrupted`."""
         data = self.read_status_raw() or {"state": "created", "message": ""}
-        if data.get("state") == "running" and not _process_alive(data):
-            data = {**data, "state": "interrupted",
-                    "message": "the process training this run ended unexpectedly; resume to continue"}
+        if data.get("state") in ("running", "queued") and not process_alive(data):
+            message = ("the process training this run ended unexpectedly; resume to continue"
+                       if data["state"] == "running" else
+                       "it was queued by a process that has ended; resume it if it has a checkpoint, "
+                       "otherwise start it again")
+            data = {**data, "state": "interrupted", "message": message}
         return data
 
     @property
@@ -287,7 +295,9 @@ class Run:
         for p in self.checkpoints_path.glob(".step_*"):  # debris of an interrupted write
             shutil.rmtree(p, ignore_errors=True)
 
-    def load_checkpoint(self, ckpt: Path | None = None) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    def load_checkpoint(
+        self, ckpt: Path | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
         """Model tensors, optimizer tensors and trainer state of a checkpoint (the latest by default)."""
         ckpt = ckpt or self.latest_checkpoint()
         if ckpt is None:

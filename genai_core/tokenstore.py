@@ -247,7 +247,8 @@ def prepare(
 
 def _resplit_by_position(folder: Path, dtype: np.dtype, val_fraction: float) -> None:
     """Too few records landed in one split: put everything together and cut the end off as val."""
-    both = np.concatenate([np.fromfile(folder / "train.bin", dtype=dtype), np.fromfile(folder / "val.bin", dtype=dtype)])
+    both = np.concatenate([np.fromfile(folder / "train.bin", dtype=dtype),
+                           np.fromfile(folder / "val.bin", dtype=dtype)])
     cut = int(len(both) * (1.0 - val_fraction))
     both[:cut].tofile(folder / "train.bin")
     both[cut:].tofile(folder / "val.bin")

@@ -16,7 +16,8 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .config import RunConfig, SampleConfig, steps_per_epoch
 from .devices import autocast, resolve_device, resolve_precision
-from .errors import GenAIError, TrainingError, user_message
+from .errors import CheckpointError, GenAIError, TrainingError, user_message
 from .model import build_model, count_parameters, load_state, state_for_save, unwrap
 from .runs import Run, atomic_write_text
 from .sampling import Sampler
@@ -62,6 +63,30 @@ def dist_info() -> DistInfo:
     """Rank and world size from torchrun's environment (single process when absent)."""
     return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
                     int(os.environ.get("WORLD_SIZE", 1)))
+
+
+@contextmanager
+def distributed(device: str = "auto") -> Iterator[DistInfo]:
+    """Join the torchrun process group for the duration of a training (no-op for one process).
+
+    NCCL on CUDA GPUs, gloo otherwise; each rank uses the GPU of its local rank.
+    """
+    d = dist_info()
+    if d.world <= 1 or dist.is_initialized():
+        yield d
+        return
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(d.local_rank)
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    ok = False
+    try:
+        yield d
+        ok = True
+    finally:
+        if ok:
+            dist.barrier()  # leave together: a rank that exits early makes gloo abort its peers
+        dist.destroy_process_group()
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -99,7 +124,9 @@ def optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict
     return out
 
 
-def load_optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor]) -> None:
+def load_optimizer_tensors(
+    opt: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor]
+) -> None:
     for group in opt.param_groups:
         for p in group["params"]:
             name = names[id(p)]
@@ -109,7 +136,8 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str], te
                 if t is None:
                     continue
                 if key != "step" and t.shape != p.shape:
-                    raise GenAIError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, expected {tuple(p.shape)}")
+                    raise CheckpointError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, "
+                                     f"expected {tuple(p.shape)}")
                 st[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
             if st:
                 opt.state[p] = st
@@ -212,12 +240,13 @@ class Trainer:
         self.emit("start", step, **info, resumed=self.resume)
 
         def save(reason: str) -> None:
+            rng_states = self._gather_rng(rng)  # a collective: every rank takes part
             if not main:
                 return
             state = {
                 "step": step, "elapsed_s": elapsed, "tokens": step * tokens_per_step,
                 "run_loss": run_loss, "run_count": run_count,
-                "rng": self._gather_rng(rng), "torch_rng": torch.get_rng_state().tolist(),
+                "rng": rng_states, "torch_rng": torch.get_rng_state().tolist(),
                 "cuda_rng": torch.cuda.get_rng_state().tolist() if device.type == "cuda" else None,
                 "reason": reason,
             }
@@ -278,8 +307,9 @@ class Trainer:
             is_last = step == total
             if step % t.log_interval == 0 or is_last:
                 tps = (step - last_log_step) * tokens_per_step / max(interval_train_time, 1e-9)
+                train_loss = self._mean_across_ranks(run_loss, run_count, device)
                 row = {"step": step, "epoch": round(epoch, 6), "tokens": step * tokens_per_step,
-                       "elapsed_s": round(elapsed, 3), "train_loss": run_loss / max(run_count, 1),
+                       "elapsed_s": round(elapsed, 3), "train_loss": train_loss,
                        "lr": lr, "tokens_per_s": round(tps, 1),
                        "grad_norm": None if grad_norm is None else float(grad_norm)}
                 run_loss, run_count = 0.0, 0
@@ -321,6 +351,15 @@ class Trainer:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
             flag = bool(t.item() > 0)
         return flag
+
+    def _mean_across_ranks(self, total: float, count: int, device: torch.device) -> float:
+        """Mean of a per-rank running sum: the loss of the whole (global) batch, not rank 0's share."""
+        if self.dist.world > 1 and dist.is_initialized():
+            t = torch.tensor([total, float(count)], dtype=torch.float64,
+                             device=device if dist.get_backend() == "nccl" else "cpu")
+            dist.all_reduce(t)
+            total, count = float(t[0]), int(t[1])
+        return total / max(count, 1)
 
     def _gather_rng(self, rng: np.random.Generator) -> Any:
         state = rng.bit_generator.state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from genai_core.errors import GenAIError
 from genai_core.runs import Run
 from genai_core.sampling import Sampler
@@ -129,7 +130,7 @@ def test_lr_schedule_shape() -> None:
     lrs = [lr_at(s, 1.0, 10, 100, 0.1) for s in range(100)]
     assert lrs[0] < lrs[5] < lrs[9] <= 1.0
     assert max(lrs) == pytest.approx(1.0, abs=0.01)
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
     assert lrs[-1] == pytest.approx(0.1, abs=0.01)
 
 

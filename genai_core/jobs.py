@@ -1,0 +1,600 @@
+"""Background training jobs: one run at a time per device, the others queued first-in first-out.
+
+A `JobManager` is what the app (and a Python shell) uses to train without blocking: `submit` creates
+the run folder at once with status `queued`, so a refresh, another tab or another process sees it,
+and a worker thread per device trains the queued runs one after another with `training.train`.
+
+    jm = JobManager()                      # runs_dir() by default
+    jm.submit(config, "tiny-gpt")          # starts now, or queues behind the device's current job
+    jm.status("tiny-gpt")                  # state from disk, live step/loss/ETA/sample from memory
+    jm.stop("tiny-gpt")                    # running: checkpoint and stop; queued: leave the queue
+    jm.resume("tiny-gpt")                  # continue a stopped/interrupted/failed run from its checkpoint
+    jm.wait("tiny-gpt", timeout=60)
+    jm.shutdown()                          # also runs at interpreter exit
+
+The disk stays the source of truth: the live buffer of a job (the last metric rows, the latest
+sample, step times for the ETA) only spares the UI from re-reading files every second. If the
+process dies, `Run.status()` turns its `running` runs into `interrupted` by checking the pid, this
+module does the same for the `queued` ones, and `resume` carries on from the last checkpoint.
+
+The training threads never touch streamlit; the app holds one manager per process
+(`st.cache_resource`) and polls `status` / `recent_metrics` from a fragment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shutil
+import threading
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import training
+from .config import RunConfig
+from .corpus import open_corpus
+from .devices import resolve_device
+from .errors import GenAIError
+from .runs import Run, runs_dir, validate_run_name
+from .training import TrainEvent
+
+log = logging.getLogger(__name__)
+
+LIVE_ROWS = 2000
+"""Metric rows kept in memory per job: the whole curve of most runs at the default log interval."""
+ETA_WINDOW = 64
+"""Recent steps whose wall-clock times give the ETA (long enough to average over an evaluation)."""
+ATEXIT_TIMEOUT_S = 20.0
+"""How long interpreter exit waits for running jobs to save their stop checkpoint."""
+
+_TERMINAL = ("completed", "stopped", "failed", "interrupted")
+
+def device_key(device: str) -> str:
+    """The queue a run waits in: `cpu`, `mps` or `cuda:N` (raises GenAIError if the device is absent).
+
+    A bare `cuda` means device 0 here because the CUDA current device is per thread, and a fresh
+    worker thread starts on device 0, which is where the Trainer's `torch.device("cuda")` will land.
+    """
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return f"cuda:{dev.index or 0}"
+    return dev.type
+
+
+def effective_status(run: Run) -> dict[str, Any]:
+    """The run's status from disk; `Run.status()` already reads a dead process's queue or run as interrupted."""
+    return run.status()
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A snapshot of one run for the UI: disk state plus the live fields of a job of this manager.
+
+    `state` and `message` come from the run's status.json (see `effective_status`); the only
+    exception is the moment between a fresh job leaving the queue and the run folder being
+    re-created by `training.train`, which reads `running` / "preparing data" instead of nothing.
+    Live fields are None for runs this manager has not run (they are then taken from status.json
+    where it has them: `step`, `total_steps`).
+    """
+
+    name: str
+    state: str
+    """queued | running | completed | stopped | failed | interrupted | created."""
+    message: str = ""
+    device: str | None = None
+    """Queue the job runs in (`cpu`, `cuda:0`, ...); None for runs this manager does not know."""
+    here: bool = False
+    """The job is queued or running in this manager (so `stop` can act on it)."""
+    resume: bool = False
+    """The job continues from a checkpoint (submitted by `resume`)."""
+    queue_position: int | None = None
+    """1 = next to start on its device; None when not queued here."""
+    phase: str = ""
+    """What the training thread is doing: `preparing data: ...`, `training`, `stopping`, the final state."""
+    step: int | None = None
+    total_steps: int | None = None
+    train_loss: float | None = None
+    """Mean training loss of the last logged interval."""
+    val_loss: float | None = None
+    """Latest validation loss."""
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    """Seconds to the end, from the wall-clock time of recent steps (evaluations included)."""
+    sample: str | None = None
+    sample_step: int | None = None
+    notices: tuple[str, ...] = ()
+    """Notices of the trainer (e.g. warmup shortened)."""
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    """The error that ended the job, as the training thread saw it (status.json has it too)."""
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.state in ("queued", "running")
+
+    @property
+    def progress(self) -> float | None:
+        """Fraction of the steps done, 0..1 (None before the step count is known)."""
+        if self.step is None or not self.total_steps:
+            return None
+        return min(1.0, self.step / self.total_steps)
+
+
+class LiveLog:
+    """The live buffer of one job, fed by the Trainer's events in the training thread.
+
+    Every read and write holds one lock, and readers get copies, so the UI thread can poll it at
+    any moment. It mirrors the tail of metrics.jsonl: on `start` it is loaded from the file (after a
+    resume truncated it), then every `log` event appends the row the trainer also wrote to disk.
+    """
+
+    def __init__(self, run: Run, max_rows: int = LIVE_ROWS) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._rows: deque[dict[str, Any]] = deque(maxlen=max_rows)
+        self._ticks: deque[tuple[float, int]] = deque(maxlen=ETA_WINDOW)
+        self._notices: deque[str] = deque(maxlen=20)
+        self._f: dict[str, Any] = {"phase": "queued", "step": None, "total_steps": None, "train_loss": None,
+                                   "val_loss": None, "lr": None, "tokens_per_s": None, "sample": None,
+                                   "sample_step": None}
+
+    def set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._f["phase"] = phase
+
+    def progress(self, fraction: float, message: str) -> None:
+        """`progress` callback of data preparation (tokenizing a corpus that is not cached yet)."""
+        self.set_phase(f"preparing data: {message} ({fraction:.0%})" if fraction < 1 else "building the model")
+
+    def __call__(self, ev: TrainEvent) -> None:
+        """Trainer callback: cheap, never does I/O except once at `start`."""
+        if ev.kind == "start":
+            # The trainer has truncated the logs to the checkpoint on resume: the file is the curve so far.
+            tail = self._run.metrics()[-(self._rows.maxlen or LIVE_ROWS):]
+            with self._lock:
+                self._rows.clear()
+                self._rows.extend(tail)
+                self._ticks.clear()
+                self._ticks.append((time.monotonic(), ev.step))
+                self._f.update(phase="training", step=ev.step, total_steps=ev.data.get("total_steps"))
+                if tail:
+                    self._f.update(train_loss=tail[-1].get("train_loss"), lr=tail[-1].get("lr"),
+                                   tokens_per_s=tail[-1].get("tokens_per_s"))
+                    vals = [r["val_loss"] for r in tail if r.get("val_loss") is not None]
+                    self._f["val_loss"] = vals[-1] if vals else None
+            return
+        with self._lock:
+            f = self._f
+            if ev.kind == "step":
+                self._ticks.append((time.monotonic(), ev.step))
+                f.update(step=ev.step, lr=ev.data.get("lr"), total_steps=ev.data.get("total_steps", f["total_steps"]))
+            elif ev.kind == "log":
+                row = {k: v for k, v in ev.data.items() if k != "total_steps"}
+                self._rows.append(row)
+                f.update(train_loss=row.get("train_loss"), tokens_per_s=row.get("tokens_per_s"))
+                if row.get("val_loss") is not None:
+                    f["val_loss"] = row["val_loss"]
+            elif ev.kind == "eval":
+                f["val_loss"] = ev.data.get("val_loss")
+            elif ev.kind == "sample":
+                f.update(sample=ev.data.get("text"), sample_step=ev.step)
+            elif ev.kind == "notice":
+                self._notices.append(str(ev.data.get("message", "")))
+            elif ev.kind == "end":
+                f.update(step=ev.step, phase=str(ev.data.get("state", "ended")))
+
+    def release_rows(self) -> None:
+        """Drop the buffered rows once the job has ended (readers then go to metrics.jsonl)."""
+        with self._lock:
+            self._rows.clear()
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Copies of the buffered metric rows, oldest first."""
+        with self._lock:
+            return [dict(r) for r in self._rows]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live fields, with `eta_s` computed from the recent step times."""
+        with self._lock:
+            snap = dict(self._f)
+            snap["notices"] = tuple(self._notices)
+            ticks = list(self._ticks)
+        snap["eta_s"] = None
+        step, total = snap["step"], snap["total_steps"]
+        if snap["phase"] == "training" and len(ticks) >= 2 and step is not None and total:
+            (t0, s0), (t1, s1) = ticks[0], ticks[-1]
+            if s1 > s0:
+                snap["eta_s"] = max(0.0, (total - step) * (t1 - t0) / (s1 - s0))
+        return snap
+
+
+@dataclass(eq=False)
+class _Job:
+    """A queued, running or finished job of this manager.
+
+    Only its worker thread writes `started_at`, `finished_at` and `error`; other threads read them
+    as single attributes (atomic under the GIL) and learn that the job ended from `done`.
+    """
+
+    name: str
+    path: Path
+    device: str
+    config: RunConfig
+    resume: bool
+    live: LiveLog
+    queued_at: float = field(default_factory=time.time)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+
+
+# Managers still alive, shut down at interpreter exit (weak, so a dropped manager is not kept alive).
+_MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
+
+
+class JobManager:
+    """Thread-safe queue of training jobs, one running job per device, each in a daemon worker thread.
+
+    All public methods may be called from any thread. A worker thread exists only while its
+    device has work; it runs `training.train` itself, and any exception (the run's status.json
+    then says `failed` with the message) is caught so that the next queued job still starts.
+    Torch's thread count is left to `config.train.num_threads` (which the Trainer applies).
+    """
+
+    def __init__(self, runs_root: Path | str | None = None, *, live_rows: int = LIVE_ROWS) -> None:
+        # Absolute, so that the run folders stay the same whatever the working directory becomes later.
+        self.runs_root = Path(runs_root if runs_root is not None else runs_dir()).absolute()
+        self._live_rows = live_rows
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[_Job]] = {}
+        self._running: dict[str, _Job] = {}
+        self._workers: dict[str, threading.Thread] = {}
+        self._jobs: dict[str, _Job] = {}  # latest job per name, finished ones included (for their live fields)
+        self._closed = False
+        _MANAGERS.add(self)
+
+    def __repr__(self) -> str:
+        return f"JobManager({str(self.runs_root)!r})"
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def run(self, name: str) -> Run:
+        """Handle on the run folder `name` under this manager's root."""
+        return Run(self.runs_root / validate_run_name(name))
+
+    # ------------------------------------------------------------------ submitting
+    def submit(self, config: RunConfig, name: str, *, replace: bool = False) -> JobStatus:
+        """Create run `name` with status `queued`, then start it on its device or queue it there.
+
+        Refuses a name that is already queued or running here, or whose folder exists (unless
+        `replace`, which deletes a run that is neither running nor queued and starts it afresh).
+        The device and the corpus are checked now, so mistakes show at once rather than as a
+        failed job later.
+        """
+        validate_run_name(name)
+        device = device_key(config.train.device)
+        open_corpus(config.data.corpus, config.data.text_column)
+        if not config.name:
+            config = config.model_copy(update={"name": name})
+        with self._lock:
+            self._check_open()
+            self._check_not_here(name)
+            run = Run(self.runs_root / name)
+            if run.path.exists() and any(run.path.iterdir()):
+                if not replace:
+                    raise GenAIError(f"a run named {name!r} already exists in {self.runs_root}; "
+                                     "choose another name, or resume or replace it")
+                st = effective_status(run)
+                if st.get("state") in ("running", "queued"):
+                    raise GenAIError(f"cannot replace run {name!r}: it is {st['state']} in another process")
+                shutil.rmtree(run.path)
+            Run.create(run.path, config)
+            job = _Job(name, run.path, device, config, resume=False, live=LiveLog(run, self._live_rows))
+            self._enqueue(job, run, f"waiting for {device}")
+            return self._status_of(job, run)
+
+    def resume(self, name: str) -> JobStatus:
+        """Queue a stopped, interrupted or failed run again to continue from its latest checkpoint.
+
+        The trainer restores weights, optimizer, step, RNG and schedule, and truncates the logs to the
+        checkpoint, so the curve and the learning-rate schedule continue where they were saved.
+        """
+        with self._lock:
+            self._check_open()
+            self._check_not_here(name)
+            run = self.run(name)
+            if not run.exists():
+                raise GenAIError(f"no run named {name!r} in {self.runs_root}")
+            st = effective_status(run)
+            state = st.get("state")
+            if state in ("running", "queued"):
+                raise GenAIError(f"run {name!r} is {state} in another process (pid {st.get('pid')})")
+            if state == "completed":
+                raise GenAIError(f"run {name!r} has already completed ({st.get('step', '?')} steps); "
+                                 "start a new run to train for longer")
+            if run.latest_checkpoint() is None:
+                raise GenAIError(f"cannot resume run {name!r}: it has no checkpoint yet; start it again "
+                                 "(replace it) or under a new name")
+            config = run.config()
+            device = device_key(config.train.device)
+            job = _Job(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))
+            self._enqueue(job, run, f"waiting for {device} (to resume)")
+            return self._status_of(job, run)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise GenAIError("the job manager has been shut down; create a new one")
+
+    def _check_not_here(self, name: str) -> None:
+        """Caller holds the lock."""
+        job = self._jobs.get(name)
+        if job is not None and not job.done.is_set():
+            where = "running" if job in self._running.values() else "queued"
+            raise GenAIError(f"a run named {name!r} is already {where}")
+
+    def _enqueue(self, job: _Job, run: Run, message: str) -> None:
+        """Caller holds the lock: mark the run queued on disk, queue it, make sure a worker serves it."""
+        # The pid token lets a later process tell a dead queue from a live one (see effective_status).
+        run.write_status("queued", message, queued_at=job.queued_at)
+        self._jobs.pop(job.name, None)  # re-insert so that jobs() lists in order of (re)submission
+        self._jobs[job.name] = job
+        self._queues.setdefault(job.device, deque()).append(job)
+        worker = self._workers.get(job.device)
+        if worker is None or not worker.is_alive():
+            worker = threading.Thread(target=self._work, args=(job.device,), name=f"genai-jobs[{job.device}]",
+                                      daemon=True)
+            self._workers[job.device] = worker
+            worker.start()
+
+    # ------------------------------------------------------------------ stopping
+    def stop(self, name: str) -> JobStatus:
+        """Running: ask it to stop (within one step it saves a checkpoint, then reads `stopped`).
+        Queued: take it out of the queue (`stopped`, "removed from the queue")."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None and not job.done.is_set():
+                queue = self._queues.get(job.device, deque())
+                if job in queue:
+                    queue.remove(job)
+                    self._finish_unstarted(job, "removed from the queue")
+                else:
+                    job.stop_event.set()
+                    job.live.set_phase("stopping")
+                return self._status_of(job, Run(job.path))
+        run = self.run(name)
+        if not run.path.is_dir():
+            raise GenAIError(f"no run named {name!r} in {self.runs_root}")
+        st = effective_status(run)
+        if st.get("state") in ("running", "queued"):
+            raise GenAIError(f"run {name!r} is {st['state']} in another process (pid {st.get('pid')}); stop it there")
+        raise GenAIError(f"run {name!r} is not running or queued (it is {st.get('state')})")
+
+    def _finish_unstarted(self, job: _Job, message: str) -> None:
+        """Caller holds the lock and has taken `job` out of its queue."""
+        run = Run(job.path)
+        if run.path.is_dir():  # writing would re-create a folder someone deleted
+            run.write_status("stopped", message)
+        job.live.set_phase("stopped")
+        job.finished_at = time.time()
+        job.done.set()
+
+    def shutdown(self, stop_running: bool = True, timeout: float | None = 30.0) -> bool:
+        """Refuse new jobs, take queued ones out of the queue (`stopped`) and wait for the workers.
+
+        With `stop_running`, running jobs are asked to stop (each saves a checkpoint, so they can be
+        resumed); otherwise they are left to finish. Returns True if every worker ended within
+        `timeout` seconds (a job still preparing a large corpus only stops at its first step).
+        """
+        with self._lock:
+            self._closed = True
+            for queue in self._queues.values():
+                while queue:
+                    self._finish_unstarted(queue.popleft(), "removed from the queue: the job manager shut down")
+            if stop_running:
+                for job in self._running.values():
+                    job.stop_event.set()
+                    job.live.set_phase("stopping")
+            workers = list(self._workers.values())
+        _MANAGERS.discard(self)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for w in workers:
+            w.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in workers)
+
+    # ------------------------------------------------------------------ the worker
+    def _work(self, device: str) -> None:
+        """Worker thread of one device: run its queue to the end, then go away."""
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                queue = self._queues.get(device)
+                if not queue:
+                    # Leaving under the lock: a submit after this point sees no worker and starts one.
+                    if self._workers.get(device) is me:
+                        del self._workers[device]
+                    return
+                job = queue.popleft()
+                job.started_at = time.time()
+                job.live.set_phase("starting")
+                self._running[device] = job
+            try:
+                self._run_job(job)
+            except BaseException:  # a bug here must not strand the rest of the queue
+                log.exception("job %s: unexpected error in the job worker", job.name)
+            finally:
+                with self._lock:
+                    job.finished_at = time.time()
+                    if self._running.get(device) is job:
+                        del self._running[device]
+                job.done.set()
+                # Readers of an ended job go to metrics.jsonl: a long-lived app must not hoard every curve.
+                job.live.release_rows()
+
+    def _run_job(self, job: _Job) -> None:
+        """Train one job in this thread; the run folder ends with a final state whatever happens."""
+        run = Run(job.path)
+        if not run.path.is_dir():
+            job.error = "the run folder was deleted while the job was queued"
+            job.live.set_phase("removed")
+            return
+        if job.stop_event.is_set():  # stopped between leaving the queue and starting: nothing to save
+            run.write_status("stopped", "stopped before it started")
+            job.live.set_phase("stopped")
+            return
+        stamps = {"queued_at": job.queued_at, "started_at": job.started_at}
+        if job.resume:
+            run.write_status("running", "preparing to resume", **stamps)
+        wrote_running = job.resume
+
+        def on_progress(fraction: float, message: str) -> None:
+            # Data preparation can take minutes on a big corpus: say on disk that this process is on it.
+            nonlocal wrote_running
+            job.live.progress(fraction, message)
+            if not wrote_running and run.config_path.is_file():
+                wrote_running = True
+                run.write_status("running", "preparing data", **stamps)
+
+        def on_event(ev: TrainEvent) -> None:
+            if ev.kind == "start":
+                run.write_status("running", "training", **stamps)
+
+        job.live.set_phase("preparing data")
+        try:
+            training.train(job.config, job.path, resume=job.resume, callbacks=[job.live, on_event],
+                           stop_event=job.stop_event, progress=on_progress)
+        except GenAIError as e:
+            job.error = str(e)
+        except Exception as e:  # train() has written failed + error.log; keep the worker alive
+            job.error = f"internal error: {type(e).__name__}: {e}"
+            log.exception("job %s failed", job.name)
+        finally:
+            self._ensure_final_status(run, job)
+
+    @staticmethod
+    def _ensure_final_status(run: Run, job: _Job) -> None:
+        """If training ended without a final state on disk (an error before the run folder existed,
+        or a bug outside train's own handler), write `failed` so the run never looks alive."""
+        if not run.path.is_dir():
+            return
+        raw = run.read_status_raw()
+        state = raw.get("state")
+        if state in _TERMINAL:
+            if job.error is None and state == "failed":
+                job.error = str(raw.get("message", ""))
+            job.live.set_phase(str(state))
+            return
+        msg = job.error or "training ended without recording a final state"
+        job.error = msg
+        run.write_status("failed", msg)
+        job.live.set_phase("failed")
+
+    # ------------------------------------------------------------------ reading
+    def status(self, name: str) -> JobStatus:
+        """State of run `name` from disk, with the live fields when it is a job of this manager."""
+        with self._lock:
+            job = self._jobs.get(name)
+        run = Run(job.path) if job is not None else self.run(name)
+        if job is None and not run.path.is_dir():
+            raise GenAIError(f"no run named {name!r} in {self.runs_root}")
+        return self._status_of(job, run) if job is not None else self._disk_only(run)
+
+    def _disk_only(self, run: Run) -> JobStatus:
+        st = effective_status(run)
+        return JobStatus(name=run.name, state=str(st.get("state", "created")), message=str(st.get("message", "")),
+                         step=st.get("step"), total_steps=st.get("total_steps"), queued_at=st.get("queued_at"),
+                         started_at=st.get("started_at"))
+
+    def _status_of(self, job: _Job, run: Run) -> JobStatus:
+        """Snapshot of a job of this manager. Takes no lock (submit/resume/stop call it holding one)."""
+        position = self._queue_position(job)
+        st = effective_status(run)
+        state, message = str(st.get("state", "created")), str(st.get("message", ""))
+        running_here = job.started_at is not None and not job.done.is_set()
+        if running_here and state in ("created", "queued"):
+            state, message = "running", "preparing data"  # the window before train() re-creates the run
+        snap = job.live.snapshot()
+        if not running_here:
+            snap["eta_s"] = None
+        return JobStatus(
+            name=job.name, state=state, message=message, device=job.device, here=not job.done.is_set(),
+            resume=job.resume, queue_position=position, phase=snap["phase"],
+            step=snap["step"] if snap["step"] is not None else st.get("step"),
+            total_steps=snap["total_steps"] if snap["total_steps"] is not None else st.get("total_steps"),
+            train_loss=snap["train_loss"], val_loss=snap["val_loss"], lr=snap["lr"],
+            tokens_per_s=snap["tokens_per_s"], eta_s=snap["eta_s"], sample=snap["sample"],
+            sample_step=snap["sample_step"], notices=snap["notices"], queued_at=job.queued_at,
+            started_at=job.started_at, finished_at=job.finished_at, error=job.error,
+        )
+
+    def _queue_position(self, job: _Job) -> int | None:
+        # deque iteration while another thread mutates it raises RuntimeError; copy it atomically
+        # (list(deque) is a single C call under the GIL).
+        queue = list(self._queues.get(job.device, ()))
+        return queue.index(job) + 1 if job in queue else None
+
+    def jobs(self) -> list[JobStatus]:
+        """Every job of this manager (queued, running, finished), in order of submission."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return [self._status_of(j, Run(j.path)) for j in jobs]
+
+    def queue(self, device: str | None = None) -> list[JobStatus]:
+        """Queued jobs in the order they will start (per device; all devices when None)."""
+        with self._lock:
+            jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
+        return [self._status_of(j, Run(j.path)) for j in jobs]
+
+    def active(self) -> list[JobStatus]:
+        """The running jobs: at most one per device."""
+        with self._lock:
+            jobs = [self._running[d] for d in sorted(self._running)]
+        return [self._status_of(j, Run(j.path)) for j in jobs]
+
+    def recent_metrics(self, name: str) -> list[dict[str, Any]]:
+        """The last metric rows of run `name` (up to `live_rows`): from memory while it is queued or
+        running here, else from metrics.jsonl. The whole curve is always `Run.metrics()`."""
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is not None and not job.done.is_set():
+            return job.live.rows()
+        run = Run(job.path) if job is not None else self.run(name)
+        return run.metrics()[-self._live_rows:]
+
+    def wait(self, name: str, timeout: float | None = None) -> JobStatus:
+        """Block until job `name` of this manager has ended; its final status.
+
+        Raises TimeoutError if it is still queued or running after `timeout` seconds. A run that
+        is not a job of this manager is returned as it is on disk, without waiting.
+        """
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is not None and not job.done.wait(timeout):
+            st = self._status_of(job, Run(job.path))
+            raise TimeoutError(f"run {name!r} is still {st.state} (step {st.step}) after {timeout} s")
+        return self.status(name)
+
+
+def _shutdown_all() -> None:
+    """At interpreter exit, stop running jobs cleanly so that each leaves a resumable checkpoint."""
+    for manager in list(_MANAGERS):
+        try:
+            manager.shutdown(stop_running=True, timeout=ATEXIT_TIMEOUT_S)
+        except Exception:  # exit must go on whatever happens
+            log.exception("shutting down %r", manager)
+
+
+atexit.register(_shutdown_all)
