@@ -1,34 +1,19 @@
-"""GenAI Playground: home page.
+"""GenAI Playground: the entry point. Declares the pages and renders the navigation.
 
-The full multipage app (Data, Train, Runs, Chat) is built on top of `genai_core`; until those pages
-land this page shows what the engine can already do and which device it will train on.
+`st.navigation` turns off automatic discovery of pages/, so every page is listed here.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from genai_core.devices import device_info
-from genai_core.runs import list_runs
-
 st.set_page_config(page_title="GenAI Playground", page_icon="🧪", layout="wide")
-st.title("GenAI Playground")
-st.write(
-    "Train a small language model from scratch on your own text, watch it learn live, and talk to it. "
-    "Bring a corpus, set the knobs, and the engine trains a GPT or an LSTM on this machine's GPU or CPU. "
-    "Compare runs side by side to see which hyperparameters matter."
-)
 
-info = device_info()
-if info["device"] == "cuda":
-    st.info(f"Training device: **{info['name']}**, {info['memory_gb']} GB GPU memory")
-else:
-    st.info(f"Training device: **{info['name']}**, {info['ram_gb']} GB RAM, {info['cpu_threads']} torch threads")
-
-runs = list_runs()
-st.subheader("Runs")
-if runs:
-    st.dataframe([r.summary() for r in runs], hide_index=True, use_container_width=True)
-else:
-    st.caption("No runs yet. Start one from the command line: "
-               "`python -m genai_core train --corpus FILE --out runs/NAME`.")
+pages = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/data.py", title="Data", icon="📚"),
+    st.Page("pages/train.py", title="Train", icon="🏋️"),
+    st.Page("pages/runs.py", title="Runs", icon="📈"),
+    st.Page("pages/chat.py", title="Chat", icon="💬"),
+]
+st.navigation(pages).run()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -67,3 +69,38 @@ def tiny_config(corpus: Path, **train: object) -> RunConfig:
 def _deterministic_threads() -> None:
     # Tests compare exact floats across runs; a fixed thread count keeps reductions in the same order.
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated runs folder for AppTest, a fresh process-wide job manager, and its shutdown after.
+
+    `st.cache_resource` outlives AppTest instances within one pytest process, so it is cleared on
+    both sides; training threads started by the app are stopped in teardown.
+    """
+    import streamlit as st
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("GENAI_RUNS_DIR", str(runs))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    st.cache_resource.clear()
+    yield runs
+    from pages.ui import job_manager
+
+    try:
+        job_manager().shutdown(stop_running=True, timeout=30)
+    finally:
+        st.cache_resource.clear()
+
+
+def app_test(page: str | None = None, timeout: float = 60) -> Any:
+    """AppTest started from the entry file (as the notes require), then switched to `page`."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("app.py", default_timeout=timeout)
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at

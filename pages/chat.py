@@ -1,0 +1,5 @@
+"""Chat page (being built)."""
+
+import streamlit as st
+
+st.title("Chat")

@@ -1,0 +1,5 @@
+"""Data page (being built)."""
+
+import streamlit as st
+
+st.title("Data")

@@ -1,0 +1,5 @@
+"""Runs page (being built)."""
+
+import streamlit as st
+
+st.title("Runs")

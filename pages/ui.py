@@ -1,0 +1,141 @@
+"""Shared UI helpers of the playground's pages: the one process-wide job manager, error display,
+the persisted data choice, and the plotly figures every page draws the same way.
+
+Pages gather inputs, call `genai_core` and draw; anything two pages need lives here. Nothing here
+does training maths: numbers come from the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+from pydantic import ValidationError
+
+from genai_core.config import DataConfig
+from genai_core.errors import GenAIError, user_message
+from genai_core.jobs import JobManager
+from genai_core.runs import atomic_write_json, runs_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ROOT / "assets"
+MAX_POINTS = 2000  # plotly figures re-sent every second must stay small (streamlit #6510)
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager() -> JobManager:
+    """The single JobManager of this server process, shared by every session and tab."""
+    return JobManager(runs_dir())
+
+
+def runs_root() -> Path:
+    root = runs_dir().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def playground_dir() -> Path:
+    """Where the app keeps its own state on disk (uploads, the current data choice)."""
+    d = runs_root() / ".playground"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@contextmanager
+def user_errors(where: Any = None) -> Iterator[None]:
+    """Show an error a person caused as `st.error` (in `where`, e.g. a column or container); never a traceback.
+
+    Bugs are not swallowed: anything that is not a user error propagates to Streamlit.
+    """
+    try:
+        yield
+    except (GenAIError, ValidationError, MemoryError) as e:
+        msg = user_message(e) or str(e)
+        (where or st).error(msg, icon="🚫")
+
+
+def validation_message(exc: ValidationError | GenAIError) -> str:
+    return user_message(exc) or str(exc)
+
+
+# --------------------------------------------------------------------------- data choice on disk
+def save_data_choice(cfg: DataConfig) -> None:
+    """Remember the corpus and tokenizer chosen on the Data page (disk, so a new tab or restart keeps it)."""
+    atomic_write_json(playground_dir() / "data.json", json.loads(cfg.model_dump_json()))
+    st.session_state["data_choice"] = cfg
+
+
+def load_data_choice() -> DataConfig | None:
+    if isinstance(st.session_state.get("data_choice"), DataConfig):
+        return st.session_state["data_choice"]
+    p = playground_dir() / "data.json"
+    if not p.is_file():
+        return None
+    try:
+        cfg = DataConfig.model_validate_json(p.read_text(encoding="utf-8"))
+    except (ValidationError, OSError):
+        return None
+    if not Path(cfg.corpus).is_file():
+        return None
+    st.session_state["data_choice"] = cfg
+    return cfg
+
+
+# --------------------------------------------------------------------------- figures
+def downsample(rows: list[dict[str, Any]], limit: int = MAX_POINTS) -> list[dict[str, Any]]:
+    """Every k-th row (always keeping the last) so a figure never carries more than `limit` points."""
+    if len(rows) <= limit:
+        return rows
+    k = -(-len(rows) // limit)
+    out = rows[::k]
+    if out[-1] is not rows[-1]:
+        out.append(rows[-1])
+    return out
+
+
+X_AXES = {"step": "step", "tokens": "tokens seen", "elapsed_s": "training time (s)"}
+
+
+def loss_figure(series: dict[str, list[dict[str, Any]]], *, x: str = "step", title: str = "Loss",
+                smoothing: float = 0.0, log_y: bool = False, height: int = 380) -> go.Figure:
+    """Train (solid) and validation (dotted, markers) loss of one or more runs against `x`.
+
+    `series` maps a run name to its metric rows. Smoothing is an exponential moving average of the
+    train loss (as TensorBoard's slider), applied before downsampling.
+    """
+    fig = go.Figure()
+    palette = ["#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#30638e", "#a05195"]
+    for i, (name, rows) in enumerate(series.items()):
+        color = palette[i % len(palette)]
+        label = "" if len(series) == 1 else f"{name} · "
+        train = [r for r in rows if r.get("train_loss") is not None]
+        ys = _ema([r["train_loss"] for r in train], smoothing)
+        pts = downsample([{**r, "_y": y} for r, y in zip(train, ys, strict=True)])
+        fig.add_trace(go.Scatter(x=[r.get(x) for r in pts], y=[r["_y"] for r in pts], mode="lines",
+                                 name=f"{label}train", line={"color": color, "width": 2}))
+        val = downsample([r for r in rows if r.get("val_loss") is not None])
+        if val:
+            fig.add_trace(go.Scatter(x=[r.get(x) for r in val], y=[r["val_loss"] for r in val],
+                                     mode="lines+markers", name=f"{label}validation",
+                                     line={"color": color, "dash": "dot"}, marker={"size": 6}))
+    fig.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      xaxis_title=X_AXES.get(x, x), yaxis_title="cross-entropy loss (nats/token)",
+                      legend={"orientation": "h", "y": -0.2}, uirevision="keep")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def _ema(values: list[float], alpha: float) -> list[float]:
+    if alpha <= 0 or not values:
+        return values
+    out, acc = [], values[0]
+    for v in values:
+        acc = alpha * acc + (1 - alpha) * v
+        out.append(acc)
+    return out
