@@ -159,10 +159,8 @@ class Run:
     @classmethod
     def create(cls, path: Path | str, config: RunConfig, *, overwrite: bool = False) -> Run:
         run = cls(path)
-        validate_run_name(run.name)
-        if run.path.exists() and any(run.path.iterdir()) and not overwrite and not run._is_queued_placeholder():
-            raise GenAIError(f"run folder {run.path} already exists; resume it or choose another name")
-        if overwrite and run.path.exists():
+        run.check_creatable(overwrite)
+        if overwrite and run.path.exists() and not run._is_placeholder():
             shutil.rmtree(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         if not config.name:
@@ -170,10 +168,19 @@ class Run:
         run.save_config(config)
         return run
 
-    def _is_queued_placeholder(self) -> bool:
-        """A folder the job manager wrote at submit time (config + queued status), not yet trained."""
-        names = {p.name for p in self.path.iterdir()}
-        return names <= {"config.json", "status.json"} and self.read_status_raw().get("state") == "queued"
+    def _is_placeholder(self) -> bool:
+        """A folder with a config and a status but nothing trained (the job manager writes one at submit)."""
+        return self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"config.json", "status.json"}
+
+    def check_creatable(self, overwrite: bool = False) -> None:
+        """Refuse a bad name, an existing run (unless `overwrite`), and ever deleting a folder that is not a run."""
+        validate_run_name(self.name)
+        if not self.path.exists() or not any(self.path.iterdir()) or self._is_placeholder():
+            return
+        if not overwrite:
+            raise GenAIError(f"run folder {self.path} already exists; resume it or choose another name")
+        if not self.config_path.is_file():
+            raise GenAIError(f"{self.path} exists and is not a run folder; refusing to overwrite it")
 
     def save_config(self, config: RunConfig) -> None:
         atomic_write_text(self.config_path, config.model_dump_json(indent=2))

@@ -131,6 +131,8 @@ def prepare(
     """Tokenize `cfg.corpus` into `out_dir` (written to a temp folder, then renamed into place)."""
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "meta.json").is_file():
+        raise CorpusError(f"{out_dir} exists and is not a token store; refusing to overwrite it")
     corpus = open_corpus(cfg.corpus, cfg.text_column)
     report = progress or (lambda f, m: None)
 

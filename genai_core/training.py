@@ -305,7 +305,8 @@ class Trainer:
             self.emit("step", step, loss=loss_val, lr=lr, total_steps=total, epoch=epoch, dt=dt)
 
             is_last = step == total
-            if step % t.log_interval == 0 or is_last:
+            is_eval = step % t.eval_interval == 0 or is_last
+            if step % t.log_interval == 0 or is_eval:
                 tps = (step - last_log_step) * tokens_per_step / max(interval_train_time, 1e-9)
                 train_loss = self._mean_across_ranks(run_loss, run_count, device)
                 row = {"step": step, "epoch": round(epoch, 6), "tokens": step * tokens_per_step,
@@ -314,7 +315,7 @@ class Trainer:
                        "grad_norm": None if grad_norm is None else float(grad_norm)}
                 run_loss, run_count = 0.0, 0
                 last_log_step, interval_train_time = step, 0.0
-                if step % t.eval_interval == 0 or is_last:
+                if is_eval:
                     te = time.perf_counter()
                     val_loss = self.evaluate(model, eval_starts, device, precision)
                     row.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
@@ -426,7 +427,11 @@ def token_cache_dir(run_path: Path) -> Path:
 
 def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
               progress: Callable[[float, str], None] | None = None) -> tuple[RunConfig, Run, TokenStore]:
-    """Create (or reopen, on resume) the run folder and its token store; fix vocab size from the tokenizer."""
+    """Prepare the token store, check the config against it, then create (or reopen) the run folder.
+
+    Everything that can be refused is checked before the folder is written, so a mistake leaves no
+    half-made run behind. The vocabulary size is taken from the tokenizer.
+    """
     d = dist_info()
     run = Run(out)
     if resume:
@@ -435,13 +440,13 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
         if run.latest_checkpoint() is None:
             raise GenAIError(f"cannot resume {run.name}: it has no checkpoint yet; start it again instead")
         config = run.config()
-    elif d.is_main:
-        run = Run.create(out, config, overwrite=overwrite)
+    else:
+        run.check_creatable(overwrite)
     cache = token_cache_dir(run.path)
     if d.world > 1 and dist.is_initialized():
         if d.is_main:
             store = prepare_cached(config.data, cache, progress)
-        dist.barrier()
+        dist.barrier()  # rank 0 tokenizes once; the others open its store
         if not d.is_main:
             store = prepare_cached(config.data, cache)
     else:
@@ -453,15 +458,17 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
             f"seq_len {config.model.seq_len} is too long for this corpus: the smaller split holds only "
             f"{limit + 1} tokens; use seq_len <= {limit} or a larger corpus"
         )
-    if not resume:
-        config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
-        config = RunConfig.model_validate(config.model_dump())
-        if d.is_main:
-            run.save_config(config)
-            tok.save(run.tokenizer_path)
-    elif config.model.vocab_size != tok.vocab_size:
-        raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "
-                         f"the run was trained with {config.model.vocab_size}")
+    if resume:
+        if config.model.vocab_size != tok.vocab_size:
+            raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "
+                             f"the run was trained with {config.model.vocab_size}")
+        return config, run, store
+    config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
+    config = RunConfig.model_validate(config.model_dump())
+    if d.is_main:
+        run = Run.create(out, config, overwrite=overwrite)
+        config = run.config()
+        tok.save(run.tokenizer_path)
     return config, run, store
 
 
@@ -476,8 +483,10 @@ def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite
     """
     run = Run(out)
     d = dist_info()
+    owns_folder = False  # only a run this call created or resumed may be marked failed
     try:
         config, run, store = setup_run(config, out, resume=resume, overwrite=overwrite, progress=progress)
+        owns_folder = True
         trainer = Trainer(config, run, store, callbacks=callbacks, stop_event=stop_event, resume=resume)
         state = trainer.fit()
         return TrainResult(run, state, run.status().get("message", ""))
@@ -485,7 +494,7 @@ def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite
         msg = user_message(e)
         if isinstance(e, KeyboardInterrupt):
             msg = "interrupted from the keyboard; resume to continue"
-        if d.is_main and run.exists():
+        if d.is_main and run.exists() and owns_folder:
             if msg is None:
                 atomic_write_text(run.path / "error.log", traceback.format_exc())
             run.write_status("failed" if not isinstance(e, KeyboardInterrupt) else "interrupted",

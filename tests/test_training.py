@@ -112,7 +112,12 @@ def test_train_records_failures_in_status(tmp_path: Path, tiny_txt: Path) -> Non
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"seq_len": 100_000})})
     with pytest.raises(GenAIError, match="seq_len 100000 is too long for this corpus"):
         train(cfg, tmp_path / "long")
-    assert Run(tmp_path / "long").status()["state"] == "failed"
+    assert not (tmp_path / "long").exists()  # refused before anything was written
+    done = train(tiny_config(tiny_txt, max_steps=5), tmp_path / "done").run
+    assert done.config().name == "done"
+    with pytest.raises(GenAIError, match="already exists"):
+        train(tiny_config(tiny_txt, max_steps=5), tmp_path / "done")
+    assert done.status()["state"] == "completed"  # a refused second start never marks the run failed
     with pytest.raises(GenAIError, match="cannot resume"):
         train(cfg, tmp_path / "never", resume=True)
     with pytest.raises(GenAIError, match="invalid run name"):
