@@ -98,7 +98,8 @@ def app_test(page: str | None = None, timeout: float = 60) -> Any:
     """AppTest started from the entry file (as the notes require), then switched to `page`."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file("app.py", default_timeout=timeout)
+    # AppTest resolves a relative path against the calling file, so give it the absolute entry point.
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
     at.run()
     if page:
         at.switch_page(page)
