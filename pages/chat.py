@@ -1,5 +1,389 @@
-"""Chat page (being built)."""
+"""Chat: ask a trained model questions about a clinical case, and look inside it while it answers.
 
+Each question is wrapped with the context into the question-answering format the model was trained
+on and the answer streams in. Below the conversation, three views explain the answer: the exact prompt
+the model sees (after cropping to its window), how the sampling sliders reshape the next-token
+distribution, and which prompt tokens the answer's predictions attended to (GPT runs).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import plotly.graph_objects as go
 import streamlit as st
+import torch
+from pydantic import ValidationError
 
+from genai_core.config import SampleConfig
+from genai_core.errors import GenAIError, user_message
+from genai_core.inspection import (
+    QA_TEMPLATE,
+    AnswerAttention,
+    NextTokenView,
+    answer_attention,
+    format_qa_prompt,
+    has_attention,
+    next_token_logits,
+    next_token_view,
+    token_labels,
+    unique_labels,
+)
+from genai_core.runs import Run, list_runs
+from genai_core.sampling import Generation, Sampler
+from pages.ui import ASSETS, runs_root, user_errors
+
+CONTEXTS = ASSETS / "contexts"
+TRAIN_PAGE = "pages/train.py"
+CHATTABLE = ("completed", "stopped")
+PREVIEW_QUESTION = "What was the main problem?"
+TOP_N = 20  # bars in the distribution chart: enough to see the tail, few enough to read
+DEFAULT_STOP = "\\nQ:"  # as typed in the text box: a model trained on Q/A pairs starts the next question there
+FINISH = {"end": "the model ended its answer", "stop": "a stop string appeared", "length": "max new tokens reached"}
+
+# Widget values with their defaults. They are re-assigned on every run (below) because Streamlit drops
+# the state of widgets a run does not draw: without it, visiting another page would reset the sliders.
+DEFAULTS: dict[str, Any] = {
+    "chat_temperature": 0.8,
+    "chat_top_k": 0,
+    "chat_top_p": 1.0,
+    "chat_max_new": 200,
+    "chat_rep_penalty": 1.0,
+    "chat_seed": 0,
+    "chat_fresh_seed": False,
+    "chat_template": QA_TEMPLATE,
+    "chat_stop": DEFAULT_STOP,
+}
+
+
+# --------------------------------------------------------------------------- cached model and maths
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def load_sampler(run_path: str, checkpoint: str, mtime_ns: int) -> Sampler:
+    """One Sampler per run checkpoint, shared by every session.
+
+    `checkpoint` and `mtime_ns` are only part of the cache key: a run that saved a newer checkpoint
+    gets loaded again. Sharing is safe because a Generation keeps its state to itself and runs in the
+    script thread of the session that asked; the model's weights are only read.
+    """
+    return Sampler.from_run(run_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_logits(model_key: tuple[str, str, int], ids: tuple[int, ...], _sampler: Sampler) -> torch.Tensor:
+    # Every slider move reruns the page; the forward pass only depends on the model and the prompt.
+    return next_token_logits(_sampler.model, ids)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_attention(model_key: tuple[str, str, int], prompt_ids: tuple[int, ...], answer_ids: tuple[int, ...],
+                     _sampler: Sampler) -> AnswerAttention:
+    return answer_attention(_sampler.model, prompt_ids, answer_ids)
+
+
+# --------------------------------------------------------------------------- small helpers
+def chat_runs() -> list[Run]:
+    """Runs with weights to talk to, newest first; a run still training is left out (its checkpoint moves)."""
+    out = []
+    for run in list_runs(runs_root()):
+        try:
+            if run.state in CHATTABLE and run.latest_checkpoint() is not None:
+                out.append(run)
+        except (GenAIError, OSError):  # a half-written or damaged folder is simply not offered
+            continue
+    return out
+
+
+def load_examples() -> dict[str, str]:
+    """Example contexts by display name: the file name without its ordering prefix, `_` as spaces."""
+    examples = {}
+    for p in sorted(CONTEXTS.glob("*.txt")):
+        try:
+            examples[re.sub(r"^\d+_", "", p.stem).replace("_", " ")] = p.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+    return examples
+
+
+def parse_stops(typed: str) -> list[str]:
+    r"""Comma-separated stop strings, with \n and \t typed as two characters meaning newline and tab."""
+    parts = (s.replace("\\n", "\n").replace("\\t", "\t") for s in typed.split(","))
+    return [s for s in parts if s.strip(" ")]
+
+
+def use_example() -> None:
+    """Selectbox callback: put the chosen example into the context box (which stays editable)."""
+    st.session_state["chat_context"] = load_examples().get(st.session_state["chat_example"], "")
+
+
+def clear_chat() -> None:
+    st.session_state["chat_messages"] = []
+
+
+def reset_format() -> None:
+    st.session_state["chat_template"] = QA_TEMPLATE
+    st.session_state["chat_stop"] = DEFAULT_STOP
+
+
+def train_link() -> None:
+    st.page_link(TRAIN_PAGE, label="Train a model on the Train page", icon="🏋️")
+
+
+def stream_and_save(gen: Generation, reply: dict[str, Any]) -> Iterator[str]:
+    """Pass the pieces through to `st.write_stream`, saving the reply in session state as it grows, so
+    a person who leaves the page mid-answer finds the partial reply when they come back."""
+    reply["ids"] = gen.ids  # the same list: it grows with the generation
+    for piece in gen:
+        reply["content"] += piece
+        yield piece
+    reply.update(content=gen.text, ids=list(gen.ids), finish=gen.finish_reason, partial=False)
+
+
+def reply_caption(m: dict[str, Any]) -> str:
+    if m.get("partial"):
+        return f"{m.get('run', '')} · interrupted after {len(m.get('ids', []))} tokens"
+    why = FINISH.get(m.get("finish") or "", "")
+    return f"{m.get('run', '')} · {len(m.get('ids', []))} tokens · {why}"
+
+
+def render_message(m: dict[str, Any]) -> None:
+    with st.chat_message(m["role"]):
+        if m["role"] == "assistant":
+            for w in m.get("warnings", []):
+                st.warning(w, icon="⚠️")
+            st.markdown(m["content"] or "*(empty answer)*")
+            st.caption(reply_caption(m))
+        else:
+            st.markdown(m["content"])
+
+
+# --------------------------------------------------------------------------- figures
+def distribution_figure(view: NextTokenView, labels: list[str], cfg: SampleConfig) -> go.Figure:
+    x = list(range(len(labels)))  # positions, not labels: plotly would merge equal labels or read "1" as a number
+    hover = "token %{customdata}<br>%{y:.2%}<extra>%{fullData.name}</extra>"
+    knobs = "greedy (temperature 0)" if view.greedy else (
+        f"temperature {cfg.temperature:g}, top-k {cfg.top_k or 'off'}, top-p {cfg.top_p:g}")
+    fig = go.Figure([
+        go.Bar(x=x, y=view.shown_before(), name="model (before)", marker_color="#9aa5b1", customdata=labels,
+               hovertemplate=hover),
+        go.Bar(x=x, y=view.shown_after(), name="sampled from (after)", marker_color="#3b6ea5", customdata=labels,
+               hovertemplate=hover),
+    ])
+    fig.update_layout(
+        title=f"Next-token distribution before and after the filters ({knobs})", barmode="group", height=380,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": f"next token (the {len(labels)} most likely)", "tickmode": "array", "tickvals": x,
+               "ticktext": labels},
+        yaxis={"title": "probability", "tickformat": ".0%"},
+    )
+    return fig
+
+
+def attention_figure(matrix: torch.Tensor, prompt_labels: list[str], answer_labels: list[str], what: str) -> go.Figure:
+    P, A = len(prompt_labels), len(answer_labels)
+    every = max(1, math.ceil(P / 96))  # beyond ~100 tick labels they overlap; hover still names every token
+    fig = go.Figure(go.Heatmap(
+        z=matrix.tolist(), x=list(range(P)), y=list(range(A)), colorscale="Blues", zmin=0.0,
+        customdata=[[[a, p] for p in prompt_labels] for a in answer_labels],
+        hovertemplate="generated %{customdata[0]} → prompt %{customdata[1]}<br>attention %{z:.3f}<extra></extra>",
+        colorbar={"title": "attention"},
+    ))
+    fig.update_layout(
+        title=f"Attention of the answer over the prompt ({what})", height=min(900, 160 + 18 * A),
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"title": "prompt token (what the model read)", "tickmode": "array", "tickvals": list(range(0, P, every)),
+               "ticktext": prompt_labels[::every], "tickangle": 0},
+        yaxis={"title": "generated token", "tickmode": "array", "tickvals": list(range(A)), "ticktext": answer_labels,
+               "autorange": "reversed"},
+    )
+    return fig
+
+
+# --------------------------------------------------------------------------- page
 st.title("Chat")
+st.caption("Ask a trained model about a clinical case. The answer streams in as it is generated; below it you "
+           "can see the exact prompt, what the sampling sliders do, and where the model looked.")
+
+runs = chat_runs()
+if not runs:
+    st.info("No trained model to chat with yet. Runs appear here once they have completed or been stopped "
+            "with a checkpoint.", icon="💡")
+    train_link()
+    st.stop()
+
+by_name = {r.name: r for r in runs}
+for key, default in DEFAULTS.items():
+    st.session_state[key] = st.session_state.get(key, default)
+if st.session_state.get("chat_run") not in by_name:
+    st.session_state["chat_run"] = runs[0].name
+st.session_state["chat_run"] = st.session_state["chat_run"]
+st.session_state.setdefault("chat_messages", [])
+
+with st.sidebar:
+    st.header("Model")
+    st.selectbox("Run", list(by_name), key="chat_run", format_func=lambda n: f"{n} · {by_name[n].state}",
+                 help="Completed or stopped runs with a checkpoint, newest first.")
+run = by_name[st.session_state["chat_run"]]
+try:
+    ckpt = run.latest_checkpoint()
+    if ckpt is None:
+        raise GenAIError(f"run {run.name} has no checkpoint yet")
+    model_key = (str(run.path.resolve()), ckpt.name, (ckpt / "model.safetensors").stat().st_mtime_ns)
+    sampler = load_sampler(*model_key)
+except (GenAIError, OSError) as e:
+    st.error(f"Cannot load run **{run.name}**: {user_message(e) or e}", icon="🚫")
+    st.caption("Pick another run in the sidebar, or train (or resume) this one.")
+    train_link()
+    st.stop()
+
+mcfg = sampler.model.config
+vocab = mcfg.vocab_size
+st.session_state["chat_top_k"] = min(int(st.session_state["chat_top_k"]), vocab)  # a smaller vocabulary than before
+
+with st.sidebar:
+    st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
+               f"tokens · vocabulary {vocab} ({sampler.tokenizer.kind}) · checkpoint {ckpt.name}")
+    st.header("Sampling")
+    st.slider("Temperature", 0.0, 2.0, step=0.05, key="chat_temperature",
+              help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 always takes "
+                   "the most likely token.")
+    st.slider("Top-k", 0, vocab, step=1, key="chat_top_k",
+              help="Keep only the k most likely tokens (0 = off).")
+    st.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
+              help="Keep the smallest set of most likely tokens whose probabilities add up to p (1 = off).")
+    st.slider("Max new tokens", 1, 1000, step=1, key="chat_max_new", help="Longest answer, in tokens.")
+    st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="chat_rep_penalty",
+              help="Makes tokens already in the prompt or answer less likely (1 = off).")
+    st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
+                    help="Same seed, settings and question give the same answer; change it for another draw.")
+    st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
+    st.button("Clear the conversation", on_click=clear_chat, width="stretch")
+
+# --- context and prompt format
+examples = load_examples()
+if "chat_context" not in st.session_state:
+    st.session_state["chat_context"] = next(iter(examples.values()), "")
+st.session_state["chat_context"] = st.session_state["chat_context"]
+if examples:
+    if st.session_state.get("chat_example") not in examples:
+        st.session_state["chat_example"] = next(iter(examples))
+    st.session_state["chat_example"] = st.session_state["chat_example"]
+    st.selectbox("Example case (fictional)", list(examples), key="chat_example", on_change=use_example,
+                 help="Fills the context box below with an example; edit it freely.")
+context = st.text_area("Clinical context", key="chat_context", height=170,
+                       help="Every question is asked about this text.")
+
+with st.expander("Prompt format"):
+    st.text_area("Template", key="chat_template", height=90,
+                 help="How a question and the context become the model's input. Use the format the model was "
+                      "trained on; {question} and {context} are filled in, a literal brace is {{ or }}.")
+    st.text_input("Stop the answer at", key="chat_stop",
+                  help=r"Comma-separated strings that end the answer; \n means a new line. Empty = no stop string.")
+    st.button("Reset to the default format", on_click=reset_format)
+
+cfg_error = None
+try:
+    cfg = SampleConfig(
+        temperature=st.session_state["chat_temperature"], top_k=st.session_state["chat_top_k"],
+        top_p=st.session_state["chat_top_p"], max_new_tokens=st.session_state["chat_max_new"],
+        repetition_penalty=st.session_state["chat_rep_penalty"], stop=parse_stops(st.session_state["chat_stop"]),
+        seed=None if st.session_state["chat_fresh_seed"] else int(st.session_state["chat_seed"]),
+    )
+    format_qa_prompt(PREVIEW_QUESTION, context, st.session_state["chat_template"])  # check the template now
+except (GenAIError, ValidationError) as e:
+    cfg_error = user_message(e) or str(e)
+    st.error(cfg_error, icon="🚫")
+
+# --- the conversation
+messages: list[dict[str, Any]] = st.session_state["chat_messages"]
+chat_box = st.container()
+with chat_box:
+    for m in messages:
+        render_message(m)
+
+question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
+if question and cfg_error is None:
+    prompt = format_qa_prompt(question, context, st.session_state["chat_template"])
+    gen = sampler.stream(prompt, cfg)
+    reply = {"role": "assistant", "content": "", "run": run.name, "model_key": model_key, "question": question,
+             "prompt_ids": list(gen.prompt_ids), "ids": [], "warnings": gen.info.warnings(), "finish": None,
+             "partial": True}
+    messages += [{"role": "user", "content": question}, reply]
+    with chat_box:
+        render_message(messages[-2])
+        with st.chat_message("assistant"):
+            for w in reply["warnings"]:
+                st.warning(w, icon="⚠️")
+            with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
+                st.write_stream(stream_and_save(gen, reply))
+            if not reply["content"]:
+                st.markdown("*(empty answer)*")
+            st.caption(reply_caption(reply))
+
+# --- inside the model
+if cfg_error is None:
+    st.divider()
+    st.subheader("Inside the model")
+    last_q = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
+    preview = sampler.stream(format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]),
+                             cfg)  # not iterated: only its prompt encoding is used
+    info, prompt_ids = preview.info, list(preview.prompt_ids)
+    shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
+    st.caption(f"For the current context and {shown_q}.")
+    for w in info.warnings():
+        st.warning(w, icon="⚠️")
+
+    with st.expander(f"What the model sees ({info.tokens} of {mcfg.seq_len} tokens)"):
+        st.caption("The exact input after cropping to the model's context window"
+                   + (f": the first {info.cropped_tokens} tokens did not fit." if info.cropped_tokens else "."))
+        st.code(info.text, language=None, wrap_lines=True)
+
+    st.markdown("**What the sampling sliders do**")
+    unk = getattr(sampler.tokenizer, "unk_id", None)
+    view = next_token_view(cached_logits(model_key, tuple(prompt_ids), sampler), cfg, seen_ids=prompt_ids,
+                           banned_ids=[] if unk is None else [unk], top_n=TOP_N)
+    labels = unique_labels(token_labels(sampler.tokenizer, view.top_ids))
+    st.plotly_chart(distribution_figure(view, labels, cfg))
+    if view.greedy:
+        st.caption("Temperature 0: the answer always takes the most likely token (after the repetition penalty); "
+                   "top-k and top-p have no effect.")
+    else:
+        st.caption(f"Grey: the model's own probabilities for the first token of the answer. Blue: what sampling "
+                   f"draws from after the repetition penalty, temperature, top-k and top-p: {view.kept} of {vocab} "
+                   f"tokens remain; entropy {view.entropy('before'):.2f} → {view.entropy('after'):.2f} nats.")
+
+    st.markdown("**Where the answer looked**")
+    last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    if not has_attention(sampler.model):
+        st.info("This run is an LSTM: it reads the prompt through a recurrent state and has no attention weights "
+                "to show. Train a GPT run to see which prompt tokens each answer token attended to.", icon="💡")
+    elif last is None:
+        st.caption("Ask a question: the attention of the answer over the prompt appears here.")
+    elif last.get("model_key") != model_key:
+        st.caption(f"The last answer came from another model ({last.get('run')}); ask again to see this one's.")
+    elif not last.get("ids"):
+        st.caption("The last answer is empty: there is no generated token to explain.")
+    else:
+        att = cached_attention(model_key, tuple(last["prompt_ids"]), tuple(last["ids"]), sampler)
+        c1, c2 = st.columns(2)
+        layer = c1.selectbox("Layer", ["mean", *range(1, att.n_layers + 1)], key="chat_att_layer")
+        head = c2.selectbox("Head", ["mean", *range(1, att.n_heads + 1)], key="chat_att_head")
+        li = None if layer == "mean" else int(layer) - 1
+        hi = None if head == "mean" else int(head) - 1
+        matrix = att.matrix(li, hi)
+        what = ("mean of layers" if li is None else f"layer {li + 1}") + ", " + (
+            "mean of heads" if hi is None else f"head {hi + 1}")
+        prompt_labels = token_labels(sampler.tokenizer, att.prompt_ids)
+        answer_labels = unique_labels(token_labels(sampler.tokenizer, att.answer_ids))
+        st.plotly_chart(attention_figure(matrix, prompt_labels, answer_labels, what))
+        notes = [f"Row i: where the model looked when it chose generated token i. On average "
+                 f"{float(matrix.sum(1).mean()):.0%} of its attention went to the prompt, the rest to the answer "
+                 f"so far."]
+        if att.prompt_cropped:
+            notes.append(f"The first {att.prompt_cropped} prompt tokens are not shown (window or size limit).")
+        if att.answer_omitted:
+            notes.append(f"The last {att.answer_omitted} answer tokens are not shown: the view is one forward pass, "
+                         f"so prompt and answer must fit one {mcfg.seq_len}-token window (and a size limit).")
+        st.caption(" ".join(notes))
