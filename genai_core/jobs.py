@@ -502,6 +502,13 @@ class JobManager:
         run.write_status("failed", msg)
         job.live.set_phase("failed")
 
+    def forget(self, name: str) -> None:
+        """Drop what this manager remembers of a finished job (after its folder is renamed or deleted)."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None and job.done.is_set():
+                del self._jobs[name]
+
     # ------------------------------------------------------------------ reading
     def status(self, name: str) -> JobStatus:
         """State of run `name` from disk, with the live fields when it is a job of this manager."""

@@ -349,7 +349,10 @@ class Run:
             "n_heads": cfg.model.n_heads,
             "seq_len": cfg.model.seq_len,
             "batch_size": cfg.train.batch_size,
+            "grad_accum_steps": cfg.train.grad_accum_steps,
             "lr": cfg.train.lr,
+            "dropout": cfg.model.dropout,
+            "weight_decay": cfg.train.weight_decay,
             "tokenizer": cfg.data.tokenizer,
             "step": last.get("step", 0),
             "tokens": last.get("tokens", 0),
@@ -365,7 +368,8 @@ def list_runs(root: Path | None = None) -> list[Run]:
     root = Path(root) if root else runs_dir()
     if not root.is_dir():
         return []
-    found = [Run(p) for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    found = [Run(p) for p in root.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()]
     return sorted(found, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
 
 

@@ -1,5 +1,283 @@
-"""Runs page (being built)."""
+"""Runs: compare runs, see which hyperparameters matter, and share, rename, delete, export or import a run.
 
+Every number comes from the run folders (`Run.summary()`, `Run.metrics()`); moving runs around is
+`genai_core.archive`. Actions that change the runs (rename, delete, import) run in widget callbacks:
+those run before the page, so the table drawn afterwards already shows the result, and they may
+update the state of the selection widgets. Their outcome is kept in session state ("flash") and
+shown next to the section that caused it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from genai_core import archive
+from genai_core.errors import user_message
+from genai_core.runs import Run, list_runs
+from pages.ui import X_AXES, job_manager, loss_figure, runs_root
+
+FLASH = "runs_flash"
+COMPARE = "runs_compare"
+FOCUS = "runs_focus"
+UPLOAD_GEN = "runs_upload_gen"
+
+
+# --------------------------------------------------------------------------- flash messages
+def _flash(section: str, kind: str, text: str) -> None:
+    st.session_state.setdefault(FLASH, []).append((section, kind, text))
+
+
+def _show_flash(section: str) -> None:
+    messages = st.session_state.get(FLASH, [])
+    for _sec, kind, text in [m for m in messages if m[0] == section]:
+        if kind == "error":
+            st.error(text, icon="🚫")
+        else:
+            st.success(text, icon="✅")
+    st.session_state[FLASH] = [m for m in messages if m[0] != section]
+
+
+def _failed(section: str, exc: Exception) -> None:
+    """Show a person's mistake as an error; let a bug propagate to Streamlit."""
+    msg = user_message(exc)
+    if msg is None:
+        raise exc
+    _flash(section, "error", msg)
+
+
+# --------------------------------------------------------------------------- callbacks
+def _rename(root: Path, old: str) -> None:
+    new = str(st.session_state.get(f"rename_to_{old}", "")).strip()
+    try:
+        renamed = archive.rename_run(Run(root / old), new)
+    except Exception as e:  # _failed re-raises what is not a user error
+        _failed("manage", e)
+        return
+    job_manager().forget(old)
+    st.session_state[FOCUS] = renamed.name
+    st.session_state[COMPARE] = [renamed.name if n == old else n for n in st.session_state.get(COMPARE, [])]
+    _flash("manage", "success", f"Renamed {old} to {renamed.name}.")
+
+
+def _delete(root: Path, name: str) -> None:
+    if not st.session_state.get(f"delete_confirm_{name}"):
+        _flash("manage", "error", "Tick the confirmation box first.")
+        return
+    try:
+        archive.delete_run(Run(root / name))
+    except Exception as e:  # _failed re-raises what is not a user error
+        _failed("manage", e)
+        return
+    job_manager().forget(name)
+    st.session_state.pop(FOCUS, None)
+    st.session_state[COMPARE] = [n for n in st.session_state.get(COMPARE, []) if n != name]
+    _flash("manage", "success", f"Deleted run {name}.")
+
+
+def _import(root: Path, upload_key: str) -> None:
+    upload = st.session_state.get(upload_key)
+    if upload is None:
+        _flash("import", "error", "Choose a .zip file first.")
+        return
+    name = str(st.session_state.get("import_name", "")).strip() or None
+    try:
+        upload.seek(0)
+        run = archive.import_run(upload, root, name=name)
+    except Exception as e:  # _failed re-raises what is not a user error
+        _failed("import", e)
+        return
+    st.session_state[FOCUS] = run.name
+    st.session_state[UPLOAD_GEN] = st.session_state.get(UPLOAD_GEN, 0) + 1  # a fresh, empty uploader
+    state = run.status().get("state")
+    _flash("import", "success", f"Imported {upload.name} as run {run.name} ({state}).")
+
+
+# --------------------------------------------------------------------------- data
+def _rows(runs: list[Run]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """One summary row per readable run, and (name, reason) for the others."""
+    rows, broken = [], []
+    for run in runs:
+        try:
+            s = run.summary()
+            cfg = run.config()
+        except Exception as e:  # a damaged run must not take the page down
+            msg = user_message(e)
+            if msg is None:
+                raise
+            broken.append((run.name, msg))
+            continue
+        rows.append({**s, "dropout": cfg.model.dropout, "weight_decay": cfg.train.weight_decay,
+                     "grad_accum": cfg.train.grad_accum_steps})
+    return rows, broken
+
+
+TABLE_COLUMNS = {
+    "name": st.column_config.TextColumn("Run", pinned=True),
+    "state": st.column_config.TextColumn("Status"),
+    "arch": st.column_config.TextColumn("Architecture"),
+    "params": st.column_config.NumberColumn("Parameters", format="compact"),
+    "d_model": st.column_config.NumberColumn("d_model"),
+    "n_layers": st.column_config.NumberColumn("Layers"),
+    "n_heads": st.column_config.NumberColumn("Heads"),
+    "seq_len": st.column_config.NumberColumn("Context (tokens)"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
+    "lr": st.column_config.NumberColumn("Learning rate", format="%.1e"),
+    "dropout": st.column_config.NumberColumn("Dropout", format="%.2f"),
+    "tokenizer": st.column_config.TextColumn("Tokenizer"),
+    "best_val_loss": st.column_config.NumberColumn("Best val loss (nats/token)", format="%.4f"),
+    "best_val_ppl": st.column_config.NumberColumn("Best val perplexity", format="%.2f"),
+    "train_loss": st.column_config.NumberColumn("Last train loss", format="%.4f"),
+    "step": st.column_config.NumberColumn("Steps", format="%,d"),
+    "tokens": st.column_config.NumberColumn("Tokens seen", format="compact"),
+    "elapsed_s": st.column_config.NumberColumn("Training time (s)", format="%.1f"),
+    "message": st.column_config.TextColumn("Message"),
+}
+
+PARCOORD_DIMS = [
+    ("d_model", "d_model (width)"),
+    ("n_layers", "layers"),
+    ("n_heads", "heads"),
+    ("seq_len", "context (tokens)"),
+    ("batch_size", "batch (sequences)"),
+    ("lr", "learning rate"),
+    ("dropout", "dropout"),
+    ("weight_decay", "weight decay"),
+    ("params", "parameters"),
+]
+
+
+def parcoords_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Hyperparameters against best validation loss, one line per run coloured by that loss.
+
+    The learning rate spans orders of magnitude, so its axis is log10 with the real values as ticks.
+    """
+    dims = []
+    if len({r["arch"] for r in rows}) > 1:
+        archs = sorted({r["arch"] for r in rows})
+        dims.append({"label": "architecture", "values": [archs.index(r["arch"]) for r in rows],
+                     "tickvals": list(range(len(archs))), "ticktext": archs})
+    for key, label in PARCOORD_DIMS:
+        values = [r.get(key) for r in rows]
+        if any(v is None for v in values):
+            continue  # e.g. `params` of a run whose status lacks it
+        if key == "lr":
+            logs = [math.log10(v) for v in values]
+            ticks = sorted(set(values))
+            dims.append({"label": "learning rate (log scale)", "values": logs,
+                         "tickvals": [math.log10(v) for v in ticks], "ticktext": [f"{v:.0e}" for v in ticks]})
+        else:
+            dims.append({"label": label, "values": values})
+    losses = [r["best_val_loss"] for r in rows]
+    dims.append({"label": "best val loss (nats/token)", "values": losses})
+    fig = go.Figure(go.Parcoords(
+        line={"color": losses, "colorscale": "Viridis", "reversescale": True, "showscale": True,
+              "colorbar": {"title": {"text": "best val loss<br>(nats/token)"}}},
+        dimensions=dims,
+    ))
+    fig.update_layout(title="Hyperparameters vs best validation loss (one line per run; darker = lower loss)",
+                      height=420, margin={"l": 60, "r": 60, "t": 90, "b": 30})
+    return fig
+
+
+# --------------------------------------------------------------------------- page
 st.title("Runs")
+st.caption("Compare runs, see which hyperparameters matter, and share a run as a report or a zip.")
+
+root = runs_root()
+runs = list_runs(root)
+rows, broken = _rows(runs)
+names = [r["name"] for r in rows]
+
+head, refresh = st.columns([6, 1])
+head.subheader(f"All runs ({len(runs)})")
+refresh.button("Refresh", icon="🔄", help="Re-read the runs folder (runs in progress change as they train)")
+if rows:
+    frame = pd.DataFrame(rows)[list(TABLE_COLUMNS)]
+    st.dataframe(frame, hide_index=True, column_config=TABLE_COLUMNS, key="runs_table")
+elif not runs:
+    st.info("No runs yet: train one on the Train page, or import a run archive below.", icon="ℹ️")
+for name, reason in broken:
+    st.error(f"Run {name} cannot be read: {reason}", icon="🚫")
+
+if rows:
+    st.subheader("Compare loss curves")
+    # Sanitised before the widget exists: a run deleted or renamed elsewhere must not linger in the selection.
+    if COMPARE not in st.session_state:
+        st.session_state[COMPARE] = names[:2]
+    st.session_state[COMPARE] = [n for n in st.session_state[COMPARE] if n in names]
+    chosen = st.multiselect("Runs to overlay", names, key=COMPARE,
+                            help="Solid: training loss; dotted with markers: validation loss.")
+    c1, c2, c3 = st.columns([2, 2, 1])
+    x = c1.radio("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], horizontal=True, key="runs_x")
+    smoothing = c2.slider("Smoothing of the training loss", 0.0, 0.99, 0.0, 0.01, key="runs_smoothing",
+                          help="Exponential moving average, as TensorBoard's slider (0 = raw)")
+    log_y = c3.toggle("Log scale", key="runs_log", help="Logarithmic loss axis")
+    if chosen:
+        series = {n: Run(root / n).metrics() for n in chosen}
+        title = "Loss of " + ", ".join(chosen) if len(chosen) <= 3 else f"Loss of {len(chosen)} runs"
+        st.plotly_chart(loss_figure(series, x=x, title=title, smoothing=smoothing, log_y=log_y), key="runs_loss")
+    else:
+        st.caption("Pick one or more runs to draw their curves.")
+
+    st.subheader("Hyperparameters vs validation loss")
+    scored = [r for r in rows if r["best_val_loss"] is not None]
+    if scored:
+        st.plotly_chart(parcoords_figure(scored), key="runs_parcoords")
+        st.caption("Drag along an axis to highlight the runs in a range; drag a label to reorder the axes.")
+    else:
+        st.caption("No run has a validation loss yet.")
+
+if runs:
+    st.subheader("Share and manage a run")
+    all_names = [r.name for r in runs]
+    if st.session_state.get(FOCUS) not in all_names:
+        st.session_state[FOCUS] = all_names[0]
+    focus = st.selectbox("Run", all_names, key=FOCUS)
+    run = Run(root / focus)
+    status = run.status()
+    active = status.get("state") in archive.ACTIVE_STATES
+    readable = focus in names
+    st.caption(f"Status: **{status.get('state', 'created')}**" + (f" — {status['message']}" if status.get("message")
+                                                                   else ""))
+    _show_flash("manage")
+    share, rename, delete = st.tabs(["Share", "Rename", "Delete"])
+    with share:
+        c1, c2 = st.columns(2)
+        # Callables: the report (~5 MB with plotly.js) and the zip are built only when clicked.
+        c1.download_button("HTML report", data=lambda: archive.html_report(run), file_name=f"{focus}-report.html",
+                           mime="text/html", icon="📄", on_click="ignore", disabled=not readable,
+                           key="runs_dl_report")
+        c1.caption("One file that opens offline: final metrics, loss curves, samples and the configuration.")
+        c2.download_button("Run as .zip", data=lambda: archive.export_run(run), file_name=f"{focus}.zip",
+                           mime="application/zip", icon="🗜️", on_click="ignore", key="runs_dl_zip")
+        c2.caption("Config, tokenizer, metrics, samples, status and the latest checkpoint: import it on another "
+                   "playground to resume, compare or chat.")
+    with rename:
+        if active:
+            st.info(f"{focus} is {status['state']}: stop it on the Train page before renaming it.", icon="⏳")
+        st.text_input("New name", value=focus, key=f"rename_to_{focus}", max_chars=80,
+                      help="1-80 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        st.button("Rename", on_click=_rename, args=(root, focus), disabled=active, key="runs_rename")
+    with delete:
+        if active:
+            st.info(f"{focus} is {status['state']}: stop it on the Train page before deleting it.", icon="⏳")
+        confirm = st.checkbox(f"Yes, delete {focus} with all its checkpoints and logs (this cannot be undone)",
+                              key=f"delete_confirm_{focus}", disabled=active)
+        st.button("Delete run", type="primary", on_click=_delete, args=(root, focus), key="runs_delete",
+                  disabled=active or not confirm, icon="🗑️")
+
+st.subheader("Import a run")
+upload_key = f"runs_upload_{st.session_state.get(UPLOAD_GEN, 0)}"
+upload = st.file_uploader("Run archive (.zip exported from a playground)", type=["zip"], key=upload_key,
+                 help="Checked before anything is written: only run files, no pickles, size limits, weights that "
+                      "match the config.")
+st.text_input("Name (optional)", key="import_name", placeholder="default: the exported run's name",
+              help="A name that is taken gets a -2, -3, ... suffix")
+st.button("Import", on_click=_import, args=(root, upload_key), key="runs_import", icon="📥", disabled=upload is None)
+_show_flash("import")
