@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 from .errors import GenAIError, user_message
+from .synthetic import add_parser as _add_generate_corpus_parser
 
 if TYPE_CHECKING:
     from .runs import Run
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, metavar="N", help="Training steps to time.")
     p.add_argument("--corpus-mb", type=float, metavar="N", help="Size of the synthetic corpus, in MB.")
     p.set_defaults(handler=_cmd_bench)
+    _add_generate_corpus_parser(sub)
     return parser
 
 

@@ -173,6 +173,15 @@ class Trainer:
     # ------------------------------------------------------------------ main loop
     def fit(self) -> str:
         """Train to the end or until stopped. Returns the final state (completed/stopped)."""
+        # torch's thread count is process-wide: a run's setting must not outlive it (the app's
+        # server, its chat and its estimates share the process).
+        threads = torch.get_num_threads()
+        try:
+            return self._fit()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self) -> str:
         cfg, t, d = self.config, self.config.train, self.dist
         main = d.is_main
         device = resolve_device(t.device)

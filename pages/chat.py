@@ -332,8 +332,12 @@ if cfg_error is None:
     info, prompt_ids = preview.info, list(preview.prompt_ids)
     shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
     st.caption(f"For the current context and {shown_q}.")
+    # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing.
+    answered = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
+    already = set(answered.get("warnings", [])) if answered else set()
     for w in info.warnings():
-        st.warning(w, icon="⚠️")
+        if w not in already:
+            st.warning(w, icon="⚠️")
 
     with st.expander(f"What the model sees ({info.tokens} of {mcfg.seq_len} tokens)"):
         st.caption("The exact input after cropping to the model's context window"

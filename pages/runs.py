@@ -144,7 +144,7 @@ PARCOORD_DIMS = [
     ("n_layers", "layers"),
     ("n_heads", "heads"),
     ("seq_len", "context (tokens)"),
-    ("batch_size", "batch (sequences)"),
+    ("batch_size", "batch"),  # short: a longer label runs into "learning rate (log scale)" next to it
     ("lr", "learning rate"),
     ("dropout", "dropout"),
     ("weight_decay", "weight decay"),
@@ -227,9 +227,12 @@ if rows:
 
     st.subheader("Hyperparameters vs validation loss")
     scored = [r for r in rows if r["best_val_loss"] is not None]
-    if scored:
+    if len(scored) >= 2:
         st.plotly_chart(parcoords_figure(scored), key="runs_parcoords")
         st.caption("Drag along an axis to highlight the runs in a range; drag a label to reorder the axes.")
+    elif scored:
+        # One line on axes plotly pads around a single value (1.8 to 2.2 layers, dropout from -1) says nothing.
+        st.caption("This chart compares runs: it appears once two runs have a validation loss.")
     else:
         st.caption("No run has a validation loss yet.")
 

@@ -1,0 +1,242 @@
+"""The Train page and the Home page's demo button, through AppTest, with real tiny trainings.
+
+AppTest never fires `run_every`: each `run()` is a full run of the page, which is how a refresh or a
+second tab sees it. Training threads keep going between runs; `app_env` shuts the manager down.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from conftest import app_test, english_like
+
+from genai_core.config import DataConfig, ModelConfig
+from genai_core.jobs import JobManager
+from genai_core.model import build_model, count_parameters
+from genai_core.runs import Run
+from genai_core.tokenstore import prepare_cached
+
+TIMEOUT = 60.0
+TINY = {"d_model": 32, "n_heads": 2, "n_layers": 2, "seq_len": 16, "batch_size": 4, "max_steps": 20,
+        "warmup_steps": 2, "eval_interval": 10, "eval_batches": 2, "log_interval": 5, "num_threads": 1}
+
+
+@pytest.fixture
+def corpus(app_env: Path, tmp_path: Path) -> Path:
+    """A ~15 KB text saved as the Data page's choice (on disk, as a new session would find it)."""
+    from pages import ui
+
+    path = tmp_path / "tiny.txt"
+    path.write_text("\n".join(english_like(400, seed=5)) + "\n", encoding="utf-8")
+    ui.save_data_choice(DataConfig(corpus=path))
+    return path
+
+
+def manager() -> JobManager:
+    from pages import ui
+
+    return ui.job_manager()
+
+
+def set_knobs(at: Any, **values: Any) -> Any:
+    for key, value in values.items():
+        at.number_input(key=f"train_{key}").set_value(value)
+    return at.run()
+
+
+def errors(at: Any) -> str:
+    return " | ".join(e.value for e in at.error)
+
+
+def metric(at: Any, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def wait_until(pred: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def start_tiny(at: Any, **over: Any) -> str:
+    """Start a tiny run from the page; its name, as the job manager knows it."""
+    set_knobs(at, **{**TINY, **over})
+    assert not at.exception and not at.error, errors(at)
+    assert not at.button(key="train_start").disabled
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    jobs = manager().jobs()
+    assert len(jobs) == 1
+    return jobs[0].name
+
+
+def test_widgets_render_with_defaults(corpus: Path) -> None:
+    at = app_test("pages/train.py")
+    assert not at.exception
+    assert at.title[0].value == "Train"
+    assert at.number_input(key="train_d_model").value == 128
+    assert at.number_input(key="train_n_heads").value == 4
+    assert at.number_input(key="train_n_layers").value == 4
+    assert at.radio(key="train_arch").value == "gpt"
+    assert "auto" in at.selectbox(key="train_device").options
+    assert not at.error, errors(at)
+    assert not at.button(key="train_start").disabled
+    labels = {m.label for m in at.metric}
+    assert {"Parameters", "Peak memory", "FLOPs per step", "Time per step", "Total time"} <= labels
+    # LSTM has no heads: the input is disabled (and its value ignored by the config).
+    at.radio(key="train_arch").set_value("lstm").run()
+    assert at.number_input(key="train_n_heads").disabled
+    assert not at.error, errors(at)
+
+
+def test_without_a_data_choice_the_demo_corpus_or_a_pointer_to_the_data_page(
+        app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages import ui
+
+    monkeypatch.setattr(ui, "DEMO_CORPUS", tmp_path / "absent.csv")
+    at = app_test("pages/train.py")
+    assert not at.exception
+    assert "Data page" in at.warning[0].value
+    assert "no corpus" in errors(at) and at.button(key="train_start").disabled
+
+    demo = tmp_path / "demo.txt"
+    demo.write_text("\n".join(english_like(300, seed=9)) + "\n", encoding="utf-8")
+    monkeypatch.setattr(ui, "DEMO_CORPUS", demo)
+    at.run()
+    assert "demo corpus" in at.info[0].value
+    set_knobs(at, **TINY)
+    assert not at.error and not at.button(key="train_start").disabled
+
+
+def test_bad_values_disable_start_with_the_reason(corpus: Path) -> None:
+    at = app_test("pages/train.py")
+    set_knobs(at, d_model=130)
+    assert "divisible by n_heads" in errors(at)
+    assert at.button(key="train_start").disabled
+
+    set_knobs(at, d_model=128, seq_len=5000)
+    assert "too long for this corpus" in errors(at)
+    assert at.button(key="train_start").disabled
+
+    set_knobs(at, seq_len=64, lr=2.0)
+    assert "lr" in errors(at) and "less than or equal to 1" in errors(at)
+    assert at.button(key="train_start").disabled
+
+    set_knobs(at, lr=0.003)
+    at.text_input(key="train_run_name").set_value("no spaces allowed").run()
+    assert "invalid run name" in errors(at)
+    assert at.button(key="train_start").disabled
+
+    at.text_input(key="train_run_name").set_value("").run()
+    assert not at.error and not at.button(key="train_start").disabled
+
+
+def test_estimate_shows_the_engines_parameter_count(corpus: Path, tmp_path: Path) -> None:
+    at = app_test("pages/train.py")
+    set_knobs(at, **TINY)
+    vocab = prepare_cached(DataConfig(corpus=corpus), tmp_path / "store").tokenizer.vocab_size
+    model = build_model(ModelConfig(d_model=32, n_heads=2, n_layers=2, seq_len=16, vocab_size=vocab))
+    assert metric(at, "Parameters") == f"{count_parameters(model):,}"
+
+
+def test_start_trains_and_the_page_shows_the_curve(corpus: Path, app_env: Path) -> None:
+    at = app_test("pages/train.py")
+    name = start_tiny(at)
+    final = manager().wait(name, timeout=TIMEOUT)
+    assert final.state == "completed", final
+    rows = Run(app_env / name).metrics()
+    train_losses = [r["train_loss"] for r in rows if r.get("train_loss") is not None]
+    assert len(train_losses) == 4  # 20 steps, one line every 5
+
+    # A new session (a refresh, another tab) finds the run from the manager and the disk.
+    at = app_test("pages/train.py")
+    assert not at.exception
+    assert any(name in h.value for h in at.subheader)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    train = next(t for t in spec["data"] if t["name"] == "train")
+    assert train["y"] == pytest.approx(train_losses)
+    assert any(t["name"] == "validation" for t in spec["data"])
+    assert metric(at, "Train loss") == f"{train_losses[-1]:.3f}"
+
+
+def test_stop_and_resume_act_on_the_job(corpus: Path, app_env: Path) -> None:
+    at = app_test("pages/train.py")
+    name = start_tiny(at, max_steps=100_000, eval_interval=1000)
+    wait_until(lambda: (manager().status(name).step or 0) > 0, "the first step")
+    at.run()
+    at.button(key="train_stop_run").click().run()
+    assert manager().wait(name, timeout=TIMEOUT).state == "stopped"
+
+    at.run()
+    assert any("stopped" in m.value for m in at.markdown)
+    at.button(key="train_resume_run").click().run()
+    assert not at.exception
+    status = manager().status(name)
+    assert status.resume and status.active
+    manager().stop(name)
+    assert manager().wait(name, timeout=TIMEOUT).state == "stopped"
+
+    # A server restart ends the process: the disk says `running` for a process that is gone. A new
+    # manager (the cache cleared) and a new session show the run as interrupted, with Resume.
+    run = Run(app_env / name)
+    raw = run.read_status_raw()
+    (run.path / "status.json").write_text(json.dumps({**raw, "state": "running", "pid": 4_194_303, "started": 1.0}))
+    st.cache_resource.clear()
+    at = app_test("pages/train.py")
+    assert any("interrupted" in m.value for m in at.markdown)
+    at.button(key="train_resume_run").click().run()
+    assert manager().status(name).resume
+
+
+def test_explore_grid_queues_named_runs(corpus: Path) -> None:
+    at = app_test("pages/train.py")
+    set_knobs(at, **{**TINY, "max_steps": 100_000, "eval_interval": 1000})
+    at.multiselect(key="train_explore_knobs").set_value(["d_model", "lr"]).run()
+    at.text_input(key="train_explore_values_d_model").set_value("32, 48")
+    at.text_input(key="train_explore_values_lr").set_value("0.003, 0.01").run()
+    assert not at.exception and not at.error, errors(at)
+    at.button(key="train_explore_start").click().run()
+    assert not at.exception
+    expected = ["explore-d_model-32-lr-0.003", "explore-d_model-32-lr-0.01",
+                "explore-d_model-48-lr-0.003", "explore-d_model-48-lr-0.01"]
+    assert [j.name for j in manager().jobs()] == expected
+    assert [q.name for q in manager().queue()] == expected[1:]  # one trains, the others wait their turn
+    at.run()
+    queues = [df.value for df in at.dataframe if "position" in df.value.columns]  # the queue is shown
+    assert queues and list(queues[0]["run"]) == expected[1:]
+    # Five values are one too many: the grid refuses with the reason.
+    at.text_input(key="train_explore_values_lr").set_value("1e-4, 3e-4, 1e-3, 3e-3, 1e-2").run()
+    assert "at most 4 values" in errors(at)
+    assert at.button(key="train_explore_start").disabled
+
+
+def test_home_demo_button_submits_and_opens_train(app_env: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages import ui
+
+    demo = tmp_path / "demo.txt"
+    demo.write_text("\n".join(english_like(400, seed=7)) + "\n", encoding="utf-8")
+    monkeypatch.setattr(ui, "DEMO_CORPUS", demo)  # the real demo is minutes of training
+    monkeypatch.setattr(ui, "DEMO_SHAPE", {"d_model": 32, "n_heads": 2, "n_layers": 2, "seq_len": 16,
+                                           "batch_size": 4, "max_steps": 100_000})
+    at = app_test()
+    assert at.title[0].value == "GenAI Playground"
+    at.button(key="home_demo").click().run()
+    assert not at.exception
+    assert [j.name for j in manager().jobs()] == [ui.DEMO_NAME]
+    assert at.title[0].value == "Train"
+    assert any(ui.DEMO_NAME in h.value for h in at.subheader)  # the Train page follows the new run
+
+    # Back on Home while it trains: a link to it instead of a second start.
+    at.switch_page("pages/home.py").run()
+    assert not [b for b in at.button if b.key == "home_demo"]
+    assert any("is training" in link.label for link in at.get("page_link"))
+    manager().stop(ui.DEMO_NAME)
+    assert manager().wait(ui.DEMO_NAME, timeout=TIMEOUT).state == "stopped"

@@ -1,0 +1,267 @@
+"""The synthetic clinical corpus and QA generator, and the files shipped from it under assets/."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genai_core import synthetic as syn
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+# What assets/README.md documents: the command and seed the shipped files were made with.
+SHIPPED_SEED = 0
+SHIPPED_ROWS = {
+    "corpora/clinical_cases.csv": syn.DEFAULT_CASES,
+    "qa/train.csv": syn.DEFAULT_QA["train"],
+    "qa/val.csv": syn.DEFAULT_QA["val"],
+    "qa/test.csv": syn.DEFAULT_QA["test"],
+    "qa/test_unseen_phrasing.csv": syn.DEFAULT_QA["test_unseen_phrasing"],
+}
+BUDGET_BYTES = 10 * 1024 * 1024
+PREFIX = 150  # rows regenerated to check the shipped files; the streams are prefix-stable
+
+
+def _read(rel: str) -> pd.DataFrame:
+    return pd.read_csv(ASSETS / rel, dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="module")
+def train_records() -> list[syn.QARecord]:
+    return syn.generate_qa("train", syn.DEFAULT_QA["train"], SHIPPED_SEED)
+
+
+@pytest.fixture(scope="module")
+def test_records() -> dict[str, list[syn.QARecord]]:
+    return {s: syn.generate_qa(s, syn.DEFAULT_QA[s], SHIPPED_SEED) for s in ("test", "test_unseen_phrasing")}
+
+
+# --------------------------------------------------------------------------- determinism
+def test_cases_are_deterministic_by_seed() -> None:
+    a = [c.text for c in syn.generate_cases(40, seed=7)]
+    b = [c.text for c in syn.generate_cases(40, seed=7)]
+    c = [c.text for c in syn.generate_cases(40, seed=8)]
+    assert a == b
+    assert sum(x != y for x, y in zip(a, c, strict=True)) >= 39  # a different seed changes (nearly) everything
+
+
+def test_written_files_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
+    kwargs = {"cases": 60, "qa_train": 80, "qa_val": 20, "qa_test": 20, "qa_test_unseen": 20}
+    syn.write_dataset(tmp_path / "a", seed=3, **kwargs)
+    syn.write_dataset(tmp_path / "b", seed=3, **kwargs)
+    syn.write_dataset(tmp_path / "c", seed=4, **kwargs)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
+    assert len(files) == 5
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+        assert (tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes(), rel
+
+
+def test_streams_are_prefix_stable() -> None:
+    """The first rows do not depend on how many follow: what lets the tests check shipped prefixes."""
+    assert [r.question for r in syn.generate_qa("val", 7)] == [r.question for r in syn.generate_qa("val", 30)[:7]]
+    assert [c.text for c in syn.generate_cases(5)] == [c.text for c in syn.generate_cases(12)[:5]]
+
+
+# --------------------------------------------------------------------------- answers and spans
+def test_every_span_is_the_recorded_value() -> None:
+    for case in syn.generate_cases(300, seed=11):
+        assert case.answer("age") == str(case.age)
+        # A real (lower-case) drug name opening a sentence is capitalised there: "Nintedanib 150 mg ..."
+        assert case.answer("drug").lower() == case.primary_drug.lower()
+        assert case.answer("dose") == case.primary_dose
+        assert case.answer("treatment").lower() == f"{case.primary_drug} {case.primary_dose}".lower()
+        for kind, (start, end) in case.spans.items():
+            assert 0 <= start < end <= len(case.text), kind
+            answer = case.text[start:end]
+            assert answer == answer.strip() and answer, (kind, answer)
+        # Every span lies inside one sentence: what the excerpted QA contexts rely on.
+        for start, end in case.spans.values():
+            assert any(a <= start and end <= b for a, b in case.sentences)
+
+
+@pytest.mark.parametrize("split", syn.SPLITS)
+def test_every_shipped_answer_occurs_verbatim_in_its_context(split: str) -> None:
+    df = _read(f"qa/{split}.csv")
+    assert list(df.columns) == ["question", "context", "answer"]
+    missing = [i for i, (ctx, ans) in enumerate(zip(df["context"], df["answer"], strict=True)) if ans not in ctx]
+    assert not missing, df.iloc[missing[:3]].to_dict("records")
+    assert (df["answer"].str.len() > 0).all() and (df["question"].str.len() > 0).all()
+
+
+# --------------------------------------------------------------------------- held-out values
+def test_reserved_values_never_reach_qa_train(
+    train_records: list[syn.QARecord], test_records: dict[str, list[syn.QARecord]]
+) -> None:
+    train_answers = {r.answer for r in train_records}
+    train_words = {w for r in train_records for w in re.findall(r"[A-Za-z]+", f"{r.question} {r.context}")}
+    train_ages = {r.answer for r in train_records if r.kind == "age"}
+    assert train_ages and not any(syn.is_reserved_age(int(a)) for a in train_ages)
+    for split, records in test_records.items():
+        kinds = {r.kind for r in records}
+        assert {"age", "drug", "dose", "treatment", "symptoms"} <= kinds, split
+        for r in records:
+            if r.kind == "age":
+                assert syn.is_reserved_age(int(r.answer)), r
+                assert r.answer not in train_ages, r
+            if r.kind in ("drug", "treatment", "symptoms"):
+                assert r.answer not in train_answers, r
+        # Every invented drug of a test case is a reserved name that QA train never mentions.
+        cases = {c.id: c for c in syn.qa_cases(split, len(records), SHIPPED_SEED)}
+        assert {r.case_id for r in records} <= set(cases)
+        names = {d for c in cases.values() for d in c.drugs}
+        assert len(names) > 100, split
+        assert all(syn.is_reserved_drug(n) for n in names), split
+        assert all(r.context in cases[r.case_id].text for r in records)
+        leaked = sorted(names & train_words)
+        assert not leaked, leaked[:10]
+
+
+def test_reserved_symptom_combinations_are_disjoint() -> None:
+    train = syn.generate_cases(800, seed=0, values="train", stream="check-train")
+    test = syn.generate_cases(300, seed=0, values="reserved", stream="check-test")
+    train_combos = {(c.condition, c.symptom_keys) for c in train}
+    test_combos = {(c.condition, c.symptom_keys) for c in test}
+    assert all(syn.is_reserved_combo(c, keys) for c, keys in test_combos)
+    assert not any(syn.is_reserved_combo(c, keys) for c, keys in train_combos)
+    assert not train_combos & test_combos
+    assert all(syn.is_reserved_age(c.age) for c in test) and not any(syn.is_reserved_age(c.age) for c in train)
+    assert all(syn.is_reserved_drug(d) for c in test for d in c.drugs)
+    assert not any(syn.is_reserved_drug(d) for c in train for d in c.drugs)
+    assert all(c.primary_drug in c.drugs for c in test)  # the test treatment is always an invented, reserved drug
+
+
+# --------------------------------------------------------------------------- held-out phrasings
+def _matching(questions: Iterable[str], templates: Iterable[str]) -> set[str]:
+    patterns = [syn.question_pattern(t) for t in templates]
+    return {q for q in questions if any(p.match(q) for p in patterns)}
+
+
+def test_question_patterns_are_unambiguous() -> None:
+    """Each rendered question matches its own template's pattern and no other's."""
+    templates = [t for k in syn.QUESTIONS for t in syn.QUESTIONS[k]]
+    assert len(templates) == len(set(templates))
+    patterns = {t: syn.question_pattern(t) for t in templates}
+    for t in templates:
+        for drug in ("Zoravimab", "magnesium sulfate"):
+            for pronouns in syn._PRONOUNS.values():
+                question = t.format(drug=drug, **pronouns)
+                assert [u for u, p in patterns.items() if p.match(question)] == [t], question
+
+
+def test_unseen_phrasing_questions_never_appear_in_train() -> None:
+    reserved = [t for k in syn.QUESTIONS for t in syn.questions(k, "reserved")]
+    allowed = [t for k in syn.QUESTIONS for t in syn.questions(k, "train")]
+    assert set(reserved).isdisjoint(allowed)
+    train_q = set(_read("qa/train.csv")["question"]) | set(_read("qa/val.csv")["question"])
+    unseen_q = set(_read("qa/test_unseen_phrasing.csv")["question"])
+    assert not _matching(train_q, reserved), sorted(_matching(train_q, reserved))[:5]
+    assert _matching(unseen_q, reserved) == unseen_q
+    assert not _matching(unseen_q, allowed)  # no reserved phrasing is also a train phrasing
+    assert _matching(set(_read("qa/test.csv")["question"]), allowed) == set(_read("qa/test.csv")["question"])
+    assert not unseen_q & train_q
+
+
+def test_unseen_phrasing_contexts_use_reserved_sentence_templates(
+    train_records: list[syn.QARecord], test_records: dict[str, list[syn.QARecord]]
+) -> None:
+    reserved_ids = syn.reserved_template_ids()
+    for slot, regs in syn.TEMPLATES.items():
+        for reg in regs:
+            assert syn.templates(slot, reg, "train") and syn.templates(slot, reg, "reserved"), (slot, reg)
+    train_cases = syn.qa_cases("train", 300, SHIPPED_SEED)
+    unseen_cases = syn.qa_cases("test_unseen_phrasing", 200, SHIPPED_SEED)
+    assert not any(set(c.template_ids) & reserved_ids for c in train_cases)
+    assert all(set(c.template_ids) <= reserved_ids for c in unseen_cases)
+    # and these are the very cases behind the shipped rows
+    assert {r.case_id for r in train_records[:100]} <= {c.id for c in train_cases}
+    by_id = {c.id: c for c in unseen_cases}
+    for r in test_records["test_unseen_phrasing"][:200]:
+        assert r.context in by_id[r.case_id].text
+
+
+# --------------------------------------------------------------------------- diversity
+def _skeleton(sentence: str) -> str:
+    """A sentence with numbers and names (capitalised words after the first) masked."""
+    s = re.sub(r"\d+(?:[./]\d+)*", "#", sentence)
+    head, _, rest = s.partition(" ")
+    return head + " " + re.sub(r"\b[A-Z][A-Za-z-]*\b", "N", rest)
+
+
+def test_diversity_of_surface_forms() -> None:
+    cases = syn.generate_cases(2000, seed=5)
+    texts = [c.text for c in cases]
+    assert len(set(texts)) == 2000
+    sentences = [s for t in texts for s in re.split(r"(?<=\.) (?=[A-Z0-9])", t)]
+    assert len({_skeleton(s) for s in sentences}) >= 1000
+    assert len({c.template_ids for c in cases}) >= 1000
+    words = {w.lower() for t in texts for w in re.findall(r"[A-Za-z][A-Za-z-]+", t)}
+    assert len(words) >= 300
+    assert len({d for c in cases for d in c.drugs}) >= 500  # invented names are procedural, not a list
+    assert len({c.condition for c in cases}) >= 10
+    assert {c.register for c in cases} == {"narrative", "terse"}
+
+
+# --------------------------------------------------------------------------- shipped files
+def test_shipped_files_exist_and_fit_the_budget() -> None:
+    total = 0
+    for rel, rows in SHIPPED_ROWS.items():
+        path = ASSETS / rel
+        assert path.is_file(), rel
+        total += path.stat().st_size
+        with open(path, encoding="utf-8", newline="") as f:
+            assert sum(1 for _ in csv.reader(f)) - 1 == rows, rel
+        assert path.read_bytes().isascii(), rel  # a char-level model should meet no exotic characters
+    assert total <= BUDGET_BYTES
+    assert 2_500_000 <= (ASSETS / "corpora/clinical_cases.csv").stat().st_size <= 6_500_000
+    readme = (ASSETS / "README.md").read_text(encoding="utf-8")
+    assert "SYNTHETIC" in readme and f"--seed {SHIPPED_SEED}" in readme
+
+
+def test_shipped_files_are_reproduced_by_the_generator() -> None:
+    corpus = _read("corpora/clinical_cases.csv")
+    assert list(corpus.columns) == ["id", "text"]
+    cases = syn.generate_cases(PREFIX, seed=SHIPPED_SEED)
+    assert corpus["id"].tolist()[:PREFIX] == [c.id for c in cases]
+    assert corpus["text"].tolist()[:PREFIX] == [c.text for c in cases]
+    for split in syn.SPLITS:
+        df = _read(f"qa/{split}.csv")
+        rows = [[r.question, r.context, r.answer] for r in syn.generate_qa(split, PREFIX, SHIPPED_SEED)]
+        assert df.head(PREFIX).values.tolist() == rows, split
+
+
+def test_cli_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    syn.add_parser(sub)
+    args = parser.parse_args(
+        [
+            "generate-corpus",
+            "--out",
+            str(tmp_path),
+            "--cases",
+            "12",
+            "--qa-train",
+            "10",
+            "--qa-val",
+            "4",
+            "--qa-test",
+            "4",
+            "--seed",
+            "2",
+        ]
+    )
+    assert args.handler(args) == 0
+    assert "clinical_cases.csv: 12 rows" in capsys.readouterr().out
+    assert len(_read_at(tmp_path / "qa/test_unseen_phrasing.csv")) == 4
+    assert syn.main(["--out", str(tmp_path / "x"), "--cases", "-1"]) == 2
+
+
+def _read_at(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
