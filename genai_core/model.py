@@ -147,7 +147,7 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 loss_weights: torch.Tensor | None = None, need_weights: bool = False,
                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = idx.shape
+        T = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + T > self.config.seq_len:
             raise ValueError(f"sequence of {start + T} tokens exceeds seq_len {self.config.seq_len}")
@@ -165,11 +165,182 @@ class GPT(nn.Module):
         logits = self.lm_head(x)
         return logits, lm_loss(logits, targets, loss_weights)
 
+    def decoder(self, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> GPTDecoder:
+        """A fast prefill/step decoder over these weights (see `GPTDecoder`); used by generation."""
+        return GPTDecoder(self, batch_size, logit_bias)
+
     def new_cache(self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None) -> KVCache:
         c = self.config
         dtype = dtype or self.wte.weight.dtype
         shape = (c.n_layers, batch_size, c.n_heads, c.seq_len, c.head_dim)
         return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+
+
+class GPTDecoder:
+    """Fast inference path of a `GPT`: prefill a prompt, then decode one token at a time.
+
+    Same arithmetic as `GPT.forward` with a cache, but with a fraction of its per-token overhead,
+    which is what dominates a sub-million-parameter model on a CPU (one decode step is ~50 tiny
+    kernels, each costing microseconds of dispatch for nanoseconds of maths):
+
+    - the weights are read once into plain tensors (no nn.Module `__call__`/`__getattr__` per token);
+    - one contiguous buffer holds q, k and v of every (layer, position): the qkv matmul of a step
+      writes straight into its slot (`addmm(..., out=slot)`), so caching k and v costs no copy;
+    - the attention views of each position are built once and reused, including after a re-prefill;
+    - residual adds are folded into the output projections (`addmm(x, y, W^T)`);
+    - an optional `logit_bias` (e.g. -inf on the unknown token) is added by the head's matmul itself.
+
+    `cache` is a regular `KVCache` whose k and v are views of that buffer, so `GPT.forward(..., cache=)`
+    can continue from (or feed) the same state. Call under `torch.inference_mode()` or `no_grad()`.
+    The decoder holds views of the parameters: in-place updates (optimizer steps, `load_state`) are
+    seen, but build a new one after moving the model to another device or dtype (`Sampler` builds one
+    per generation).
+    """
+
+    #: GELU variant of `MLP.forward`; must follow it (the equality tests against GPT.forward would fail).
+    GELU = "tanh"
+
+    def __init__(self, model: GPT, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> None:
+        cfg = model.config
+        self.config = cfg
+        self.batch_size = B = batch_size
+        C, H, L, T = cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.seq_len
+        hd = C // H
+        w = model.wte.weight.detach()
+        self.wte = w
+        self.pos_table = model.wpe.weight.detach() if cfg.pos_encoding == "learned" else model.pe
+        self.eps = model.ln_f.eps
+
+        def det(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.detach()
+
+        def mat(t: torch.Tensor) -> torch.Tensor:
+            # A transposed view, as F.linear uses it. Copying it once into (in, out) row-major would
+            # make a one-row matmul ~6% faster, but its different summation order moves the logits
+            # up to ~1e-5 away from GPT.forward's (measured on a trained model): not worth it.
+            return t.detach().t()
+
+        # Per layer: ln_1 (w, b), c_attn (W^T, b), c_proj (W^T, b), ln_2 (w, b), c_fc (W^T, b), mlp c_proj (W^T, b).
+        self.layers = [
+            (det(b.ln_1.weight), det(b.ln_1.bias), mat(b.attn.c_attn.weight), det(b.attn.c_attn.bias),
+             mat(b.attn.c_proj.weight), det(b.attn.c_proj.bias), det(b.ln_2.weight), det(b.ln_2.bias),
+             mat(b.mlp.c_fc.weight), det(b.mlp.c_fc.bias), mat(b.mlp.c_proj.weight), det(b.mlp.c_proj.bias))
+            for b in model.h
+        ]
+        self.ln_f = (det(model.ln_f.weight), det(model.ln_f.bias))
+        self.head_t = mat(model.lm_head.weight)
+        if logit_bias is not None:
+            logit_bias = logit_bias.to(device=w.device, dtype=w.dtype).reshape(-1)
+        self.logit_bias = logit_bias
+        # (layer, position, batch, q|k|v * heads * head_dim): a step's qkv row lands in one contiguous slot.
+        self.buf = torch.zeros(L, T, B, 3 * C, device=w.device, dtype=w.dtype)
+        parts = self.buf.view(L, T, B, 3, H, hd)
+        k = parts[:, :, :, 1].permute(0, 2, 3, 1, 4)  # (L, B, H, T, hd), the layout KVCache promises
+        v = parts[:, :, :, 2].permute(0, 2, 3, 1, 4)
+        self.cache = KVCache(k, v)
+        self._k = list(k.unbind(0))
+        self._v = list(v.unbind(0))
+        self._q = [parts[i, :, :, 0].unsqueeze(3) for i in range(L)]  # (T, B, H, 1, hd)
+        self._pos_views: list[list[tuple[torch.Tensor, ...]] | None] = [None] * T
+        self._idx = torch.zeros(B, dtype=torch.long, device=w.device)
+
+    @property
+    def pos(self) -> int:
+        """Positions already in the cache."""
+        return self.cache.pos
+
+    def reset(self) -> None:
+        """Forget the context (stale slots are never read: attention only looks at [0, pos))."""
+        self.cache.pos = 0
+
+    def _views(self, pos: int) -> list[tuple[torch.Tensor, ...]]:
+        views = self._pos_views[pos]
+        if views is None:  # built on first use: positions recur after every re-prefill
+            S = pos + 1
+            views = [(self.buf[i, pos], self._q[i][pos], self._k[i][:, :, :S], self._v[i][:, :, :S])
+                     for i in range(len(self.layers))]
+            self._pos_views[pos] = views
+        return views
+
+    def step(self, token: int | torch.Tensor) -> torch.Tensor:
+        """Feed one token per sequence (an int, or a (B,) / (B, 1) id tensor); next-token logits (B, vocab)."""
+        pos = self.cache.pos
+        if pos >= self.config.seq_len:
+            raise ValueError(f"the cache is full ({pos} positions of seq_len {self.config.seq_len}); reset it")
+        idx = self._idx
+        if isinstance(token, int):
+            idx.fill_(token)
+        else:
+            idx.copy_(token.reshape(-1))
+        B, C = self.batch_size, self.config.d_model
+        shape, eps = (C,), self.eps
+        x = torch.embedding(self.wte, idx).add_(self.pos_table[pos])
+        for (l1w, l1b, wqkv, bqkv, wo, bo, l2w, l2b, wfc, bfc, wp, bp), (slot, q, k, v) in zip(
+                self.layers, self._views(pos), strict=True):
+            h = torch.layer_norm(x, shape, l1w, l1b, eps)
+            if bqkv is None:
+                torch.mm(h, wqkv, out=slot)
+            else:
+                torch.addmm(bqkv, h, wqkv, out=slot)
+            # One query per head: (B, H, 1, hd) comes out contiguous, i.e. already (B, C).
+            y = F.scaled_dot_product_attention(q, k, v).view(B, C)
+            x = torch.addmm(x, y, wo)
+            if bo is not None:
+                x += bo
+            h = torch.layer_norm(x, shape, l2w, l2b, eps)
+            h = F.gelu(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), approximate=self.GELU)
+            x = torch.addmm(x, h, wp)
+            if bp is not None:
+                x += bp
+        self.cache.pos = pos + 1
+        return self._head(x)
+
+    def prefill(self, idx: torch.Tensor) -> torch.Tensor:
+        """Feed (B, T) ids after the cached positions; logits (B, vocab) of the last position only."""
+        cfg = self.config
+        B, T = idx.shape
+        start = self.cache.pos
+        S = start + T
+        if S > cfg.seq_len:
+            raise ValueError(f"sequence of {S} tokens exceeds seq_len {cfg.seq_len}")
+        C, H = cfg.d_model, cfg.n_heads
+        shape, eps = (C,), self.eps
+        x = (F.embedding(idx, self.wte) + self.pos_table[start:S]).view(B * T, C)  # rows in (b, t) order
+        last = len(self.layers) - 1
+        for i, (l1w, l1b, wqkv, bqkv, wo, bo, l2w, l2b, wfc, bfc, wp, bp) in enumerate(self.layers):
+            h = torch.layer_norm(x, shape, l1w, l1b, eps)
+            qkv = (torch.mm(h, wqkv) if bqkv is None else torch.addmm(bqkv, h, wqkv)).view(B, T, 3 * C)
+            self.buf[i, start:S].copy_(qkv.transpose(0, 1))
+            Tq = T
+            if i == last:
+                # Only the last position reaches the logits: the final block's attention output and MLP
+                # are needed for it alone (its keys/values for all positions are already cached).
+                qkv, x, Tq = qkv[:, -1:], x.view(B, T, C)[:, -1], 1
+            q = qkv.view(B, Tq, 3, H, C // H)[:, :, 0].transpose(1, 2)
+            k, v = self._k[i][:, :, :S], self._v[i][:, :, :S]
+            if Tq == 1:
+                y = F.scaled_dot_product_attention(q, k, v)
+            elif start == 0:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                mask = torch.ones(Tq, S, dtype=torch.bool, device=idx.device).tril(diagonal=start)
+                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            x = torch.addmm(x, y.transpose(1, 2).reshape(B * Tq, C), wo)
+            if bo is not None:
+                x += bo
+            h = torch.layer_norm(x, shape, l2w, l2b, eps)
+            h = F.gelu(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), approximate=self.GELU)
+            x = torch.addmm(x, h, wp)
+            if bp is not None:
+                x += bp
+        self.cache.pos = S
+        return self._head(x)
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.layer_norm(x, (self.config.d_model,), self.ln_f[0], self.ln_f[1], self.eps)
+        if self.logit_bias is None:
+            return torch.mm(x, self.head_t)
+        return torch.addmm(self.logit_bias, x, self.head_t)
 
 
 class LSTMLM(nn.Module):
@@ -204,14 +375,16 @@ class LSTMLM(nn.Module):
         logits = self.lm_head(x)
         return logits, lm_loss(logits, targets, loss_weights)
 
-    def new_cache(self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None) -> RecurrentState:
+    def new_cache(self, batch_size: int, device: torch.device | str,
+                  dtype: torch.dtype | None = None) -> RecurrentState:
         return RecurrentState()
 
 
 LanguageModel = GPT | LSTMLM
 
 
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None, weights: torch.Tensor | None = None) -> torch.Tensor | None:
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None,
+            weights: torch.Tensor | None = None) -> torch.Tensor | None:
     """Mean next-token cross-entropy; with `weights`, a weighted mean (0 = position ignored)."""
     if targets is None:
         return None
@@ -263,7 +436,8 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
         )
     for k, v in expected.items():
         if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"checkpoint tensor {k} has shape {tuple(state[k].shape)}, the model needs {tuple(v.shape)}")
+            raise CheckpointError(f"checkpoint tensor {k} has shape {tuple(state[k].shape)}, "
+                                  f"the model needs {tuple(v.shape)}")
         if not state[k].dtype.is_floating_point and v.dtype.is_floating_point:
             raise CheckpointError(f"checkpoint tensor {k} has dtype {state[k].dtype}, expected floating point")
         if v.dtype.is_floating_point and not torch.isfinite(state[k]).all():

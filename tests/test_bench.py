@@ -1,0 +1,37 @@
+"""The bench's inputs: the standard-library English text and the synthetic CSV."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from genai_core.bench import _finite, english_text, write_english_csv
+
+
+def test_english_text_is_deterministic_and_about_the_size_asked() -> None:
+    a = english_text(200_000)
+    assert a == english_text(200_000)
+    assert 199_000 <= len(a.encode("utf-8")) <= 200_010
+    words = a.split()
+    assert len(words) > 20_000 and sum(w.isalpha() for w in words) / len(words) > 0.6  # prose, not code
+
+
+def test_english_csv_has_the_records_columns_and_size_asked(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    info = write_english_csv(path, 1.0, records=2000, source=english_text(200_000))
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(df.columns) == ["id", "text"] and len(df) == 2000
+    assert df["id"].tolist() == [str(i) for i in range(2000)]
+    assert 0.85 <= info["mb"] <= 1.15
+    lengths = df["text"].str.len()
+    assert lengths.min() > 0 and lengths.max() > 2 * lengths.min()  # lengths vary from record to record
+    first = df["text"].str[0]
+    assert df["text"].str.contains(r"\.").all() and (first.str.isupper() | first.str.isdigit()).all()
+    assert df["text"].nunique() == 2000
+
+
+def test_report_is_strict_json() -> None:
+    assert _finite({"a": math.nan, "b": [1, 2.5, math.inf], "c": True, "d": None}) == {
+        "a": None, "b": [1, 2.5, None], "c": True, "d": None}
