@@ -42,7 +42,15 @@ from safetensors.torch import load_file
 
 from .config import RunConfig
 from .errors import CheckpointError, GenAIError, describe_validation_error
-from .runs import Run, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, validate_run_name
+from .runs import (
+    Run,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    downsample_rows,
+    read_json,
+    validate_run_name,
+)
 
 FORMAT = "genai-playground-run"
 FORMAT_VERSION = 1
@@ -497,10 +505,10 @@ def html_report(run: Run) -> str:
     status = run.status()
 
     fig = go.Figure()
-    train = _thin([r for r in rows if r.get("train_loss") is not None])
+    train = downsample_rows([r for r in rows if r.get("train_loss") is not None])
     fig.add_trace(go.Scatter(x=[r["step"] for r in train], y=[r["train_loss"] for r in train], mode="lines",
                              name="train loss", line={"color": "#3b6ea5", "width": 2}))
-    val = _thin([r for r in rows if r.get("val_loss") is not None])
+    val = downsample_rows([r for r in rows if r.get("val_loss") is not None])
     if val:
         fig.add_trace(go.Scatter(x=[r["step"] for r in val], y=[r["val_loss"] for r in val], mode="lines+markers",
                                  name="validation loss", line={"color": "#d1495b", "dash": "dot"}))
@@ -555,17 +563,6 @@ pre{{white-space:pre-wrap;margin:0;font-family:ui-monospace,Menlo,Consolas,monos
 <h2>Configuration</h2><table>{config_html}</table>
 </body></html>
 """
-
-
-def _thin(rows: list[dict[str, Any]], limit: int = 2000) -> list[dict[str, Any]]:
-    """Every k-th row, always keeping the last, so the inlined figure stays small."""
-    if len(rows) <= limit:
-        return rows
-    k = -(-len(rows) // limit)
-    out = rows[::k]
-    if out[-1] is not rows[-1]:
-        out.append(rows[-1])
-    return out
 
 
 def _spread(items: list[Any], limit: int) -> list[Any]:

@@ -373,6 +373,17 @@ def list_runs(root: Path | None = None) -> list[Run]:
     return sorted(found, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
 
 
+def downsample_rows(rows: list[dict[str, Any]], limit: int = 2000) -> list[dict[str, Any]]:
+    """Every k-th row (always keeping the last) so a curve never carries more than about `limit` points."""
+    if len(rows) <= limit:
+        return rows
+    k = -(-len(rows) // limit)
+    out = rows[::k]
+    if out[-1] is not rows[-1]:
+        out.append(rows[-1])
+    return out
+
+
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSON-lines file; a torn last line (a write cut by a kill) is skipped."""
     if not path.exists():

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError, user_message
 from genai_core.jobs import JobManager
-from genai_core.runs import atomic_write_json, runs_dir, slugify
+from genai_core.runs import atomic_write_json, downsample_rows, runs_dir, slugify
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -88,14 +88,8 @@ def load_data_choice() -> DataConfig | None:
 
 # --------------------------------------------------------------------------- figures
 def downsample(rows: list[dict[str, Any]], limit: int = MAX_POINTS) -> list[dict[str, Any]]:
-    """Every k-th row (always keeping the last) so a figure never carries more than `limit` points."""
-    if len(rows) <= limit:
-        return rows
-    k = -(-len(rows) // limit)
-    out = rows[::k]
-    if out[-1] is not rows[-1]:
-        out.append(rows[-1])
-    return out
+    """At most about `limit` points per figure (the engine's `downsample_rows`)."""
+    return downsample_rows(rows, limit)
 
 
 X_AXES = {"step": "step", "tokens": "tokens seen", "elapsed_s": "training time (s)"}
