@@ -303,6 +303,9 @@ else:
 knob_name = (f"{arch}-d{int(d_model)}-L{int(n_layers)}" + (f"-h{int(n_heads)}" if is_gpt else "")
              + f"-T{int(seq_len)}-lr{float(lr):g}")
 default_name = ui.unique_run_name(knob_name)
+if st.session_state.pop("train_clear_name", False):
+    # The last start used the typed name: empty the box so the page does not report it as taken.
+    st.session_state["train_run_name"] = ""
 name = st.text_input("Run name", key="train_run_name", persist_state=PERSIST, placeholder=default_name,
                      help="Leave empty for a name made from the knobs. Letters, digits, '.', '_' and '-'.").strip()
 name = name or default_name
@@ -328,6 +331,8 @@ if start_col.button("Start training", type="primary", key="train_start", disable
         started = jm.submit(config, name)
         if started.queue_position:
             st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
+        st.session_state["train_clear_name"] = True
+        st.rerun()
 if anything_active(jm):
     queue_col.caption("One run trains per device at a time; a new start waits in the queue.")
 

@@ -22,6 +22,24 @@ from genai_core.errors import GenAIError, user_message
 from genai_core.jobs import JobManager
 from genai_core.runs import atomic_write_json, downsample_rows, runs_dir, slugify
 
+
+def _leave_legacy_pages_mode() -> None:
+    """If a fresh server's first request was a page URL, hand control back to app.py's navigation.
+
+    Streamlit (1.67) decides once per process whether the app uses the legacy `pages/` folder mode:
+    yes when `pages/` exists, until `st.navigation` runs. A first request for `/train` therefore runs
+    pages/train.py alone, with every file of pages/ in the sidebar. Every page imports this module,
+    so clearing the flag and rerunning makes app.py's `st.navigation` serve the same page.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_legacy_pages_mode()
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 MAX_POINTS = 2000  # plotly figures re-sent every second must stay small (streamlit #6510)

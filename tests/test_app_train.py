@@ -148,7 +148,12 @@ def test_estimate_shows_the_engines_parameter_count(corpus: Path, tmp_path: Path
 
 def test_start_trains_and_the_page_shows_the_curve(corpus: Path, app_env: Path) -> None:
     at = app_test("pages/train.py")
+    at.text_input(key="train_run_name").set_value("typed-name").run()
     name = start_tiny(at)
+    assert name == "typed-name"
+    # The typed name is used once: the box is emptied so the page does not call the new run "taken".
+    assert at.text_input(key="train_run_name").value == ""
+    assert "already exists" not in errors(at)
     final = manager().wait(name, timeout=TIMEOUT)
     assert final.state == "completed", final
     rows = Run(app_env / name).metrics()

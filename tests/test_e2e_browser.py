@@ -296,6 +296,15 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
         page.on("pageerror", lambda e: js_errors.append(str(e)))
         try:
 
+            # ------------------------------------------------ a page URL as the fresh server's first request
+            # Streamlit would fall back to the legacy pages/ folder mode here (every file of pages/ in
+            # the sidebar, app.py skipped); pages/ui.py hands control back to app.py's navigation.
+            page.goto(url.rstrip("/") + "/runs", timeout=60_000)
+            page.get_by_role("heading", name="Runs").first.wait_for(timeout=60_000)
+            settle(page)
+            nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
+            assert nav == ["Home", "Data", "Train", "Runs", "Chat"], nav
+
             # ---------------------------------------------------------------- Home and Data
             page.goto(url, timeout=60_000)
             page.get_by_role("heading", name="GenAI Playground", exact=True).wait_for(timeout=60_000)
