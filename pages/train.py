@@ -271,12 +271,13 @@ if model_cfg is not None and train_cfg is not None:
 
 st.subheader("Estimate")
 if est is not None:
-    c = st.columns(6)
+    c = st.columns(3) + st.columns(3)  # two rows: six metrics in one row cut values off at laptop widths
     c[0].metric("Parameters", f"{est.params:,}", help="Trainable parameters (tied weights counted once).")
     c[1].metric("Peak memory", format_bytes(est.memory.total),
                 help=f"Free now: {format_bytes(est.memory.available)}. The peak happens at "
                      f"{est.memory.peak_phase}; see the breakdown below.")
-    c[2].metric("FLOPs per step", si(est.flops_per_step, "FLOP"), help=f"{si(est.flops_per_token, 'FLOP')} per token")
+    c[2].metric("FLOPs per step", si(est.flops_per_step, "FLOP"),
+                help=f"{si(est.flops_per_token, 'FLOP')} per token")
     c[3].metric("Time per step", format_seconds(est.seconds_per_step),
                 help=f"{est.tokens_per_second:,.0f} tokens/s")
     c[4].metric("Time per epoch", format_seconds(est.seconds_per_epoch),
