@@ -13,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Arch = Literal["gpt", "lstm"]
+Arch = Literal["gpt", "lstm", "gru"]
+Task = Literal["lm", "qa"]
 TokenizerKind = Literal["char", "bpe"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -46,13 +47,15 @@ class DataConfig(_Config):
     """Seed of the train/validation split."""
     max_records: int | None = Field(default=None, ge=1)
     """Use only the first N records (for quick experiments on big corpora)."""
+    val_corpus: Path | None = None
+    """QA fine-tuning: a separate validation file (same columns); default: hold out val_fraction of the records."""
 
 
 class ModelConfig(_Config):
-    """The network: a GPT-style decoder or an LSTM language model."""
+    """The network: a GPT-style decoder, or an LSTM or GRU language model."""
 
     arch: Arch = "gpt"
-    """`gpt`: decoder-only transformer; `lstm`: recurrent baseline for comparison."""
+    """`gpt`: decoder-only transformer; `lstm` / `gru`: recurrent baselines for comparison."""
     vocab_size: int = Field(default=256, ge=2, le=1 << 20)
     """Number of token ids; set from the tokenizer."""
     d_model: int = Field(default=128, ge=8, le=8192)
@@ -60,7 +63,7 @@ class ModelConfig(_Config):
     n_heads: int = Field(default=4, ge=1, le=128)
     """Attention heads per layer (GPT only); d_model must be divisible by it."""
     n_layers: int = Field(default=4, ge=1, le=96)
-    """Number of transformer blocks (or stacked LSTM layers)."""
+    """Number of transformer blocks (or stacked recurrent layers)."""
     seq_len: int = Field(default=64, ge=2, le=32768)
     """Context window in tokens: the length of each training example."""
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -71,9 +74,15 @@ class ModelConfig(_Config):
     """Use biases in linear layers and LayerNorms."""
     tie_embeddings: bool = True
     """Share the input embedding matrix with the output projection (saves vocab_size x d_model weights)."""
+    copy_head: bool = False
+    """GPT only: a pointer-generator copy head. The next-token distribution mixes the vocabulary softmax with
+    an attention over the tokens already in the window, through a learned gate, so the model can copy a word
+    out of the context even when it never saw it in training."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
+        if self.copy_head and self.arch != "gpt":
+            raise ValueError(f"copy_head needs the gpt architecture (its attention), not {self.arch}")
         if self.arch == "gpt" and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
@@ -150,6 +159,13 @@ class RunConfig(_Config):
 
     name: str = ""
     """Display name of the run (defaults to its folder name)."""
+    task: Task = "lm"
+    """`lm`: pretrain by next-token prediction on unlabeled text. `qa`: fine-tune for question answering on
+    a file with question, context and answer columns: examples are `Q: …\nContext: …\nA: answer<end>`
+    and the loss is on the answer and its end marker only."""
+    parent: Path | None = None
+    """Run folder to start from: its weights and tokenizer (required for `qa`; the model shape is the
+    parent's). The new run is linked to it (lineage on the Runs page)."""
     data: DataConfig
     """Corpus and tokenizer."""
     model: ModelConfig = ModelConfig()
@@ -159,6 +175,10 @@ class RunConfig(_Config):
 
     @model_validator(mode="after")
     def _length_default(self) -> RunConfig:
+        if self.task == "qa" and self.parent is None:
+            raise ValueError("a qa fine-tune starts from a pretrained run: give parent (the run folder)")
+        if self.task == "lm" and self.data.val_corpus is not None:
+            raise ValueError("data.val_corpus is used by qa fine-tuning only; an lm run holds out val_fraction")
         if self.train.epochs is None and self.train.max_steps is None:
             self.train = self.train.model_copy(update={"epochs": 1.0})
         return self

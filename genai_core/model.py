@@ -20,11 +20,16 @@ from .errors import CheckpointError
 
 @dataclass
 class KVCache:
-    """Keys and values of every layer for positions [0, pos), preallocated up to `max_len`."""
+    """Keys and values of every layer for positions [0, pos), preallocated up to `max_len`.
+
+    With a copy head, also the copy head's keys and the token ids of those positions (what it copies).
+    """
 
     k: torch.Tensor  # (n_layers, B, n_heads, max_len, head_dim)
     v: torch.Tensor
     pos: int = 0
+    copy_k: torch.Tensor | None = None  # (B, max_len, d_model)
+    ids: torch.Tensor | None = None  # (B, max_len) int64
 
     @property
     def max_len(self) -> int:
@@ -134,6 +139,10 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.wte.weight
+        if cfg.copy_head:
+            self.copy_q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+            self.copy_k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+            self.copy_gate = nn.Linear(cfg.d_model, 1)
         self.apply(_init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("c_proj.weight"):
@@ -157,13 +166,46 @@ class GPT(nn.Module):
             x, w = block(x, cache, i, need_weights)
             if w is not None:
                 self.last_attention.append(w)
+        x = self.ln_f(x)
+        if self.config.copy_head:
+            logits = self.copy_mixture(x, idx, cache, start, last_only and targets is None, need_weights)
+        else:
+            if last_only and targets is None:
+                x = x[:, -1:]
+            logits = self.lm_head(x)
         if cache is not None:
             cache.pos += T
-        x = self.ln_f(x)
-        if last_only and targets is None:
-            x = x[:, -1:]
-        logits = self.lm_head(x)
         return logits, lm_loss(logits, targets, loss_weights)
+
+    def copy_mixture(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
+                     last_only: bool, need_weights: bool) -> torch.Tensor:
+        """Pointer-generator output (See et al. 2017, in a decoder-only model): log of
+        g * softmax(lm_head(h)) + (1 - g) * copy, where `copy` puts the copy attention's weight on
+        position j onto token idx[j] (j up to the current position) and g = sigmoid(gate(h)).
+
+        Returns log-probabilities: they are valid logits (softmax gives the mixture back), so the loss,
+        temperature, top-k and top-p work on them unchanged.
+        """
+        B, T, C = h.shape
+        k = self.copy_k(h)
+        ids = idx
+        if cache is not None:
+            cache.copy_k[:B, start:start + T] = k
+            cache.ids[:B, start:start + T] = idx
+            k, ids = cache.copy_k[:B, : start + T], cache.ids[:B, : start + T]
+        if last_only:
+            h, start, T = h[:, -1:], start + T - 1, 1
+        scores = (self.copy_q(h) @ k.transpose(1, 2)).float() / math.sqrt(C)  # (B, T, S)
+        S = k.shape[1]
+        visible = torch.ones(T, S, dtype=torch.bool, device=h.device).tril(diagonal=start)
+        attn = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
+        gate = torch.sigmoid(self.copy_gate(h).float())  # (B, T, 1): share of the vocabulary distribution
+        vocab = self.lm_head(h).float().softmax(dim=-1)
+        copy = torch.zeros_like(vocab).scatter_add_(-1, ids[:, None, :].expand(B, T, S), attn)
+        if need_weights:
+            self.last_copy = (attn, gate)
+        # A token neither generated nor copyable can underflow to 0; clamp keeps its log finite.
+        return (gate * vocab + (1.0 - gate) * copy).clamp_min(1e-30).log()
 
     def decoder(self, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> GPTDecoder:
         """A fast prefill/step decoder over these weights (see `GPTDecoder`); used by generation."""
@@ -173,7 +215,11 @@ class GPT(nn.Module):
         c = self.config
         dtype = dtype or self.wte.weight.dtype
         shape = (c.n_layers, batch_size, c.n_heads, c.seq_len, c.head_dim)
-        return KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+        cache = KVCache(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype))
+        if c.copy_head:
+            cache.copy_k = torch.zeros(batch_size, c.seq_len, c.d_model, device=device, dtype=dtype)
+            cache.ids = torch.zeros(batch_size, c.seq_len, device=device, dtype=torch.long)
+        return cache
 
 
 class GPTDecoder:
@@ -202,6 +248,8 @@ class GPTDecoder:
 
     def __init__(self, model: GPT, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> None:
         cfg = model.config
+        if cfg.copy_head:
+            raise ValueError("GPTDecoder has no copy head; decode a copy-head model through GPT.forward's cache")
         self.config = cfg
         self.batch_size = B = batch_size
         C, H, L, T = cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.seq_len

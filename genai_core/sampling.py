@@ -288,7 +288,7 @@ class Sampler:
         `logit_bias` (vocab,) is added to every row of logits the GPT decoder returns (other models
         ignore it; `Generation` masks their rows itself).
         """
-        if isinstance(self.model, GPT):
+        if isinstance(self.model, GPT) and not self.model.config.copy_head:
             return self.model.decoder(1, logit_bias)
         return self.model.new_cache(1, self.device)
 
