@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DataConfig
+from .config import DataConfig, steps_per_epoch
 from .corpus import Corpus, clean_text, open_corpus
 from .errors import CheckpointError, CorpusError
 from .runs import atomic_write_json, read_json
@@ -58,8 +58,21 @@ class StoreStats:
         return self.train_tokens + self.val_tokens
 
 
+@dataclass
+class Batch:
+    """Inputs, next-token targets and optional per-target loss weights, each (batch, T)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    weights: torch.Tensor | None = None
+
+
 class TokenStore:
-    """A prepared corpus: `train` and `val` id arrays (memmaps), the tokenizer and stats."""
+    """A prepared corpus: `train` and `val` id arrays (memmaps), the tokenizer and stats.
+
+    With `qa.QAStore` it shares what the trainer uses: `train_tokens`, `steps_per_epoch`,
+    `tokens_per_step`, `batch`, `eval_specs`/`eval_batch` and `sample_prompt`.
+    """
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -99,6 +112,34 @@ class TokenStore:
         data = self.split(split)
         starts = rng.integers(0, len(data) - seq_len, size=batch_size)
         return windows_to_batch(data, starts, seq_len, device)
+
+    # -- what the trainer uses (shared with qa.QAStore)
+    @property
+    def train_tokens(self) -> int:
+        return len(self.train)
+
+    def steps_per_epoch(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
+        return steps_per_epoch(len(self.train), batch_size, seq_len, grad_accum, world)
+
+    def tokens_per_step(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
+        return batch_size * seq_len * grad_accum * world
+
+    def batch(self, split: str, batch_size: int, seq_len: int, rng: np.random.Generator,
+              device: torch.device | None = None) -> Batch:
+        return Batch(*self.get_batch(split, batch_size, seq_len, rng, device))
+
+    def eval_specs(self, n_batches: int, batch_size: int, seq_len: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """Window starts of the validation batches used for every evaluation (fixed, so curves compare)."""
+        return list(rng.integers(0, len(self.val) - seq_len, size=(n_batches, batch_size)))
+
+    def eval_batch(self, spec: np.ndarray, seq_len: int, device: torch.device | None = None) -> Batch:
+        return Batch(*windows_to_batch(self.val, spec, seq_len, device))
+
+    def sample_prompt(self) -> tuple[list[int], str | None]:
+        """Where live samples start: a new record, or the validation text's first tokens (no records)."""
+        if self.meta["stats"]["split"] == "record":
+            return [], None
+        return np.asarray(self.val[:16]).tolist(), None
 
 
 def windows_to_batch(

@@ -27,10 +27,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import RunConfig, SampleConfig, steps_per_epoch
+from .config import RunConfig, SampleConfig
 from .devices import autocast, resolve_device, resolve_precision
 from .errors import CheckpointError, GenAIError, TrainingError, user_message
 from .model import build_model, count_parameters, load_state, state_for_save, unwrap
+from .qa import QAStore, check_parent, prepare_qa
 from .runs import Run, atomic_write_text
 from .sampling import Sampler
 from .tokenstore import TokenStore, prepare_cached
@@ -203,15 +204,16 @@ class Trainer:
         names = {id(p): n for n, p in model.named_parameters()}
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
-        train_tokens = len(self.store.train)
-        spe = steps_per_epoch(train_tokens, t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
+        store = self.store
+        train_tokens = store.train_tokens
+        spe = store.steps_per_epoch(t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
         total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * spe))
         warmup = t.warmup_steps
         if warmup >= total:
             warmup = total // 10
             self.emit("notice", 0, message=f"warmup_steps ({t.warmup_steps}) is not shorter than the run "
                                            f"({total} steps); using {warmup} warmup steps")
-        tokens_per_step = t.batch_size * cfg.model.seq_len * t.grad_accum_steps * d.world
+        tokens_per_step = store.tokens_per_step(t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
 
         rng = np.random.default_rng([t.seed, d.rank])
         step, elapsed, run_loss, run_count = 0, 0.0, 0.0, 0
@@ -230,6 +232,8 @@ class Trainer:
                 scaler.load_state_dict(state["scaler"])
             if main:
                 self.run.truncate_logs(step)
+        elif cfg.parent is not None:
+            init_from_parent(model, Run(cfg.parent))
 
         ddp_model: torch.nn.Module = model
         if d.world > 1:
@@ -237,9 +241,7 @@ class Trainer:
         fwd_model = torch.compile(ddp_model) if t.compile else ddp_model
 
         eval_rng = np.random.default_rng([t.seed, 1_000_003])
-        val = self.store.val
-        n_eval = t.eval_batches
-        eval_starts = eval_rng.integers(0, len(val) - cfg.model.seq_len, size=(n_eval, t.batch_size))
+        eval_specs = store.eval_specs(t.eval_batches, t.batch_size, cfg.model.seq_len, eval_rng)
 
         info = {"params": n_params, "total_steps": total, "steps_per_epoch": spe, "device": str(device),
                 "precision": precision, "tokens_per_step": tokens_per_step, "train_tokens": train_tokens,
@@ -281,11 +283,11 @@ class Trainer:
                 g["lr"] = lr
             loss_sum = torch.zeros((), device=device)
             for micro in range(t.grad_accum_steps):
-                x, y = self.store.get_batch("train", t.batch_size, cfg.model.seq_len, rng, device)
+                b = store.batch("train", t.batch_size, cfg.model.seq_len, rng, device)
                 sync = micro == t.grad_accum_steps - 1 or d.world == 1
                 ctx = ddp_model.no_sync() if (not sync and isinstance(ddp_model, DDP)) else _null()
                 with ctx, autocast(device, precision):
-                    _, loss = fwd_model(x, y)
+                    _, loss = fwd_model(b.x, b.y, loss_weights=b.weights)
                     loss = loss / t.grad_accum_steps
                 scaler.scale(loss).backward()
                 loss_sum += loss.detach()
@@ -326,7 +328,7 @@ class Trainer:
                 last_log_step, interval_train_time = step, 0.0
                 if is_eval:
                     te = time.perf_counter()
-                    val_loss = self.evaluate(model, eval_starts, device, precision)
+                    val_loss = self.evaluate(model, eval_specs, device, precision)
                     row.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
                     elapsed += time.perf_counter() - te
                     self.emit("eval", step, val_loss=val_loss, val_ppl=row["val_ppl"])
@@ -380,17 +382,15 @@ class Trainer:
         return state
 
     @torch.no_grad()
-    def evaluate(self, model: torch.nn.Module, starts: np.ndarray, device: torch.device, precision: str) -> float:
-        """Mean validation loss over the fixed evaluation windows (sharded across ranks)."""
+    def evaluate(self, model: torch.nn.Module, specs: list[np.ndarray], device: torch.device, precision: str) -> float:
+        """Mean validation loss over the fixed evaluation batches (sharded across ranks)."""
         was_training = model.training
         model.eval()
         total = torch.zeros(2, device=device, dtype=torch.float64)
-        for i in range(self.dist.rank, len(starts), self.dist.world):
-            from .tokenstore import windows_to_batch
-
-            x, y = windows_to_batch(self.store.val, starts[i], self.config.model.seq_len, device)
+        for i in range(self.dist.rank, len(specs), self.dist.world):
+            b = self.store.eval_batch(specs[i], self.config.model.seq_len, device)
             with autocast(device, precision):
-                _, loss = model(x, y)
+                _, loss = model(b.x, b.y, loss_weights=b.weights)
             total[0] += loss.double()
             total[1] += 1
         if self.dist.world > 1 and dist.is_initialized():
@@ -399,19 +399,31 @@ class Trainer:
         return float(total[0] / total[1].clamp_min(1))
 
     def sample(self, model: torch.nn.Module, device: torch.device) -> str:
-        """A short sample from the start of a record (or of the validation text) for the live view."""
+        """A short sample for the live view: text from the start of a record (or of the validation text);
+        for a QA fine-tune, the greedy answer to the first validation question beside the expected one."""
         raw = unwrap(model)
         was_training = raw.training
         tok = self.store.tokenizer
-        if self.store.meta["stats"]["split"] == "record":
-            prompt = ""
-        else:
-            prompt = tok.decode(np.asarray(self.store.val[:16]).tolist())
+        ids, expected = self.store.sample_prompt()
+        prompt = tok.decode(ids)
         sampler = Sampler(raw, tok, device)
-        text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens,
-                                                     temperature=0.8, seed=0, stop_at_end=False))
+        if expected is None:
+            text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens,
+                                                         temperature=0.8, seed=0, stop_at_end=False))
+        else:
+            text = " " + sampler.generate(prompt, SampleConfig(max_new_tokens=48, temperature=0.0, stop=["\n"]))
+            text += f"\n(expected: {expected})"
         raw.train(was_training)
         return prompt + text
+
+
+def init_from_parent(model: torch.nn.Module, parent: Run) -> None:
+    """Start a fine-tune from its parent's weights. Parameters the parent lacks (a copy head added for the
+    fine-tune) keep their fresh initialisation; every other name and shape must match."""
+    state = parent.load_weights()
+    own = state_for_save(model)
+    added = {k: v for k, v in own.items() if k not in state and k.startswith("copy_")}
+    load_state(model, {**state, **added})
 
 
 class _null:
@@ -452,16 +464,29 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
     else:
         run.check_creatable(overwrite)
     cache = token_cache_dir(run.path)
+    tokenizer_path = None
+    if config.task == "qa":
+        if resume:
+            tokenizer_path = run.tokenizer_path
+        else:
+            config = fine_tune_config(config)
+            tokenizer_path = Run(config.parent).tokenizer_path
+
+    def prepare(report: Callable[[float, str], None] | None) -> TokenStore | QAStore:
+        if tokenizer_path is not None:
+            return prepare_qa(config.data, tokenizer_path, config.model.seq_len, cache, report)
+        return prepare_cached(config.data, cache, report)
+
     if d.world > 1 and dist.is_initialized():
         if d.is_main:
-            store = prepare_cached(config.data, cache, progress)
+            store = prepare(progress)
         dist.barrier()  # rank 0 tokenizes once; the others open its store
         if not d.is_main:
-            store = prepare_cached(config.data, cache)
+            store = prepare(None)
     else:
-        store = prepare_cached(config.data, cache, progress)
+        store = prepare(progress)
     tok = store.tokenizer
-    limit = store.max_seq_len()
+    limit = store.max_seq_len() if isinstance(store, TokenStore) else config.model.seq_len
     if config.model.seq_len > limit:
         raise GenAIError(
             f"seq_len {config.model.seq_len} is too long for this corpus: the smaller split holds only "
@@ -479,6 +504,20 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
         config = run.config()
         tok.save(run.tokenizer_path)
     return config, run, store
+
+
+def fine_tune_config(config: RunConfig) -> RunConfig:
+    """A QA fine-tune's config completed from its parent: the parent's network (plus a copy head when asked,
+    with the requested dropout) and its text processing, so prompts are tokenized as the parent saw text."""
+    check_parent(config.parent)
+    parent = Run(config.parent)
+    pcfg = parent.config()
+    model = pcfg.model.model_copy(update={"copy_head": pcfg.model.copy_head or config.model.copy_head,
+                                          "dropout": config.model.dropout})
+    data = config.data.model_copy(update={k: getattr(pcfg.data, k)
+                                          for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})
+    return RunConfig.model_validate({**config.model_dump(), "model": model.model_dump(), "data": data.model_dump(),
+                                     "parent": str(parent.path.resolve())})
 
 
 def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,

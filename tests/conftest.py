@@ -105,3 +105,53 @@ def app_test(page: str | None = None, timeout: float = 60) -> Any:
         at.switch_page(page)
         at.run()
     return at
+
+
+# --------------------------------------------------------------------------- question answering
+_QA_NAMES = ["Tavomab", "Relzaprin", "Kolvetide", "Mirafen", "Suxolol", "Dorvalin", "Pexitrol", "Ganzumab"]
+
+
+def qa_records(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """Tiny extractive QA records: a short case, two question kinds, answers copied from the context."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        age, drug = str(rng.randint(20, 89)), rng.choice(_QA_NAMES)
+        context = f"A {age}-year-old {rng.choice(['man', 'woman'])} was seen. {drug} was given. He went home."
+        q, a = rng.choice([("How old was the patient?", age), ("Which drug was given?", drug)])
+        rows.append({"question": q, "context": context, "answer": a})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def qa_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """train/val/test QA CSVs and an unlabeled corpus of the same cases (text column)."""
+    d = tmp_path_factory.mktemp("qa")
+    out = {}
+    for split, n, seed in (("train", 400, 0), ("val", 40, 1), ("test", 40, 2)):
+        out[split] = d / f"{split}.csv"
+        pd.DataFrame(qa_records(n, seed)).to_csv(out[split], index=False)
+    out["corpus"] = d / "cases.csv"
+    pd.DataFrame({"text": [r["context"] for r in qa_records(600, 3)]}).to_csv(out["corpus"], index=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_runs(tmp_path_factory: pytest.TempPathFactory, qa_files: dict[str, Path]) -> dict[str, Path]:
+    """A tiny char GPT with a copy head pretrained on the cases, and its QA fine-tune (parent -> child)."""
+    from genai_core.training import train
+
+    root = tmp_path_factory.mktemp("qa-runs")
+    torch.set_num_threads(1)
+    t = {"batch_size": 8, "eval_interval": 50, "eval_batches": 2, "log_interval": 10, "warmup_steps": 10,
+         "sample_tokens": 16, "seed": 0, "lr": 3e-3}
+    pre = RunConfig(data=DataConfig(corpus=qa_files["corpus"]),
+                    model=ModelConfig(d_model=32, n_heads=2, n_layers=2, seq_len=160, copy_head=True),
+                    train=TrainConfig(max_steps=100, **t))
+    train(pre, root / "pretrain")
+    ft = RunConfig(task="qa", parent=root / "pretrain",
+                   data=DataConfig(corpus=qa_files["train"], val_corpus=qa_files["val"]),
+                   train=TrainConfig(max_steps=400, **t))
+    train(ft, root / "qa")
+    return {"pretrain": root / "pretrain", "qa": root / "qa"}
+

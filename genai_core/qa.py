@@ -1,0 +1,388 @@
+"""Question answering over a context: the prompt format, the fine-tuning examples and answering.
+
+A QA example is `Q: {question}\\nContext: {context}\\nA: {answer}<end>`, where `<end>` is the
+tokenizer's end-of-text token. Fine-tuning puts the loss on the answer and the end marker only
+(the question and context are given, not predicted), so the model learns to answer and then stop,
+and generation ends by itself. Prompts that do not fit the window keep the context sentences most
+relevant to the question (`retrieval.select_context`), in training exactly as in answering.
+
+`QAStore` is the fine-tuning counterpart of `tokenstore.TokenStore`: every example tokenized once
+into flat id files on disk (memmaps) with offsets and prompt lengths, served as padded batches with
+per-token loss weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import DataConfig, SampleConfig
+from .corpus import clean_text
+from .errors import CheckpointError, CorpusError, GenAIError
+from .retrieval import select_context
+from .runs import atomic_write_json, read_json
+from .sampling import Generation, PromptInfo, Sampler
+from .tokenization import Tokenizer, load_tokenizer
+from .tokenstore import Batch, Progress, token_dtype
+
+QA_TEMPLATE = "Q: {question}\nContext: {context}\nA:"
+"""The prompt; the answer follows `A:` after one space, then the end marker."""
+
+ANSWER_ROOM = 48
+"""Tokens kept free for the answer when the context has to be shortened to fit the window."""
+
+QA_COLUMNS = ("question", "context", "answer")
+_PAD_TO = 16  # batch lengths are rounded up to this, so a compiled model sees few distinct shapes
+
+
+# --------------------------------------------------------------------------- prompts
+@dataclass
+class QAPrompt:
+    """A question and its context as the model sees them."""
+
+    ids: list[int]
+    """Prompt token ids."""
+    text: str
+    """Prompt text."""
+    context: str
+    """The context given to the model: the whole context, or the sentences kept when it did not fit."""
+    sentences: list[tuple[int, int]]
+    """(start, end) character offsets, in the original context, of the sentences given to the model."""
+    selected: bool
+    """Some sentences were left out to fit the window."""
+    cropped_tokens: int = 0
+    """Tokens cut from the left when even the question alone did not fit (rare: a very long question)."""
+
+
+def prompt_text(question: str, context: str) -> str:
+    return QA_TEMPLATE.format(question=question, context=context)
+
+
+def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int,
+                 answer_room: int = ANSWER_ROOM, *, lowercase: bool = False) -> QAPrompt:
+    """The prompt for `question` about `context`, leaving `answer_room` tokens of the window free.
+
+    Text is cleaned as corpora are (whitespace normalised; lowercased when the model was trained so).
+    Sentence offsets refer to the context after that cleaning, which only changes whitespace and case.
+    """
+    question = clean_text(question, lowercase=lowercase)
+    context = clean_text(context, lowercase=lowercase)
+    limit = max(1, seq_len - min(answer_room, seq_len // 2))
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text).ids)
+
+    text = prompt_text(question, context)
+    ids = tokenizer.encode(text).ids
+    if len(ids) <= limit:
+        return QAPrompt(ids, text, context, [(0, len(context))] if context else [], False)
+    budget = limit - count(prompt_text(question, ""))
+    sel = select_context(question, context, max(0, budget), count)
+    text = prompt_text(question, sel.text)
+    ids = tokenizer.encode(text).ids
+    cropped = max(0, len(ids) - limit)
+    if cropped:
+        ids = ids[cropped:]
+        text = tokenizer.decode(ids)
+    return QAPrompt(ids, text, sel.text, sel.spans, True, cropped)
+
+
+def find_span(context: str, answer: str) -> tuple[int, int] | None:
+    """Where `answer` occurs in `context` (exactly, else ignoring case), or None when it is not a span."""
+    answer = answer.strip()
+    if not answer:
+        return None
+    i = context.find(answer)
+    if i < 0:
+        i = context.lower().find(answer.lower())
+    return None if i < 0 else (i, i + len(answer))
+
+
+def answer_config(cfg: SampleConfig | None = None) -> SampleConfig:
+    """Decoding for answers: greedy, at most ANSWER_ROOM tokens, ending at the end marker or a new line."""
+    if cfg is not None:
+        return cfg
+    return SampleConfig(temperature=0.0, max_new_tokens=ANSWER_ROOM, stop=["\n"], stop_at_end=True)
+
+
+def answer_stream(sampler: Sampler, question: str, context: str, cfg: SampleConfig | None = None,
+                  *, lowercase: bool = False) -> tuple[QAPrompt, Generation]:
+    """Start answering: the prompt as the model sees it, and the streaming generation of the answer."""
+    cfg = answer_config(cfg)
+    tok = sampler.tokenizer
+    prompt = build_prompt(tok, question, context, sampler.model.config.seq_len,
+                          min(cfg.max_new_tokens, ANSWER_ROOM), lowercase=lowercase)
+    unknown = tok.encode(prompt.text).unknown
+    info = PromptInfo(tokens=len(prompt.ids), cropped_tokens=prompt.cropped_tokens, unknown_chars=unknown,
+                      text=prompt.text)
+    return prompt, Generation(sampler, prompt.ids, info, cfg)
+
+
+@dataclass
+class QAAnswer:
+    """A generated answer and where it came from."""
+
+    text: str
+    prompt: QAPrompt
+    finish_reason: str | None
+    span: tuple[int, int] | None
+    """Where the answer occurs in the (cleaned) original context, when it is a span of it."""
+
+
+def answer(sampler: Sampler, question: str, context: str, cfg: SampleConfig | None = None,
+           *, lowercase: bool = False) -> QAAnswer:
+    """Answer `question` from `context` (greedy unless `cfg` says otherwise)."""
+    prompt, gen = answer_stream(sampler, question, context, cfg, lowercase=lowercase)
+    for _ in gen:
+        pass
+    text = gen.text.strip()
+    return QAAnswer(text, prompt, gen.finish_reason, find_span(clean_text(context, lowercase=lowercase), text))
+
+
+# --------------------------------------------------------------------------- QA tables
+def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int | None = None) -> pd.DataFrame:
+    """A CSV/TSV/JSONL/Parquet file of QA records, validated, as strings (missing cells become "")."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"QA file not found: {path}")
+    if path.stat().st_size == 0:
+        raise CorpusError(f"{path.name} is empty")
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    suffix = path.suffix.lower()
+    if suffix != ".parquet" and b"\x00" in head:
+        raise CorpusError(f"{path.name} looks binary (it contains NUL bytes), not a QA table")
+    try:
+        if suffix in (".csv", ".tsv"):
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                             nrows=max_rows, encoding="utf-8")
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False, nrows=max_rows)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise CorpusError(f"{path.name}: unsupported QA file type {suffix or '(none)'!r}; "
+                              "use .csv, .tsv, .jsonl or .parquet")
+    except CorpusError:
+        raise
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path.name} is not UTF-8 text ({e.reason})") from None
+    except pd.errors.EmptyDataError:
+        raise CorpusError(f"{path.name} holds no data") from None
+    except Exception as e:  # parsers raise many types
+        raise CorpusError(f"{path.name}: cannot read as a table: {(str(e).strip().splitlines() or [''])[0]}") from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    need = QA_COLUMNS if need_answer else QA_COLUMNS[:2]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise CorpusError(f"{path.name} lacks column(s) {', '.join(map(repr, missing))}; a QA file needs "
+                          f"{', '.join(need)} (found: {', '.join(map(repr, df.columns))})")
+    if max_rows is not None:
+        df = df.head(max_rows)
+    keep = [c for c in QA_COLUMNS if c in df.columns]
+    df = df[keep].fillna("").astype(str)
+    if df.empty:
+        raise CorpusError(f"{path.name} holds no QA records")
+    return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- fine-tuning store
+class QAStore:
+    """Tokenized QA examples (prompt + answer + end marker) for fine-tuning, memory-mapped from disk."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if not (self.path / "meta.json").is_file():
+            raise CheckpointError(f"{self.path} is not a prepared QA store (no meta.json)")
+        self.meta: dict[str, Any] = read_json(self.path / "meta.json")
+        self.dtype = np.dtype(self.meta["dtype"])
+        self.tokenizer = load_tokenizer(self.path / "tokenizer.json")
+        self.splits = {name: self._load(name) for name in ("train", "val")}
+
+    def _load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids_path = self.path / f"{name}.bin"
+        n = ids_path.stat().st_size // self.dtype.itemsize
+        ids = np.memmap(ids_path, dtype=self.dtype, mode="r", shape=(n,)) if n else np.zeros(0, self.dtype)
+        return ids, np.load(self.path / f"{name}.offsets.npy"), np.load(self.path / f"{name}.prompt_len.npy")
+
+    def examples(self, split: str) -> int:
+        return len(self.splits[split][2])
+
+    def example(self, split: str, i: int) -> tuple[list[int], int]:
+        """Token ids of example i and the length of its prompt."""
+        ids, offsets, plen = self.splits[split]
+        return np.asarray(ids[offsets[i]:offsets[i + 1]]).tolist(), int(plen[i])
+
+    @property
+    def train_tokens(self) -> int:
+        return int(self.meta["stats"]["train_tokens"])
+
+    @property
+    def mean_example_tokens(self) -> float:
+        return float(self.meta["stats"]["mean_example_tokens"])
+
+    def steps_per_epoch(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
+        return max(1, math.ceil(self.examples("train") / (batch_size * grad_accum * world)))
+
+    def tokens_per_step(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
+        """Average tokens an optimizer step reads (examples vary in length)."""
+        return max(1, round(batch_size * grad_accum * world * self.mean_example_tokens))
+
+    def batch(self, split: str, batch_size: int, seq_len: int, rng: np.random.Generator,
+              device: torch.device | None = None) -> Batch:
+        """Random examples, right-padded to the longest one; weights select the answer and end marker."""
+        idx = rng.integers(0, self.examples(split), size=batch_size)
+        return self.batch_of(split, idx, device)
+
+    def batch_of(self, split: str, idx: np.ndarray, device: torch.device | None = None) -> Batch:
+        ids, offsets, plen = self.splits[split]
+        lengths = offsets[idx + 1] - offsets[idx]
+        T = int(min(self.meta["seq_len"], -(-int(lengths.max() - 1) // _PAD_TO) * _PAD_TO))
+        eot = self.tokenizer.eot_id
+        x = np.full((len(idx), T), eot, dtype=np.int64)
+        y = np.full((len(idx), T), eot, dtype=np.int64)
+        w = np.zeros((len(idx), T), dtype=np.float32)
+        for row, (i, n) in enumerate(zip(idx, lengths, strict=True)):
+            ex = ids[offsets[i]:offsets[i] + n]
+            x[row, : n - 1] = ex[:-1]
+            y[row, : n - 1] = ex[1:]
+            w[row, plen[i] - 1: n - 1] = 1.0  # targets from the answer's first token to the end marker
+        out = [torch.from_numpy(a) for a in (x, y, w)]
+        if device is not None and device.type == "cuda":
+            out = [t.pin_memory().to(device, non_blocking=True) for t in out]
+        elif device is not None and device.type != "cpu":
+            out = [t.to(device) for t in out]
+        return Batch(*out)
+
+    def eval_specs(self, n_batches: int, batch_size: int, seq_len: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """The validation examples used for every evaluation: the first n_batches x batch_size, in order."""
+        n = min(self.examples("val"), n_batches * batch_size)
+        return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+    def eval_batch(self, spec: np.ndarray, seq_len: int, device: torch.device | None = None) -> Batch:
+        return self.batch_of("val", spec, device)
+
+    def sample_prompt(self) -> tuple[list[int], str | None]:
+        """The first validation example's prompt ids and its expected answer (for live samples)."""
+        ids, plen = self.example("val", 0)
+        return ids[:plen], self.tokenizer.decode(ids[plen:-1]).strip()
+
+
+def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int) -> str:
+    """Cache key: the QA files' identities, the tokenizer's bytes, the window and every data option."""
+    def ident(p: Path | None) -> Any:
+        if p is None:
+            return None
+        st = Path(p).resolve().stat()
+        return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
+
+    key = json.dumps({"v": 1, "train": ident(cfg.corpus), "val": ident(cfg.val_corpus), "seq_len": seq_len,
+                      "room": ANSWER_ROOM, "tok": hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest(),
+                      "cfg": json.loads(cfg.model_dump_json(include={"lowercase", "normalize_whitespace",
+                                                                    "val_fraction", "seed", "max_records"}))},
+                     sort_keys=True)
+    return "qa-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: Path,
+               progress: Progress | None = None) -> QAStore:
+    """Tokenize the QA file(s) of `cfg` with the parent run's tokenizer, once per (files, tokenizer, window)."""
+    report = progress or (lambda f, m: None)
+    train_df = read_qa_table(cfg.corpus, max_rows=cfg.max_records)
+    out = Path(cache_root) / qa_store_key(cfg, tokenizer_path, seq_len)
+    if (out / "meta.json").is_file():
+        try:
+            return QAStore(out)
+        except (CheckpointError, OSError, KeyError, ValueError):
+            shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    tokenizer = load_tokenizer(tokenizer_path)
+    if cfg.val_corpus is not None:
+        val_df = read_qa_table(cfg.val_corpus)
+    else:
+        if len(train_df) < 2:
+            raise CorpusError(f"{Path(cfg.corpus).name} holds {len(train_df)} QA record(s); at least 2 are "
+                              "needed to hold some out for validation (or give a validation file)")
+        is_val = np.random.default_rng(cfg.seed).random(len(train_df)) < cfg.val_fraction
+        if not is_val.any():
+            is_val[-1] = True
+        if is_val.all():
+            is_val[0] = False
+        val_df, train_df = train_df[is_val].reset_index(drop=True), train_df[~is_val].reset_index(drop=True)
+    dtype = token_dtype(tokenizer.vocab_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    stats: dict[str, Any] = {"seq_len": seq_len}
+    try:
+        total = len(train_df) + len(val_df)
+        done = 0
+        for name, df in (("train", train_df), ("val", val_df)):
+            offsets, plens, chunks = [0], [], []
+            skipped = {"answer_not_in_window": 0, "empty": 0}
+            selected = 0
+            for q, c, a in zip(df["question"], df["context"], df["answer"], strict=True):
+                done += 1
+                if done % 500 == 0:
+                    report(done / total, f"tokenized {done:,} of {total:,} QA records")
+                a = clean_text(a, lowercase=cfg.lowercase)
+                if not q.strip() or not a:
+                    skipped["empty"] += 1
+                    continue
+                answer_ids = [*tokenizer.encode(" " + a).ids, tokenizer.eot_id]
+                room = max(ANSWER_ROOM, len(answer_ids))
+                p = build_prompt(tokenizer, q, c, seq_len, room, lowercase=cfg.lowercase)
+                if len(p.ids) + len(answer_ids) > seq_len or (p.selected and find_span(p.context, a) is None
+                                                               and find_span(clean_text(c), a) is not None):
+                    # The answer would be cut off, or selection dropped the sentence that holds it: such an
+                    # example would teach the model to invent answers, so it is left out (and counted).
+                    skipped["answer_not_in_window"] += 1
+                    continue
+                selected += p.selected
+                chunks.append(np.asarray(p.ids + answer_ids, dtype=dtype))
+                plens.append(len(p.ids))
+                offsets.append(offsets[-1] + len(p.ids) + len(answer_ids))
+            if not plens:
+                raise CorpusError(f"no usable QA examples in the {name} split: every record was empty or its "
+                                  f"answer did not fit a window of {seq_len} tokens")
+            (np.concatenate(chunks) if chunks else np.zeros(0, dtype)).tofile(tmp / f"{name}.bin")
+            np.save(tmp / f"{name}.offsets.npy", np.asarray(offsets, dtype=np.int64))
+            np.save(tmp / f"{name}.prompt_len.npy", np.asarray(plens, dtype=np.int32))
+            stats[name] = {"examples": len(plens), "tokens": offsets[-1], "skipped": skipped,
+                           "context_selected": selected}
+        stats["train_tokens"] = stats["train"]["tokens"]
+        stats["mean_example_tokens"] = stats["train"]["tokens"] / stats["train"]["examples"]
+        stats["seconds"] = round(time.perf_counter() - t0, 3)
+        shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
+        atomic_write_json(tmp / "meta.json", {"format": "genai-qa-store/1", "dtype": dtype.name, "seq_len": seq_len,
+                                              "data": json.loads(cfg.model_dump_json()), "stats": stats})
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report(1.0, "done")
+    return QAStore(out)
+
+
+def check_parent(parent: Path | str) -> None:
+    """A fine-tune's parent must be a run folder with weights."""
+    from .runs import Run
+
+    run = Run(parent)
+    if not run.exists():
+        raise GenAIError(f"parent run {parent} not found (a qa fine-tune starts from a pretrained run folder)")
+    if run.latest_checkpoint() is None:
+        raise GenAIError(f"parent run {run.name} has no checkpoint yet: train it first")
