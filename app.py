@@ -14,6 +14,7 @@ pages = [
     st.Page("pages/data.py", title="Data", icon="📚"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/runs.py", title="Runs", icon="📈"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
     st.Page("pages/chat.py", title="Chat", icon="💬"),
 ]
 st.navigation(pages).run()

@@ -52,6 +52,7 @@ examples:
   {PROG} train --out shakespeare --resume
   {PROG} sample --run shakespeare --prompt "ROMEO:" --max-new-tokens 300
   {PROG} eval --run shakespeare --json
+  {PROG} eval --run clinical-qa --qa assets/qa/test.csv --predictions test-predictions.csv
   {PROG} runs
 
 A bare run name (no slash) means a folder under $GENAI_RUNS_DIR (default ./runs).
@@ -107,6 +108,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--seq-len", "model", "seq_len", type=int, metavar="N")
     _add_field(g, "--dropout", "model", "dropout", type=float, metavar="P")
     _add_field(g, "--pos-encoding", "model", "pos_encoding", choices=_choices(ModelConfig, "pos_encoding"))
+    _add_field(g, "--copy-head", "model", "copy_head", action="store_true")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -154,7 +156,7 @@ _RUN_HELP = "Run folder: a bare name is looked up under $GENAI_RUNS_DIR (default
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Train small language models (GPT or LSTM) from scratch, sample from them and evaluate them.",
+        description="Train small language models (GPT, LSTM or GRU) from scratch, sample from them and evaluate them.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -179,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, corpus_required=False)
     _add_model_args(p)
     _add_train_args(p)
+    g = p.add_argument_group("question-answering fine-tune")
+    g.add_argument("--task", choices=_choices(RunConfig, "task"), default=argparse.SUPPRESS,
+                   help=_field_help(RunConfig, "task") + " With qa, --corpus is the QA training file.")
+    g.add_argument("--parent", metavar="RUN_DIR", default=argparse.SUPPRESS,
+                   help=_field_help(RunConfig, "parent") + " " + _RUN_HELP)
+    _add_field(g, "--val-corpus", "data", "val_corpus", metavar="PATH")
     g = p.add_argument_group("run folder")
     g.add_argument("--out", required=True, metavar="RUN_DIR", help=_RUN_HELP)
     mode = g.add_mutually_exclusive_group()
@@ -208,15 +216,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_field(g, "--seed", "sample", "seed", type=_seed_arg, metavar="N",
                help="Seed of the sampling randomness, or 'random' for fresh randomness each time "
                     f"(default: {SampleConfig.model_fields['seed'].default}).")
+    g = p.add_argument_group("beam search", "With --beams, the n best continuations are printed with their "
+                                            "scores instead of a streamed sample.")
+    _add_field(g, "--beams", "sample", "num_beams", type=int, metavar="N",
+               help="Decode with beam search of this width (1 = greedy) and print the best hypotheses, each "
+                    "with its log-probability and length-penalised score.")
+    _add_field(g, "--length-penalty", "sample", "length_penalty", type=float, metavar="A")
+    _add_field(g, "--num-return", "sample", "num_return", type=int, metavar="N")
     _device_arg(p)
     p.set_defaults(handler=_cmd_sample)
 
     p = sub.add_parser(
-        "eval", help="exact validation loss and perplexity of a run",
+        "eval", help="exact validation loss and perplexity of a run, or its question answering scores",
         description="Mean next-token loss and perplexity of the run's latest checkpoint over consecutive, "
                     "non-overlapping windows of seq_len (every token predicted once). Without --corpus: the "
                     "run's own validation split. With --corpus: the whole file (both splits), tokenized with "
-                    "the run's tokenizer and cleaning options.",
+                    "the run's tokenizer and cleaning options. With --qa: answer every question of a "
+                    "question,context[,answer] file greedily and score the answers (exact match, token F1, "
+                    "ROUGE-L, in percent); without an answer column the questions are answered, not scored. "
+                    "Results are saved in the run folder (eval/).",
     )
     p.add_argument("--run", required=True, metavar="RUN_DIR", help=_RUN_HELP)
     p.add_argument("--corpus", metavar="PATH", help="Evaluate on all of this file instead of the validation split.")
@@ -226,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
                    # Literal, not evaluation.DEFAULT_MAX_TOKENS: that import pulls in torch (a test keeps them equal).
                    help="Count at most N predicted tokens, from the start (default: 2,000,000).")
     p.add_argument("--batch-size", type=int, metavar="N", help="Windows per forward pass (default: automatic).")
+    g = p.add_argument_group("question answering")
+    g.add_argument("--qa", metavar="PATH", help="Score question answering on this .csv (columns question, context "
+                                                "and answer) instead of measuring perplexity.")
+    g.add_argument("--predictions", metavar="OUT.csv", help="With --qa: write every question's prediction to this "
+                                                            "CSV (question, answer, prediction, em, f1, rougeL).")
+    g.add_argument("--limit", type=int, metavar="N", help="With --qa: answer only the first N questions.")
     _device_arg(p)
     p.add_argument("--json", action="store_true", help="Print the result as JSON.")
     p.set_defaults(handler=_cmd_eval)
@@ -243,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus-mb", type=float, metavar="N", help="Size of the synthetic corpus, in MB.")
     p.set_defaults(handler=_cmd_bench)
     _add_generate_corpus_parser(sub)
+
+    p = sub.add_parser("demo-qa", help="the clinical QA demo: pretrain, fine-tune for QA, score",
+                       description="Pretrain a GPT with a copy head on the bundled synthetic case reports "
+                                   "(DIR/pretrain), fine-tune it for question answering (DIR/qa, linked to its "
+                                   "parent), then score it on the test split (values never seen in QA training) "
+                                   "and the test-unseen-phrasing split. About 10 minutes on a 2-core CPU.")
+    p.add_argument("--out", required=True, metavar="DIR", help="Folder that receives the two runs.")
+    p.add_argument("--pretrain-steps", type=int, metavar="N", help="Pretraining steps (default: the preset's).")
+    p.add_argument("--qa-steps", type=int, metavar="N", help="Fine-tuning steps (default: the preset's).")
+    p.add_argument("--no-eval", action="store_true", help="Skip the scoring at the end.")
+    p.add_argument("--overwrite", action="store_true", help="Replace DIR/pretrain and DIR/qa if they exist.")
+    p.add_argument("--json", action="store_true", help="Print the final report as JSON.")
+    p.set_defaults(handler=_cmd_demo_qa)
     return parser
 
 
@@ -497,7 +534,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             args.parser.error("--corpus is required (or --resume to continue an existing run)")
         # Absolute, so that resume, eval and the app find the corpus from any working directory.
         sections["data"]["corpus"] = Path(sections["data"]["corpus"]).absolute()
-        config = _validated(RunConfig, sections)
+        if "val_corpus" in sections["data"]:
+            sections["data"]["val_corpus"] = Path(sections["data"]["val_corpus"]).absolute()
+        top: dict[str, Any] = {}
+        if "task" in args:
+            top["task"] = args.task
+        if "parent" in args:
+            top["parent"] = _existing_run(args.parent).path.absolute()
+        config = _validated(RunConfig, {**top, **sections})
         path = _run_path(args.out)  # after validation: resolving a run name imports torch
         _new_run_preflight(config, path, overwrite=args.overwrite)
 
@@ -559,7 +603,8 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
     so a mistake leaves no half-made run behind and never marks an existing run as failed."""
     from .corpus import open_corpus
 
-    open_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
+    if config.task == "lm":
+        open_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
     from .devices import resolve_device, resolve_precision
     from .runs import Run, validate_run_name
 
@@ -579,6 +624,15 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
     resolve_precision(config.train.precision, resolve_device(config.train.device))
     if _world()[1] > 1:
         return  # under torchrun rank 0 prepares the data inside train(), behind a barrier
+    if config.task == "qa":
+        from .qa import read_qa_table
+        from .training import fine_tune_config
+
+        fine_tune_config(config)  # the parent exists and has weights
+        for f in (config.data.corpus, config.data.val_corpus):
+            if f is not None:
+                read_qa_table(f, max_rows=5)
+        return  # the QA examples are tokenized by train(), with the parent's tokenizer
     from .tokenstore import prepare_cached
     from .training import token_cache_dir
 
@@ -594,12 +648,28 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
 
 
 # --------------------------------------------------------------------------- sample
+_SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
+_BEAM_ONLY = ("length_penalty", "num_return")
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
-    cfg: SampleConfig = _validated(SampleConfig, _given(args, "sample"), "sample")
+    given = _given(args, "sample")
+    beam = "num_beams" in given
+    if beam and given.get("num_return", 1) > given["num_beams"] > 0:  # in the flags' words, not the fields'
+        raise GenAIError(f"--num-return ({given['num_return']}) cannot exceed --beams ({given['num_beams']})")
+    if not beam and any(k in given for k in _BEAM_ONLY):
+        raise GenAIError(f"{', '.join(_FLAGS[('sample', k)] for k in _BEAM_ONLY if k in given)} "
+                         "needs --beams (beam search)")
+    cfg: SampleConfig = _validated(SampleConfig, given, "sample")
     run = _existing_run(args.run)
     from .sampling import Sampler
 
     sampler = Sampler.from_run(run, device=args.device)
+    if beam:
+        ignored = [_FLAGS[("sample", k)] for k in _SAMPLING_ONLY if k in given]
+        if ignored:
+            _note(f"beam search is deterministic: ignoring {', '.join(ignored)}")
+        return _print_beams(sampler, args, cfg)
     generation = sampler.stream(args.prompt, cfg)
     for warning in generation.info.warnings():
         _note(warning)
@@ -619,8 +689,36 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_beams(sampler: Any, args: argparse.Namespace, cfg: SampleConfig) -> int:
+    """The n best hypotheses of a beam search, best first: a header line with the scores, then the text."""
+    result = sampler.beam_search(args.prompt, cfg)
+    for warning in result.info.warnings():
+        _note(warning)
+    out = sys.stdout
+    for rank, h in enumerate(result.hypotheses, 1):
+        out.write(f"#{rank}  score {h.score:.4f}  log-prob {h.logprob:.4f}  {h.length} tokens  "
+                  f"({h.finish_reason})\n")
+        text = (args.prompt if args.echo else "") + h.text
+        out.write(text if text.endswith("\n") else text + "\n")
+    out.flush()
+    return 0
+
+
 # --------------------------------------------------------------------------- eval
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.qa is None:
+        given = [flag for flag, v in (("--predictions", args.predictions), ("--limit", args.limit)) if v is not None]
+        if given:
+            raise GenAIError(f"{' and '.join(given)}: only used with --qa (question answering); add --qa FILE.csv")
+    else:
+        given = [flag for flag, v in (("--corpus", args.corpus), ("--text-column", args.text_column),
+                                      ("--max-tokens", args.max_tokens), ("--batch-size", args.batch_size))
+                 if v is not None]
+        if given:
+            raise GenAIError(f"{', '.join(given)}: perplexity options, not used with --qa; leave them out")
+        if args.limit is not None and args.limit < 1:
+            raise GenAIError(f"--limit must be at least 1 (got {args.limit})")
+        return _cmd_eval_qa(args)
     run = _existing_run(args.run)
     from .evaluation import evaluate_run
 
@@ -647,7 +745,49 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     ]
     if res["unknown_fraction"] is not None:
         rows.append(("unknown", f"{res['unknown_fraction']:.2%} of tokens"))
+    rows.append(("saved", res["saved_to"]))
     print(_kv_lines(rows))
+    return 0
+
+
+def _cmd_eval_qa(args: argparse.Namespace) -> int:
+    run = _existing_run(args.run)
+    from .evaluation import evaluate_qa
+
+    progress = _ProgressLine.for_terminal()
+    try:
+        res = evaluate_qa(run, args.qa, limit=args.limit, predictions_path=args.predictions, device=args.device,
+                          progress=progress)
+    finally:
+        _close(progress)
+    res.pop("predictions")  # every row is in the CSV files (predictions_file, --predictions), not on screen
+    if args.json:
+        print(json.dumps(_jsonable(res), indent=2))
+        return 0
+    for note in res["notes"]:
+        _note(note)
+    questions = f"{res['rows']:,}" + (f" (of {res['available_rows']:,})" if res["truncated"] else "")
+    rows = [("run", res["run"]), ("checkpoint", f"step {res['checkpoint_step']:,}"), ("data", res["file"]),
+            ("questions", questions)]
+    m = res["metrics"]
+    if m is not None:
+        rows += [("exact match", f"{m['exact_match']:.2f} %"), ("F1", f"{m['f1']:.2f} %"),
+                 ("ROUGE-L", f"{m['rougeL']:.2f} %")]
+    rows += [("from context", f"{res['in_context']:.1f} % of answers are spans of their context"),
+             ("saved", res["saved_to"])]
+    if args.predictions:
+        rows.append(("predictions", args.predictions))
+    print(_kv_lines(rows))
+    if res["by_kind"]:
+        print("\nby question kind (percent):")
+        print(_table(["KIND", "N", "EM", "F1", "ROUGE-L"],
+                     [[k, f"{v['count']:,}", f"{v['exact_match']:.1f}", f"{v['f1']:.1f}", f"{v['rougeL']:.1f}"]
+                      for k, v in res["by_kind"].items()], right={1, 2, 3, 4}))
+    if res["worst"]:
+        print("\nworst answers (lowest F1):")
+        for w in res["worst"][:5]:
+            print(f"  Q: {w['question']}\n     expected {w['expected']!r}, predicted {w['predicted']!r} "
+                  f"(F1 {w['f1']:.1f})")
     return 0
 
 
@@ -685,6 +825,38 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench  # another module's heavy imports: only when asked for
 
     run_bench(json_output=args.json, quick=args.quick, train_steps=args.train_steps, corpus_mb=args.corpus_mb)
+    return 0
+
+
+def _cmd_demo_qa(args: argparse.Namespace) -> int:
+    for name, value in (("--pretrain-steps", args.pretrain_steps), ("--qa-steps", args.qa_steps)):
+        if value is not None and value < 1:
+            raise GenAIError(f"{name} must be at least 1 (got {value})")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise GenAIError(f"{out} exists and is not a folder")
+    if not args.overwrite:
+        taken = [str(out / n) for n in ("pretrain", "qa") if (out / n).exists()]
+        if taken:
+            raise GenAIError(f"{' and '.join(taken)} already exist(s); use --overwrite or another --out")
+    from . import demo
+
+    steps = {k: v for k, v in (("pretrain_steps", args.pretrain_steps), ("qa_steps", args.qa_steps)) if v}
+    stop = threading.Event()
+    with _StopOnCtrlC(stop, announce=True):
+        report = demo.run_demo_qa(out, **steps, evaluate=() if args.no_eval else ("test", "test_unseen_phrasing"),
+                                  overwrite=args.overwrite, callbacks=[_TrainPrinter(not args.json)],
+                                  stop_event=stop, log=lambda m: None if args.json else print(f"== {m}", flush=True))
+    result = {"pretrain": str(report.pretrain), "qa": str(report.qa),
+              "minutes": {k: round(v, 2) for k, v in report.minutes.items()},
+              "scores": {split: r["metrics"] for split, r in report.scores.items()}}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for split, metrics in result["scores"].items():
+        print(f"{split}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics.items() if v is not None))
+    print("minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in result["minutes"].items()))
+    print(f"runs: {report.pretrain} -> {report.qa}")
     return 0
 
 

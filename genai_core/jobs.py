@@ -39,6 +39,7 @@ from .config import RunConfig
 from .corpus import open_corpus
 from .devices import resolve_device
 from .errors import GenAIError
+from .qa import read_qa_table
 from .runs import Run, runs_dir, validate_run_name
 from .training import TrainEvent
 
@@ -287,7 +288,16 @@ class JobManager:
         """
         validate_run_name(name)
         device = device_key(config.train.device)
-        open_corpus(config.data.corpus, config.data.text_column)
+        if config.task == "qa":
+            read_qa_table(config.data.corpus, max_rows=5)
+            if config.data.val_corpus is not None:
+                read_qa_table(config.data.val_corpus, max_rows=5)
+            # The parent may still be queued here (a pretrain queued just before its fine-tune, as the
+            # Home page's demo does): it must exist now, and have weights when this job starts.
+            if not Run(config.parent).exists():
+                raise GenAIError(f"parent run {config.parent} not found")
+        else:
+            open_corpus(config.data.corpus, config.data.text_column)
         if not config.name:
             config = config.model_copy(update={"name": name})
         with self._lock:

@@ -1,14 +1,17 @@
-"""Language models: a GPT-style decoder (Radford et al. 2019) and an LSTM baseline.
+"""Language models: a GPT-style decoder (Radford et al. 2019) and LSTM / GRU baselines.
 
-Both take token ids (B, T) and return next-token logits (B, T, vocab), plus the mean cross-entropy
-when targets are given. Both generate through a cache of past state: keys/values per layer for the
-GPT (a preallocated static buffer, written in place), hidden and cell states for the LSTM.
+All take token ids (B, T) and return next-token logits (B, T, vocab), plus the mean cross-entropy
+when targets are given. All generate through a cache of past state: keys/values per layer for the
+GPT (a preallocated static buffer, written in place), hidden (and for the LSTM cell) states for the
+recurrent models. Every cache has `reorder(index)`, which beam search uses to make row b continue
+from row index[b] (the beams that survived a step) without recomputing anything.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -35,14 +38,31 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row b of the batch becomes what row index[b] was, for positions [0, pos) (in place, so views
+        of these tensors, e.g. a `GPTDecoder`'s, stay valid). `index` holds one row per batch row."""
+        p = self.pos
+        self.k[:, :, :, :p] = self.k[:, :, :, :p].index_select(1, index)
+        self.v[:, :, :, :p] = self.v[:, :, :, :p].index_select(1, index)
+        if self.copy_k is not None and self.ids is not None:
+            self.copy_k[:, :p] = self.copy_k[:, :p].index_select(0, index)
+            self.ids[:, :p] = self.ids[:, :p].index_select(0, index)
+
 
 @dataclass
 class RecurrentState:
-    """Hidden and cell state of a stacked LSTM after `pos` tokens."""
+    """Hidden state (and, for an LSTM, cell state; None for a GRU) of a stacked RNN after `pos` tokens."""
 
-    h: torch.Tensor | None = None
+    h: torch.Tensor | None = None  # (n_layers, B, d_model)
     c: torch.Tensor | None = None
     pos: int = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row b of the batch becomes what row index[b] was (index may also repeat rows, e.g. to grow a batch of 1)."""
+        if self.h is not None:
+            self.h = self.h.index_select(1, index)
+        if self.c is not None:
+            self.c = self.c.index_select(1, index)
 
 
 class CausalSelfAttention(nn.Module):
@@ -167,24 +187,39 @@ class GPT(nn.Module):
             if w is not None:
                 self.last_attention.append(w)
         x = self.ln_f(x)
-        if self.config.copy_head:
-            logits = self.copy_mixture(x, idx, cache, start, last_only and targets is None, need_weights)
-        else:
-            if last_only and targets is None:
-                x = x[:, -1:]
-            logits = self.lm_head(x)
+        if targets is not None and loss_weights is not None and cache is None and not need_weights:
+            # Sparse targets (QA fine-tuning weights the answer only, a tenth of the tokens): the output
+            # head runs at the weighted positions alone, and the logits returned are theirs, (N, vocab).
+            rows, cols = loss_weights.nonzero(as_tuple=True)
+            logits = self.head(x, idx, cache, start, (rows, cols))
+            return logits, lm_loss(logits, targets[rows, cols], loss_weights[rows, cols])
+        logits = self.head(x, idx, cache, start, "last" if last_only and targets is None else None, need_weights)
         if cache is not None:
             cache.pos += T
         return logits, lm_loss(logits, targets, loss_weights)
 
+    def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
+             query: tuple[torch.Tensor, torch.Tensor] | str | None = None,
+             need_weights: bool = False) -> torch.Tensor:
+        """Next-token logits from the final hidden states `h` (B, T, C): at every position, at the last
+        (`query="last"`), or at the (rows, cols) positions given (then shaped (N, vocab))."""
+        if self.config.copy_head:
+            return self.copy_mixture(h, idx, cache, start, query, need_weights)
+        if query == "last":
+            h = h[:, -1:]
+        elif query is not None:
+            h = h[query]
+        return self.lm_head(h)
+
     def copy_mixture(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
-                     last_only: bool, need_weights: bool) -> torch.Tensor:
+                     query: tuple[torch.Tensor, torch.Tensor] | str | None = None,
+                     need_weights: bool = False) -> torch.Tensor:
         """Pointer-generator output (See et al. 2017, in a decoder-only model): log of
         g * softmax(lm_head(h)) + (1 - g) * copy, where `copy` puts the copy attention's weight on
         position j onto token idx[j] (j up to the current position) and g = sigmoid(gate(h)).
 
         Returns log-probabilities: they are valid logits (softmax gives the mixture back), so the loss,
-        temperature, top-k and top-p work on them unchanged.
+        temperature, top-k and top-p work on them unchanged. `query` as in `head`.
         """
         B, T, C = h.shape
         k = self.copy_k(h)
@@ -193,19 +228,24 @@ class GPT(nn.Module):
             cache.copy_k[:B, start:start + T] = k
             cache.ids[:B, start:start + T] = idx
             k, ids = cache.copy_k[:B, : start + T], cache.ids[:B, : start + T]
-        if last_only:
-            h, start, T = h[:, -1:], start + T - 1, 1
-        scores = (self.copy_q(h) @ k.transpose(1, 2)).float() / math.sqrt(C)  # (B, T, S)
+        positions = torch.arange(start, start + T, device=h.device)
+        if query == "last":
+            h, positions = h[:, -1:], positions[-1:]
+        elif query is not None:  # one query per selected (row, col): each attends over its own row
+            rows, cols = query
+            h, k, ids, positions = h[rows, cols][:, None], k[rows], ids[rows], cols[:, None] + start
         S = k.shape[1]
-        visible = torch.ones(T, S, dtype=torch.bool, device=h.device).tril(diagonal=start)
+        visible = torch.arange(S, device=h.device) <= positions[..., None]  # (T, S) or (N, 1, S): causal
+        scores = (self.copy_q(h) @ k.transpose(1, 2)).float() / math.sqrt(C)
         attn = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
-        gate = torch.sigmoid(self.copy_gate(h).float())  # (B, T, 1): share of the vocabulary distribution
+        gate = torch.sigmoid(self.copy_gate(h).float())  # share of the vocabulary distribution
         vocab = self.lm_head(h).float().softmax(dim=-1)
-        copy = torch.zeros_like(vocab).scatter_add_(-1, ids[:, None, :].expand(B, T, S), attn)
+        copy = torch.zeros_like(vocab).scatter_add_(-1, ids[:, None, :].expand_as(attn), attn)
         if need_weights:
             self.last_copy = (attn, gate)
         # A token neither generated nor copyable can underflow to 0; clamp keeps its log finite.
-        return (gate * vocab + (1.0 - gate) * copy).clamp_min(1e-30).log()
+        out = (gate * vocab + (1.0 - gate) * copy).clamp_min(1e-30).log()
+        return out if query is None or query == "last" else out[:, 0]
 
     def decoder(self, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> GPTDecoder:
         """A fast prefill/step decoder over these weights (see `GPTDecoder`); used by generation."""
@@ -301,6 +341,12 @@ class GPTDecoder:
         """Forget the context (stale slots are never read: attention only looks at [0, pos))."""
         self.cache.pos = 0
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Row b of the batch becomes what row index[b] was (beam search): one copy of the cached q|k|v
+        rows of positions [0, pos), in place, so every precomputed view stays valid."""
+        p = self.cache.pos
+        self.buf[:, :p] = self.buf[:, :p].index_select(2, index)
+
     def _views(self, pos: int) -> list[tuple[torch.Tensor, ...]]:
         views = self._pos_views[pos]
         if views is None:  # built on first use: positions recur after every re-prefill
@@ -391,16 +437,26 @@ class GPTDecoder:
         return torch.addmm(self.logit_bias, x, self.head_t)
 
 
-class LSTMLM(nn.Module):
-    """Embedding -> stacked LSTM -> LayerNorm -> (tied) output projection."""
+class RecurrentLM(nn.Module):
+    """Embedding -> stacked LSTM or GRU (`config.arch`) -> LayerNorm -> (tied) output projection.
+
+    The recurrent module is registered under the architecture's name (`lstm.*` / `gru.*` in the state
+    dict), so LSTM checkpoints saved before the GRU existed load unchanged. A GRU (Cho et al. 2014) has
+    three gates to the LSTM's four and no cell state: its `RecurrentState.c` stays None.
+    """
+
+    CELLS: ClassVar[dict[str, type[nn.RNNBase]]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        if cfg.arch not in self.CELLS:
+            raise ValueError(f"RecurrentLM needs arch lstm or gru, not {cfg.arch}")
         self.config = cfg
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        self.lstm = nn.LSTM(cfg.d_model, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0, bias=cfg.bias)
+        self.add_module(cfg.arch, self.CELLS[cfg.arch](
+            cfg.d_model, cfg.d_model, num_layers=cfg.n_layers, batch_first=True,
+            dropout=cfg.dropout if cfg.n_layers > 1 else 0.0, bias=cfg.bias))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -413,22 +469,32 @@ class LSTMLM(nn.Module):
                 loss_weights: torch.Tensor | None = None, need_weights: bool = False,
                 last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.drop(self.wte(idx))
-        state = None if cache is None or cache.h is None else (cache.h, cache.c)
-        x, (h, c) = self.lstm(x, state)
+        lstm = self.config.arch == "lstm"
+        state = None
+        if cache is not None and cache.h is not None:
+            state = (cache.h, cache.c) if lstm else cache.h
+        x, new = self.rnn(x, state)
         if cache is not None:
-            cache.h, cache.c, cache.pos = h, c, cache.pos + idx.shape[1]
+            cache.h, cache.c = new if lstm else (new, None)
+            cache.pos += idx.shape[1]
         x = self.ln_f(self.drop(x))
         if last_only and targets is None:
             x = x[:, -1:]
         logits = self.lm_head(x)
         return logits, lm_loss(logits, targets, loss_weights)
 
+    @property
+    def rnn(self) -> nn.RNNBase:
+        """The stacked LSTM or GRU (registered under its architecture's name)."""
+        return getattr(self, self.config.arch)
+
     def new_cache(self, batch_size: int, device: torch.device | str,
                   dtype: torch.dtype | None = None) -> RecurrentState:
         return RecurrentState()
 
 
-LanguageModel = GPT | LSTMLM
+LSTMLM = RecurrentLM  # the name before the GRU joined; kept for code and tests that use it
+LanguageModel = GPT | RecurrentLM
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None,
@@ -454,7 +520,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def build_model(cfg: ModelConfig) -> LanguageModel:
-    return GPT(cfg) if cfg.arch == "gpt" else LSTMLM(cfg)
+    return GPT(cfg) if cfg.arch == "gpt" else RecurrentLM(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

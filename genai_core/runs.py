@@ -8,6 +8,7 @@ Layout of `runs/<name>/`:
     samples.jsonl      periodic sample text
     checkpoints/step_XXXXXXXX/{model,optimizer}.safetensors + state.json
     checkpoints/latest  name of the newest complete checkpoint
+    eval/              saved evaluations (perplexity-<data>.json, qa-<file>.json), see evaluation.py
 
 Every file is written to a temporary name and renamed into place (rename is atomic on POSIX), and a
 checkpoint directory is complete before `latest` points at it, so a kill at any moment leaves the
@@ -151,6 +152,11 @@ class Run:
     @property
     def checkpoints_path(self) -> Path:
         return self.path / "checkpoints"
+
+    @property
+    def eval_path(self) -> Path:
+        """Saved evaluations: eval/perplexity-<data>.json and eval/qa-<file>.json (`genai_core.evaluation`)."""
+        return self.path / "eval"
 
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -330,6 +336,20 @@ class Run:
         except (SafetensorError, OSError, ValueError) as e:
             raise CheckpointError(f"checkpoint {ckpt} is damaged or not a safetensors file: {e}") from None
 
+    # -- saved evaluations
+    def saved_evaluations(self) -> list[dict[str, Any]]:
+        """Every readable result in eval/, newest first (a damaged file is skipped, not fatal)."""
+        found = []
+        for p in self.eval_path.glob("*.json"):
+            try:
+                data = read_json(p)
+            except (FileNotFoundError, CheckpointError):
+                continue
+            if isinstance(data, dict):
+                found.append({**data, "saved_to": str(p)})
+        return sorted(found, key=lambda d: d["timestamp"] if isinstance(d.get("timestamp"), int | float) else 0,
+                      reverse=True)
+
     # -- summary for tables
     def summary(self) -> dict[str, Any]:
         cfg = self.config()
@@ -360,6 +380,12 @@ class Run:
             "train_loss": last.get("train_loss"),
             "best_val_loss": best,
             "best_val_ppl": math.exp(best) if best is not None and best < 50 else None,
+            "task": cfg.task,
+            "parent": cfg.parent.name if cfg.parent else None,  # lineage: the run this one started from
+            # Latest QA evaluation per file, flat (qa_<file>_f1 ...) so every table can show it as columns.
+            **{f"qa_{r['name']}_{k}": r["metrics"].get(k) for r in reversed(self.saved_evaluations())
+               if r.get("kind") == "qa" and r.get("name") and isinstance(r.get("metrics"), dict)
+               for k in ("exact_match", "f1", "rougeL")},
         }
 
 

@@ -1,5 +1,9 @@
 """Runs: compare runs, see which hyperparameters matter, and share, rename, delete, export or import a run.
 
+A QA fine-tune is listed right after the run it started from (its parent), and the table carries the
+scores of each run's latest saved QA evaluation (Evaluate page or `eval --qa`) so hyperparameters can be
+judged on answer quality as well as on loss.
+
 Every number comes from the run folders (`Run.summary()`, `Run.metrics()`); moving runs around is
 `genai_core.archive`. Actions that change the runs (rename, delete, import) run in widget callbacks:
 those run before the page, so the table drawn afterwards already shows the result, and they may
@@ -112,14 +116,85 @@ def _rows(runs: list[Run]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]
                 raise
             broken.append((run.name, msg))
             continue
+        heldout = next((e for e in run.saved_evaluations() if e.get("kind") == "perplexity" and e.get("name") == "val"),
+                       None)
         rows.append({**s, "dropout": cfg.model.dropout, "weight_decay": cfg.train.weight_decay,
-                     "grad_accum": cfg.train.grad_accum_steps})
-    return rows, broken
+                     "grad_accum": cfg.train.grad_accum_steps,
+                     "heldout_ppl": heldout.get("perplexity") if heldout else None})
+    return lineage_order(rows), broken
+
+
+def lineage_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs in the given order (newest first), except that each run is followed by the runs started from it.
+
+    A run whose parent is not in the list (deleted, or elsewhere) stays where it is.
+    """
+    names = {r["name"] for r in rows}
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("parent") in names and r["parent"] != r["name"]:
+            children.setdefault(r["parent"], []).append(r)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def visit(r: dict[str, Any]) -> None:
+        if r["name"] in seen:  # a renamed folder could make a cycle: list each run once
+            return
+        seen.add(r["name"])
+        out.append(r)
+        for c in children.get(r["name"], []):
+            visit(c)
+
+    for r in rows:
+        if not (r.get("parent") in names and r["parent"] != r["name"]):
+            visit(r)
+    for r in rows:  # runs caught in a cycle have no root: keep them anyway
+        visit(r)
+    return out
+
+
+def lineage_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """A markdown tree of the runs that have a parent or children: `parent (lm)` then `↳ child (qa) · F1 ...`."""
+    names = {r["name"] for r in rows}
+    linked = {r["parent"] for r in rows if r.get("parent")} | {r["name"] for r in rows if r.get("parent")}
+    lines = []
+    depth: dict[str, int] = {}
+    for r in rows:  # lineage order: a parent comes before its children
+        if r["name"] not in linked:
+            continue
+        parent = r.get("parent")
+        d = depth.get(parent, -1) + 1 if parent in names else 0
+        depth[r["name"]] = d
+        scores = [f"{name} F1 {r[key]:.1f}" for key, name in _qa_keys(r, "f1") if r.get(key) is not None]
+        text = f"**{r['name']}** ({r.get('task') or 'lm'})" + (" · " + ", ".join(scores) if scores else "")
+        if parent and parent not in names:
+            text += f" · started from {parent} (not in this folder)"
+        lines.append("    " * d + ("- ↳ " if d else "- ") + text)
+    return lines
+
+
+def _qa_keys(row: dict[str, Any], metric: str) -> list[tuple[str, str]]:
+    """(column, file name) of the QA scores `metric` in a summary row (`qa_<file>_<metric>`)."""
+    suffix = f"_{metric}"
+    return sorted((k, k[3:-len(suffix)]) for k in row if k.startswith("qa_") and k.endswith(suffix))
+
+
+QA_METRICS = {"exact_match": "EM", "f1": "F1", "rougeL": "ROUGE-L"}
+
+
+def qa_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Column configs of the QA scores present in any row: per evaluated file, EM, F1 and ROUGE-L (percent)."""
+    files = sorted({name for r in rows for _k, name in _qa_keys(r, "f1")})
+    return {f"qa_{f}_{m}": st.column_config.NumberColumn(f"QA {f} {label} (%)", format="%.1f",
+                                                         help=f"Latest saved QA evaluation on {f}: {label}, percent")
+            for f in files for m, label in QA_METRICS.items()}
 
 
 TABLE_COLUMNS = {
     "name": st.column_config.TextColumn("Run", pinned=True),
     "state": st.column_config.TextColumn("Status"),
+    "task": st.column_config.TextColumn("Task", help="lm: pretrained on text; qa: fine-tuned to answer questions"),
+    "parent": st.column_config.TextColumn("Started from", help="The run whose weights this run started from"),
     "arch": st.column_config.TextColumn("Architecture"),
     "params": st.column_config.NumberColumn("Parameters", format="compact"),
     "d_model": st.column_config.NumberColumn("d_model"),
@@ -132,6 +207,9 @@ TABLE_COLUMNS = {
     "tokenizer": st.column_config.TextColumn("Tokenizer"),
     "best_val_loss": st.column_config.NumberColumn("Best val loss (nats/token)", format="%.4f"),
     "best_val_ppl": st.column_config.NumberColumn("Best val perplexity", format="%.2f"),
+    "heldout_ppl": st.column_config.NumberColumn(
+        "Held-out perplexity", format="%.2f",
+        help="Exact perplexity over the whole validation split, when measured (Evaluate page or `eval`)"),
     "train_loss": st.column_config.NumberColumn("Last train loss", format="%.4f"),
     "step": st.column_config.NumberColumn("Steps", format="%,d"),
     "tokens": st.column_config.NumberColumn("Tokens seen", format="compact"),
@@ -152,8 +230,10 @@ PARCOORD_DIMS = [
 ]
 
 
-def parcoords_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Hyperparameters against best validation loss, one line per run coloured by that loss.
+def parcoords_figure(rows: list[dict[str, Any]], target: str = "best_val_loss",
+                     label: str = "best val loss (nats/token)") -> go.Figure:
+    """Hyperparameters against a result (best validation loss by default, or a QA score), one line per run
+    coloured by it; darker is better either way (lower loss, higher score).
 
     The learning rate spans orders of magnitude, so its axis is log10 with the real values as ticks.
     """
@@ -162,7 +242,7 @@ def parcoords_figure(rows: list[dict[str, Any]]) -> go.Figure:
         archs = sorted({r["arch"] for r in rows})
         dims.append({"label": "architecture", "values": [archs.index(r["arch"]) for r in rows],
                      "tickvals": list(range(len(archs))), "ticktext": archs})
-    for key, label in PARCOORD_DIMS:
+    for key, dim_label in PARCOORD_DIMS:
         values = [r.get(key) for r in rows]
         if any(v is None for v in values):
             continue  # e.g. `params` of a run whose status lacks it
@@ -172,16 +252,18 @@ def parcoords_figure(rows: list[dict[str, Any]]) -> go.Figure:
             dims.append({"label": "learning rate (log scale)", "values": logs,
                          "tickvals": [math.log10(v) for v in ticks], "ticktext": [f"{v:.0e}" for v in ticks]})
         else:
-            dims.append({"label": label, "values": values})
-    losses = [r["best_val_loss"] for r in rows]
-    dims.append({"label": "best val loss (nats/token)", "values": losses})
+            dims.append({"label": dim_label, "values": values})
+    values = [r[target] for r in rows]
+    dims.append({"label": label, "values": values})
+    is_loss = target == "best_val_loss"
     fig = go.Figure(go.Parcoords(
-        line={"color": losses, "colorscale": "Viridis", "reversescale": True, "showscale": True,
-              "colorbar": {"title": {"text": "best val loss<br>(nats/token)"}}},
+        line={"color": values, "colorscale": "Viridis", "reversescale": is_loss, "showscale": True,
+              "colorbar": {"title": {"text": label.replace(" (", "<br>(")}}},
         dimensions=dims,
     ))
-    fig.update_layout(title="Hyperparameters vs best validation loss (one line per run; darker = lower loss)",
-                      height=420, margin={"l": 60, "r": 60, "t": 90, "b": 30})
+    title = ("Hyperparameters vs best validation loss (one line per run; darker = lower loss)" if is_loss else
+             f"Hyperparameters vs {label} (one line per run; darker = better answers)")
+    fig.update_layout(title=title, height=420, margin={"l": 60, "r": 60, "t": 90, "b": 30})
     return fig
 
 
@@ -198,8 +280,18 @@ head, refresh = st.columns([6, 1])
 head.subheader(f"All runs ({len(runs)})")
 refresh.button("Refresh", icon="🔄", help="Re-read the runs folder (runs in progress change as they train)")
 if rows:
-    frame = pd.DataFrame(rows)[list(TABLE_COLUMNS)]
-    st.dataframe(frame, hide_index=True, column_config=TABLE_COLUMNS, key="runs_table")
+    # QA scores right after the status, where they are seen without scrolling.
+    columns = dict(TABLE_COLUMNS)
+    qa = qa_columns(rows)
+    columns = {**{k: columns[k] for k in ("name", "state", "task", "parent")}, **qa, **columns}
+    frame = pd.DataFrame(rows).reindex(columns=list(columns))
+    st.dataframe(frame, hide_index=True, column_config=columns, key="runs_table")
+    if not qa:
+        st.caption("No QA scores yet: evaluate a run on the Evaluate page and they appear here as columns.")
+    lineage = lineage_lines(rows)
+    if lineage:
+        with st.expander("Lineage: which run started from which", expanded=True):
+            st.markdown("\n".join(lineage))
 elif not runs:
     st.info("No runs yet: train one on the Train page, or import a run archive below.", icon="ℹ️")
 for name, reason in broken:
@@ -225,16 +317,24 @@ if rows:
     else:
         st.caption("Pick one or more runs to draw their curves.")
 
-    st.subheader("Hyperparameters vs validation loss")
-    scored = [r for r in rows if r["best_val_loss"] is not None]
+    st.subheader("Hyperparameters vs results")
+    targets = {"best_val_loss": "best val loss (nats/token)"}
+    targets.update({key: f"QA {name} F1 (%)" for key, name in sorted({k for r in rows for k in _qa_keys(r, "f1")})})
+    target = "best_val_loss"
+    if st.session_state.get("runs_target") not in targets:
+        st.session_state.pop("runs_target", None)  # a score that is gone (run deleted) must not linger
+    if len(targets) > 1:  # QA scores exist: let the person judge the hyperparameters on answers instead
+        target = st.selectbox("Judge runs by", list(targets), format_func=targets.__getitem__, key="runs_target",
+                              help="Validation loss, or the F1 of the latest saved QA evaluation (Evaluate page)")
+    scored = [r for r in rows if r.get(target) is not None and r[target] == r[target]]  # NaN != NaN
     if len(scored) >= 2:
-        st.plotly_chart(parcoords_figure(scored), key="runs_parcoords")
+        st.plotly_chart(parcoords_figure(scored, target, targets[target]), key="runs_parcoords")
         st.caption("Drag along an axis to highlight the runs in a range; drag a label to reorder the axes.")
     elif scored:
         # One line on axes plotly pads around a single value (1.8 to 2.2 layers, dropout from -1) says nothing.
-        st.caption("This chart compares runs: it appears once two runs have a validation loss.")
+        st.caption("This chart compares runs: it appears once two runs have a result to compare.")
     else:
-        st.caption("No run has a validation loss yet.")
+        st.caption("No run has a validation loss yet." if target == "best_val_loss" else "No run has this score yet.")
 
 if runs:
     st.subheader("Share and manage a run")

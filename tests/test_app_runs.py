@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 from conftest import app_test, tiny_config
@@ -140,3 +141,33 @@ def test_import_valid_and_invalid_archives(runs: Path) -> None:
     assert not at.exception
     assert any("not a zip archive" in e for e in _errors(at))
     assert sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) == ["alpha", "alpha-2", "beta"]
+
+
+def test_lineage_and_qa_scores_as_columns(tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path],
+                                          app_env: Path) -> None:
+    from genai_core.evaluation import evaluate_qa
+
+    for name in ("pretrain", "qa"):
+        shutil.copytree(tiny_qa_runs[name], app_env / name)
+    scores = {name: evaluate_qa(app_env / name, qa_files["test"], limit=4, device="cpu")["metrics"]
+              for name in ("pretrain", "qa")}
+    at = app_test(PAGE)
+    assert not at.exception and not _errors(at)
+    table = at.dataframe[0].value
+    # The fine-tune is listed right after the run it started from (newest first would put it above).
+    assert list(table["name"]) == ["pretrain", "qa"]
+    rows = table.set_index("name")
+    assert rows.loc["qa", "task"] == "qa" and rows.loc["qa", "parent"] == "pretrain"
+    assert rows.loc["pretrain", "task"] == "lm" and pd.isna(rows.loc["pretrain", "parent"])
+    for name, m in scores.items():
+        assert rows.loc[name, "qa_test_f1"] == pytest.approx(m["f1"])
+        assert rows.loc[name, "qa_test_exact_match"] == pytest.approx(m["exact_match"])
+        assert rows.loc[name, "qa_test_rougeL"] == pytest.approx(m["rougeL"])
+    lineage = "\n".join(md.value for md in at.markdown)
+    assert "- **pretrain** (lm)" in lineage and "    - ↳ **qa** (qa) · test F1" in lineage
+
+    # Hyperparameters can be judged on answers: the parallel coordinates follow the chosen score.
+    at.selectbox(key="runs_target").set_value("qa_test_f1").run()
+    parcoords = next(f for f in _figures(at) if f["data"][0]["type"] == "parcoords")
+    assert "QA test F1" in parcoords["layout"]["title"]["text"]
+    assert sorted(parcoords["data"][0]["line"]["color"]) == sorted(m["f1"] for m in scores.values())

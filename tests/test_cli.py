@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from conftest import qa_records
 from torch.nn import functional as F
 
 from genai_core.config import TrainConfig
@@ -280,6 +282,52 @@ def test_evaluation_counts_every_token_once_whatever_the_batch(
     assert sum_loss(model, ids, torch.device("cpu"), batch_size=2) == pytest.approx(ref, rel=1e-5)
 
 
+def test_eval_qa_scores_a_file_writes_predictions_and_saves_the_result(
+    cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    run, _ = trained
+    path = cli.cwd / "qa_small.csv"
+    pd.DataFrame(qa_records(4, seed=5)).to_csv(path, index=False)
+    out = tmp_path / "predictions.csv"
+    res = cli("eval", "--run", "tiny", "--qa", str(path), "--predictions", str(out), "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert (data["rows"], data["scored"], data["checkpoint_step"]) == (4, True, 30) and "predictions" not in data
+    m = data["metrics"]
+    assert set(m) == {"exact_match", "f1", "rougeL", "count"} and m["count"] == 4
+    assert all(0 <= m[k] <= 100 for k in ("exact_match", "f1", "rougeL"))
+    assert Path(data["saved_to"]) == run / "eval" / "qa-qa_small.json"
+    assert json.loads(Path(data["saved_to"]).read_text())["metrics"] == m
+    table = pd.read_csv(out, dtype={"prediction": str}, keep_default_na=False)
+    assert list(table.columns) == ["question", "answer", "prediction", "em", "f1", "rougeL"] and len(table) == 4
+    assert list(table["answer"].astype(str)) == [r["answer"] for r in qa_records(4, seed=5)]
+    assert table["f1"].mean() == pytest.approx(m["f1"], abs=0.01)
+
+    # Human-readable by default; --limit answers the first N (and the new result replaces the saved one).
+    res = cli("eval", "--run", "tiny", "--qa", str(path), "--limit", "2")
+    assert res.returncode == 0, res.stderr
+    assert field(r"^questions\s+(.+)$", res.stdout) == "2 (of 4)"
+    saved = json.loads((run / "eval" / "qa-qa_small.json").read_text())
+    assert saved["rows"] == 2
+    assert field(r"^F1\s+([\d.]+) %$", res.stdout) == f"{saved['metrics']['f1']:.2f}"
+    assert field(r"^exact match\s+([\d.]+) %$", res.stdout) == f"{saved['metrics']['exact_match']:.2f}"
+    assert "note: answered the first 2 of 4 questions" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_eval_qa_without_an_answer_column_predicts_only(
+    cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    path = tmp_path / "questions.csv"
+    pd.DataFrame(qa_records(3, seed=6))[["question", "context"]].to_csv(path, index=False)
+    out = tmp_path / "p.csv"
+    res = cli("eval", "--run", "tiny", "--qa", str(path), "--predictions", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "exact match" not in res.stdout and "not scored" in res.stderr
+    assert out.read_text().splitlines()[0] == "question,prediction" and len(pd.read_csv(out)) == 3
+    res = cli("eval", "--run", "tiny", "--qa", str(path), "--json")
+    assert json.loads(res.stdout)["metrics"] is None
+
+
 # --------------------------------------------------------------------------- runs
 def test_runs_lists_the_run_as_a_table_and_json(
     cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]]
@@ -303,6 +351,10 @@ def bad_inputs(cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]])
     (d / "empty.txt").write_bytes(b"")
     (d / "binary.txt").write_bytes(b"PK\x03\x04\x00\x00\x00binary\x00" * 20)
     (d / "data.csv").write_text("title,content\nA,hello there\nB,general kenobi\n", encoding="utf-8")
+    (d / "qa_no_context.csv").write_text("question,answer\nHow old?,80\n", encoding="utf-8")
+    (d / "qa_empty.csv").write_bytes(b"")
+    pd.DataFrame(qa_records(2, seed=7)).to_csv(d / "qa_ok.csv", index=False)
+    (d / "qa_binary.csv").write_bytes(b"PK\x03\x04\x00\x00\x00binary\x00" * 20)
     (d / "not_a_run").mkdir()
     (d / "not_a_run" / "notes.txt").write_text("hello", encoding="utf-8")
     broken = cli.runs / "broken"
@@ -337,6 +389,17 @@ MISTAKES: dict[str, tuple[list[str], list[str]]] = {
     "resume without a run": (["train", "--out", "nothing_here", "--resume"], ["cannot resume"]),
     "bad sampling knobs": (["sample", "--run", "tiny", "--temperature", "-1", "--top-p", "0"],
                            ["--temperature", "--top-p"]),
+    "qa file without a context column": (["eval", "--run", "tiny", "--qa", "qa_no_context.csv"],
+                                         ["qa_no_context.csv lacks column(s) 'context'"]),
+    "empty qa file": (["eval", "--run", "tiny", "--qa", "qa_empty.csv"], ["qa_empty.csv is empty"]),
+    "binary qa file": (["eval", "--run", "tiny", "--qa", "qa_binary.csv"], ["qa_binary.csv looks binary"]),
+    "missing qa file": (["eval", "--run", "tiny", "--qa", "nope.csv"], ["QA file not found", "nope.csv"]),
+    "qa on garbage weights": (["eval", "--run", "broken", "--qa", "qa_ok.csv"],
+                              ["damaged or not a safetensors file"]),
+    "--limit without --qa": (["eval", "--run", "tiny", "--limit", "3"], ["--limit: only used with --qa"]),
+    "--qa with a perplexity option": (["eval", "--run", "tiny", "--qa", "qa_ok.csv", "--max-tokens", "9"],
+                                      ["--max-tokens: perplexity options, not used with --qa"]),
+    "--limit 0": (["eval", "--run", "tiny", "--qa", "qa_ok.csv", "--limit", "0"], ["--limit must be at least 1"]),
 }
 
 

@@ -303,7 +303,7 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             page.get_by_role("heading", name="Runs").first.wait_for(timeout=60_000)
             settle(page)
             nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
-            assert nav == ["Home", "Data", "Train", "Runs", "Chat"], nav
+            assert nav == ["Home", "Data", "Train", "Runs", "Evaluate", "Chat"], nav
 
             # ---------------------------------------------------------------- Home and Data
             page.goto(url, timeout=60_000)
@@ -417,6 +417,15 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             assert RUN_NAME in reply.inner_text()  # the caption names the run that answered
             assert_no_exception(page, "the Chat page after an answer")
             screenshot(page, "chat", artifacts, to=messages.first)  # the question and its answer in view
+
+            # ---------------------------------------------------------------- Evaluate: a few questions
+            open_page(page, "Evaluate", "Evaluate", "evaluate")
+            set_number(page, "Questions to answer (0 = all)", 3)
+            page.get_by_role("button", name="Evaluate").click()
+            page.get_by_test_id("stMetric").filter(has_text="Exact match").first.wait_for(timeout=120_000)
+            settle(page)
+            assert_no_exception(page, "the Evaluate page after an evaluation")
+            lap("evaluate")
 
             # ---------------------------------------------------------------- Runs, then Home with its table
             open_page(page, "Runs", "Runs", "runs")

@@ -109,9 +109,11 @@ def test_answer_only_loss_ignores_the_prompt(qa_files: dict[str, Path], tmp_path
     model = build_model(ModelConfig(vocab_size=store.tokenizer.vocab_size, d_model=32, n_heads=2, n_layers=1,
                                     seq_len=160))
     b = store.batch_of("train", np.arange(4))
-    logits, loss = model(b.x, b.y, loss_weights=b.weights)
+    _, loss = model(b.x, b.y, loss_weights=b.weights)
+    logits, _ = model(b.x)  # every position, computed independently of the sparse loss path
     per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b.y.reshape(-1), reduction="none")
     mask = b.weights.reshape(-1) > 0
+    assert 0 < mask.sum() < mask.numel() / 4
     assert loss.item() == pytest.approx(per_token[mask].mean().item(), rel=1e-5)
     # Changing a prompt target changes nothing; changing an answer target does.
     y2 = b.y.clone()
@@ -133,6 +135,20 @@ def test_qa_store_refuses_bad_tables(tmp_path: Path, qa_files: dict[str, Path]) 
     with pytest.raises(CorpusError, match=r"lacks column.*'context'.*'answer'"):
         qa.read_qa_table(tmp_path / "cols.csv")
     assert list(qa.read_qa_table(qa_files["test"]).columns) == ["question", "context", "answer"]
+
+
+def test_span_constraint_only_allows_spans_of_the_context() -> None:
+    c = qa.SpanConstraint([5, 6, 7, 5, 8], vocab_size=10, end_id=0)
+    assert set(c.allowed().nonzero().flatten().tolist()) == {5, 6, 7, 8}  # any start; no empty answer
+    c.update(5)
+    assert set(c.allowed().nonzero().flatten().tolist()) == {6, 8, 0}  # 5 is followed by 6 or 8, or stop
+    c.update(8)
+    assert set(c.allowed().nonzero().flatten().tolist()) == {0}  # the context ends: only the end marker
+    c = qa.SpanConstraint([5, 6, 7, 5, 8], vocab_size=10, end_id=0)
+    for t in (6, 7, 5):
+        assert c.allowed()[t]
+        c.update(t)
+    assert set(c.allowed().nonzero().flatten().tolist()) == {8, 0}
 
 
 # --------------------------------------------------------------------------- copy head

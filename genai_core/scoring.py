@@ -1,0 +1,116 @@
+"""Answer scoring for extractive question answering: exact match, token F1 and ROUGE-L.
+
+Exact match and F1 follow the SQuAD v1.1 evaluation script (Rajpurkar et al. 2016): both answers are
+normalised (lowercase, punctuation removed, the articles a/an/the removed, whitespace collapsed),
+EM asks for equal strings, F1 is the harmonic mean of precision and recall over the bag of tokens.
+One deliberate departure: a decimal point between two digits is kept, because SQuAD's rule turns
+"2.5 mg" into "25 mg" and a dose ten times too large must not count as an exact match.
+
+ROUGE-L (Lin 2004) is the F-measure of the longest common subsequence of tokens, from Google's
+`rouge-score` package with its own tokenizer (lowercase, runs of letters and digits) and no stemming:
+unlike F1 it rewards words in the right order.
+
+Scales: the per-answer functions return fractions in [0, 1]; `aggregate` returns means in percent
+(0-100), as the SQuAD script reports them. Everything the evaluation saves or shows is in percent.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+# Punctuation, except a '.' that sits between two digits (a decimal point).
+_PUNCTUATION = re.compile(rf"(?!(?<=\d)\.(?=\d))[{re.escape(string.punctuation)}]")
+
+METRICS = ("exact_match", "f1", "rougeL")
+"""Keys of the aggregated metrics, in the order they are shown."""
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, drop punctuation (not decimal points), articles and extra whitespace."""
+    text = text.lower()
+    text = _PUNCTUATION.sub("", text)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    """1.0 when both answers are equal after normalisation, else 0.0."""
+    return float(normalize_answer(prediction) == normalize_answer(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Harmonic mean of token precision and recall after normalisation (a bag of tokens: order ignored).
+
+    As in SQuAD, when either side has no tokens the score is 1.0 if both have none, else 0.0.
+    """
+    pred = normalize_answer(prediction).split()
+    ref = normalize_answer(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    same = sum((Counter(pred) & Counter(ref)).values())
+    if same == 0:
+        return 0.0
+    precision = same / len(pred)
+    recall = same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer() -> Any:
+    # Imported on first use: rouge-score pulls in nltk (about a second), which `--help` must not wait for.
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(prediction: str, reference: str) -> float:
+    """ROUGE-L F-measure from `rouge-score`; 1.0 when both answers are empty (as token_f1), 0.0 when one is."""
+    if not prediction.strip() or not reference.strip():
+        return float(prediction.strip() == reference.strip())
+    return float(_rouge_scorer().score(reference, prediction)["rougeL"].fmeasure)
+
+
+@dataclass(frozen=True)
+class AnswerScore:
+    """The three scores of one answer, each in [0, 1]."""
+
+    exact_match: float
+    f1: float
+    rougeL: float  # the name every ROUGE report uses
+
+    def percent(self) -> dict[str, float]:
+        """The scores in percent (0-100), keyed by `METRICS`."""
+        return {"exact_match": 100 * self.exact_match, "f1": 100 * self.f1, "rougeL": 100 * self.rougeL}
+
+
+def score_answer(prediction: str, reference: str) -> AnswerScore:
+    return AnswerScore(exact_match(prediction, reference), token_f1(prediction, reference),
+                       rouge_l(prediction, reference))
+
+
+def aggregate(pairs: Iterable[tuple[str, str]]) -> dict[str, float | int]:
+    """Mean EM, F1 and ROUGE-L in percent (0-100) over (prediction, reference) pairs, and their `count`.
+
+    An empty list has no mean: its metrics are 0.0 with count 0 (callers show the count).
+    """
+    scores = [score_answer(p, r) for p, r in pairs]
+    return mean_percent(scores)
+
+
+def mean_percent(scores: list[AnswerScore]) -> dict[str, float | int]:
+    """Means of already computed scores, in percent, and their `count`."""
+    n = len(scores)
+    out: dict[str, float | int] = {
+        "exact_match": 100 * sum(s.exact_match for s in scores) / n if n else 0.0,
+        "f1": 100 * sum(s.f1 for s in scores) / n if n else 0.0,
+        "rougeL": 100 * sum(s.rougeL for s in scores) / n if n else 0.0,
+    }
+    out["count"] = n
+    return out
