@@ -65,9 +65,11 @@ REPORT_MAX_SAMPLES = 60
 
 _ALLOWED = re.compile(
     r"(?:manifest\.json|config\.json|tokenizer\.json|metrics\.jsonl|samples\.jsonl|status\.json"
-    r"|checkpoints/latest|checkpoints/step_\d{8}/(?:model\.safetensors|optimizer\.safetensors|state\.json))"
+    r"|checkpoints/latest|checkpoints/step_\d{8}/(?:model\.safetensors|optimizer\.safetensors|state\.json)"
+    r"|eval/[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(?:json|csv))"
 )
-_ALLOWED_HINT = ("config.json, tokenizer.json, metrics.jsonl, samples.jsonl, status.json, manifest.json and "
+_ALLOWED_HINT = ("config.json, tokenizer.json, metrics.jsonl, samples.jsonl, status.json, manifest.json, "
+                 "eval/*.json and *.csv (saved evaluations) and "
                  "checkpoints/latest + checkpoints/step_NNNNNNNN/{model,optimizer}.safetensors, state.json")
 _PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
 _CHUNK = 1 << 20
@@ -109,6 +111,10 @@ def export_run(run: Run, dest: Path | str | IO[bytes] | None = None, *, include_
     status = {k: v for k, v in run.read_status_raw().items() if k not in _LIVE_STATUS_KEYS}
     if status:
         files["status.json"] = json.dumps(status, indent=2).encode("utf-8")
+    if run.eval_path.is_dir():  # saved evaluations travel with the run (the Runs page shows them)
+        for f in sorted(run.eval_path.iterdir()):
+            if f.is_file() and not f.is_symlink() and _ALLOWED.fullmatch(f"eval/{f.name}"):
+                files[f"eval/{f.name}"] = f.read_bytes()
     ckpt_name = None
     for _attempt in range(3):  # training may prune the checkpoint between reading `latest` and its files
         ckpt = run.latest_checkpoint()

@@ -309,3 +309,16 @@ def test_html_report_is_one_offline_file(run: Run) -> None:
     assert "&lt;b&gt;Bold&lt;/b&gt; &amp; more" in page  # samples are escaped
     assert run.samples()[0]["text"][:10] in page.replace("&#x27;", "'").replace("&quot;", '"')
     assert "best validation loss" in page and "d_model" in page
+
+
+def test_saved_evaluations_travel_with_the_run(run: Run, tmp_path: Path) -> None:
+    from genai_core.evaluation import evaluate_run
+
+    evaluate_run(run)  # writes eval/perplexity-val.json
+    (run.eval_path / "notes.txt").write_text("not an evaluation")  # only .json/.csv results are exported
+    data = archive.export_run(run)
+    names = {n.split("/", 1)[1] for n in _members(data)}
+    assert "eval/perplexity-val.json" in names and "eval/notes.txt" not in names
+    imported = archive.import_run(data, tmp_path / "other")
+    saved = "perplexity-val.json"
+    assert (imported.eval_path / saved).read_bytes() == (run.eval_path / saved).read_bytes()
