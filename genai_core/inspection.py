@@ -206,6 +206,12 @@ class AnswerAttention:
     """Prompt tokens left out on the left, to fit the window or the size cap."""
     answer_omitted: int
     """Answer tokens left out at the end, to fit the window or the size cap."""
+    copy: torch.Tensor | None = None
+    """Copy-head models: (answer_tokens, prompt_tokens) attention of the copy head, i.e. where each answer
+    token would be copied from."""
+    copied: torch.Tensor | None = None
+    """Copy-head models: (answer_tokens,) share of each token's probability that came from copying
+    (1 - the gate); the rest came from the vocabulary softmax."""
 
     @property
     def n_layers(self) -> int:
@@ -236,7 +242,7 @@ def answer_attention(model: LanguageModel, prompt_ids: Sequence[int], answer_ids
     window this is an approximation of what the model saw. Sizes are capped for a readable heatmap.
     """
     if not isinstance(model, GPT):
-        raise GenAIError("attention needs a GPT run: an LSTM has no attention weights to show")
+        raise GenAIError("attention needs a GPT run: a recurrent model (LSTM or GRU) has no attention weights to show")
     if not prompt_ids:
         raise GenAIError("the prompt is empty: there is nothing to attend to")
     if not answer_ids:
@@ -256,8 +262,14 @@ def answer_attention(model: LanguageModel, prompt_ids: Sequence[int], answer_ids
         model(x, need_weights=True)
         layers = [w[0, :, rows, :keep_prompt].float().cpu() for w in model.last_attention]
         model.last_attention = []  # do not keep (H, T, T) tensors alive on a shared model
+        copy = copied = None
+        if model.config.copy_head:
+            attn, gate = model.last_copy
+            copy, copied = attn[0, rows, :keep_prompt].float().cpu(), 1.0 - gate[0, rows, 0].float().cpu()
+            del model.last_copy
     return AnswerAttention(weights=torch.stack(layers), prompt_ids=prompt, answer_ids=answer,
-                           prompt_cropped=P - keep_prompt, answer_omitted=len(answer_ids) - A)
+                           prompt_cropped=P - keep_prompt, answer_omitted=len(answer_ids) - A, copy=copy,
+                           copied=copied)
 
 
 __all__ = ["QA_TEMPLATE", "AnswerAttention", "NextTokenView", "answer_attention", "display_token",

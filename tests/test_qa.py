@@ -277,3 +277,20 @@ def test_cli_demo_qa_makes_two_linked_runs(tmp_path: Path) -> None:
     r = _cli("demo-qa", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert r.returncode == 2 and "already exist" in r.stderr
     assert math.isfinite(ft.summary().get("best_val_loss") or float("nan"))
+
+
+def test_attention_view_shows_where_the_copy_head_copied_from(tiny_qa_runs: dict[str, Path],
+                                                               qa_files: dict[str, Path]) -> None:
+    from genai_core.inspection import answer_attention
+
+    sampler = Sampler.from_run(tiny_qa_runs["qa"], device="cpu")
+    row = pd.read_csv(qa_files["test"], dtype=str).iloc[0]
+    out = qa.answer(sampler, row.question, row.context)
+    answer_ids = sampler.tokenizer.encode(" " + out.text).ids
+    view = answer_attention(sampler.model, out.prompt.ids, answer_ids)
+    assert view.copy is not None and view.copied is not None
+    assert view.copy.shape == (len(answer_ids), len(out.prompt.ids))
+    assert torch.all((view.copied >= 0) & (view.copied <= 1))
+    # The first answer token can only copy from the prompt; later ones may also point at earlier answer tokens.
+    assert view.copy[0].sum().item() == pytest.approx(1.0, abs=1e-4)
+    assert torch.all(view.copy.sum(-1) <= 1 + 1e-4)
