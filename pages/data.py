@@ -10,7 +10,6 @@ again under Recent files and a re-upload of the same bytes reuses its prepared t
 
 from __future__ import annotations
 
-import hashlib
 import html
 import re
 import time
@@ -24,7 +23,6 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from genai_core.config import DataConfig
 from genai_core.corpus import FORMATS, clean_text, detect_format, open_corpus, preview
 from genai_core.errors import CorpusError
-from genai_core.runs import atomic_write_bytes, slugify
 from genai_core.tokenization import BPETokenizer, CharTokenizer, train_tokenizer
 from genai_core.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
 from genai_core.training import token_cache_dir
@@ -91,29 +89,8 @@ def compact(n: float) -> str:
 
 # --------------------------------------------------------------------------- uploads
 def spill_upload(upload: UploadedFile) -> Path:
-    """Write an upload (held in memory) to the uploads folder once, and return its path.
-
-    It lands in a folder named by a content hash, under the sanitised original name: nothing the browser
-    sends can steer the path, the engine's messages name the file as the person knows it, and the same
-    bytes always land on the same file, which keeps its token-store cache valid.
-    """
-    name = Path(upload.name).name
-    detect_format(Path(name))  # unsupported types are refused before anything is written
-    limit_mb = int(st.get_option("server.maxUploadSize"))
-    if upload.size > limit_mb << 20:
-        raise CorpusError(f"{name} is {mb(upload.size)}, over the upload limit of {limit_mb:,} MB "
-                          "(server.maxUploadSize in .streamlit/config.toml)")
-    spilled: dict[str, str] = st.session_state.setdefault("data_spilled", {})
-    done = spilled.get(upload.file_id)
-    if done and Path(done).is_file():
-        return Path(done)  # every rerun sees the same upload: hash and write it only once
-    with upload.getbuffer() as buf:  # a view of the upload's bytes: no second copy of a big file in memory
-        digest = hashlib.sha256(buf).hexdigest()[:12]
-        path = uploads_dir() / digest / f"{slugify(Path(name).stem)[:60]}{Path(name).suffix.lower()}"
-        if not (path.is_file() and path.stat().st_size == upload.size):
-            atomic_write_bytes(path, buf)  # type: ignore[arg-type]
-    spilled[upload.file_id] = str(path)
-    return path
+    """Write an upload to the uploads folder once (`ui.spill_upload`), where Recent files finds it again."""
+    return ui.spill_upload(upload, uploads_dir())
 
 
 # --------------------------------------------------------------------------- bounded sample and statistics

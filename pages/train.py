@@ -5,6 +5,9 @@ The page only gathers inputs, asks `genai_core` and draws. Numbers (parameters, 
 manager's background thread, which this page polls from one periodic fragment. What run to show is
 found from the job manager and the disk, never from session_state, so a refresh or a second tab sees
 the same run, and after a server restart a run that was training reads `interrupted` with Resume.
+
+Two forms share the live view: pretraining (a new model on a corpus) and fine-tuning for QA (a finished run,
+its network and tokenizer, on a question/context/answer file; the engine's `fine_tune_config` completes it).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.corpus import open_corpus
+from genai_core.demo import demo_qa_config
 from genai_core.errors import GenAIError, user_message
 from genai_core.estimates import Estimate, estimate, format_bytes, format_seconds, warm_up
 from genai_core.jobs import JobManager, JobStatus
-from genai_core.runs import list_runs, slugify, validate_run_name
+from genai_core.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
+from genai_core.runs import Run, list_runs, slugify, validate_run_name
 from genai_core.tokenstore import TokenStore, prepare_cached, store_key
-from genai_core.training import token_cache_dir
+from genai_core.training import fine_tune_config, token_cache_dir
 from pages import ui
 
 RESUMABLE = ("stopped", "interrupted", "failed")
@@ -136,10 +141,520 @@ def estimator_warmed() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- the form, checked
+class Problems:
+    """Collects every reason the Start button is disabled; shown together right above it.
+
+    It quacks like a container for `ui.user_errors(where)`, which reports a user error with `.error(...)`.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def error(self, message: str, icon: str | None = None) -> None:
+        self.messages.append(message)
+
+
+def available_devices() -> list[str]:
+    """The device choices of this machine: `auto`, `cpu`, and the accelerators torch sees."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why a new run cannot be called `name` (invalid, training now, or taken on disk), or None."""
+    try:
+        validate_run_name(name)
+    except GenAIError as e:
+        return str(e)
+    if name in {j.name for j in jm.jobs() if j.active}:
+        return f"{name!r} is training now: type a new name (or clear the box) for another run"
+    if (ui.runs_root() / name).exists():
+        return f"a run named {name!r} already exists: choose another name (or resume it)"
+    return None
+
+
+def show_estimate(est: Estimate | None) -> None:
+    """Parameters, memory, FLOPs and time of the run the form describes (or why there is none yet)."""
+    st.subheader("Estimate")
+    if est is not None:
+        c = st.columns(3) + st.columns(3)  # two rows: six metrics in one row cut values off at laptop widths
+        c[0].metric("Parameters", f"{est.params:,}", help="Trainable parameters (tied weights counted once).")
+        c[1].metric("Peak memory", format_bytes(est.memory.total),
+                    help=f"Free now: {format_bytes(est.memory.available)}. The peak happens at "
+                         f"{est.memory.peak_phase}; see the breakdown below.")
+        c[2].metric("FLOPs per step", si(est.flops_per_step, "FLOP"),
+                    help=f"{si(est.flops_per_token, 'FLOP')} per token")
+        c[3].metric("Time per step", format_seconds(est.seconds_per_step),
+                    help=f"{est.tokens_per_second:,.0f} tokens/s")
+        c[4].metric("Time per epoch", format_seconds(est.seconds_per_epoch),
+                    help=f"{est.steps_per_epoch:,} steps per epoch" if est.steps_per_epoch else None)
+        c[5].metric("Total time", format_seconds(est.total_seconds),
+                    help=f"{est.total_steps:,} steps, evaluations and samples included" if est.total_steps else None)
+        st.caption(f"On {est.device} in {est.precision}. Time: {est.method}.")
+        if est.message and est.fits:
+            st.warning(est.message, icon="⚠️")
+        with st.expander("Memory breakdown"):
+            m = est.memory
+            st.dataframe(
+                [{"part": part, "size": format_bytes(size), "bytes": size} for part, size in (
+                    ("weights", m.weights), ("gradients", m.gradients), ("optimizer (AdamW moments)", m.optimizer),
+                    ("activations", m.activations), ("logits and loss", m.logits), ("backward workspace", m.workspace),
+                    ("allocator slack", m.allocator), ("framework runtime", m.runtime), ("peak (total)", m.total))],
+                hide_index=True, width="stretch")
+            st.caption(f"The peak is not the sum of the parts: gradients replace activations during the backward "
+                       f"pass. Attention kernel assumed: {m.attention}. Free now: {format_bytes(m.available)}.")
+    else:
+        st.caption("The estimate appears once the settings are valid.")
+
+
+# --------------------------------------------------------------------------- the live view
+def show_run(name: str) -> None:
+    """State, progress, live metrics, the loss chart, the latest sample, and Stop / Resume of one run."""
+    try:
+        s: JobStatus = jm.status(name)
+    except GenAIError:
+        st.caption(f"Run {name} is gone.")
+        return
+    run = jm.run(name)
+    rows = jm.recent_metrics(name)
+    last = rows[-1] if rows else {}
+    vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
+    st.subheader(f"{STATE_ICONS.get(s.state, '')} {name}")
+    line = f"**{s.state}**" + (f": {s.message}" if s.message else "")
+    if s.queue_position:
+        line += f" · position {s.queue_position} in the {s.device} queue"
+    st.markdown(line)
+    try:
+        cfg: RunConfig | None = run.config()
+    except GenAIError:  # a folder taken away mid-tick: the rest of the view still reads what is there
+        cfg = None
+    is_qa = cfg is not None and cfg.task == "qa"
+    if cfg is not None and cfg.task == "qa" and cfg.parent is not None:
+        st.caption(f"QA fine-tune of {cfg.parent.name}: the loss is on the answers only.")
+    if s.state == "failed" and s.error and s.error != s.message:
+        st.error(s.error, icon="❌")
+
+    step = s.step if s.step is not None else last.get("step")
+    text = f"step {step or 0:,} / {s.total_steps:,}" if s.total_steps else "waiting to start"
+    if s.state == "running" and s.eta_s is not None:
+        text += f" · about {format_seconds(s.eta_s)} left"
+    elif s.state == "running" and s.phase and s.phase != "training":
+        text += f" · {s.phase}"
+    st.progress(s.progress or 0.0, text=text)
+
+    c = st.columns(4)
+    train_loss = s.train_loss if s.train_loss is not None else last.get("train_loss")
+    val_loss = s.val_loss if s.val_loss is not None else (vals[-1] if vals else None)
+    tps = s.tokens_per_s if s.tokens_per_s is not None else last.get("tokens_per_s")
+    lr_now = s.lr if s.lr is not None else last.get("lr")
+    c[0].metric("Train loss", f"{train_loss:.3f}" if train_loss is not None else "–")
+    c[1].metric("Validation loss", f"{val_loss:.3f}" if val_loss is not None else "–")
+    c[2].metric("Tokens / s", f"{tps:,.0f}" if tps is not None else "–")
+    c[3].metric("Learning rate", f"{lr_now:.2e}" if lr_now is not None else "–")
+
+    if rows:
+        st.plotly_chart(ui.loss_figure({name: rows}, title=f"Loss of {name}"), width="stretch")
+    else:
+        st.caption("The loss curve appears after the first logged steps.")
+
+    sample, sample_step = s.sample, s.sample_step
+    if sample is None:
+        samples = run.samples()
+        if samples:
+            sample, sample_step = samples[-1].get("text"), samples[-1].get("step")
+    if sample:
+        what = "Latest answer to the first validation question, beside the expected one" if is_qa else "Latest sample"
+        st.caption(f"{what} (step {sample_step}):")
+        st.code(sample, language=None, wrap_lines=True)
+    for notice in s.notices:
+        st.caption(f"ℹ️ {notice}")
+
+    b1, b2, _ = st.columns([1, 1, 4])
+    if s.here and s.active and b1.button("Stop", key="train_stop_run",
+                                         help="Saves a checkpoint, then stops; resume later."):
+        with ui.user_errors():
+            jm.stop(name)
+            st.rerun()
+    resumable = s.state in RESUMABLE and not s.here and run.latest_checkpoint() is not None
+    if resumable and b2.button("Resume", key="train_resume_run", type="primary",
+                               help="Continue from the latest checkpoint: weights, optimizer and schedule."):
+        with ui.user_errors():
+            jm.resume(name)
+            st.rerun()  # a full rerun switches the periodic refresh on
+    if s.state in RESUMABLE and not resumable and not s.here:
+        st.caption("No checkpoint was saved, so this run cannot be resumed; start it again.")
+
+
+def show_queue() -> None:
+    queue = jm.queue()
+    if not queue:
+        return
+    st.markdown("**Queue**")
+    st.dataframe([{"position": q.queue_position, "run": q.name, "device": q.device, "resume": q.resume}
+                  for q in queue], hide_index=True, width="stretch")
+    if st.button("Clear the queue", key="train_clear_queue"):
+        for q in queue:
+            with ui.user_errors():
+                jm.stop(q.name)
+        st.rerun()
+
+
+def live_view(was_active: bool) -> None:
+    """The one periodic fragment of the page: it re-finds the current run every tick (the next queued run
+    takes over when one ends) and asks for a full rerun when everything has ended, to stop ticking."""
+    name = current_run(jm)
+    if name is None:
+        st.caption("No runs yet: set the knobs below and press Start.")
+        return
+    show_run(name)
+    show_queue()
+    if was_active and not anything_active(jm):
+        st.rerun()
+
+
+def show_live_view() -> None:
+    """Draw the live view at the top of the page; it reruns every second while a job is queued or running.
+
+    The fragment is made here, at the end of a full run, so that a run queued during this run (Start, the grid)
+    switches the periodic refresh on at once.
+    """
+    live = anything_active(jm)
+    with live_box:
+        st.fragment(live_view, run_every=1.0 if live else None)(live)
+        st.divider()
+
+
+# --------------------------------------------------------------------------- fine-tuning for QA
+MODES = {"lm": "Pretrain (next token)", "qa": "Fine-tune for QA"}
+PARENT_STATES = ("completed", "stopped")  # a run still training has no final weights to start from
+QA_FILE_TYPES = ["csv", "tsv", "jsonl", "ndjson", "parquet"]  # what genai_core.qa.read_qa_table reads
+QA_TRAIN_SOURCES = {"bundled": "Bundled clinical QA set", "upload": "Upload a file"}
+QA_VAL_SOURCES = {"bundled": "Bundled validation set", "holdout": "Hold out part of the training file"}
+
+
+def qa_preset() -> RunConfig:
+    """The clinical QA demo's fine-tune (`genai_core.demo`): its bundled files and tuned knobs are the form's
+    defaults. The parent is a placeholder; the form's own choice replaces it."""
+    return demo_qa_config(parent=Path("parent"))
+
+
+def qa_uploads_dir() -> Path:
+    # Apart from the Data page's uploads, whose Recent files list offers corpora, not QA tables.
+    return ui.playground_dir() / "qa-uploads"
+
+
+def qa_parents() -> dict[str, Run]:
+    """Runs a fine-tune can start from, newest first: completed or stopped, with a checkpoint and a tokenizer."""
+    found: dict[str, Run] = {}
+    for run in list_runs(ui.runs_root()):
+        try:
+            if (run.state in PARENT_STATES and run.latest_checkpoint() is not None
+                    and run.tokenizer_path.is_file()):
+                run.config()  # the shape is read from it: a damaged one is not offered
+                found[run.name] = run
+        except GenAIError:  # a damaged run folder is left out rather than breaking the page
+            continue
+    return found
+
+
+def parent_label(run: Run) -> str:
+    cfg = run.config()
+    kind = "QA fine-tune" if cfg.task == "qa" else "pretrained"
+    return f"{run.name} ({kind}, {run.state})"
+
+
+def describe_model(cfg: RunConfig) -> str:
+    """`GPT · d_model 128 · 4 layers · 4 heads · context 256 tokens · BPE tokenizer (1,024 tokens) · copy head`."""
+    m = cfg.model
+    parts = [m.arch.upper(), f"d_model {m.d_model}", f"{m.n_layers} layers"]
+    if m.arch == "gpt":
+        parts.append(f"{m.n_heads} heads")
+    tokenizer = "BPE" if cfg.data.tokenizer == "bpe" else "character"
+    parts += [f"context {m.seq_len} tokens", f"{tokenizer} tokenizer ({m.vocab_size:,} tokens)"]
+    if m.copy_head:
+        parts.append("copy head")
+    return " · ".join(parts)
+
+
+def copy_head_toggle(parent_name: str, m: ModelConfig) -> bool:
+    """The copy-head switch: kept when the parent has one, optional on a GPT without, absent from LSTM/GRU."""
+    if m.copy_head:
+        why = "The parent has one, so the fine-tune keeps it (its trained weights are part of the parent)."
+    elif m.arch == "gpt":
+        why = ("The parent has none: switching it on adds one, untrained, that learns during the fine-tune. "
+               "Worth it when answers are words copied from the context (names, doses, findings).")
+    else:
+        why = f"Not available: it attends over the context, which needs a GPT parent (this one is {m.arch.upper()})."
+    # Keyed by parent, so the switch starts at each parent's own setting.
+    return st.toggle("Copy head", value=m.copy_head, key=f"qa_copy_head_{parent_name}",
+                     disabled=m.copy_head or m.arch != "gpt",
+                     help=f"{field_help(ModelConfig, 'copy_head')}\n\n{why}")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _qa_records(path: str, mtime_ns: int, size: int) -> int:
+    return len(read_qa_table(path))
+
+
+def qa_records(path: Path) -> int:
+    """Records of a QA file, validated by the engine (type, encoding, the question/context/answer columns);
+    cached per version of the file, which every rerun would otherwise parse again."""
+    stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else (0, 0)
+    return _qa_records(str(path), *stamp)
+
+
+def checked_qa_file(path: Path | None, what: str, problems: Problems) -> Path | None:
+    """`path` when the engine reads it as a QA table (its size is said here), else None: the engine's reason
+    is shown here, and Start says which file to fix."""
+    if path is None:
+        return None
+    try:
+        records = qa_records(path)
+    except GenAIError as e:
+        st.error(str(e), icon="🚫")
+        problems.error(f"The {what} cannot be used (see above): fix it or choose another file.")
+        return None
+    st.caption(f"{path.name}: {records:,} records")
+    return path
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _qa_store_stats(cache: str, key: str) -> dict[str, Any]:
+    store = QAStore(Path(cache) / key)
+    stats = store.meta["stats"]
+    return {"train_examples": store.examples("train"), "val_examples": store.examples("val"),
+            "mean_example_tokens": store.mean_example_tokens,
+            "left_out": sum(sum(stats[split]["skipped"].values()) for split in ("train", "val"))}
+
+
+def qa_stats(cfg: RunConfig) -> dict[str, Any]:
+    """Tokenize the QA examples with the parent's tokenizer once (with a progress bar), into the cache the
+    trainer reads, so the run starts training at once; then their counts come from the cache."""
+    assert cfg.parent is not None  # RunConfig requires one for task="qa"
+    tokenizer = Run(cfg.parent).tokenizer_path
+    cache = token_cache()
+    key = qa_store_key(cfg.data, tokenizer, cfg.model.seq_len)
+    if not (cache / key / "meta.json").is_file():
+        bar = st.progress(0.0, text="Tokenizing the QA examples with the parent's tokenizer (once; the run reuses it)…")
+        try:
+            prepare_qa(cfg.data, tokenizer, cfg.model.seq_len, cache,
+                       progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+        finally:
+            bar.empty()
+    return _qa_store_stats(str(cache), key)
+
+
+def qa_knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
+    """A number input as the pretraining knobs, under a key of its own: each form keeps its own values."""
+    return st.number_input(label, key=f"qa_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
+
+
+def qa_mode() -> None:
+    """The fine-tune form: parent run, QA files, training knobs, estimate and Start (the live view is shared)."""
+    preset = qa_preset()
+    problems = Problems()
+    st.caption("Teach a pretrained run to answer questions about a text. Each example reads `Q: question`, "
+               "`Context: text`, `A: answer`; the loss is on the answer only, so the model learns to answer and "
+               "then stop. The network and the tokenizer are the parent run's.")
+
+    # ------------------------------------------------------------- the parent
+    st.subheader("Start from")
+    parents = qa_parents()
+    labels = {name: parent_label(run) for name, run in parents.items()}  # read from disk once, not per format
+    parent_name = st.selectbox("Pretrained run", list(parents), index=None, key="qa_parent", persist_state=PERSIST,
+                               format_func=labels.__getitem__,
+                               placeholder="Choose the run to fine-tune",
+                               help=f"{field_help(RunConfig, 'parent')} Completed or stopped runs with a checkpoint.")
+    parent = parents.get(parent_name) if parent_name else None
+    parent_cfg: RunConfig | None = None
+    copy_head = False
+    if not parents:
+        st.info("No run to start from yet: a fine-tune needs a completed or stopped run with a checkpoint. Pretrain "
+                "one first (Pretrain mode), or train the clinical QA demo from the Home page.", icon="🧪")
+        problems.error("There is no pretrained run to fine-tune yet: pretrain one first.")
+    elif parent is None:
+        problems.error("Choose the pretrained run to fine-tune (Start from).")
+    else:
+        with ui.user_errors(problems):
+            parent_cfg = parent.config()
+    if parent is not None and parent_cfg is not None:
+        st.caption(f"Model (the parent's, read-only): {describe_model(parent_cfg)}")
+        copy_head = copy_head_toggle(parent.name, parent_cfg.model)
+
+    # ------------------------------------------------------------- the QA files
+    st.subheader("Question-answer data")
+    col_train_file, col_val_file = st.columns(2)
+    train_path: Path | None = None
+    val_path: Path | None = None
+    val_fraction = DataConfig.model_fields["val_fraction"].default
+    with col_train_file:
+        train_source = st.radio("Training examples", list(QA_TRAIN_SOURCES), format_func=QA_TRAIN_SOURCES.get,
+                                key="qa_train_source", persist_state=PERSIST, horizontal=True,
+                                help="A table with question, context and answer columns (.csv, .tsv, .jsonl or "
+                                     ".parquet), the answer copied from the context.")
+        if train_source == "bundled":
+            train_path = preset.data.corpus
+            st.caption("🧪 Synthetic: questions about fictional clinical cases, no real patient data.")
+        else:
+            upload = st.file_uploader("QA file", type=QA_FILE_TYPES, key="qa_upload",
+                                      help="Columns question, context and answer; one example per row.")
+            if upload is None:
+                problems.error("Upload a QA file with question, context and answer columns, or use the bundled set.")
+            else:
+                try:
+                    train_path = ui.spill_upload(upload, qa_uploads_dir())
+                except GenAIError as e:
+                    st.error(str(e), icon="🚫")
+                    problems.error("The uploaded file cannot be used (see above).")
+        train_path = checked_qa_file(train_path, "training file", problems)
+    with col_val_file:
+        val_source = st.radio("Validation examples", list(QA_VAL_SOURCES), format_func=QA_VAL_SOURCES.get,
+                              key="qa_val_source", persist_state=PERSIST, horizontal=True,
+                              help="Scored at every evaluation (validation loss, the live sample); never trained on.")
+        if val_source == "bundled":
+            val_path = checked_qa_file(preset.data.val_corpus, "validation file", problems)
+            if train_source == "upload":
+                st.caption("Your examples are validated on the bundled clinical questions: hold out part of your "
+                           "file instead unless it asks about the same kind of text.")
+        else:
+            val_fraction = qa_knob("Share held out", DataConfig, "val_fraction", min_value=0.0, max_value=0.5,
+                                   value=val_fraction, step=0.05)
+    data_cfg: DataConfig | None = None
+    files_ok = train_path is not None and (val_source == "holdout" or val_path is not None)
+    if files_ok:
+        with ui.user_errors(problems):
+            data_cfg = DataConfig(corpus=train_path, val_corpus=val_path if val_source == "bundled" else None,
+                                  val_fraction=float(val_fraction))
+    stats: dict[str, Any] | None = None
+    if parent is not None and parent_cfg is not None and data_cfg is not None:
+        # The parent decides how text is tokenized and the window: the examples are counted as the run will see them.
+        with ui.user_errors():
+            stats = qa_stats(fine_tune_config(RunConfig(task="qa", parent=parent.path, data=data_cfg)))
+        if stats is None:
+            problems.error("The QA examples could not be prepared (see above).")
+        else:
+            left_out = (f" · {stats['left_out']:,} left out (empty, or the answer would not fit the "
+                        f"{parent_cfg.model.seq_len}-token window)" if stats["left_out"] else "")
+            st.caption(f"{stats['train_examples']:,} training and {stats['val_examples']:,} validation examples "
+                       f"with {parent.name}'s tokenizer, {stats['mean_example_tokens']:.0f} tokens each on "
+                       f"average{left_out}")
+
+    # ------------------------------------------------------------- the knobs
+    st.subheader("Training")
+    d, T = preset.train, TrainConfig
+    col_len, col_eval, col_hw = st.columns(3)
+    with col_len:
+        length_mode = st.radio("Train for", ["steps", "epochs"], horizontal=True, key="qa_length_mode",
+                               persist_state=PERSIST, help="An epoch is one pass over the training examples.")
+        max_steps: int | None = None
+        epochs: float | None = None
+        if length_mode == "steps":
+            max_steps = int(qa_knob("Max steps", T, "max_steps", min_value=1, value=d.max_steps or 1000, step=100))
+        else:
+            epochs = float(qa_knob("Epochs", T, "epochs", min_value=0.01, value=d.epochs or 1.0, step=0.5))
+        batch_size = qa_knob("Batch size", T, "batch_size", min_value=1, value=d.batch_size, step=4)
+        lr = qa_knob("Learning rate", T, "lr", value=d.lr, step=5e-4, format="%.5f")
+        warmup = qa_knob("Warmup steps", T, "warmup_steps", min_value=0, value=d.warmup_steps, step=10)
+        dropout = qa_knob("Dropout", ModelConfig, "dropout", min_value=0.0, max_value=0.95,
+                          value=preset.model.dropout, step=0.05)
+    with col_eval:
+        eval_interval = qa_knob("Evaluate every N steps", T, "eval_interval", min_value=1, value=d.eval_interval,
+                                step=50)
+        eval_batches = qa_knob("Validation batches", T, "eval_batches", min_value=1, value=d.eval_batches, step=5)
+        log_interval = qa_knob("Log every N steps", T, "log_interval", min_value=1, value=d.log_interval, step=5)
+        seed = qa_knob("Seed", T, "seed", min_value=0, value=d.seed, step=1)
+    with col_hw:
+        device = st.selectbox("Device", available_devices(), key="qa_device", persist_state=PERSIST,
+                              help=field_help(T, "device"))
+        precision = st.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"], key="qa_precision",
+                                 persist_state=PERSIST, help=field_help(T, "precision"))
+        with st.expander("More training settings"):
+            grad_accum = qa_knob("Gradient accumulation", T, "grad_accum_steps", min_value=1,
+                                 value=d.grad_accum_steps, step=1)
+            weight_decay = qa_knob("Weight decay", T, "weight_decay", min_value=0.0, value=d.weight_decay, step=0.05)
+            threads = qa_knob("CPU threads (0 = torch's default)", T, "num_threads", min_value=0,
+                              value=d.num_threads or 0, step=1)
+
+    train_cfg: TrainConfig | None = None
+    with ui.user_errors(problems):
+        train_cfg = TrainConfig(
+            batch_size=int(batch_size), max_steps=max_steps, epochs=epochs, lr=float(lr), warmup_steps=int(warmup),
+            seed=int(seed), device=device, precision=precision, eval_interval=int(eval_interval),
+            eval_batches=int(eval_batches), log_interval=int(log_interval), grad_accum_steps=int(grad_accum),
+            weight_decay=float(weight_decay), num_threads=int(threads) or None,
+        )
+    model_cfg: ModelConfig | None = None
+    with ui.user_errors(problems):
+        model_cfg = ModelConfig(dropout=float(dropout), copy_head=copy_head)  # the rest comes from the parent
+    effective: RunConfig | None = None
+    if parent is not None and parent_cfg is not None and data_cfg is not None and train_cfg and model_cfg:
+        with ui.user_errors(problems):
+            # What will train: the parent's network with this copy head and dropout (the engine's own completion).
+            effective = fine_tune_config(RunConfig(task="qa", parent=parent.path, data=data_cfg, model=model_cfg,
+                                                   train=train_cfg))
+
+    # ------------------------------------------------------------- the estimate
+    est: Estimate | None = None
+    if effective is not None:
+        calibrate = not anything_active(jm)  # as for pretraining: never time steps beside a running job
+        with ui.user_errors(problems):
+            if calibrate:
+                estimator_warmed()
+            # estimate() counts an epoch as train_tokens / (batch × seq_len) steps, while a QA epoch is one pass
+            # over the examples: each example counts as one window of seq_len tokens here.
+            windows = stats["train_examples"] * effective.model.seq_len if stats else None
+            est = estimate(effective, train_tokens=windows, calibrate=calibrate)
+        if est is not None and not est.fits:
+            problems.error(f"Will not fit in memory: {est.message}")
+    show_estimate(est)
+    if est is not None and effective is not None and stats:
+        st.caption(f"ℹ️ The time assumes every example fills the {effective.model.seq_len}-token window "
+                   f"({est.tokens_per_step:,} tokens per step), but a QA batch is padded only to its longest "
+                   f"example and these average {stats['mean_example_tokens']:.0f} tokens: the fine-tune is "
+                   "usually faster than this.")
+
+    # ------------------------------------------------------------- name and start
+    default_name = ui.unique_run_name(f"{parent.name}-qa" if parent is not None else "qa-finetune")
+    if st.session_state.pop("qa_clear_name", False):
+        # The last start used the typed name: empty the box so the page does not report it as taken.
+        st.session_state["qa_run_name"] = ""
+    name = st.text_input("Run name", key="qa_run_name", persist_state=PERSIST, placeholder=default_name,
+                         help="Leave empty for the parent's name + `-qa`. Letters, digits, '.', '_' and '-'.").strip()
+    name = name or default_name
+    if name_problem := run_name_problem(name):
+        problems.error(name_problem)
+    config = effective.model_copy(update={"name": name}) if effective is not None and not problems.messages else None
+    for message in problems.messages:
+        st.error(message, icon="🚫")
+    if st.button("Start fine-tuning", type="primary", key="qa_start", disabled=config is None):
+        assert config is not None
+        with ui.user_errors():
+            started = jm.submit(config, name)
+            if started.queue_position:
+                st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
+            st.session_state["qa_clear_name"] = True
+            st.rerun()
+
+
 # --------------------------------------------------------------------------- page
 st.title("Train")
 jm = ui.job_manager()
 live_box = st.container()  # filled at the end, so a live run sits at the top of the page
+
+mode = st.segmented_control(
+    "What to train", list(MODES), default="lm", required=True, format_func=MODES.get, key="train_mode",
+    persist_state=PERSIST,
+    help="Pretrain: a new model learns the language of a corpus by predicting the next token. Fine-tune for QA: "
+         "a pretrained run learns to answer questions about a given text.")
+if mode == "qa":
+    qa_mode()
+    show_live_view()
+    st.stop()  # the rest of the page is the pretraining form
 
 data_cfg, source = data_choice()
 stats: dict[str, int] | None = None
@@ -171,8 +686,8 @@ st.subheader("Model and training")
 col_model, col_train, col_hw = st.columns(3)
 M, T = ModelConfig, TrainConfig
 with col_model:
-    arch = st.radio("Architecture", ["gpt", "lstm"], key="train_arch", persist_state=PERSIST, horizontal=True,
-                    format_func=lambda a: {"gpt": "GPT", "lstm": "LSTM"}[a], help=field_help(M, "arch"))
+    arch = st.radio("Architecture", ["gpt", "lstm", "gru"], key="train_arch", persist_state=PERSIST, horizontal=True,
+                    format_func=str.upper, help=field_help(M, "arch"))
     is_gpt = arch == "gpt"
     d_model = knob("d_model", M, "d_model", min_value=1, value=128, step=16)
     n_heads = knob("Attention heads", M, "n_heads", min_value=1, value=4, step=1, disabled=not is_gpt)
@@ -196,12 +711,8 @@ with col_train:
     warmup = knob("Warmup steps", T, "warmup_steps", min_value=0, value=100, step=50)
     seed = knob("Seed", T, "seed", min_value=0, value=0, step=1)
 with col_hw:
-    devices = ["auto", "cpu"]  # only the devices this machine has
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        devices.append("mps")
-    device = st.selectbox("Device", devices, key="train_device", persist_state=PERSIST, help=field_help(T, "device"))
+    device = st.selectbox("Device", available_devices(), key="train_device", persist_state=PERSIST,
+                          help=field_help(T, "device"))
     precision = st.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"], key="train_precision",
                              persist_state=PERSIST, help=field_help(T, "precision"))
     with st.expander("More training settings"):
@@ -213,19 +724,6 @@ with col_hw:
         threads = knob("CPU threads (0 = torch's default)", T, "num_threads", min_value=0, value=0, step=1)
 
 # ----------------------------------------------------------------- the config, checked
-class Problems:
-    """Collects every reason the Start button is disabled; shown together right above it.
-
-    It quacks like a container for `ui.user_errors(where)`, which reports a user error with `.error(...)`.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-
-    def error(self, message: str, icon: str | None = None) -> None:
-        self.messages.append(message)
-
-
 def vocab_guess(data: DataConfig | None) -> int:
     """Vocabulary of the estimate before the corpus is tokenized (the trainer sets the real one)."""
     if data is not None and data.tokenizer == "bpe":
@@ -269,36 +767,7 @@ if model_cfg is not None and train_cfg is not None:
     if est is not None and not est.fits:
         problems.error(f"Will not fit in memory: {est.message}")
 
-st.subheader("Estimate")
-if est is not None:
-    c = st.columns(3) + st.columns(3)  # two rows: six metrics in one row cut values off at laptop widths
-    c[0].metric("Parameters", f"{est.params:,}", help="Trainable parameters (tied weights counted once).")
-    c[1].metric("Peak memory", format_bytes(est.memory.total),
-                help=f"Free now: {format_bytes(est.memory.available)}. The peak happens at "
-                     f"{est.memory.peak_phase}; see the breakdown below.")
-    c[2].metric("FLOPs per step", si(est.flops_per_step, "FLOP"),
-                help=f"{si(est.flops_per_token, 'FLOP')} per token")
-    c[3].metric("Time per step", format_seconds(est.seconds_per_step),
-                help=f"{est.tokens_per_second:,.0f} tokens/s")
-    c[4].metric("Time per epoch", format_seconds(est.seconds_per_epoch),
-                help=f"{est.steps_per_epoch:,} steps per epoch" if est.steps_per_epoch else None)
-    c[5].metric("Total time", format_seconds(est.total_seconds),
-                help=f"{est.total_steps:,} steps, evaluations and samples included" if est.total_steps else None)
-    st.caption(f"On {est.device} in {est.precision}. Time: {est.method}.")
-    if est.message and est.fits:
-        st.warning(est.message, icon="⚠️")
-    with st.expander("Memory breakdown"):
-        m = est.memory
-        st.dataframe(
-            [{"part": part, "size": format_bytes(size), "bytes": size} for part, size in (
-                ("weights", m.weights), ("gradients", m.gradients), ("optimizer (AdamW moments)", m.optimizer),
-                ("activations", m.activations), ("logits and loss", m.logits), ("backward workspace", m.workspace),
-                ("allocator slack", m.allocator), ("framework runtime", m.runtime), ("peak (total)", m.total))],
-            hide_index=True, width="stretch")
-        st.caption(f"The peak is not the sum of the parts: gradients replace activations during the backward "
-                   f"pass. Attention kernel assumed: {m.attention}. Free now: {format_bytes(m.available)}.")
-else:
-    st.caption("The estimate appears once the settings are valid.")
+show_estimate(est)
 
 # ----------------------------------------------------------------- name and start
 knob_name = (f"{arch}-d{int(d_model)}-L{int(n_layers)}" + (f"-h{int(n_heads)}" if is_gpt else "")
@@ -310,14 +779,8 @@ if st.session_state.pop("train_clear_name", False):
 name = st.text_input("Run name", key="train_run_name", persist_state=PERSIST, placeholder=default_name,
                      help="Leave empty for a name made from the knobs. Letters, digits, '.', '_' and '-'.").strip()
 name = name or default_name
-try:
-    validate_run_name(name)
-    if name in {j.name for j in jm.jobs() if j.active}:
-        raise GenAIError(f"{name!r} is training now: type a new name (or clear the box) for another run")
-    if (ui.runs_root() / name).exists():
-        raise GenAIError(f"a run named {name!r} already exists: choose another name (or resume it)")
-except GenAIError as e:
-    problems.error(str(e))
+if name_problem := run_name_problem(name):
+    problems.error(name_problem)
 
 config: RunConfig | None = None
 if not problems.messages and model_cfg is not None and train_cfg is not None and data_cfg is not None:
@@ -411,108 +874,4 @@ with st.expander("Explore: train a grid of runs one after another"):
                 jm.submit(cfg, run_name)
             st.toast(f"Queued {len(plan)} runs.")
 
-
-# ----------------------------------------------------------------- the live view
-def show_run(name: str) -> None:
-    """State, progress, live metrics, the loss chart, the latest sample, and Stop / Resume of one run."""
-    try:
-        s: JobStatus = jm.status(name)
-    except GenAIError:
-        st.caption(f"Run {name} is gone.")
-        return
-    run = jm.run(name)
-    rows = jm.recent_metrics(name)
-    last = rows[-1] if rows else {}
-    vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
-    st.subheader(f"{STATE_ICONS.get(s.state, '')} {name}")
-    line = f"**{s.state}**" + (f": {s.message}" if s.message else "")
-    if s.queue_position:
-        line += f" · position {s.queue_position} in the {s.device} queue"
-    st.markdown(line)
-    if s.state == "failed" and s.error and s.error != s.message:
-        st.error(s.error, icon="❌")
-
-    step = s.step if s.step is not None else last.get("step")
-    text = f"step {step or 0:,} / {s.total_steps:,}" if s.total_steps else "waiting to start"
-    if s.state == "running" and s.eta_s is not None:
-        text += f" · about {format_seconds(s.eta_s)} left"
-    elif s.state == "running" and s.phase and s.phase != "training":
-        text += f" · {s.phase}"
-    st.progress(s.progress or 0.0, text=text)
-
-    c = st.columns(4)
-    train_loss = s.train_loss if s.train_loss is not None else last.get("train_loss")
-    val_loss = s.val_loss if s.val_loss is not None else (vals[-1] if vals else None)
-    tps = s.tokens_per_s if s.tokens_per_s is not None else last.get("tokens_per_s")
-    lr_now = s.lr if s.lr is not None else last.get("lr")
-    c[0].metric("Train loss", f"{train_loss:.3f}" if train_loss is not None else "–")
-    c[1].metric("Validation loss", f"{val_loss:.3f}" if val_loss is not None else "–")
-    c[2].metric("Tokens / s", f"{tps:,.0f}" if tps is not None else "–")
-    c[3].metric("Learning rate", f"{lr_now:.2e}" if lr_now is not None else "–")
-
-    if rows:
-        st.plotly_chart(ui.loss_figure({name: rows}, title=f"Loss of {name}"), width="stretch")
-    else:
-        st.caption("The loss curve appears after the first logged steps.")
-
-    sample, sample_step = s.sample, s.sample_step
-    if sample is None:
-        samples = run.samples()
-        if samples:
-            sample, sample_step = samples[-1].get("text"), samples[-1].get("step")
-    if sample:
-        st.caption(f"Latest sample (step {sample_step}):")
-        st.code(sample, language=None, wrap_lines=True)
-    for notice in s.notices:
-        st.caption(f"ℹ️ {notice}")
-
-    b1, b2, _ = st.columns([1, 1, 4])
-    if s.here and s.active and b1.button("Stop", key="train_stop_run",
-                                         help="Saves a checkpoint, then stops; resume later."):
-        with ui.user_errors():
-            jm.stop(name)
-            st.rerun()
-    resumable = s.state in RESUMABLE and not s.here and run.latest_checkpoint() is not None
-    if resumable and b2.button("Resume", key="train_resume_run", type="primary",
-                               help="Continue from the latest checkpoint: weights, optimizer and schedule."):
-        with ui.user_errors():
-            jm.resume(name)
-            st.rerun()  # a full rerun switches the periodic refresh on
-    if s.state in RESUMABLE and not resumable and not s.here:
-        st.caption("No checkpoint was saved, so this run cannot be resumed; start it again.")
-
-
-def show_queue() -> None:
-    queue = jm.queue()
-    if not queue:
-        return
-    st.markdown("**Queue**")
-    st.dataframe([{"position": q.queue_position, "run": q.name, "device": q.device, "resume": q.resume}
-                  for q in queue], hide_index=True, width="stretch")
-    if st.button("Clear the queue", key="train_clear_queue"):
-        for q in queue:
-            with ui.user_errors():
-                jm.stop(q.name)
-        st.rerun()
-
-
-live = anything_active(jm)
-
-
-@st.fragment(run_every=1.0 if live else None)
-def live_view(was_active: bool) -> None:
-    """The one periodic fragment of the page: it re-finds the current run every tick (the next queued run
-    takes over when one ends) and asks for a full rerun when everything has ended, to stop ticking."""
-    name = current_run(jm)
-    if name is None:
-        st.caption("No runs yet: set the knobs below and press Start.")
-        return
-    show_run(name)
-    show_queue()
-    if was_active and not anything_active(jm):
-        st.rerun()
-
-
-with live_box:
-    live_view(live)
-    st.divider()
+show_live_view()

@@ -7,6 +7,7 @@ does training maths: numbers come from the engine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +17,14 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from genai_core.errors import GenAIError, user_message
+from genai_core.config import DataConfig
+from genai_core.corpus import detect_format
+from genai_core.errors import CorpusError, GenAIError, user_message
+from genai_core.estimates import format_bytes
 from genai_core.jobs import JobManager
-from genai_core.runs import atomic_write_json, downsample_rows, runs_dir, slugify
+from genai_core.runs import atomic_write_bytes, atomic_write_json, downsample_rows, runs_dir, slugify
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -104,6 +108,33 @@ def load_data_choice() -> DataConfig | None:
     return cfg
 
 
+# --------------------------------------------------------------------------- uploads
+def spill_upload(upload: UploadedFile, folder: Path) -> Path:
+    """Write an upload (held in memory) to `folder` once, and return its path.
+
+    It lands in a subfolder named by a content hash, under the sanitised original name: nothing the browser
+    sends can steer the path, the engine's messages name the file as the person knows it, and the same
+    bytes always land on the same file, which keeps its token-store cache valid.
+    """
+    name = Path(upload.name).name
+    detect_format(Path(name))  # unsupported types are refused before anything is written
+    limit_mb = int(st.get_option("server.maxUploadSize"))
+    if upload.size > limit_mb << 20:
+        raise CorpusError(f"{name} is {format_bytes(upload.size)}, over the upload limit of {limit_mb:,} MB "
+                          "(server.maxUploadSize in .streamlit/config.toml)")
+    spilled: dict[str, str] = st.session_state.setdefault("spilled_uploads", {})
+    done = spilled.get(upload.file_id)
+    if done and Path(done).is_file():
+        return Path(done)  # every rerun sees the same upload: hash and write it only once
+    with upload.getbuffer() as buf:  # a view of the upload's bytes: no second copy of a big file in memory
+        digest = hashlib.sha256(buf).hexdigest()[:12]
+        path = folder / digest / f"{slugify(Path(name).stem)[:60]}{Path(name).suffix.lower()}"
+        if not (path.is_file() and path.stat().st_size == upload.size):
+            atomic_write_bytes(path, buf)  # type: ignore[arg-type]
+    spilled[upload.file_id] = str(path)
+    return path
+
+
 # --------------------------------------------------------------------------- figures
 def downsample(rows: list[dict[str, Any]], limit: int = MAX_POINTS) -> list[dict[str, Any]]:
     """At most about `limit` points per figure (the engine's `downsample_rows`)."""
@@ -153,7 +184,7 @@ def _ema(values: list[float], alpha: float) -> list[float]:
     return out
 
 
-# --------------------------------------------------------------------------- run names and the demo preset
+# --------------------------------------------------------------------------- run names and the demo corpus
 def unique_run_name(base: str) -> str:
     """`base`, or `base-2`, `base-3`, ...: the first name with neither a run folder nor a live job here."""
     base = slugify(base)
@@ -168,34 +199,10 @@ def unique_run_name(base: str) -> str:
 
 
 DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
-"""The bundled corpus of the Home page's one-click demo (and of the Train page while no corpus is chosen)."""
-DEMO_NAME = "demo-clinical"
-DEMO_SHAPE: dict[str, int] = {"d_model": 128, "n_heads": 4, "n_layers": 4, "seq_len": 128, "batch_size": 16,
-                              "max_steps": 1500}
-"""Shape and length of the demo run (see `demo_preset` for how they were chosen)."""
+"""The bundled corpus the Train page pretrains on while no corpus is chosen (the Home page's QA demo uses the
+engine's own presets, `genai_core.demo`)."""
 
 
 def demo_data_config() -> DataConfig | None:
     """The demo corpus as a character-level data choice, or None while the file is not there."""
     return DataConfig(corpus=DEMO_CORPUS, tokenizer="char") if DEMO_CORPUS.is_file() else None
-
-
-def demo_preset(data: DataConfig) -> RunConfig:
-    """The one-click demo: a small character-level GPT that trains in about two minutes on a laptop CPU.
-
-    A UI preset, not engine maths: the shape was picked by timing `python -m genai_core train` on the demo
-    corpus (0.82 M parameters, 2,048 tokens per step, 1500 steps = about one epoch). On a 2-core cloud VM
-    it ran at ~21,000 tokens/s whenever the machine was not shared, i.e. 10 s per 100 steps (evaluations
-    included): about 2.5 min for the run, validation loss 0.63 nats/character at the end; a laptop with
-    four or more cores is about as fast or faster. Evaluations every 100 steps give the live chart its
-    validation curve and the sample box new text often enough to watch the model learn.
-    """
-    shape = DEMO_SHAPE
-    return RunConfig(
-        data=data,
-        model=ModelConfig(arch="gpt", d_model=shape["d_model"], n_heads=shape["n_heads"],
-                          n_layers=shape["n_layers"], seq_len=shape["seq_len"], dropout=0.0),
-        train=TrainConfig(batch_size=shape["batch_size"], max_steps=shape["max_steps"], lr=3e-3,
-                          warmup_steps=100, eval_interval=100, eval_batches=10, log_interval=10,
-                          sample_tokens=160, device="auto", seed=0),
-    )

@@ -7,11 +7,13 @@ second tab sees it. Training threads keep going between runs; `app_env` shuts th
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import streamlit as st
 from conftest import app_test, english_like
@@ -222,26 +224,114 @@ def test_explore_grid_queues_named_runs(corpus: Path) -> None:
     assert at.button(key="train_explore_start").disabled
 
 
-def test_home_demo_button_submits_and_opens_train(app_env: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from pages import ui
+def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path) -> None:
+    from genai_core.demo import demo_pretrain_config, demo_qa_config
 
-    demo = tmp_path / "demo.txt"
-    demo.write_text("\n".join(english_like(400, seed=7)) + "\n", encoding="utf-8")
-    monkeypatch.setattr(ui, "DEMO_CORPUS", demo)  # the real demo is minutes of training
-    monkeypatch.setattr(ui, "DEMO_SHAPE", {"d_model": 32, "n_heads": 2, "n_layers": 2, "seq_len": 16,
-                                           "batch_size": 4, "max_steps": 100_000})
     at = app_test()
     assert at.title[0].value == "GenAI Playground"
+    assert not [m for m in at.markdown if "unique_run_name" in m.value]  # no stray strings drawn by magic
     at.button(key="home_demo").click().run()
-    assert not at.exception
-    assert [j.name for j in manager().jobs()] == [ui.DEMO_NAME]
+    assert not at.exception, at.exception
+    jobs = manager().jobs()
+    assert len(jobs) == 2, jobs
+    pretrain, fine_tune = (manager().run(j.name).config() for j in jobs)
+    # The engine's presets, queued in order: the fine-tune starts from the pretraining run's folder.
+    assert pretrain.name == demo_pretrain_config().name and pretrain.task == "lm"
+    assert fine_tune.name == demo_qa_config(parent=Path("p")).name and fine_tune.task == "qa"
+    assert fine_tune.parent is not None and fine_tune.parent.resolve() == (app_env / jobs[0].name).resolve()
+    assert [q.name for q in manager().queue()] == [jobs[1].name]  # it waits for its parent
     assert at.title[0].value == "Train"
-    assert any(ui.DEMO_NAME in h.value for h in at.subheader)  # the Train page follows the new run
+    assert any(jobs[0].name in h.value for h in at.subheader)  # the Train page follows the first stage
 
-    # Back on Home while it trains: a link to it instead of a second start.
+    # Back on Home while it trains: a link naming both runs instead of a second start.
     at.switch_page("pages/home.py").run()
     assert not [b for b in at.button if b.key == "home_demo"]
-    assert any("is training" in link.label for link in at.get("page_link"))
-    manager().stop(ui.DEMO_NAME)
-    assert manager().wait(ui.DEMO_NAME, timeout=TIMEOUT).state == "stopped"
+    link = next(link.label for link in at.get("page_link") if "is training" in link.label)
+    assert jobs[0].name in link and jobs[1].name in link
+    # The fine-tune first: stopping the pretraining first would let the queue start the fine-tune.
+    for job in reversed(jobs):
+        manager().stop(job.name)
+        assert manager().wait(job.name, timeout=TIMEOUT).state == "stopped"
+    at.run()
+    assert not at.button(key="home_demo").disabled  # nothing of the demo is training: it can start again
+
+
+# --------------------------------------------------------------------------- QA fine-tuning mode
+QA_TINY = {"max_steps": 20, "batch_size": 4, "warmup_steps": 2, "eval_interval": 10, "eval_batches": 2,
+           "log_interval": 5, "num_threads": 1}
+
+
+def qa_mode(at: Any) -> Any:
+    at.segmented_control(key="train_mode").set_value("qa").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload_qa(at: Any, name: str, data: bytes) -> Any:
+    at.radio(key="qa_train_source").set_value("upload").run()
+    at.file_uploader(key="qa_upload").set_value((name, data, "text/csv"))
+    return at.run()
+
+
+def copy_parent(run: Path, app_env: Path, name: str = "tiny-pre") -> Path:
+    """A pretrained run in the app's runs folder (a copy: the session's fixture run stays untouched)."""
+    return Path(shutil.copytree(run, app_env / name))
+
+
+def test_qa_mode_offers_parents_and_refuses_a_missing_parent_or_bad_file(
+        app_env: Path, tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
+    at = qa_mode(app_test("pages/train.py"))
+    assert not [n for n in at.number_input if n.key == "train_d_model"]  # the pretraining form is not shown
+    assert "no pretrained run to fine-tune" in errors(at)  # an empty runs folder: nothing to start from
+    assert at.button(key="qa_start").disabled
+
+    copy_parent(tiny_qa_runs["pretrain"], app_env)
+    at.run()
+    assert [o for o in at.selectbox(key="qa_parent").options if "tiny-pre" in o]
+    assert "Choose the pretrained run to fine-tune" in errors(at)
+    assert at.button(key="qa_start").disabled
+
+    # A table without an answer column: the engine's reason, and Start stays disabled.
+    no_answer = pd.read_csv(qa_files["train"]).drop(columns=["answer"]).to_csv(index=False).encode()
+    upload_qa(at, "no-answer.csv", no_answer)
+    assert "lacks column(s) 'answer'" in errors(at)
+    assert "training file cannot be used" in errors(at)
+    assert at.button(key="qa_start").disabled
+
+
+def test_qa_fine_tune_from_the_page_trains_a_run_linked_to_its_parent(
+        app_env: Path, tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
+    parent = copy_parent(tiny_qa_runs["pretrain"], app_env)
+    at = qa_mode(app_test("pages/train.py"))
+    # Small files first, so that choosing the parent tokenizes them rather than the bundled set.
+    upload_qa(at, "train.csv", qa_files["train"].read_bytes())
+    at.radio(key="qa_val_source").set_value("holdout").run()
+    for key, value in QA_TINY.items():
+        at.number_input(key=f"qa_{key}").set_value(value)
+    at.selectbox(key="qa_parent").set_value("tiny-pre").run()
+    assert not at.exception and not at.error, errors(at)
+    shape = next(c.value for c in at.caption if c.value.startswith("Model (the parent's"))
+    assert "d_model 32" in shape and "context 160 tokens" in shape and "copy head" in shape
+    toggle = at.toggle(key="qa_copy_head_tiny-pre")
+    assert toggle.value and toggle.disabled  # the parent has a copy head: the fine-tune keeps it
+    assert metric(at, "Parameters") == f"{count_parameters(build_model(Run(parent).config().model)):,}"  # the parent's
+
+    at.button(key="qa_start").click().run()
+    assert not at.exception, at.exception
+    [job] = manager().jobs()
+    assert job.name == "tiny-pre-qa"
+    final = manager().wait(job.name, timeout=TIMEOUT)
+    assert final.state == "completed", final
+    run = Run(app_env / job.name)
+    cfg = run.config()
+    assert cfg.task == "qa" and cfg.parent is not None and cfg.parent.resolve() == parent.resolve()
+    assert run.summary()["parent"] == "tiny-pre"
+    assert cfg.train.max_steps == 20 and cfg.data.val_corpus is None  # held out from the uploaded file
+    assert "(expected:" in run.samples()[-1]["text"]
+
+    # A new session's live view shows the fine-tune, its parent and what its sample is.
+    at = app_test("pages/train.py")
+    assert not at.exception
+    assert any(job.name in h.value for h in at.subheader)
+    assert any("QA fine-tune of tiny-pre" in c.value for c in at.caption)
+    assert any("expected one" in c.value for c in at.caption)
