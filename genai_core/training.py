@@ -410,11 +410,12 @@ class Trainer:
         if expected is None:
             text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens,
                                                          temperature=0.8, seed=0, stop_at_end=False))
-        else:
-            text = " " + sampler.generate(prompt, SampleConfig(max_new_tokens=48, temperature=0.0, stop=["\n"]))
-            text += f"\n(expected: {expected})"
+            text = prompt + text
+        else:  # the question, the answer and the expected answer: the context is long and always the same
+            answer = sampler.generate(prompt, SampleConfig(max_new_tokens=48, temperature=0.0, stop=["\n"]))
+            text = f"{prompt.split(chr(10), 1)[0]}\nA: {answer.strip()}\n(expected: {expected})"
         raw.train(was_training)
-        return prompt + text
+        return text
 
 
 def init_from_parent(model: torch.nn.Module, parent: Run) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from genai_core.config import RunConfig
-from genai_core.demo import demo_pretrain_config, demo_qa_config
+from genai_core.demo import DEMO_MINUTES, demo_pretrain_config, demo_qa_config
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
 from genai_core.jobs import JobManager, JobStatus
@@ -30,7 +30,6 @@ else:
 # ----------------------------------------------------------------- one-click demo
 # (Comments, not docstrings: Streamlit's magic would write a bare string on the page.)
 DEMO_NAMES = ("demo-qa-pretrain", "demo-qa")  # run names of the two stages; ui.unique_run_name adds -2, -3, ...
-DEMO_MINUTES = 10  # both stages on a 2-core CPU, as `python -m genai_core demo-qa --help` says
 
 
 def demo_presets() -> tuple[RunConfig, RunConfig]:
