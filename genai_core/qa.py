@@ -31,14 +31,12 @@ import torch
 from .config import DataConfig, SampleConfig
 from .corpus import clean_text
 from .errors import CheckpointError, CorpusError, GenAIError
+from .inspection import QA_TEMPLATE
 from .retrieval import select_context
 from .runs import atomic_write_json, read_json
 from .sampling import Generation, PromptInfo, Sampler
 from .tokenization import Tokenizer, load_tokenizer
 from .tokenstore import Batch, Progress, token_dtype
-
-QA_TEMPLATE = "Q: {question}\nContext: {context}\nA:"
-"""The prompt; the answer follows `A:` after one space, then the end marker."""
 
 ANSWER_ROOM = 48
 """Tokens kept free for the answer when the context has to be shortened to fit the window."""
@@ -67,6 +65,8 @@ class QAPrompt:
 
 
 def prompt_text(question: str, context: str) -> str:
+    """The prompt in `inspection.QA_TEMPLATE`'s format; the answer follows `A:` after one space, then the
+    end marker."""
     return QA_TEMPLATE.format(question=question, context=context)
 
 
@@ -155,8 +155,13 @@ def answer_config(cfg: SampleConfig | None = None) -> SampleConfig:
 
 
 def answer_stream(sampler: Sampler, question: str, context: str, cfg: SampleConfig | None = None,
-                  *, lowercase: bool = False) -> tuple[QAPrompt, Generation]:
-    """Start answering: the prompt as the model sees it, and the streaming generation of the answer."""
+                  *, lowercase: bool = False, extractive: bool = True,
+                  with_probs: bool = False) -> tuple[QAPrompt, Generation]:
+    """Start answering: the prompt as the model sees it, and the streaming generation of the answer.
+
+    `extractive` (the default) constrains the answer to a span of the context the model was given
+    (`SpanConstraint`); off, the model may write anything.
+    """
     cfg = answer_config(cfg)
     tok = sampler.tokenizer
     prompt = build_prompt(tok, question, context, sampler.model.config.seq_len,
@@ -164,7 +169,8 @@ def answer_stream(sampler: Sampler, question: str, context: str, cfg: SampleConf
     unknown = tok.encode(prompt.text).unknown
     info = PromptInfo(tokens=len(prompt.ids), cropped_tokens=prompt.cropped_tokens, unknown_chars=unknown,
                       text=prompt.text)
-    return prompt, Generation(sampler, prompt.ids, info, cfg)
+    constraint = SpanConstraint.for_context(tok, prompt.context) if extractive and prompt.context else None
+    return prompt, Generation(sampler, prompt.ids, info, cfg, with_probs=with_probs, constraint=constraint)
 
 
 @dataclass
@@ -179,9 +185,10 @@ class QAAnswer:
 
 
 def answer(sampler: Sampler, question: str, context: str, cfg: SampleConfig | None = None,
-           *, lowercase: bool = False) -> QAAnswer:
-    """Answer `question` from `context` (greedy unless `cfg` says otherwise)."""
-    prompt, gen = answer_stream(sampler, question, context, cfg, lowercase=lowercase)
+           *, lowercase: bool = False, extractive: bool = True) -> QAAnswer:
+    """Answer `question` from `context` (greedy unless `cfg` says otherwise; a span of the context
+    unless `extractive` is off)."""
+    prompt, gen = answer_stream(sampler, question, context, cfg, lowercase=lowercase, extractive=extractive)
     for _ in gen:
         pass
     text = gen.text.strip()
