@@ -7,7 +7,9 @@
    the final step, both models scored on the same validation windows. The full bench adds a short
    bf16-autocast run of ours (not the CPU default) as an extra line.
 2. Generation: 500 tokens through the KV cache (`Sampler`) against recomputing the window for
-   every token (`generate_uncached`), same trained model, greedy and sampled.
+   every token (`generate_uncached`), same trained model, greedy and sampled; sampled again with the
+   per-token probabilities recorded (`with_probs`), and a width-4 beam search of 500 steps (tokens/s
+   per beam against the sampler's own tokens/s).
 3. Ingestion: `tokenstore.prepare` (char tokenizer) on a synthetic CSV of English-like records,
    in a child process so that its peak RSS is its own.
 
@@ -49,6 +51,7 @@ from .devices import resolve_device
 
 ENGLISH_BYTES = 1 << 20
 GEN_TOKENS = 500
+BEAM_WIDTH = 4
 CSV_RECORDS = 160_000
 WARMUP_STEPS = 20  # excluded from the median step time: allocator, caches and thread pools warm up
 # Modules never imported for their docstrings: side effects on import (a browser, printed text, a
@@ -345,7 +348,8 @@ def bench_training(corpus: Path, work: Path, steps: int, *, bf16_steps: int = 0,
 
 # --------------------------------------------------------------------------- 2. generation
 def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5) -> dict[str, Any]:
-    """Tokens/s of cached greedy, uncached greedy and cached sampled decoding, interleaved repeats."""
+    """Tokens/s of cached greedy, uncached greedy, cached sampled decoding (with and without per-token
+    probabilities) and beam search of width BEAM_WIDTH, interleaved repeats."""
     from .sampling import Sampler, generate_uncached
 
     sampler = Sampler.from_run(run_path, device="cpu")
@@ -354,7 +358,8 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
     ids, _ = sampler.encode_prompt(prompt)
     greedy = SampleConfig(max_new_tokens=tokens, temperature=0.0, stop_at_end=False)
     sampled = SampleConfig(max_new_tokens=tokens, temperature=0.8, top_k=20, top_p=0.9, seed=0, stop_at_end=False)
-    times: dict[str, list[float]] = {"uncached": [], "cached": [], "sampled": []}
+    beam = SampleConfig(max_new_tokens=tokens, num_beams=BEAM_WIDTH, stop_at_end=False)
+    times: dict[str, list[float]] = {"uncached": [], "cached": [], "sampled": [], "sampled_probs": [], "beam": []}
     results: dict[str, list[int]] = {}
 
     def timed(name: str, fn: Callable[[], list[int]]) -> None:
@@ -362,8 +367,8 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
         results[name] = fn()
         times[name].append(time.perf_counter() - t0)
 
-    def run_cached(cfg: SampleConfig) -> list[int]:
-        g = sampler.stream(prompt, cfg)
+    def run_cached(cfg: SampleConfig, with_probs: bool = False) -> list[int]:
+        g = sampler.stream(prompt, cfg, with_probs=with_probs)
         for _ in g:
             pass
         return g.ids
@@ -372,6 +377,8 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
         timed("uncached", lambda: generate_uncached(model, ids, tokens))
         timed("cached", lambda: run_cached(greedy))
         timed("sampled", lambda: run_cached(sampled))
+        timed("sampled_probs", lambda: run_cached(sampled, with_probs=True))
+        timed("beam", lambda: sampler.beam_search(prompt, beam).best.ids)
         if r == 0:
             for v in times.values():
                 v.clear()
@@ -397,6 +404,13 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
         "tokens": tokens, "repeats": repeats, "prompt_tokens": len(ids), "seq_len": model.config.seq_len,
         "uncached_tokens_per_s": tokens / best["uncached"], "cached_tokens_per_s": tokens / best["cached"],
         "sampled_tokens_per_s": tokens / best["sampled"],
+        "sampled_probs_tokens_per_s": tokens / best["sampled_probs"],
+        "probs_slowdown": best["sampled_probs"] / best["sampled"] - 1.0,
+        "probs_same_tokens": results["sampled_probs"] == results["sampled"],
+        "beam_width": BEAM_WIDTH, "beam_tokens": len(results["beam"]),
+        # Each step advances every beam by one token: tokens/s per beam is steps per second.
+        "beam_tokens_per_s_per_beam": len(results["beam"]) / best["beam"],
+        "beam_vs_sampled": (len(results["beam"]) / best["beam"]) / (tokens / best["sampled"]),
         "speedup": best["uncached"] / best["cached"], "speedup_median": med["uncached"] / med["cached"],
         "greedy_matches_uncached_in_window": results["cached"][:inside] == results["uncached"][:inside],
         "max_logit_diff_in_window": max_diff, "module_cache_max_logit_diff": module_diff,
@@ -475,6 +489,11 @@ def _fmt(report: dict[str, Any]) -> str:
                   f"  KV cache, greedy             {ge['cached_tokens_per_s']:9,.0f} tokens/s   "
                   f"speed-up {ge['speedup']:.2f}x (median {ge['speedup_median']:.2f}x)",
                   f"  KV cache, T=0.8 k=20 p=0.9   {ge['sampled_tokens_per_s']:9,.0f} tokens/s",
+                  f"    + per-token probabilities  {ge['sampled_probs_tokens_per_s']:9,.0f} tokens/s   "
+                  f"({ge['probs_slowdown']:+.1%} time; same tokens {ge['probs_same_tokens']})",
+                  f"  beam search, {ge['beam_width']} beams         {ge['beam_tokens_per_s_per_beam']:9,.0f} tokens/s "
+                  f"per beam ({ge['beam_vs_sampled']:.2f}x sampling; "
+                  f"{ge['beam_width'] * ge['beam_tokens_per_s_per_beam']:,.0f} tokens/s over all beams)",
                   f"  inside the window: greedy equals uncached {ge['greedy_matches_uncached_in_window']}; "
                   f"max |cached - full forward| logit {ge['max_logit_diff_in_window']:.1e} (GPT.forward's own "
                   f"cache: {ge['module_cache_max_logit_diff']:.1e}; largest |logit| {ge['max_abs_logit']:.1f})"]

@@ -203,6 +203,14 @@ class SampleConfig(_Config):
     """Stop at the end-of-text token that separates records."""
     seed: int | None = 0
     """Seed of the sampling randomness (None = fresh randomness)."""
+    num_beams: int = Field(default=1, ge=1, le=64)
+    """Beam search (`Sampler.beam_search`) only: hypotheses kept at each step; 1 = greedy decoding. Beam search is
+    deterministic: temperature, top-k, top-p and the seed do not apply to it."""
+    length_penalty: float = Field(default=0.6, ge=0.0, le=5.0)
+    """Beam search only: alpha of the GNMT length penalty (Wu et al. 2016). Hypotheses are ranked by
+    log-probability / ((5 + length) / 6) ** alpha; 0 ranks by the raw log-probability, which favours short ones."""
+    num_return: int = Field(default=1, ge=1, le=64)
+    """Beam search only: how many of the best hypotheses to return (at most num_beams)."""
 
     @field_validator("stop")
     @classmethod
@@ -210,6 +218,13 @@ class SampleConfig(_Config):
         if any(s == "" for s in v):
             raise ValueError("stop strings must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _return_at_most_beams(self) -> SampleConfig:
+        if self.num_return > self.num_beams:
+            raise ValueError(f"num_return ({self.num_return}) cannot exceed num_beams ({self.num_beams}): "
+                             "beam search returns at most one hypothesis per beam")
+        return self
 
 
 def steps_per_epoch(train_tokens: int, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:

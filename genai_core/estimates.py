@@ -45,6 +45,16 @@ log-softmax being computed (4 V).
 
 LSTM layers run through oneDNN on CPU; its training workspace measured (9 a + 26) C bytes per token
 and layer with torch 2.13, plus the layer's output (a C). cuDNN's reserve space is of the same order.
+A GRU runs cell by cell on CPU and saves its gates: (6 a + 4) C bytes per token and layer (measured),
+plus the layer's output.
+
+Copy head (GPT with `copy_head`): its q and k projections (2 a C per token), the float32 scores'
+softmax (4 T per token) and causal mask (T x T bytes), the gate, and four float32 (B, T, V) tensors of
+the mixture (vocabulary softmax, copy distribution, mixture, its clamp): 16 V bytes per token.
+Under autocast the final hidden state is also cast once more per projection (3 a C). Its backward
+pass frees its (B, T, V) gradients as it goes (2 V bytes per token of workspace), but when a (B, T, V)
+float32 tensor is below glibc's mmap threshold, the heap keeps ~28 V bytes per token of the head's
+transient tensors (COPY_HEAD_HEAP_SLACK, measured).
 
 Workspace: transient gradients of the block being back-propagated (the fp32 residual gradient and
 two MLP-wide gradients: (4 + 8 a) C per token, plus 2 m H T for the math attention path).
@@ -74,7 +84,9 @@ embedding is a lookup; biases, LayerNorms and positional tables are left out). 6
 multiply-add x (1 forward + 2 backward). The attention term counts QK^T and AV over the full T x T
 score matrix (2 matmuls x 2 T C forward per layer, x3), as PaLM does, although a causal kernel
 skips about half of it. LSTM: N_matmul = 8 L C^2 + V C (input and recurrent weights of four gates),
-no attention term. flops_per_step = flops_per_token x batch_size x seq_len x grad_accum_steps.
+no attention term; GRU: 6 L C^2 + V C (three gates). The copy head adds 2 C^2 + C to N_matmul (its q, k
+and gate projections) and 6 C T for its scores. flops_per_step = flops_per_token x batch_size x seq_len
+x grad_accum_steps.
 
 Time
 ----
@@ -134,6 +146,9 @@ GLIBC_MMAP_MAX = 32 * 2**20
 HEAP_SLACK = 0.45
 """Share of the GPT's heap-served activations that glibc keeps on top of the live tensors at the peak
 (measured 0.41-0.68 over d_model 128-512, fp32/bf16, with and without dropout; torch 2.13, glibc 2.36)."""
+COPY_HEAD_HEAP_SLACK = 28
+"""Bytes per (token x vocabulary entry) that glibc keeps of the copy head's transient float32 (B, T, V) tensors
+when each is small enough to come from its heap (measured 27-36; about 0 once they are mmapped)."""
 
 _LOCK = threading.Lock()
 _CALIBRATIONS: dict[tuple[Any, ...], _Timing] = {}
@@ -231,22 +246,36 @@ def count_params(m: ModelConfig) -> int:
     if m.arch == "gpt":
         if m.pos_encoding == "learned":
             n += m.seq_len * C  # the sinusoidal table is a buffer, not a parameter
+        if m.copy_head:
+            n += 2 * C * C + C + 1  # copy_q and copy_k (C x C, no bias), copy_gate (C -> 1, always with a bias)
         block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (4 * C * C + b * 4 * C) + (4 * C * C + b * C)
         return n + L * block
-    # nn.LSTM: per layer weight_ih (4C x C) and weight_hh (4C x C), and bias_ih + bias_hh (4C each).
-    return n + L * (8 * C * C + b * 8 * C)
+    # nn.LSTM / nn.GRU: per layer weight_ih (G C x C) and weight_hh (G C x C), and bias_ih + bias_hh (G C each),
+    # with G = 4 gates for the LSTM, 3 for the GRU.
+    G = _gates(m)
+    return n + L * (2 * G * C * C + b * 2 * G * C)
+
+
+def _gates(m: ModelConfig) -> int:
+    """Gates of a recurrent layer: input, forget, cell, output (LSTM); reset, update, new (GRU)."""
+    return 4 if m.arch == "lstm" else 3
 
 
 def matmul_params(m: ModelConfig) -> int:
-    """Weights used in matrix multiplies per token: blocks (or LSTM gates) plus the output head."""
+    """Weights used in matrix multiplies per token: blocks (or recurrent gates) plus the output head (and the
+    copy head's q, k and gate projections)."""
     C = m.d_model
-    per_layer = 12 * C * C if m.arch == "gpt" else 8 * C * C
-    return m.n_layers * per_layer + m.vocab_size * C
+    per_layer = 12 * C * C if m.arch == "gpt" else 2 * _gates(m) * C * C
+    copy = 2 * C * C + C if m.copy_head else 0
+    return m.n_layers * per_layer + m.vocab_size * C + copy
 
 
 def flops_per_token(m: ModelConfig) -> float:
-    """Training FLOPs (forward + backward) per token: 6 N_matmul + 12 L C T for the GPT (see module doc)."""
+    """Training FLOPs (forward + backward) per token: 6 N_matmul + 12 L C T for the GPT (see module doc),
+    plus 6 C T for the copy head's scores over the window."""
     attention = 12 * m.n_layers * m.d_model * m.seq_len if m.arch == "gpt" else 0
+    if m.copy_head:
+        attention += 6 * m.d_model * m.seq_len  # one (T x C) @ (C x T) score matmul, forward + backward
     return float(6 * matmul_params(m) + attention)
 
 
@@ -275,7 +304,7 @@ def _memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) 
     mask = 1 if cuda else a  # CUDA's fused dropout keeps a bool mask; elsewhere a float mask of the input dtype
     # Around the blocks: ids + targets (int64), final LayerNorm in/out + stats, embedding dropout mask (fp32 input).
     outer = N * (16 + (r + a) * C + 8 + ((1 if cuda else 4) * C if drop else 0))
-    path = "lstm"
+    path = m.arch
     # Saved tensors of one layer as (bytes per token, how many): their sizes decide where the allocator puts them.
     layer: list[tuple[int, int]] = []
     if m.arch == "gpt":
@@ -292,21 +321,35 @@ def _memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) 
         work = (4 + 8 * a) * C + (2 * mm * H * T if path == "math" else 0)
         linear_weights = L * (12 * C * C + (9 * C if m.bias else 0))
     else:
-        layer += [((9 * a + 26) * C, 1), (a * C, 1)]  # oneDNN workspace, layer output
+        # LSTM: oneDNN's workspace; GRU: the gates each step saves (CPU runs it cell by cell); + the layer output.
+        layer += [((9 * a + 26) * C if m.arch == "lstm" else (6 * a + 4) * C, 1), (a * C, 1)]
         if drop:
             layer += [(mask * C, 1)]  # dropout between layers (and on the output)
         work = (4 + 2 * a) * C  # gradients of the layer's input and output
-        linear_weights = L * (8 * C * C + (8 * C if m.bias else 0))
+        G = _gates(m)
+        linear_weights = L * (2 * G * C * C + (2 * G * C if m.bias else 0))
     blocks = L * N * sum(size * count for size, count in layer)
     # glibc serves allocations below its (dynamic) mmap threshold, at most 32 MiB, from the heap,
     # which keeps part of what is freed: see HEAP_SLACK.
     heap = L * N * sum(size * count for size, count in layer if size * N < GLIBC_MMAP_MAX) if m.arch == "gpt" else 0
     activations = outer + blocks
+    copy_heap = 0
+    if m.copy_head:
+        # q and k projections (a C each); float32 scores softmax (T per token) and its causal mask (T x T bool,
+        # once); gate; and the float32 (B, T, V) vocabulary softmax, copy distribution, mixture and its clamp.
+        activations += N * (2 * a * C + 4 * T + 16 * V + 8) + T * T
+        if a < 4:  # the three projections and the vocabulary head each cast the final hidden state again
+            activations += N * 3 * a * C
+            linear_weights += 2 * C * C + C
+        work += 2 * V  # the mixture's backward gradients are freed as it goes (measured: ~2 V bytes per token)
+        if 4 * N * V < GLIBC_MMAP_MAX:  # its many transient (B, T, V) tensors come from glibc's heap
+            copy_heap = COPY_HEAD_HEAP_SLACK * N * V
     if a < 4:  # autocast's low-precision weight copies are saved for the backward pass
         activations += a * (linear_weights + V * C)
     return {
         "activations": activations,
         "heap_activations": heap,
+        "copy_heap": copy_heap,
         "logits": N * (12 + a) * V,
         "workspace": N * work,
         "attention": path,
@@ -326,7 +369,7 @@ def memory_estimate(m: ModelConfig, t: TrainConfig, device_type: str, precision:
     backward_end = gradients + head_grad
     peak_phase = "backward start" if forward_side >= backward_end else "backward end"
     runtime = {"cuda": CUDA_RUNTIME_BYTES, "mps": MPS_RUNTIME_BYTES}.get(device_type, CPU_RUNTIME_BYTES)
-    allocator = int(HEAP_SLACK * terms["heap_activations"]) if device_type == "cpu" else 0
+    allocator = int(HEAP_SLACK * terms["heap_activations"]) + terms["copy_heap"] if device_type == "cpu" else 0
     total = weights + optimizer + max(forward_side, backward_end) + terms["workspace"] + allocator + runtime
     return MemoryEstimate(weights=weights, gradients=gradients, optimizer=optimizer,
                           activations=terms["activations"], logits=terms["logits"], workspace=terms["workspace"],
@@ -449,10 +492,12 @@ def _rough_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precisio
     terms = _memory_terms(m, t.batch_size, device.type, precision)
     if m.arch == "gpt":
         traffic = TRAFFIC_PASSES * (terms["activations"] + terms["logits"])
-        ops = 70 * m.n_layers + 50
+        ops = 70 * m.n_layers + 50 + (30 if m.copy_head else 0)
     else:  # one fused oneDNN/cuDNN kernel per LSTM layer and direction of the pass
         traffic = 2 * terms["activations"] + TRAFFIC_PASSES * terms["logits"]
         ops = 10 * m.n_layers + 50
+        if m.arch == "gru" and device.type == "cpu":
+            ops += 5 * m.seq_len * m.n_layers  # the CPU runs a GRU cell by cell: ~5 ops per cell (fitted, torch 2.13)
     fwd_bwd = flops_per_token(m) * tokens / (flops * util) + traffic / bandwidth + ops * OP_OVERHEAD_S
     P = count_params(m)
     # Fused AdamW reads p, g, m, v and writes p, m, v; clipping reads and rescales g: ~40 bytes per parameter.
@@ -512,7 +557,8 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
         # One decoded token, as periodic samples produce them (the fast decoder when the model has one).
         model.eval()
         with torch.no_grad():
-            decoder = model.decoder(1) if hasattr(model, "decoder") else None
+            # A copy-head GPT has no fast decoder (generation runs it through GPT.forward's cache).
+            decoder = model.decoder(1) if hasattr(model, "decoder") and not m.copy_head else None
             cache = None if decoder is not None else model.new_cache(1, device)
             ids = torch.zeros(1, 1, dtype=torch.long, device=device)
             for i in range(min(4, m.seq_len)):
@@ -536,7 +582,7 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
 def _calibration_key(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> tuple[Any, ...]:
     # Dropout's value does not change the cost, only whether it is on (it selects the attention kernel).
     shape = (m.arch, m.vocab_size, m.d_model, m.n_heads, m.n_layers, m.seq_len, m.dropout > 0,
-             m.pos_encoding, m.bias, m.tie_embeddings)
+             m.pos_encoding, m.bias, m.tie_embeddings, m.copy_head)
     return (*shape, t.batch_size, t.grad_clip > 0, t.compile, precision, str(device),
             t.num_threads or torch.get_num_threads())
 

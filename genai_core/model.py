@@ -342,10 +342,10 @@ class GPTDecoder:
         self.cache.pos = 0
 
     def reorder(self, index: torch.Tensor) -> None:
-        """Row b of the batch becomes what row index[b] was (beam search): one copy of the cached q|k|v
-        rows of positions [0, pos), in place, so every precomputed view stays valid."""
-        p = self.cache.pos
-        self.buf[:, :p] = self.buf[:, :p].index_select(2, index)
+        """Row b of the batch becomes what row index[b] was (beam search): one copy of the cached k|v
+        of positions [0, pos) (their q is never read again), in place, so every precomputed view stays valid."""
+        kv = self.buf[:, : self.cache.pos, :, self.config.d_model:]
+        kv.copy_(kv.index_select(2, index))
 
     def _views(self, pos: int) -> list[tuple[torch.Tensor, ...]]:
         views = self._pos_views[pos]

@@ -1,13 +1,16 @@
 """Chat: ask a trained model questions about a clinical case, and look inside it while it answers.
 
 Each question is wrapped with the context into the question-answering format the model was trained
-on and the answer streams in. Below the conversation, three views explain the answer: the exact prompt
-the model sees (after cropping to its window), how the sampling sliders reshape the next-token
-distribution, and which prompt tokens the answer's predictions attended to (GPT runs).
+on and the answer streams in (sampling or greedy decoding), or comes back as the n best hypotheses of a
+beam search with their scores. The answer is shaded by how likely each token was, with the alternatives
+on hover. Below the conversation, three views explain the answer: the exact prompt the model sees
+(after cropping to its window), how the sampling sliders reshape the next-token distribution, and which
+prompt tokens the answer's predictions attended to (GPT runs).
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from genai_core.inspection import (
     AnswerAttention,
     NextTokenView,
     answer_attention,
+    display_token,
     format_qa_prompt,
     has_attention,
     next_token_logits,
@@ -33,7 +37,7 @@ from genai_core.inspection import (
     unique_labels,
 )
 from genai_core.runs import Run, list_runs
-from genai_core.sampling import Generation, Sampler
+from genai_core.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
 from pages.ui import ASSETS, runs_root, user_errors
 
 CONTEXTS = ASSETS / "contexts"
@@ -43,6 +47,7 @@ PREVIEW_QUESTION = "What was the main problem?"
 TOP_N = 20  # bars in the distribution chart: enough to see the tail, few enough to read
 DEFAULT_STOP = "\\nQ:"  # as typed in the text box: a model trained on Q/A pairs starts the next question there
 FINISH = {"end": "the model ended its answer", "stop": "a stop string appeared", "length": "max new tokens reached"}
+DECODING = {"sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
 
 # Widget values with their defaults. They are re-assigned on every run (below) because Streamlit drops
 # the state of widgets a run does not draw: without it, visiting another page would reset the sliders.
@@ -56,6 +61,11 @@ DEFAULTS: dict[str, Any] = {
     "chat_fresh_seed": False,
     "chat_template": QA_TEMPLATE,
     "chat_stop": DEFAULT_STOP,
+    "chat_decoding": "sampling",
+    "chat_beams": 4,
+    "chat_length_penalty": 0.6,
+    "chat_num_return": 3,
+    "chat_confidence": True,
 }
 
 
@@ -131,6 +141,12 @@ def train_link() -> None:
     st.page_link(TRAIN_PAGE, label="Train a model on the Train page", icon="🏋️")
 
 
+def token_dicts(tokens: list[TokenInfo]) -> list[dict[str, Any]]:
+    """Per-token probabilities as plain data for session state."""
+    return [{"text": t.text, "prob": t.prob, "alternatives": [[text, p] for _, text, p in t.alternatives]}
+            for t in tokens]
+
+
 def stream_and_save(gen: Generation, reply: dict[str, Any]) -> Iterator[str]:
     """Pass the pieces through to `st.write_stream`, saving the reply in session state as it grows, so
     a person who leaves the page mid-answer finds the partial reply when they come back."""
@@ -138,14 +154,70 @@ def stream_and_save(gen: Generation, reply: dict[str, Any]) -> Iterator[str]:
     for piece in gen:
         reply["content"] += piece
         yield piece
-    reply.update(content=gen.text, ids=list(gen.ids), finish=gen.finish_reason, partial=False)
+    reply.update(content=gen.text, ids=list(gen.ids), finish=gen.finish_reason, partial=False,
+                 tokens=token_dicts(gen.tokens))
+
+
+def beam_rows(result: BeamResult) -> list[dict[str, Any]]:
+    """The n best hypotheses of a beam search as table rows, best first."""
+    return [{"rank": i, "answer": h.text, "score": h.score, "log_prob": h.logprob, "tokens": len(h.ids),
+             "ended": FINISH.get(h.finish_reason, h.finish_reason)} for i, h in enumerate(result.hypotheses, 1)]
 
 
 def reply_caption(m: dict[str, Any]) -> str:
     if m.get("partial"):
         return f"{m.get('run', '')} · interrupted after {len(m.get('ids', []))} tokens"
     why = FINISH.get(m.get("finish") or "", "")
-    return f"{m.get('run', '')} · {len(m.get('ids', []))} tokens · {why}"
+    how = f" · best of a {m['num_beams']}-beam search" if m.get("num_beams") else ""
+    return f"{m.get('run', '')} · {len(m.get('ids', []))} tokens · {why}{how}"
+
+
+def _escape(text: str) -> str:
+    # One line of HTML: a blank line would end the HTML block inside Markdown; `$` would start LaTeX.
+    return html.escape(text).replace("\n", "<br>").replace("$", "&#36;")
+
+
+def confidence_html(tokens: list[dict[str, Any]], text: str) -> str:
+    """The answer with each token's background shaded by how unlikely it was (clear = sure), and its
+    probability and the top alternatives as a tooltip (the HTML title attribute).
+
+    `text` is the answer as shown: it can be shorter than the tokens' pieces (cut before a stop string).
+    """
+    spans, used = [], 0
+    for t in tokens:
+        piece = t["text"][: max(0, len(text) - used)]
+        used += len(piece)
+        if not piece:  # a token ending mid-character: its text arrives with the next one
+            continue
+        alts = " · ".join(f"{display_token(a)} {p:.1%}" for a, p in t["alternatives"])
+        title = f"p = {t['prob']:.1%}&#10;top: {html.escape(alts, quote=True)}"
+        shade = 0.7 * (1.0 - t["prob"])
+        spans.append(f'<span title="{title}" style="background-color: rgba(255, 140, 0, {shade:.2f}); '
+                     f'border-radius: 2px">{_escape(piece)}</span>')
+    if used < len(text):  # characters completed only when the generation ended
+        spans.append(_escape(text[used:]))
+    return f'<div class="answer-confidence" style="white-space: pre-wrap">{"".join(spans)}</div>'
+
+
+def render_answer(m: dict[str, Any]) -> None:
+    """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on."""
+    if m["content"] and m.get("tokens") and st.session_state.get("chat_confidence"):
+        st.markdown(confidence_html(m["tokens"], m["content"]), unsafe_allow_html=True)
+    else:
+        st.markdown(m["content"] or "*(empty answer)*")
+
+
+def render_beams(rows: list[dict[str, Any]]) -> None:
+    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+        "rank": st.column_config.NumberColumn("#", width="small"),
+        "answer": st.column_config.TextColumn("Answer", width="large"),
+        "score": st.column_config.NumberColumn("Score", format="%.3f",
+                                               help="Log-probability divided by the length penalty: the ranking."),
+        "log_prob": st.column_config.NumberColumn("Log-prob", format="%.3f",
+                                                  help="Sum of the log-probabilities of the answer's tokens."),
+        "tokens": st.column_config.NumberColumn("Tokens"),
+        "ended": st.column_config.TextColumn("Ended because"),
+    })
 
 
 def render_message(m: dict[str, Any]) -> None:
@@ -153,7 +225,9 @@ def render_message(m: dict[str, Any]) -> None:
         if m["role"] == "assistant":
             for w in m.get("warnings", []):
                 st.warning(w, icon="⚠️")
-            st.markdown(m["content"] or "*(empty answer)*")
+            render_answer(m)
+            if m.get("beams"):
+                render_beams(m["beams"])
             st.caption(reply_caption(m))
         else:
             st.markdown(m["content"])
@@ -241,24 +315,46 @@ except (GenAIError, OSError) as e:
 mcfg = sampler.model.config
 vocab = mcfg.vocab_size
 st.session_state["chat_top_k"] = min(int(st.session_state["chat_top_k"]), vocab)  # a smaller vocabulary than before
+# Fewer beams than answers asked for: ask for all of them (the slider below cannot show a value above its max).
+st.session_state["chat_num_return"] = min(int(st.session_state["chat_num_return"]), int(st.session_state["chat_beams"]))
 
 with st.sidebar:
     st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
                f"tokens · vocabulary {vocab} ({sampler.tokenizer.kind}) · checkpoint {ckpt.name}")
-    st.header("Sampling")
-    st.slider("Temperature", 0.0, 2.0, step=0.05, key="chat_temperature",
-              help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 always takes "
-                   "the most likely token.")
-    st.slider("Top-k", 0, vocab, step=1, key="chat_top_k",
-              help="Keep only the k most likely tokens (0 = off).")
-    st.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
-              help="Keep the smallest set of most likely tokens whose probabilities add up to p (1 = off).")
+    st.header("Decoding")
+    decoding = st.radio("Decoding", list(DECODING), key="chat_decoding", format_func=DECODING.get, horizontal=True,
+                        label_visibility="collapsed",
+                        help="Sampling draws each token at random from the filtered distribution; greedy always "
+                             "takes the most likely token; beam search keeps several hypotheses and returns the "
+                             "best ones with their scores (it does not stream).")
+    # Only the knobs of the chosen decoding are drawn; the others keep their values (re-assigned above).
+    if decoding == "sampling":
+        st.slider("Temperature", 0.0, 2.0, step=0.05, key="chat_temperature",
+                  help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 always takes "
+                       "the most likely token.")
+        st.slider("Top-k", 0, vocab, step=1, key="chat_top_k",
+                  help="Keep only the k most likely tokens (0 = off).")
+        st.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
+                  help="Keep the smallest set of most likely tokens whose probabilities add up to p (1 = off).")
+    elif decoding == "beam":
+        st.slider("Beams", 1, 16, step=1, key="chat_beams", help=SampleConfig.model_fields["num_beams"].description)
+        st.slider("Length penalty", 0.0, 2.0, step=0.1, key="chat_length_penalty",
+                  help=SampleConfig.model_fields["length_penalty"].description)
+        if st.session_state["chat_beams"] > 1:  # one beam (greedy) has one answer: no slider from 1 to 1
+            st.slider("Answers shown", 1, int(st.session_state["chat_beams"]), step=1, key="chat_num_return",
+                      help="How many of the best hypotheses to list, with their scores (at most one per beam).")
     st.slider("Max new tokens", 1, 1000, step=1, key="chat_max_new", help="Longest answer, in tokens.")
     st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="chat_rep_penalty",
               help="Makes tokens already in the prompt or answer less likely (1 = off).")
-    st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
-                    help="Same seed, settings and question give the same answer; change it for another draw.")
-    st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
+    if decoding == "sampling":
+        st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
+                        help="Same seed, settings and question give the same answer; change it for another draw.")
+        st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
+    st.checkbox("Shade the answer by confidence", key="chat_confidence",
+                help="Each token's background darkens the less likely it was; hover a token for its probability "
+                     "and the five most likely tokens at that point. Sampling: the distribution it was drawn from "
+                     "(after every filter); greedy and beam search: the model's softmax after the repetition "
+                     "penalty.")
     st.button("Clear the conversation", on_click=clear_chat, width="stretch")
 
 # --- context and prompt format
@@ -285,12 +381,20 @@ with st.expander("Prompt format"):
 
 cfg_error = None
 try:
-    cfg = SampleConfig(
-        temperature=st.session_state["chat_temperature"], top_k=st.session_state["chat_top_k"],
-        top_p=st.session_state["chat_top_p"], max_new_tokens=st.session_state["chat_max_new"],
-        repetition_penalty=st.session_state["chat_rep_penalty"], stop=parse_stops(st.session_state["chat_stop"]),
-        seed=None if st.session_state["chat_fresh_seed"] else int(st.session_state["chat_seed"]),
-    )
+    common = {"max_new_tokens": st.session_state["chat_max_new"], "stop": parse_stops(st.session_state["chat_stop"]),
+              "repetition_penalty": st.session_state["chat_rep_penalty"]}
+    if decoding == "sampling":
+        cfg = SampleConfig(
+            temperature=st.session_state["chat_temperature"], top_k=st.session_state["chat_top_k"],
+            top_p=st.session_state["chat_top_p"],
+            seed=None if st.session_state["chat_fresh_seed"] else int(st.session_state["chat_seed"]), **common)
+    elif decoding == "greedy":
+        cfg = SampleConfig(temperature=0.0, **common)
+    else:
+        cfg = SampleConfig(temperature=0.0, num_beams=st.session_state["chat_beams"],
+                           length_penalty=st.session_state["chat_length_penalty"],
+                           num_return=min(st.session_state["chat_num_return"], st.session_state["chat_beams"]),
+                           **common)
     format_qa_prompt(PREVIEW_QUESTION, context, st.session_state["chat_template"])  # check the template now
 except (GenAIError, ValidationError) as e:
     cfg_error = user_message(e) or str(e)
@@ -306,9 +410,10 @@ with chat_box:
 question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
 if question and cfg_error is None:
     prompt = format_qa_prompt(question, context, st.session_state["chat_template"])
-    gen = sampler.stream(prompt, cfg)
+    with_probs = bool(st.session_state["chat_confidence"])
+    prompt_ids, prompt_info = sampler.encode_prompt(prompt)
     reply = {"role": "assistant", "content": "", "run": run.name, "model_key": model_key, "question": question,
-             "prompt_ids": list(gen.prompt_ids), "ids": [], "warnings": gen.info.warnings(), "finish": None,
+             "prompt_ids": prompt_ids, "ids": [], "warnings": prompt_info.warnings(), "finish": None,
              "partial": True}
     messages += [{"role": "user", "content": question}, reply]
     with chat_box:
@@ -316,10 +421,25 @@ if question and cfg_error is None:
         with st.chat_message("assistant"):
             for w in reply["warnings"]:
                 st.warning(w, icon="⚠️")
+            answer_box = st.empty()
             with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
-                st.write_stream(stream_and_save(gen, reply))
-            if not reply["content"]:
+                if decoding == "beam":
+                    with st.spinner(f"Beam search with {cfg.num_beams} beams…"):
+                        result = beam_search(sampler, prompt_ids, cfg, info=prompt_info, with_probs=with_probs)
+                    best = result.best
+                    reply.update(content=best.text, ids=list(best.ids), finish=best.finish_reason, partial=False,
+                                 tokens=token_dicts(best.tokens), beams=beam_rows(result), num_beams=cfg.num_beams)
+                else:
+                    gen = Generation(sampler, prompt_ids, prompt_info, cfg, with_probs=with_probs)
+                    with answer_box:
+                        st.write_stream(stream_and_save(gen, reply))
+            if reply["content"] and (reply.get("tokens") or reply.get("beams")):
+                with answer_box:  # the finished answer replaces the plain streamed text
+                    render_answer(reply)
+            elif not reply["content"]:
                 st.markdown("*(empty answer)*")
+            if reply.get("beams"):
+                render_beams(reply["beams"])
             st.caption(reply_caption(reply))
 
 # --- inside the model
@@ -327,9 +447,8 @@ if cfg_error is None:
     st.divider()
     st.subheader("Inside the model")
     last_q = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
-    preview = sampler.stream(format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]),
-                             cfg)  # not iterated: only its prompt encoding is used
-    info, prompt_ids = preview.info, list(preview.prompt_ids)
+    prompt_ids, info = sampler.encode_prompt(
+        format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]))
     shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
     st.caption(f"For the current context and {shown_q}.")
     # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing.
@@ -350,7 +469,11 @@ if cfg_error is None:
                            banned_ids=[] if unk is None else [unk], top_n=TOP_N)
     labels = unique_labels(token_labels(sampler.tokenizer, view.top_ids))
     st.plotly_chart(distribution_figure(view, labels, cfg))
-    if view.greedy:
+    if decoding == "beam":
+        st.caption(f"Beam search scores every continuation of each of its {cfg.num_beams} hypotheses with the "
+                   "model's probabilities (grey, after the repetition penalty) and keeps the most likely "
+                   "hypotheses; temperature, top-k and top-p do not apply.")
+    elif view.greedy:
         st.caption("Temperature 0: the answer always takes the most likely token (after the repetition penalty); "
                    "top-k and top-p have no effect.")
     else:
@@ -361,8 +484,9 @@ if cfg_error is None:
     st.markdown("**Where the answer looked**")
     last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
     if not has_attention(sampler.model):
-        st.info("This run is an LSTM: it reads the prompt through a recurrent state and has no attention weights "
-                "to show. Train a GPT run to see which prompt tokens each answer token attended to.", icon="💡")
+        st.info(f"This run is {'an' if mcfg.arch == 'lstm' else 'a'} {mcfg.arch.upper()}: it reads the prompt through "
+                "a recurrent state and has no attention weights to show. Train a GPT run to see which prompt "
+                "tokens each answer token attended to.", icon="💡")
     elif last is None:
         st.caption("Ask a question: the attention of the answer over the prompt appears here.")
     elif last.get("model_key") != model_key:

@@ -38,14 +38,15 @@ def run_config(model: ModelConfig | None = None, **train: object) -> RunConfig:
 
 
 # --------------------------------------------------------------------------- parameters
-@pytest.mark.parametrize("arch", ["gpt", "lstm"])
-def test_param_count_equals_built_model(arch: str) -> None:
+@pytest.mark.parametrize(("arch", "copy_head"), [("gpt", False), ("gpt", True), ("lstm", False), ("gru", False)],
+                         ids=["gpt", "gpt-copy-head", "lstm", "gru"])
+def test_param_count_equals_built_model(arch: str, copy_head: bool) -> None:
     shapes = [(8, 1, 1, 2, 2), (24, 2, 3, 97, 33), (64, 4, 2, 1000, 16)]  # d_model, heads, layers, vocab, seq
     checked = 0
     for (C, H, L, V, T), bias, tie, pos in itertools.product(shapes, [True, False], [True, False],
                                                              ["learned", "sinusoidal"]):
         cfg = ModelConfig(arch=arch, d_model=C, n_heads=H, n_layers=L, vocab_size=V, seq_len=T, bias=bias,
-                          tie_embeddings=tie, pos_encoding=pos)
+                          tie_embeddings=tie, pos_encoding=pos, copy_head=copy_head)
         real = sum(p.numel() for p in build_model(cfg).parameters())
         assert count_params(cfg) == real, cfg
         checked += 1
@@ -60,18 +61,34 @@ def test_estimate_reports_exact_params_and_matmul_weights() -> None:
 
 
 # --------------------------------------------------------------------------- FLOPs
+@pytest.mark.parametrize("copy_head", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_flops_match_torch_flop_counter(bias: bool) -> None:
+def test_flops_match_torch_flop_counter(bias: bool, copy_head: bool) -> None:
     # dropout > 0 puts CPU attention on the math path, whose bmms the counter sees (it does not count
     # the fused CPU kernel); the math path computes the full T x T scores, as the formula counts.
-    m = ModelConfig(d_model=64, n_heads=4, n_layers=2, seq_len=32, vocab_size=100, dropout=0.1, bias=bias)
+    m = ModelConfig(d_model=64, n_heads=4, n_layers=2, seq_len=32, vocab_size=100, dropout=0.1, bias=bias,
+                    copy_head=copy_head)
     model = build_model(m)
     x = torch.randint(0, m.vocab_size, (3, m.seq_len))
     with FlopCounterMode(display=False) as counter:
         _, loss = model(x, x)
         loss.backward()
     assert counter.get_total_flops() == flops_per_token(m) * x.numel()
-    assert flops_per_token(m) == 6 * matmul_params(m) + 12 * m.n_layers * m.d_model * m.seq_len
+    copy = 6 * m.d_model * m.seq_len if copy_head else 0  # the copy head's (T x C) @ (C x T) scores
+    assert flops_per_token(m) == 6 * matmul_params(m) + 12 * m.n_layers * m.d_model * m.seq_len + copy
+
+
+def test_gru_flops_match_torch_flop_counter() -> None:
+    # The CPU runs a GRU cell by cell, so the counter sees its matmuls (unlike oneDNN's fused LSTM). It
+    # counts one recurrent matmul per layer and sequence less in the backward pass than the formula: the
+    # initial state is zero and needs no gradient.
+    m = ModelConfig(arch="gru", d_model=64, n_layers=2, seq_len=32, vocab_size=100)
+    x = torch.randint(0, m.vocab_size, (3, m.seq_len))
+    with FlopCounterMode(display=False) as counter:
+        _, loss = build_model(m)(x, x)
+        loss.backward()
+    h0_grad = 2 * 3 * m.d_model * m.d_model * m.n_layers * x.shape[0]
+    assert counter.get_total_flops() == flops_per_token(m) * x.numel() - h0_grad
 
 
 def test_flops_per_step_scales_with_batch_and_accumulation() -> None:
@@ -103,8 +120,10 @@ def _saved_activation_bytes(m: ModelConfig, batch: int, precision: str) -> int:
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("overrides", [{}, {"dropout": 0.1}, {"bias": False, "tie_embeddings": False},
-                                       {"pos_encoding": "sinusoidal", "n_heads": 8}],
-                         ids=["flash", "math-dropout", "no-bias-untied", "sinusoidal-8-heads"])
+                                       {"pos_encoding": "sinusoidal", "n_heads": 8}, {"copy_head": True},
+                                       {"copy_head": True, "dropout": 0.1, "bias": False}],
+                         ids=["flash", "math-dropout", "no-bias-untied", "sinusoidal-8-heads", "copy-head",
+                              "copy-head-math-no-bias"])
 def test_gpt_activation_formula_matches_saved_tensors(overrides: dict, precision: str) -> None:
     m = ModelConfig(**{"d_model": 128, "n_heads": 4, "n_layers": 3, "seq_len": 64, "vocab_size": 300, **overrides})
     saved = _saved_activation_bytes(m, 4, precision)
@@ -119,6 +138,15 @@ def test_lstm_activation_formula_is_close_to_saved_tensors() -> None:
     assert memory_estimate(m, TrainConfig(batch_size=4), "cpu", "fp32").activations == pytest.approx(saved, rel=0.1)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("shape", [(128, 3), (64, 2)])
+def test_gru_activation_formula_matches_saved_tensors(precision: str, shape: tuple[int, int]) -> None:
+    m = ModelConfig(arch="gru", d_model=shape[0], n_layers=shape[1], seq_len=64, vocab_size=300)
+    saved = _saved_activation_bytes(m, 4, precision)
+    est = memory_estimate(m, TrainConfig(batch_size=4), "cpu", precision).activations
+    assert est == pytest.approx(saved, rel=0.02)
+
+
 MEMORY_CASES = [
     pytest.param(ModelConfig(d_model=256, n_heads=4, n_layers=4, seq_len=128, vocab_size=96),
                  TrainConfig(batch_size=16, num_threads=1), id="char-vocab"),
@@ -126,6 +154,12 @@ MEMORY_CASES = [
                  TrainConfig(batch_size=16, num_threads=1), id="bpe-vocab-8192-logits-dominate"),
     pytest.param(ModelConfig(d_model=256, n_heads=8, n_layers=4, seq_len=256, vocab_size=96, dropout=0.1),
                  TrainConfig(batch_size=8, num_threads=1), id="dropout-math-attention"),
+    pytest.param(ModelConfig(d_model=128, n_heads=4, n_layers=2, seq_len=128, vocab_size=2048, copy_head=True),
+                 TrainConfig(batch_size=16, num_threads=1), id="copy-head-heap-served"),
+    pytest.param(ModelConfig(d_model=128, n_heads=4, n_layers=2, seq_len=128, vocab_size=8192, copy_head=True),
+                 TrainConfig(batch_size=8, num_threads=1), id="copy-head-mmapped"),
+    pytest.param(ModelConfig(arch="gru", d_model=256, n_layers=4, seq_len=128, vocab_size=96),
+                 TrainConfig(batch_size=16, num_threads=1), id="gru"),
 ]
 
 

@@ -71,9 +71,12 @@ def test_loss_weights_ignore_positions() -> None:
     x, y = torch.randint(0, 20, (2, 8)), torch.randint(0, 20, (2, 8))
     w = torch.zeros(2, 8)
     w[:, -1] = 1
-    logits, weighted = m(x, y, loss_weights=w)
+    sparse_logits, weighted = m(x, y, loss_weights=w)
+    logits, _ = m(x)
     expected = torch.nn.functional.cross_entropy(logits[:, -1].reshape(-1, 20), y[:, -1].reshape(-1))
     torch.testing.assert_close(weighted, expected)
+    # The GPT computes the head at weighted positions only: their logits, in row-major order.
+    torch.testing.assert_close(sparse_logits, logits[:, -1])
 
 
 def test_too_long_input_is_refused() -> None:
