@@ -5,7 +5,13 @@ on and the answer streams in (sampling or greedy decoding), or comes back as the
 beam search with their scores. The answer is shaded by how likely each token was, with the alternatives
 on hover. Below the conversation, three views explain the answer: the exact prompt the model sees
 (after cropping to its window), how the sampling sliders reshape the next-token distribution, and which
-prompt tokens the answer's predictions attended to (GPT runs).
+prompt tokens the answer's predictions attended to (GPT runs), and for a copy-head model where each
+answer token was copied from.
+
+With the default question-answering format, a context longer than the model's window is cut down to
+the sentences most relevant to the question (`genai_core.qa`); the answer shows which sentences the
+model saw and where in the context its answer is. "Answer with a span of the context" constrains the
+answer to a span of what the model saw (extractive decoding).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 from pydantic import ValidationError
 
 from genai_core.config import SampleConfig
+from genai_core.corpus import clean_text
 from genai_core.errors import GenAIError, user_message
 from genai_core.inspection import (
     QA_TEMPLATE,
@@ -36,6 +43,7 @@ from genai_core.inspection import (
     token_labels,
     unique_labels,
 )
+from genai_core.qa import QAPrompt, answer_stream, find_span
 from genai_core.runs import Run, list_runs
 from genai_core.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
 from pages.ui import ASSETS, runs_root, user_errors
@@ -66,6 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "chat_length_penalty": 0.6,
     "chat_num_return": 3,
     "chat_confidence": True,
+    "chat_extractive": True,
 }
 
 
@@ -220,6 +229,35 @@ def render_beams(rows: list[dict[str, Any]]) -> None:
     })
 
 
+def context_html(context: str, kept: list[tuple[int, int]], span: tuple[int, int] | None) -> str:
+    """The context with the sentences the model did not see greyed out and the answer's span marked."""
+    marks = [(a, "kept") for a, _ in kept] + [(b, "/kept") for _, b in kept]
+    if span:
+        marks += [(span[0], "span"), (span[1], "/span")]
+    grey = "<span style='opacity:0.4'>"
+    tags = {"kept": "</span>", "/kept": grey, "span": "<mark>", "/span": "</mark>"}
+    out, pos = [grey], 0
+    for at, what in sorted(marks, key=lambda m: (m[0], not m[1].startswith("/"))):  # closing tags first
+        out += [_escape(context[pos:at]), tags[what]]
+        pos = at
+    out.append(_escape(context[pos:]) + "</span>")
+    return "".join(out)
+
+
+def render_context_used(m: dict[str, Any]) -> None:
+    if not m.get("qa_context"):
+        return
+    ctx, kept = m["qa_context"], [tuple(x) for x in m["qa_sentences"]]
+    span = tuple(m["qa_span"]) if m.get("qa_span") else None
+    label = (f"The model saw {len(kept)} of the context's sentences (the window holds {m['qa_window']} tokens)"
+             if m.get("qa_selected") else "The context the model saw")
+    with st.expander(label + (", answer highlighted" if span else ""), expanded=bool(m.get("qa_selected"))):
+        st.markdown(context_html(ctx, kept, span), unsafe_allow_html=True)
+        st.caption(("Grey: sentences left out, the least relevant to the question by BM25. " if m.get("qa_selected")
+                    else "") + ("Highlighted: where the answer occurs in the context." if span
+                                else "The answer is not a span of the context."))
+
+
 def render_message(m: dict[str, Any]) -> None:
     with st.chat_message(m["role"]):
         if m["role"] == "assistant":
@@ -228,6 +266,7 @@ def render_message(m: dict[str, Any]) -> None:
             render_answer(m)
             if m.get("beams"):
                 render_beams(m["beams"])
+            render_context_used(m)
             st.caption(reply_caption(m))
         else:
             st.markdown(m["content"])
@@ -350,6 +389,10 @@ with st.sidebar:
         st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
                         help="Same seed, settings and question give the same answer; change it for another draw.")
         st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
+    st.checkbox("Answer with a span of the context", key="chat_extractive",
+                help="Extractive decoding: each answer token must continue a span of the context the model sees, "
+                     "so the answer is always copied from the case and never invented (beam search and custom "
+                     "prompt formats are not constrained).")
     st.checkbox("Shade the answer by confidence", key="chat_confidence",
                 help="Each token's background darkens the less likely it was; hover a token for its probability "
                      "and the five most likely tokens at that point. Sampling: the distribution it was drawn from "
@@ -409,12 +452,23 @@ with chat_box:
 
 question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
 if question and cfg_error is None:
-    prompt = format_qa_prompt(question, context, st.session_state["chat_template"])
     with_probs = bool(st.session_state["chat_confidence"])
-    prompt_ids, prompt_info = sampler.encode_prompt(prompt)
+    qa_format = st.session_state["chat_template"] == QA_TEMPLATE
+    qa_prompt: QAPrompt | None = None
+    gen: Generation | None = None
+    if qa_format:  # the trained format: fit the context to the window by relevance, answer extractively
+        qa_prompt, gen = answer_stream(sampler, question, context, cfg if decoding != "beam" else None,
+                                       extractive=bool(st.session_state["chat_extractive"]), with_probs=with_probs)
+        prompt_ids, prompt_info = qa_prompt.ids, gen.info
+    else:
+        prompt_ids, prompt_info = sampler.encode_prompt(format_qa_prompt(question, context,
+                                                                         st.session_state["chat_template"]))
     reply = {"role": "assistant", "content": "", "run": run.name, "model_key": model_key, "question": question,
              "prompt_ids": prompt_ids, "ids": [], "warnings": prompt_info.warnings(), "finish": None,
              "partial": True}
+    if qa_prompt is not None:
+        reply.update(qa_context=clean_text(context), qa_sentences=qa_prompt.sentences, qa_selected=qa_prompt.selected,
+                     qa_window=mcfg.seq_len)
     messages += [{"role": "user", "content": question}, reply]
     with chat_box:
         render_message(messages[-2])
@@ -430,9 +484,12 @@ if question and cfg_error is None:
                     reply.update(content=best.text, ids=list(best.ids), finish=best.finish_reason, partial=False,
                                  tokens=token_dicts(best.tokens), beams=beam_rows(result), num_beams=cfg.num_beams)
                 else:
-                    gen = Generation(sampler, prompt_ids, prompt_info, cfg, with_probs=with_probs)
+                    if gen is None:
+                        gen = Generation(sampler, prompt_ids, prompt_info, cfg, with_probs=with_probs)
                     with answer_box:
                         st.write_stream(stream_and_save(gen, reply))
+            if qa_prompt is not None and reply["content"].strip():
+                reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
             if reply["content"] and (reply.get("tokens") or reply.get("beams")):
                 with answer_box:  # the finished answer replaces the plain streamed text
                     render_answer(reply)
@@ -440,6 +497,7 @@ if question and cfg_error is None:
                 st.markdown("*(empty answer)*")
             if reply.get("beams"):
                 render_beams(reply["beams"])
+            render_context_used(reply)
             st.caption(reply_caption(reply))
 
 # --- inside the model
@@ -447,8 +505,12 @@ if cfg_error is None:
     st.divider()
     st.subheader("Inside the model")
     last_q = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
-    prompt_ids, info = sampler.encode_prompt(
-        format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]))
+    if st.session_state["chat_template"] == QA_TEMPLATE:  # as the answers above were asked
+        shown_prompt, shown_gen = answer_stream(sampler, last_q or PREVIEW_QUESTION, context)
+        prompt_ids, info = shown_prompt.ids, shown_gen.info
+    else:
+        prompt_ids, info = sampler.encode_prompt(
+            format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]))
     shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
     st.caption(f"For the current context and {shown_q}.")
     # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing.
@@ -496,19 +558,27 @@ if cfg_error is None:
     else:
         att = cached_attention(model_key, tuple(last["prompt_ids"]), tuple(last["ids"]), sampler)
         c1, c2 = st.columns(2)
-        layer = c1.selectbox("Layer", ["mean", *range(1, att.n_layers + 1)], key="chat_att_layer")
-        head = c2.selectbox("Head", ["mean", *range(1, att.n_heads + 1)], key="chat_att_head")
-        li = None if layer == "mean" else int(layer) - 1
-        hi = None if head == "mean" else int(head) - 1
-        matrix = att.matrix(li, hi)
-        what = ("mean of layers" if li is None else f"layer {li + 1}") + ", " + (
-            "mean of heads" if hi is None else f"head {hi + 1}")
+        copy_choice = ["copy head"] if att.copy is not None else []
+        layer = c1.selectbox("Layer", [*copy_choice, "mean", *range(1, att.n_layers + 1)], key="chat_att_layer",
+                             help="The copy head points at the context token each answer token was copied from.")
+        if layer == "copy head":
+            matrix, what = att.copy, "copy head"
+        else:
+            head = c2.selectbox("Head", ["mean", *range(1, att.n_heads + 1)], key="chat_att_head")
+            li = None if layer == "mean" else int(layer) - 1
+            hi = None if head == "mean" else int(head) - 1
+            matrix = att.matrix(li, hi)
+            what = ("mean of layers" if li is None else f"layer {li + 1}") + ", " + (
+                "mean of heads" if hi is None else f"head {hi + 1}")
         prompt_labels = token_labels(sampler.tokenizer, att.prompt_ids)
         answer_labels = unique_labels(token_labels(sampler.tokenizer, att.answer_ids))
         st.plotly_chart(attention_figure(matrix, prompt_labels, answer_labels, what))
         notes = [f"Row i: where the model looked when it chose generated token i. On average "
                  f"{float(matrix.sum(1).mean()):.0%} of its attention went to the prompt, the rest to the answer "
                  f"so far."]
+        if att.copied is not None:
+            notes.append(f"The copy head's gate gave {float(att.copied.mean()):.0%} of the answer's probability to "
+                         "copying (row by row in the copy head view), the rest to the vocabulary.")
         if att.prompt_cropped:
             notes.append(f"The first {att.prompt_cropped} prompt tokens are not shown (window or size limit).")
         if att.answer_omitted:

@@ -150,3 +150,30 @@ def test_broken_checkpoint_and_lstm_runs_are_explained(app_env: Path, tiny_txt: 
     at = _ok(app_test(PAGE))
     assert any("damaged" in e.value for e in at.error)
     assert at.get("page_link") and not at.chat_input
+
+
+def test_a_fine_tuned_qa_model_answers_with_a_span_and_shows_its_sources(
+        app_env: Path, tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
+    import shutil
+
+    import pandas as pd
+
+    shutil.copytree(tiny_qa_runs["qa"], app_env / "qa")
+    row = pd.read_csv(qa_files["test"], dtype=str).iloc[1]
+    at = _ok(app_test(PAGE))
+    at.session_state["chat_context"] = row.context
+    at.session_state["chat_decoding"] = "greedy"
+    reply = _chat(_ok(at.run()), row.question)
+    answer = reply["content"].strip()
+    assert answer and answer in row.context  # extractive: always a span of the context
+    assert reply["finish"] == "end"  # the end marker learned in fine-tuning stops it
+    span = reply["qa_span"]
+    assert row.context[span[0]:span[1]] == answer
+    expanders = [e.label for e in at.expander]
+    assert any(label.startswith("The context the model saw, answer highlighted") for label in expanders)
+    assert any("<mark>" + html.escape(answer) + "</mark>" in m.value for m in at.markdown)
+    # The attention view offers the copy head, where each answer token was copied from.
+    layer = next(s for s in at.selectbox if s.label == "Layer")
+    assert layer.options[0] == "copy head"
+    _ok(layer.set_value("copy head").run())
+    assert any("to copying" in c.value for c in at.caption)
