@@ -215,16 +215,8 @@ def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
             import pyarrow.parquet as pq
 
             cols = list(pq.ParquetFile(path).schema_arrow.names)
-    except CorpusError:
-        raise
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path.name} is not UTF-8 text ({e.reason})") from None
-    except pd.errors.EmptyDataError:
-        raise CorpusError(f"{path.name} holds no data") from None
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{path.name}: first record is not valid JSON ({e.msg})") from None
-    except Exception as e:  # pandas/pyarrow parse errors have many types
-        raise CorpusError(f"{path.name}: cannot read as {fmt.upper()}: {_first_line(e)}") from None
+    except Exception as e:
+        raise reading_error(path, e, fmt.upper()) from None
     if not cols:
         raise CorpusError(f"{path.name} holds no columns")
     return cols
@@ -263,6 +255,19 @@ def _guess_column(path: Path | str) -> str | None:
         return None
     cols = _columns(path, fmt, b"")
     return "text" if "text" in cols else cols[0]
+
+
+def reading_error(path: Path, e: Exception, what: str) -> CorpusError:
+    """A parser's exception (pandas, pyarrow and json raise many kinds) as a message naming the file."""
+    if isinstance(e, CorpusError):
+        return e
+    if isinstance(e, UnicodeDecodeError):
+        return CorpusError(f"{path.name} is not UTF-8 text ({e.reason})")
+    if isinstance(e, pd.errors.EmptyDataError):
+        return CorpusError(f"{path.name} holds no data")
+    if isinstance(e, json.JSONDecodeError):
+        return CorpusError(f"{path.name}: first record is not valid JSON ({e.msg})")
+    return CorpusError(f"{path.name}: cannot read as {what}: {_first_line(e)}")
 
 
 def _first_line(e: BaseException) -> str:

@@ -37,7 +37,7 @@ DEMO_MINUTES = 10
 """Both stages and the scoring of both test splits, measured on a 2-core CPU (README, "Clinical QA demo")."""
 
 
-def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 1200) -> RunConfig:
+def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 300) -> RunConfig:
     """Stage 1: next-token prediction on the unlabeled case reports."""
     return RunConfig(
         name="demo-qa pretrain",
@@ -48,7 +48,7 @@ def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 1200) -> Ru
     )
 
 
-def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = 1200) -> RunConfig:
+def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = 2600) -> RunConfig:
     """Stage 2: answer-only fine-tuning on the QA training split, starting from `parent`."""
     return RunConfig(
         name="demo-qa fine-tune",
@@ -56,7 +56,7 @@ def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = 1200) ->
         parent=parent,
         data=DataConfig(corpus=qa_dir / "train.csv", val_corpus=qa_dir / "val.csv"),
         model=ModelConfig(copy_head=True),
-        train=TrainConfig(batch_size=16, max_steps=steps, lr=2e-3, warmup_steps=50, eval_interval=200,
+        train=TrainConfig(batch_size=16, max_steps=steps, lr=3e-3, warmup_steps=50, eval_interval=200,
                           eval_batches=10, log_interval=20, seed=0),
     )
 
@@ -69,7 +69,7 @@ class DemoReport:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def run_demo_qa(out: Path | str, *, pretrain_steps: int = 1200, qa_steps: int = 1200,
+def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = 2600,
                 evaluate: Iterable[str] = ("test", "test_unseen_phrasing"), overwrite: bool = False,
                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
                 log: Callable[[str], None] = lambda m: None) -> DemoReport:

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .config import DataConfig, SampleConfig
-from .corpus import clean_text
+from .corpus import clean_text, reading_error
 from .errors import CheckpointError, CorpusError, GenAIError
 from .inspection import QA_TEMPLATE
 from .retrieval import select_context
@@ -219,14 +219,8 @@ def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int |
         else:
             raise CorpusError(f"{path.name}: unsupported QA file type {suffix or '(none)'!r}; "
                               "use .csv, .tsv, .jsonl or .parquet")
-    except CorpusError:
-        raise
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path.name} is not UTF-8 text ({e.reason})") from None
-    except pd.errors.EmptyDataError:
-        raise CorpusError(f"{path.name} holds no data") from None
-    except Exception as e:  # parsers raise many types
-        raise CorpusError(f"{path.name}: cannot read as a table: {(str(e).strip().splitlines() or [''])[0]}") from None
+    except Exception as e:
+        raise reading_error(path, e, "a table") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
     need = QA_COLUMNS if need_answer else QA_COLUMNS[:2]
     missing = [c for c in need if c not in df.columns]

@@ -165,6 +165,18 @@ def available_devices() -> list[str]:
     return devices
 
 
+def run_name_input(key: str, default: str, help_text: str, problems: Problems) -> str:
+    """The run-name box: empty means `default`; a name that cannot be used is added to `problems`."""
+    if st.session_state.pop(f"{key}_clear", False):
+        # The last start used the typed name: empty the box so the page does not report it as taken.
+        st.session_state[key] = ""
+    name = st.text_input("Run name", key=key, persist_state=PERSIST, placeholder=default, help=help_text).strip()
+    name = name or default
+    if name_problem := run_name_problem(name):
+        problems.error(name_problem)
+    return name
+
+
 def run_name_problem(name: str) -> str | None:
     """Why a new run cannot be called `name` (invalid, training now, or taken on disk), or None."""
     try:
@@ -619,15 +631,9 @@ def qa_mode() -> None:
                    "usually faster than this.")
 
     # ------------------------------------------------------------- name and start
-    default_name = ui.unique_run_name(f"{parent.name}-qa" if parent is not None else "qa-finetune")
-    if st.session_state.pop("qa_clear_name", False):
-        # The last start used the typed name: empty the box so the page does not report it as taken.
-        st.session_state["qa_run_name"] = ""
-    name = st.text_input("Run name", key="qa_run_name", persist_state=PERSIST, placeholder=default_name,
-                         help="Leave empty for the parent's name + `-qa`. Letters, digits, '.', '_' and '-'.").strip()
-    name = name or default_name
-    if name_problem := run_name_problem(name):
-        problems.error(name_problem)
+    name = run_name_input("qa_run_name",
+                          ui.unique_run_name(f"{parent.name}-qa" if parent is not None else "qa-finetune"),
+                          "Leave empty for the parent's name + `-qa`. Letters, digits, '.', '_' and '-'.", problems)
     config = effective.model_copy(update={"name": name}) if effective is not None and not problems.messages else None
     for message in problems.messages:
         st.error(message, icon="🚫")
@@ -637,7 +643,7 @@ def qa_mode() -> None:
             started = jm.submit(config, name)
             if started.queue_position:
                 st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
-            st.session_state["qa_clear_name"] = True
+            st.session_state["qa_run_name_clear"] = True
             st.rerun()
 
 
@@ -772,15 +778,8 @@ show_estimate(est)
 # ----------------------------------------------------------------- name and start
 knob_name = (f"{arch}-d{int(d_model)}-L{int(n_layers)}" + (f"-h{int(n_heads)}" if is_gpt else "")
              + f"-T{int(seq_len)}-lr{float(lr):g}")
-default_name = ui.unique_run_name(knob_name)
-if st.session_state.pop("train_clear_name", False):
-    # The last start used the typed name: empty the box so the page does not report it as taken.
-    st.session_state["train_run_name"] = ""
-name = st.text_input("Run name", key="train_run_name", persist_state=PERSIST, placeholder=default_name,
-                     help="Leave empty for a name made from the knobs. Letters, digits, '.', '_' and '-'.").strip()
-name = name or default_name
-if name_problem := run_name_problem(name):
-    problems.error(name_problem)
+name = run_name_input("train_run_name", ui.unique_run_name(knob_name),
+                      "Leave empty for a name made from the knobs. Letters, digits, '.', '_' and '-'.", problems)
 
 config: RunConfig | None = None
 if not problems.messages and model_cfg is not None and train_cfg is not None and data_cfg is not None:
@@ -795,7 +794,7 @@ if start_col.button("Start training", type="primary", key="train_start", disable
         started = jm.submit(config, name)
         if started.queue_position:
             st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
-        st.session_state["train_clear_name"] = True
+        st.session_state["train_run_name_clear"] = True
         st.rerun()
 if anything_active(jm):
     queue_col.caption("One run trains per device at a time; a new start waits in the queue.")
