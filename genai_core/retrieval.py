@@ -15,12 +15,16 @@ any one corpus.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import bm25s
 import numpy as np
+
+# bm25s logs every index it builds at DEBUG; an app or CLI that logs at DEBUG would drown in it.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 # A sentence ends at . ! ? (optionally followed by a closing quote or bracket) before whitespace and an
 # uppercase letter, digit or opening bracket, or at a line break. Abbreviations such as "mg." are rare
