@@ -177,6 +177,16 @@ def run_name_input(key: str, default: str, help_text: str, problems: Problems) -
     return name
 
 
+def submit(config: RunConfig, name: str, name_key: str) -> None:
+    """Start (or queue) the run, empty the name box on the next run, and redraw with the live view."""
+    with ui.user_errors():
+        started = jm.submit(config, name)
+        if started.queue_position:
+            st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
+        st.session_state[f"{name_key}_clear"] = True
+        st.rerun()
+
+
 def run_name_problem(name: str) -> str | None:
     """Why a new run cannot be called `name` (invalid, training now, or taken on disk), or None."""
     try:
@@ -639,12 +649,7 @@ def qa_mode() -> None:
         st.error(message, icon="🚫")
     if st.button("Start fine-tuning", type="primary", key="qa_start", disabled=config is None):
         assert config is not None
-        with ui.user_errors():
-            started = jm.submit(config, name)
-            if started.queue_position:
-                st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
-            st.session_state["qa_run_name_clear"] = True
-            st.rerun()
+        submit(config, name, "qa_run_name")
 
 
 # --------------------------------------------------------------------------- page
@@ -790,12 +795,7 @@ for message in problems.messages:
 start_col, queue_col = st.columns([1, 3])
 if start_col.button("Start training", type="primary", key="train_start", disabled=config is None):
     assert config is not None
-    with ui.user_errors():
-        started = jm.submit(config, name)
-        if started.queue_position:
-            st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
-        st.session_state["train_run_name_clear"] = True
-        st.rerun()
+    submit(config, name, "train_run_name")
 if anything_active(jm):
     queue_col.caption("One run trains per device at a time; a new start waits in the queue.")
 
