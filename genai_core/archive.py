@@ -289,7 +289,7 @@ def _validate_folder(folder: Path) -> tuple[RunConfig, dict[str, Any]]:
             raise GenAIError(f"the archive has format version {version!r}; this playground reads up to "
                              f"{FORMAT_VERSION} (update the playground)")
     try:
-        config = RunConfig.model_validate_json((folder / "config.json").read_text(encoding="utf-8"))
+        config = RunConfig.from_saved((folder / "config.json").read_text(encoding="utf-8"))
     except ValidationError as e:
         raise GenAIError(f"config.json is not a valid run config: {describe_validation_error(e)}") from None
     except UnicodeDecodeError:

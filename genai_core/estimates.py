@@ -116,7 +116,7 @@ from typing import Any
 import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
-from .devices import autocast, resolve_device, resolve_precision
+from .devices import resolve_device, resolve_precision, resolve_threads
 
 MB = 1_000_000
 CPU_RUNTIME_BYTES = 90 * MB
@@ -192,6 +192,10 @@ class Estimate:
     arch: str
     device: str
     precision: str
+    threads: int | None
+    """CPU threads the run would train with (None on a GPU)."""
+    compiled: bool
+    """The run compiles its model with torch.compile."""
     params: int
     """Trainable parameters (tied weights counted once); equals `sum(p.numel() for p in model.parameters())`."""
     params_matmul: int
@@ -239,7 +243,8 @@ def count_params(m: ModelConfig) -> int:
     """Exact trainable parameter count of `build_model(m)`, computed from the config alone."""
     C, V, L = m.d_model, m.vocab_size, m.n_layers
     b = 1 if m.bias else 0
-    ln = C * (1 + b)  # LayerNorm gain (+ bias)
+    # LayerNorm gain (+ bias); RMSNorm has a gain only (the recurrent models always use LayerNorm).
+    ln = C if m.arch == "gpt" and m.norm == "rmsnorm" else C * (1 + b)
     n = V * C + ln  # token embedding, final LayerNorm
     if not m.tie_embeddings:
         n += V * C  # lm_head (bias-free)
@@ -248,12 +253,18 @@ def count_params(m: ModelConfig) -> int:
             n += m.seq_len * C  # the sinusoidal table is a buffer, not a parameter
         if m.copy_head:
             n += 2 * C * C + C + 1  # copy_q and copy_k (C x C, no bias), copy_gate (C -> 1, always with a bias)
+        # QK-norm has no parameters, nor has RoPE.
         block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (4 * C * C + b * 4 * C) + (4 * C * C + b * C)
         return n + L * block
     # nn.LSTM / nn.GRU: per layer weight_ih (G C x C) and weight_hh (G C x C), and bias_ih + bias_hh (G C each),
     # with G = 4 gates for the LSTM, 3 for the GRU.
     G = _gates(m)
     return n + L * (2 * G * C * C + b * 2 * G * C)
+
+
+def hidden_matrix_params(m: ModelConfig) -> int:
+    """Weights of the GPT blocks' 2-D matrices (what Muon optimizes): qkv, projection and the two MLP matrices."""
+    return 12 * m.n_layers * m.d_model * m.d_model if m.arch == "gpt" else 0
 
 
 def _gates(m: ModelConfig) -> int:
@@ -318,6 +329,16 @@ def _memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) 
             layer += [(3 * a * C, 1), (a * C, 1), (4 * H, 1)]  # qkv, output, logsumexp
         if drop:
             layer += [(mask * C, 2)]
+        # The modern block's extras, measured with saved-tensor hooks (torch 2.13, CPU): QK-norm keeps its
+        # inputs, statistics and outputs (in fp32: autocast runs rms_norm in fp32), which RoPE then rotates
+        # in place of a copy; RoPE alone keeps the rotated q and k (no longer views of the qkv output);
+        # RMSNorm is composite on CPU and keeps its intermediate products. ReLU^2 saves what GELU saves.
+        if m.qk_norm:  # bf16 on the math path: the fp32 q and k it upcasts reuse the normalised ones
+            layer += [((12 if a == 4 else 8 if path == "math" else 14) * C, 1)]
+        elif m.pos_encoding == "rope":
+            layer += [(3 * a * C, 1)]
+        if m.norm == "rmsnorm":
+            layer += [(9 * C, 1)]
         work = (4 + 8 * a) * C + (2 * mm * H * T if path == "math" else 0)
         linear_weights = L * (12 * C * C + (9 * C if m.bias else 0))
     else:
@@ -333,6 +354,8 @@ def _memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) 
     # which keeps part of what is freed: see HEAP_SLACK.
     heap = L * N * sum(size * count for size, count in layer if size * N < GLIBC_MMAP_MAX) if m.arch == "gpt" else 0
     activations = outer + blocks
+    if m.arch == "gpt" and m.logit_softcap is not None:
+        activations += N * a * V  # the tanh of the logits, kept for its backward
     copy_heap = 0
     if m.copy_head:
         # q and k projections (a C each); float32 scores softmax (T per token) and its causal mask (T x T bool,
@@ -361,6 +384,8 @@ def memory_estimate(m: ModelConfig, t: TrainConfig, device_type: str, precision:
     """Peak bytes of training `m` with `t` on a device of this type (see the module docstring)."""
     P = count_params(m)
     weights, gradients, optimizer = 4 * P, 4 * P, 8 * P
+    if t.optimizer == "muon" and m.arch == "gpt":  # Muon keeps one momentum buffer per matrix, AdamW two moments
+        optimizer -= 4 * hidden_matrix_params(m)
     terms = _memory_terms(m, t.batch_size, device_type, precision)
     head_grad = 4 * m.vocab_size * m.d_model if m.tie_embeddings else 0  # embedding grad added to the tied one
     forward_side = terms["activations"] + terms["logits"]
@@ -512,12 +537,27 @@ def _run_config(m: ModelConfig, t: TrainConfig) -> RunConfig:
     return RunConfig(data=DataConfig(corpus=Path("unused.txt")), model=m, train=t)
 
 
+@dataclass
+class _Batch:
+    x: torch.Tensor
+    y: torch.Tensor
+    weights: torch.Tensor | None = None
+
+
+def _random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) -> _Batch:
+    """Random token ids of one micro-batch: timing and memory do not depend on the values."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, m.vocab_size, (batch_size, m.seq_len), generator=gen)
+    y = torch.randint(0, m.vocab_size, (batch_size, m.seq_len), generator=gen)
+    return _Batch(x.to(device), y.to(device))
+
+
 def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> _Timing:
     """Time 1 warmup + TIMED_STEPS training steps of this exact model as the Trainer runs them (median)."""
     from .model import build_model
-    from .training import make_optimizer
+    from .optim import TrainStep, make_optimizer
 
-    cfg = _run_config(m, t.model_copy(update={"grad_accum_steps": 1}))
+    t1 = t.model_copy(update={"grad_accum_steps": 1})
     fork_devices = [device.index or 0] if device.type in ("cuda", "mps") else []
     fork_type = device.type if device.type in ("cuda", "mps") else "cuda"
     fwd, bwd, opt_t, tok = [], [], [], []
@@ -526,34 +566,18 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
         torch.manual_seed(t.seed)  # inside fork_rng: the caller's random state is left untouched
         model = build_model(m).to(device)
         model.train()
-        opt = make_optimizer(model, cfg, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randint(0, m.vocab_size, (t.batch_size, m.seq_len), generator=gen).to(device)
-        y = torch.randint(0, m.vocab_size, (t.batch_size, m.seq_len), generator=gen).to(device)
-        for i in range(1 + TIMED_STEPS):
-            _sync(device)
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                _, loss = model(x, y)
-            _sync(device)
-            t1 = time.perf_counter()
-            scaler.scale(loss).backward()
-            _sync(device)
-            t2 = time.perf_counter()
-            if t.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            loss.item()  # the trainer reads the loss every step (a device sync)
-            t3 = time.perf_counter()
-            if i:  # step 0 pays lazy initialisation (kernels, optimizer state)
-                fwd.append(t1 - t0)
-                bwd.append(t2 - t1)
-                opt_t.append(t3 - t2)
-        del opt, loss, x, y
+        step = TrainStep(model, make_optimizer(model, t1, device), t1, device, precision)
+        batch = _random_batch(m, t.batch_size, device)
+
+        def record(forward: float, backward: float, optimizer: float) -> None:
+            fwd.append(forward)
+            bwd.append(backward)
+            opt_t.append(optimizer)
+
+        step(lambda: batch)  # pays lazy initialisation (kernels, optimizer state): not recorded
+        for _ in range(TIMED_STEPS):
+            step(lambda: batch, timer=record)
+        del step
         # One decoded token, as periodic samples produce them (the fast decoder when the model has one).
         model.eval()
         with torch.no_grad():
@@ -582,8 +606,9 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
 def _calibration_key(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> tuple[Any, ...]:
     # Dropout's value does not change the cost, only whether it is on (it selects the attention kernel).
     shape = (m.arch, m.vocab_size, m.d_model, m.n_heads, m.n_layers, m.seq_len, m.dropout > 0,
-             m.pos_encoding, m.bias, m.tie_embeddings, m.copy_head)
-    return (*shape, t.batch_size, t.grad_clip > 0, t.compile, precision, str(device),
+             m.pos_encoding, m.norm, m.qk_norm, m.mlp, m.bias, m.tie_embeddings, m.copy_head,
+             m.logit_softcap is not None)
+    return (*shape, t.batch_size, t.grad_clip > 0, t.compile, t.optimizer, precision, str(device),
             t.num_threads or torch.get_num_threads())
 
 
@@ -677,6 +702,8 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
         m, t = config, train or TrainConfig()
     dev = resolve_device(t.device if device == "auto" else device)
     precision = resolve_precision(t.precision, dev)
+    if dev.type == "cpu":  # the thread count a run started now would get (the time depends on it)
+        t = t.model_copy(update={"num_threads": resolve_threads(t.num_threads, dev)})
     mem = memory_estimate(m, t, dev.type, precision, available_memory(dev))
     params = count_params(m)
 
@@ -703,7 +730,9 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
 
     fits, message = _fit_message(mem, dev)
     return Estimate(
-        arch=m.arch, device=str(dev), precision=precision, params=params, params_matmul=matmul_params(m),
+        arch=m.arch, device=str(dev), precision=precision, threads=t.num_threads if dev.type == "cpu" else None,
+        compiled=t.compile,
+        params=params, params_matmul=matmul_params(m),
         memory=mem, tokens_per_step=tokens_per_step, flops_per_token=fpt,
         flops_per_step=fpt * t.batch_size * m.seq_len * t.grad_accum_steps,
         seconds_per_step=sec_step, tokens_per_second=tokens_per_step / sec_step if sec_step > 0 else math.inf,
@@ -735,48 +764,38 @@ def _fit_message(mem: MemoryEstimate, device: torch.device) -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------- measurement (tests, benchmarks)
-_MEASURE_SCRIPT = r"""
-import json, os, resource, sys
-import torch
-from genai_core.config import RunConfig
-from genai_core.devices import autocast, resolve_precision
-from genai_core.model import build_model
-from genai_core.training import make_optimizer
+def _measure_child() -> None:
+    """Body of the child process of `measure_cpu_peak_memory`: argv = [config JSON, steps]."""
+    import json
+    import resource
+    import sys
 
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    from .model import build_model
+    from .optim import TrainStep, make_optimizer
 
-cfg = RunConfig.model_validate_json(sys.argv[1])
-steps = int(sys.argv[2])
-m, t = cfg.model, cfg.train
-if t.num_threads:
-    torch.set_num_threads(t.num_threads)
-device = torch.device("cpu")
-precision = resolve_precision(t.precision, device)
-torch.manual_seed(t.seed)
-x = torch.randint(0, m.vocab_size, (t.batch_size, m.seq_len))
-y = torch.randint(0, m.vocab_size, (t.batch_size, m.seq_len))
-baseline = rss()
-model = build_model(m)
-opt = make_optimizer(model, cfg, device)
-model.train()
-for _ in range(steps):
-    for _micro in range(t.grad_accum_steps):
-        with autocast(device, precision):
-            _, loss = model(x, y)
-            loss = loss / t.grad_accum_steps
-        loss.backward()
-    if t.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    loss.item()
-with open("/proc/self/status") as f:
-    hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
-maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KB on Linux
-print(json.dumps({"baseline": baseline, "peak": hwm, "measured": hwm - baseline, "ru_maxrss": maxrss}))
-"""
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    cfg = RunConfig.model_validate_json(sys.argv[1])
+    steps = int(sys.argv[2])
+    m, t = cfg.model, cfg.train
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    device = torch.device("cpu")
+    torch.manual_seed(t.seed)
+    batch = _random_batch(m, t.batch_size, device)
+    baseline = rss()
+    model = build_model(m)
+    step = TrainStep(model, make_optimizer(model, t, device), t, device, resolve_precision(t.precision, device))
+    model.train()
+    for _ in range(steps):
+        step(lambda: batch).loss.item()
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KB on Linux
+    print(json.dumps({"baseline": baseline, "peak": hwm, "measured": hwm - baseline, "ru_maxrss": maxrss}))
+
 
 
 def measure_cpu_peak_memory(config: RunConfig | ModelConfig, train: TrainConfig | None = None, *, steps: int = 3,
@@ -801,7 +820,8 @@ def measure_cpu_peak_memory(config: RunConfig | ModelConfig, train: TrainConfig 
     root = str(Path(__file__).resolve().parents[1])
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", _MEASURE_SCRIPT, cfg.model_dump_json(), str(steps)],
+    script = "from genai_core.estimates import _measure_child; _measure_child()"
+    proc = subprocess.run([sys.executable, "-c", script, cfg.model_dump_json(), str(steps)],
                           capture_output=True, text=True, env=child_env, cwd=root, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{proc.stderr[-2000:]}")

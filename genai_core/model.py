@@ -1,5 +1,11 @@
 """Language models: a GPT-style decoder (Radford et al. 2019) and LSTM / GRU baselines.
 
+The GPT takes the architecture knobs of `ModelConfig`: the 2019 GPT-2 block (learned positions, LayerNorm,
+GELU MLP, tied head) or any mix of the later ones from the nanoGPT speedrun (modded-nanogpt): rotary
+position embeddings (Su et al. 2021), RMSNorm (Zhang & Sennrich 2019), QK-norm (Henry et al. 2020),
+the ReLU^2 MLP (So et al. 2021), zero-initialised output projections, an untied head and tanh logit
+soft-capping (Gemma 2).
+
 All take token ids (B, T) and return next-token logits (B, T, vocab), plus the mean cross-entropy
 when targets are given. All generate through a cache of past state: keys/values per layer for the
 GPT (a preallocated static buffer, written in place), hidden (and for the LSTM cell) states for the
@@ -19,6 +25,11 @@ from torch.nn import functional as F
 
 from .config import ModelConfig
 from .errors import CheckpointError
+
+NORM_EPS = 1e-5
+"""Epsilon of every LayerNorm, RMSNorm and QK-norm (torch's LayerNorm default)."""
+ROPE_BASE = 10000.0
+"""Base of the rotary frequencies (RoFormer's)."""
 
 
 @dataclass
@@ -65,21 +76,66 @@ class RecurrentState:
             self.c = self.c.index_select(1, index)
 
 
+def rope_tables(seq_len: int, head_dim: int, base: float = ROPE_BASE) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles, (seq_len, head_dim / 2): pair i of a head turns by pos * base^(-2i/hd)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angles = torch.arange(seq_len, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the two halves of each head's vector (x: (..., T, hd); cos, sin: (T, hd / 2)) by their angles.
+
+    Queries and keys rotated by their own positions have dot products that depend only on the
+    difference of the positions: attention sees relative position, and nothing is learned for it.
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def make_norm(cfg: ModelConfig) -> nn.Module:
+    """The block's normalisation: LayerNorm (GPT-2) or RMSNorm (no mean, no bias)."""
+    if cfg.norm == "rmsnorm":
+        return nn.RMSNorm(cfg.d_model, eps=NORM_EPS)
+    return nn.LayerNorm(cfg.d_model, eps=NORM_EPS, bias=cfg.bias)
+
+
+def softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """cap * tanh(logits / cap): smooth bound on the logits to (-cap, cap) (no-op for None)."""
+    return logits if cap is None else cap * torch.tanh(logits / cap)
+
+
+Rope = tuple[torch.Tensor, torch.Tensor] | None
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
         self.d_model = cfg.d_model
+        self.qk_norm = cfg.qk_norm
         self.c_attn = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def project(self, x: torch.Tensor, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values of x (B, T, C), each (B, H, T, hd), after QK-norm and RoPE when on."""
         B, T, C = x.shape
-        H = self.n_heads
-        q, k, v = self.c_attn(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # each (B, H, T, hd)
+        hd = C // self.n_heads
+        q, k, v = self.c_attn(x).view(B, T, 3, self.n_heads, hd).permute(2, 0, 3, 1, 4)
+        if self.qk_norm:  # unit-RMS queries and keys: attention logits stay bounded whatever the weights do
+            q, k = F.rms_norm(q, (hd,), eps=NORM_EPS), F.rms_norm(k, (hd,), eps=NORM_EPS)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
+                need_weights: bool = False, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        q, k, v = self.project(x, rope)
         start = 0
         if cache is not None:
             start = cache.pos
@@ -90,7 +146,7 @@ class CausalSelfAttention(nn.Module):
         weights = None
         if need_weights:
             # Explicit softmax only when someone wants to look at the attention pattern.
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(C // self.n_heads)
             mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device).tril(diagonal=start)
             weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1)
             y = weights @ v
@@ -106,30 +162,38 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y)), weights
 
 
+def activation(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """The MLP's nonlinearity: GELU (tanh approximation, as GPT-2) or ReLU^2 (Primer)."""
+    if kind == "relu2":
+        return F.relu(x).square()
+    return F.gelu(x, approximate="tanh")
+
+
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.c_fc = nn.Linear(cfg.d_model, 4 * cfg.d_model, bias=cfg.bias)
         self.c_proj = nn.Linear(4 * cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.kind = cfg.mlp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))
+        return self.dropout(self.c_proj(activation(self.c_fc(x), self.kind)))
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.ln_1 = make_norm(cfg)
         self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.ln_2 = make_norm(cfg)
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
-                need_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        a, w = self.attn(self.ln_1(x), cache, layer, need_weights)
+                need_weights: bool = False, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, w = self.attn(self.ln_1(x), cache, layer, need_weights, rope)
         x = x + a
         return x + self.mlp(self.ln_2(x)), w
 
@@ -151,11 +215,15 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(cfg.vocab_size, cfg.d_model)
         if cfg.pos_encoding == "learned":
             self.wpe = nn.Embedding(cfg.seq_len, cfg.d_model)
-        else:
+        elif cfg.pos_encoding == "sinusoidal":
             self.register_buffer("pe", sinusoidal_table(cfg.seq_len, cfg.d_model), persistent=False)
+        else:  # rope: nothing is added to the embeddings; queries and keys are rotated in every layer
+            cos, sin = rope_tables(cfg.seq_len, cfg.head_dim)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.drop = nn.Dropout(cfg.dropout)
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.wte.weight
@@ -164,14 +232,28 @@ class GPT(nn.Module):
             self.copy_k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
             self.copy_gate = nn.Linear(cfg.d_model, 1)
         self.apply(_init_weights)
-        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+        for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+                if cfg.zero_init:  # each block starts as the identity; Muon/AdamW grow it from there
+                    nn.init.zeros_(p)
+                else:  # GPT-2: scale residual projections by depth
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        if cfg.zero_init and not cfg.tie_embeddings:
+            nn.init.zeros_(self.lm_head.weight)  # uniform first prediction; the head learns from the first step
 
-    def positions(self, start: int, T: int, device: torch.device) -> torch.Tensor:
+    def positions(self, start: int, T: int, device: torch.device) -> torch.Tensor | None:
+        """Absolute position vectors added to the embeddings (None with RoPE, which rotates q and k instead)."""
         if self.config.pos_encoding == "learned":
             return self.wpe(torch.arange(start, start + T, device=device))
-        return self.pe[start:start + T]
+        if self.config.pos_encoding == "sinusoidal":
+            return self.pe[start:start + T]
+        return None
+
+    def rope(self, start: int, T: int) -> Rope:
+        """Rotary angles of positions [start, start + T) (None without RoPE)."""
+        if self.config.pos_encoding != "rope":
+            return None
+        return self.rope_cos[start:start + T], self.rope_sin[start:start + T]
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 loss_weights: torch.Tensor | None = None, need_weights: bool = False,
@@ -180,10 +262,13 @@ class GPT(nn.Module):
         start = cache.pos if cache is not None else 0
         if start + T > self.config.seq_len:
             raise ValueError(f"sequence of {start + T} tokens exceeds seq_len {self.config.seq_len}")
-        x = self.drop(self.wte(idx) + self.positions(start, T, idx.device))
+        x = self.wte(idx)
+        pos = self.positions(start, T, idx.device)
+        x = self.drop(x if pos is None else x + pos)
+        rope = self.rope(start, T)
         self.last_attention: list[torch.Tensor] = []
         for i, block in enumerate(self.h):
-            x, w = block(x, cache, i, need_weights)
+            x, w = block(x, cache, i, need_weights, rope)
             if w is not None:
                 self.last_attention.append(w)
         x = self.ln_f(x)
@@ -209,7 +294,7 @@ class GPT(nn.Module):
             h = h[:, -1:]
         elif query is not None:
             h = h[query]
-        return self.lm_head(h)
+        return softcap(self.lm_head(h), self.config.logit_softcap)
 
     def copy_mixture(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
                      query: tuple[torch.Tensor, torch.Tensor] | str | None = None,
@@ -239,7 +324,7 @@ class GPT(nn.Module):
         scores = (self.copy_q(h) @ k.transpose(1, 2)).float() / math.sqrt(C)
         attn = scores.masked_fill(~visible, float("-inf")).softmax(dim=-1)
         gate = torch.sigmoid(self.copy_gate(h).float())  # share of the vocabulary distribution
-        vocab = self.lm_head(h).float().softmax(dim=-1)
+        vocab = softcap(self.lm_head(h).float(), self.config.logit_softcap).softmax(dim=-1)
         copy = torch.zeros_like(vocab).scatter_add_(-1, ids[:, None, :].expand_as(attn), attn)
         if need_weights:
             self.last_copy = (attn, gate)
@@ -283,9 +368,6 @@ class GPTDecoder:
     per generation).
     """
 
-    #: GELU variant of `MLP.forward`; must follow it (the equality tests against GPT.forward would fail).
-    GELU = "tanh"
-
     def __init__(self, model: GPT, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> None:
         cfg = model.config
         if cfg.copy_head:
@@ -296,8 +378,9 @@ class GPTDecoder:
         hd = C // H
         w = model.wte.weight.detach()
         self.wte = w
-        self.pos_table = model.wpe.weight.detach() if cfg.pos_encoding == "learned" else model.pe
-        self.eps = model.ln_f.eps
+        self.pos_table = {"learned": lambda: model.wpe.weight.detach(), "sinusoidal": lambda: model.pe,
+                          "rope": lambda: None}[cfg.pos_encoding]()
+        self.rope = (model.rope_cos, model.rope_sin) if cfg.pos_encoding == "rope" else None
 
         def det(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.detach()
@@ -308,14 +391,17 @@ class GPTDecoder:
             # up to ~1e-5 away from GPT.forward's (measured on a trained model): not worth it.
             return t.detach().t()
 
+        def norm(m: nn.Module) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+            return det(m.weight), det(getattr(m, "bias", None))
+
         # Per layer: ln_1 (w, b), c_attn (W^T, b), c_proj (W^T, b), ln_2 (w, b), c_fc (W^T, b), mlp c_proj (W^T, b).
         self.layers = [
-            (det(b.ln_1.weight), det(b.ln_1.bias), mat(b.attn.c_attn.weight), det(b.attn.c_attn.bias),
-             mat(b.attn.c_proj.weight), det(b.attn.c_proj.bias), det(b.ln_2.weight), det(b.ln_2.bias),
+            (*norm(b.ln_1), mat(b.attn.c_attn.weight), det(b.attn.c_attn.bias),
+             mat(b.attn.c_proj.weight), det(b.attn.c_proj.bias), *norm(b.ln_2),
              mat(b.mlp.c_fc.weight), det(b.mlp.c_fc.bias), mat(b.mlp.c_proj.weight), det(b.mlp.c_proj.bias))
             for b in model.h
         ]
-        self.ln_f = (det(model.ln_f.weight), det(model.ln_f.bias))
+        self.ln_f = norm(model.ln_f)
         self.head_t = mat(model.lm_head.weight)
         if logit_bias is not None:
             logit_bias = logit_bias.to(device=w.device, dtype=w.dtype).reshape(-1)
@@ -356,6 +442,26 @@ class GPTDecoder:
             self._pos_views[pos] = views
         return views
 
+    def _norm(self, x: torch.Tensor, w: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+        shape = (self.config.d_model,)
+        if self.config.norm == "rmsnorm":
+            return torch.rms_norm(x, shape, w, NORM_EPS)
+        return torch.layer_norm(x, shape, w, b, NORM_EPS)
+
+    def _qk(self, qkv: torch.Tensor, start: int, T: int) -> None:
+        """QK-norm and RoPE of freshly computed q and k, in place: qkv is (B, T, 3 C) rows of positions
+        [start, start + T), as `CausalSelfAttention.forward` transforms them before caching."""
+        cfg = self.config
+        if not cfg.qk_norm and self.rope is None:
+            return
+        hd = cfg.head_dim
+        qk = qkv.view(qkv.shape[0], T, 3, cfg.n_heads, hd)[:, :, :2]  # (B, T, 2, H, hd)
+        out = F.rms_norm(qk, (hd,), eps=NORM_EPS) if cfg.qk_norm else qk
+        if self.rope is not None:
+            cos, sin = (t[start:start + T].view(1, T, 1, 1, hd // 2) for t in self.rope)
+            out = apply_rope(out, cos, sin)
+        qk.copy_(out)
+
     def step(self, token: int | torch.Tensor) -> torch.Tensor:
         """Feed one token per sequence (an int, or a (B,) / (B, 1) id tensor); next-token logits (B, vocab)."""
         pos = self.cache.pos
@@ -366,23 +472,25 @@ class GPTDecoder:
             idx.fill_(token)
         else:
             idx.copy_(token.reshape(-1))
-        B, C = self.batch_size, self.config.d_model
-        shape, eps = (C,), self.eps
-        x = torch.embedding(self.wte, idx).add_(self.pos_table[pos])
+        B, C, kind = self.batch_size, self.config.d_model, self.config.mlp
+        x = torch.embedding(self.wte, idx)
+        if self.pos_table is not None:
+            x.add_(self.pos_table[pos])
         for (l1w, l1b, wqkv, bqkv, wo, bo, l2w, l2b, wfc, bfc, wp, bp), (slot, q, k, v) in zip(
                 self.layers, self._views(pos), strict=True):
-            h = torch.layer_norm(x, shape, l1w, l1b, eps)
+            h = self._norm(x, l1w, l1b)
             if bqkv is None:
                 torch.mm(h, wqkv, out=slot)
             else:
                 torch.addmm(bqkv, h, wqkv, out=slot)
+            self._qk(slot, pos, 1)
             # One query per head: (B, H, 1, hd) comes out contiguous, i.e. already (B, C).
             y = F.scaled_dot_product_attention(q, k, v).view(B, C)
             x = torch.addmm(x, y, wo)
             if bo is not None:
                 x += bo
-            h = torch.layer_norm(x, shape, l2w, l2b, eps)
-            h = F.gelu(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), approximate=self.GELU)
+            h = self._norm(x, l2w, l2b)
+            h = activation(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), kind)
             x = torch.addmm(x, h, wp)
             if bp is not None:
                 x += bp
@@ -398,12 +506,15 @@ class GPTDecoder:
         if S > cfg.seq_len:
             raise ValueError(f"sequence of {S} tokens exceeds seq_len {cfg.seq_len}")
         C, H = cfg.d_model, cfg.n_heads
-        shape, eps = (C,), self.eps
-        x = (F.embedding(idx, self.wte) + self.pos_table[start:S]).view(B * T, C)  # rows in (b, t) order
+        x = F.embedding(idx, self.wte)
+        if self.pos_table is not None:
+            x = x + self.pos_table[start:S]
+        x = x.reshape(B * T, C)  # rows in (b, t) order
         last = len(self.layers) - 1
         for i, (l1w, l1b, wqkv, bqkv, wo, bo, l2w, l2b, wfc, bfc, wp, bp) in enumerate(self.layers):
-            h = torch.layer_norm(x, shape, l1w, l1b, eps)
+            h = self._norm(x, l1w, l1b)
             qkv = (torch.mm(h, wqkv) if bqkv is None else torch.addmm(bqkv, h, wqkv)).view(B, T, 3 * C)
+            self._qk(qkv, start, T)
             self.buf[i, start:S].copy_(qkv.transpose(0, 1))
             Tq = T
             if i == last:
@@ -422,8 +533,8 @@ class GPTDecoder:
             x = torch.addmm(x, y.transpose(1, 2).reshape(B * Tq, C), wo)
             if bo is not None:
                 x += bo
-            h = torch.layer_norm(x, shape, l2w, l2b, eps)
-            h = F.gelu(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), approximate=self.GELU)
+            h = self._norm(x, l2w, l2b)
+            h = activation(torch.mm(h, wfc) if bfc is None else torch.addmm(bfc, h, wfc), cfg.mlp)
             x = torch.addmm(x, h, wp)
             if bp is not None:
                 x += bp
@@ -431,7 +542,11 @@ class GPTDecoder:
         return self._head(x)
 
     def _head(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.layer_norm(x, (self.config.d_model,), self.ln_f[0], self.ln_f[1], self.eps)
+        x = self._norm(x, *self.ln_f)
+        cap = self.config.logit_softcap
+        if cap is not None:  # the ban (-inf) must survive the cap, so it is added after it
+            logits = softcap(torch.mm(x, self.head_t), cap)
+            return logits if self.logit_bias is None else logits + self.logit_bias
         if self.logit_bias is None:
             return torch.mm(x, self.head_t)
         return torch.addmm(self.logit_bias, x, self.head_t)

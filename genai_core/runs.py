@@ -195,7 +195,7 @@ class Run:
         if not self.config_path.is_file():
             raise CheckpointError(f"{self.path} is not a run folder (no config.json)")
         try:
-            return RunConfig.model_validate_json(self.config_path.read_text(encoding="utf-8"))
+            return RunConfig.from_saved(self.config_path.read_text(encoding="utf-8"))
         except Exception as e:
             raise CheckpointError(f"{self.config_path} is not a valid run config: {e}") from None
 

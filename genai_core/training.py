@@ -28,9 +28,10 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .config import RunConfig, SampleConfig
-from .devices import autocast, resolve_device, resolve_precision
-from .errors import CheckpointError, GenAIError, TrainingError, user_message
+from .devices import autocast, resolve_device, resolve_precision, resolve_threads
+from .errors import GenAIError, TrainingError, user_message
 from .model import build_model, count_parameters, load_state, state_for_save, unwrap
+from .optim import TrainStep, lr_at, make_optimizer
 from .qa import QAStore, check_parent, prepare_qa
 from .runs import Run, atomic_write_text
 from .sampling import Sampler
@@ -90,60 +91,6 @@ def distributed(device: str = "auto") -> Iterator[DistInfo]:
         dist.destroy_process_group()
 
 
-def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warmup to `peak`, then cosine decay to `peak * min_ratio` at `total`."""
-    if step < warmup:
-        return peak * (step + 1) / (warmup + 1)
-    if total <= warmup:
-        return peak
-    ratio = min(1.0, (step - warmup) / max(1, total - warmup))
-    return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * ratio)))
-
-
-def make_optimizer(model: torch.nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (biases, norms and gains are not decayed)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    t = cfg.train
-    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(groups, lr=t.lr, betas=(t.beta1, t.beta2), fused=fused)
-
-
-def optimizer_tensors(opt: torch.optim.Optimizer, names: dict[int, str]) -> dict[str, torch.Tensor]:
-    """Flatten AdamW state into named tensors for safetensors (no pickle)."""
-    out: dict[str, torch.Tensor] = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            st = opt.state.get(p)
-            if not st:
-                continue
-            name = names[id(p)]
-            for key, val in st.items():
-                out[f"{name}::{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
-    return out
-
-
-def load_optimizer_tensors(
-    opt: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor]
-) -> None:
-    for group in opt.param_groups:
-        for p in group["params"]:
-            name = names[id(p)]
-            st = {}
-            for key in ("step", "exp_avg", "exp_avg_sq"):
-                t = tensors.get(f"{name}::{key}")
-                if t is None:
-                    continue
-                if key != "step" and t.shape != p.shape:
-                    raise CheckpointError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, "
-                                     f"expected {tuple(p.shape)}")
-                st[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
-            if st:
-                opt.state[p] = st
-
-
 class Trainer:
     """Trains `config` on a prepared `store`, writing to `run`."""
 
@@ -190,8 +137,8 @@ class Trainer:
             device = torch.device("cuda", d.local_rank)
             torch.cuda.set_device(device)
         precision = resolve_precision(t.precision, device)
-        if t.num_threads:
-            torch.set_num_threads(t.num_threads)
+        threads = resolve_threads(t.num_threads, device)
+        torch.set_num_threads(threads)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -202,7 +149,6 @@ class Trainer:
         n_params = count_parameters(model)
         opt = make_optimizer(model, cfg, device)
         names = {id(p): n for n, p in model.named_parameters()}
-        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
         store = self.store
         train_tokens = store.train_tokens
@@ -217,10 +163,11 @@ class Trainer:
 
         rng = np.random.default_rng([t.seed, d.rank])
         step, elapsed, run_loss, run_count = 0, 0.0, 0.0, 0
+        scaler_state = None
         if self.resume:
             model_sd, opt_sd, state = self.run.load_checkpoint()
             load_state(model, model_sd)
-            load_optimizer_tensors(opt, names, opt_sd)
+            opt.load_state_tensors(names, opt_sd)
             step = int(state["step"])
             elapsed = float(state.get("elapsed_s", 0.0))
             run_loss, run_count = float(state.get("run_loss", 0.0)), int(state.get("run_count", 0))
@@ -228,8 +175,7 @@ class Trainer:
             torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
             if device.type == "cuda" and state.get("cuda_rng") is not None:
                 torch.cuda.set_rng_state(torch.tensor(state["cuda_rng"], dtype=torch.uint8))
-            if "scaler" in state and precision == "fp16":
-                scaler.load_state_dict(state["scaler"])
+            scaler_state = state.get("scaler")
             if main:
                 self.run.truncate_logs(step)
         elif cfg.parent is not None:
@@ -239,13 +185,19 @@ class Trainer:
         if d.world > 1:
             ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         fwd_model = torch.compile(ddp_model) if t.compile else ddp_model
+        train_step = TrainStep(fwd_model, opt, t, device, precision,
+                               ddp=ddp_model if isinstance(ddp_model, DDP) else None)
+        if self.resume:
+            train_step.load_scaler_state(scaler_state)
 
-        eval_rng = np.random.default_rng([t.seed, 1_000_003])
+        # Seeded by the data split, not the training seed: runs that differ only in their seed are scored
+        # on the same windows, so their curves (and a seed spread) compare like with like.
+        eval_rng = np.random.default_rng([cfg.data.seed, 1_000_003])
         eval_specs = store.eval_specs(t.eval_batches, t.batch_size, cfg.model.seq_len, eval_rng)
 
         info = {"params": n_params, "total_steps": total, "steps_per_epoch": spe, "device": str(device),
                 "precision": precision, "tokens_per_step": tokens_per_step, "train_tokens": train_tokens,
-                "world_size": d.world}
+                "world_size": d.world, "threads": threads, "compile": t.compile, "optimizer": t.optimizer}
         if main:
             self.run.write_status("running", "training", **info, step=step, started_step=step)
         self.emit("start", step, **info, resumed=self.resume)
@@ -261,9 +213,9 @@ class Trainer:
                 "cuda_rng": torch.cuda.get_rng_state().tolist() if device.type == "cuda" else None,
                 "reason": reason,
             }
-            if precision == "fp16":
-                state["scaler"] = scaler.state_dict()
-            path = self.run.save_checkpoint(step, state_for_save(model), optimizer_tensors(opt, names), state)
+            if train_step.scaler_state() is not None:
+                state["scaler"] = train_step.scaler_state()
+            path = self.run.save_checkpoint(step, state_for_save(model), opt.state_tensors(names), state)
             self.emit("checkpoint", step, path=str(path), reason=reason)
 
         ckpt_every = t.checkpoint_interval or t.eval_interval
@@ -278,29 +230,12 @@ class Trainer:
                 final_state = "stopped"
                 break
             t0 = time.perf_counter()
-            lr = lr_at(step, t.lr, warmup, total, t.min_lr_ratio)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(t.grad_accum_steps):
-                b = store.batch("train", t.batch_size, cfg.model.seq_len, rng, device)
-                sync = micro == t.grad_accum_steps - 1 or d.world == 1
-                ctx = ddp_model.no_sync() if (not sync and isinstance(ddp_model, DDP)) else _null()
-                with ctx, autocast(device, precision):
-                    _, loss = fwd_model(b.x, b.y, loss_weights=b.weights)
-                    loss = loss / t.grad_accum_steps
-                scaler.scale(loss).backward()
-                loss_sum += loss.detach()
-            if t.grad_clip > 0:
-                scaler.unscale_(opt)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            else:
-                grad_norm = None
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
+            scale = lr_at(step, 1.0, warmup, total, t.min_lr_ratio)
+            lr = t.lr * scale
+            result = train_step(lambda: store.batch("train", t.batch_size, cfg.model.seq_len, rng, device), scale)
+            grad_norm = result.grad_norm
             step += 1
-            loss_val = loss_sum.item()
+            loss_val = result.loss.item()
             if not math.isfinite(loss_val):
                 raise TrainingError(
                     f"the loss became {loss_val} at step {step}: training diverged; lower the learning rate "
@@ -427,14 +362,6 @@ def init_from_parent(model: torch.nn.Module, parent: Run) -> None:
     load_state(model, {**state, **added})
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
 # --------------------------------------------------------------------------- entry point
 @dataclass
 class TrainResult:
@@ -499,7 +426,7 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
                              f"the run was trained with {config.model.vocab_size}")
         return config, run, store
     config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
-    config = RunConfig.model_validate(config.model_dump())
+    config = RunConfig.model_validate(config.model_dump(exclude_unset=True))  # defaults stay defaults
     if d.is_main:
         run = Run.create(out, config, overwrite=overwrite)
         config = run.config()

@@ -21,7 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from genai_core import archive
+from genai_core import archive, compare
 from genai_core.errors import user_message
 from genai_core.runs import Run, list_runs
 from pages.ui import X_AXES, job_manager, loss_figure, runs_root
@@ -267,6 +267,60 @@ def parcoords_figure(rows: list[dict[str, Any]], target: str = "best_val_loss",
     return fig
 
 
+# --------------------------------------------------------------------------- ablation
+def ablation_figure(arms: list[compare.Arm]) -> go.Figure:
+    """Each arm's validation curve, averaged over its seeds (one thin line per seed behind it)."""
+    fig = go.Figure()
+    palette = ["#555555", "#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#a05195"]
+    for i, arm in enumerate(arms):
+        color = palette[i % len(palette)]
+        for curve in arm.curves.values():
+            fig.add_trace(go.Scatter(x=[s for s, _ in curve], y=[v for _, v in curve], mode="lines",
+                                     line={"color": color, "width": 1}, opacity=0.3, showlegend=False,
+                                     hoverinfo="skip"))
+        mean = arm.mean_curve()
+        fig.add_trace(go.Scatter(x=[s for s, _ in mean], y=[v for _, v in mean], mode="lines+markers",
+                                 name=arm.label, line={"color": color, "width": 3 if not arm.changes else 2}))
+    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="step",
+                      yaxis_title="validation loss (nats/token)", legend={"orientation": "h", "y": -0.2},
+                      uirevision="keep")
+    return fig
+
+
+def ablation_section(runs: list[Run]) -> None:
+    """Runs that differ from a chosen baseline in one knob: their curves and the change in final loss."""
+    st.subheader("Ablation: what one knob changes")
+    candidates = compare.baselines(runs)
+    if not candidates:
+        st.caption("Appears when runs differ from each other in exactly one knob (seeds aside): train the same "
+                   "config twice with one change, or run `python -m genai_core bench --recipes --out runs`.")
+        return
+    preferred = next((n for n in candidates if "classic" in n), candidates[0])
+    c1, c2 = st.columns([3, 1])
+    baseline = c1.selectbox("Baseline run", candidates, index=candidates.index(preferred), key="runs_ablation_base",
+                            help="Its seeds form the baseline; every run that differs from it in one knob "
+                                 "(runs of other seeds grouped) is an arm.")
+    several = c2.toggle("Several knobs", key="runs_ablation_many",
+                        help="Also show runs that differ from the baseline in more than one knob (e.g. a recipe).")
+    arms = compare.ablation(runs, baseline, max_changes=99 if several else 1)
+    base = arms[0]
+    table = [{"arm": a.label, "seeds": len(a.runs),
+              "final val loss": _mean_std(a.mean, a.std),
+              "change": None if a.mean is None or base.mean is None or not a.changes else a.mean - base.mean,
+              "runs": ", ".join(a.runs)} for a in arms]
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="runs_ablation_table", column_config={
+        "change": st.column_config.NumberColumn("change vs baseline", format="%+.4f",
+                                                help="Mean final validation loss minus the baseline's (lower is "
+                                                     "better); compare it with the spread over seeds")})
+    st.plotly_chart(ablation_figure(arms), key="runs_ablation_chart")
+
+
+def _mean_std(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.4f} ± {std:.4f}" if std is not None else f"{mean:.4f}"
+
+
 # --------------------------------------------------------------------------- page
 st.title("Runs")
 st.caption("Compare runs, see which hyperparameters matter, and share a run as a report or a zip.")
@@ -335,6 +389,8 @@ if rows:
         st.caption("This chart compares runs: it appears once two runs have a result to compare.")
     else:
         st.caption("No run has a validation loss yet." if target == "best_val_loss" else "No run has this score yet.")
+
+    ablation_section(runs)
 
 if runs:
     st.subheader("Share and manage a run")

@@ -66,9 +66,11 @@ def tiny_config(corpus: Path, **train: object) -> RunConfig:
 
 
 @pytest.fixture(autouse=True)
-def _deterministic_threads() -> None:
-    # Tests compare exact floats across runs; a fixed thread count keeps reductions in the same order.
+def _deterministic_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests compare exact floats across runs; a fixed thread count keeps reductions in the same order
+    # (runs that leave num_threads open would otherwise take the cores that are free at their start).
     torch.set_num_threads(1)
+    monkeypatch.setenv("GENAI_NUM_THREADS", "1")
 
 
 @pytest.fixture

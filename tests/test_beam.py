@@ -14,7 +14,7 @@ import torch
 from pydantic import ValidationError
 from torch.nn import functional as F
 
-from genai_core.config import ModelConfig, SampleConfig
+from genai_core.config import RECIPES, ModelConfig, SampleConfig
 from genai_core.errors import GenAIError
 from genai_core.model import GPT, GPTDecoder, KVCache, RecurrentState, build_model
 from genai_core.sampling import Sampler, apply_repetition_penalty, length_penalty
@@ -24,9 +24,11 @@ from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]
 CHARS = "abcdefghijklmnopqrstuvwxyz .,"
+CLASSIC = RECIPES["classic"]["model"]  # the tests below were calibrated on GPT-2 blocks; modern has its own entry
 ARCHS = {
-    "gpt": {},
-    "gpt-copy": {"copy_head": True},
+    "gpt": CLASSIC,
+    "gpt-copy": {**CLASSIC, "copy_head": True},
+    "gpt-modern": {},
     "lstm": {"arch": "lstm"},
     "gru": {"arch": "gru"},
 }
@@ -100,7 +102,7 @@ def test_reorder_makes_each_row_continue_from_the_chosen_row(arch: str) -> None:
         state.reorder(index)
         got = s.step_rows(state, x[index, 8])
         full, _ = model(torch.cat([x[index, :8], x[index, 8:9]], 1))
-    expected_type = {"gpt": GPTDecoder, "gpt-copy": KVCache, "lstm": RecurrentState, "gru": RecurrentState}[arch]
+    expected_type = {"gpt": GPTDecoder, "gpt-modern": GPTDecoder, "gpt-copy": KVCache, "lstm": RecurrentState, "gru": RecurrentState}[arch]
     assert isinstance(state, expected_type)
     torch.testing.assert_close(got, full[:, -1], rtol=0, atol=1e-5)
     assert not torch.allclose(got[0], got[1])  # the rows really are different sequences
@@ -176,7 +178,9 @@ def test_cached_beam_search_equals_a_cache_free_reference(arch: str, penalty: fl
     assert "length" in reasons
 
 
-@pytest.mark.parametrize("arch", list(ARCHS))
+# Not the modern GPT: "no worse than greedy" is no theorem (a beam can prune the greedy path); it holds for
+# these classic random models, and the modern one is covered by the cache-vs-reference tests.
+@pytest.mark.parametrize("arch", [a for a in ARCHS if a != "gpt-modern"])
 def test_k_beams_give_k_distinct_hypotheses_sorted_and_no_worse_than_greedy(arch: str) -> None:
     s = _sampler(arch, seq_len=48, scale=0.15)
     for prompt in ("the cat", "a b", "q"):

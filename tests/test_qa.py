@@ -188,7 +188,8 @@ def test_fine_tune_adds_a_copy_head_and_keeps_the_parent_weights(tiny_qa_runs: d
                       train=TrainConfig(max_steps=2, batch_size=2, eval_batches=1, warmup_steps=0, sample_tokens=1))
     train(plain, tmp_path / "plain")
     cfg = fine_tune_config(RunConfig(task="qa", parent=tmp_path / "plain", data=DataConfig(corpus=qa_files["train"]),
-                                     model=ModelConfig(copy_head=True, d_model=999 - 999 % 3, n_heads=3)))
+                                     model=ModelConfig(copy_head=True, d_model=999 - 999 % 3, n_heads=3,
+                                                       pos_encoding="learned")))
     assert cfg.model.copy_head and cfg.model.d_model == 32 and cfg.model.n_layers == 1  # the parent's shape
     assert cfg.parent == (tmp_path / "plain").resolve()
     model = build_model(cfg.model.model_copy(update={"vocab_size": Run(tmp_path / "plain").config().model.vocab_size}))

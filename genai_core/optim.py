@@ -1,0 +1,229 @@
+"""Optimizers, the learning-rate schedule, and the one training step.
+
+`TrainStep` is the training step of the whole engine: the trainer runs it, the estimates time it and
+the benchmarks call it, so a knob added here (an optimizer, precision, clipping) is the same
+everywhere. It does what one optimizer step of nanoGPT does: micro-batches under autocast, the
+backward pass (through a GradScaler for fp16), gradient clipping, the optimizer step and zeroing.
+
+Two optimizers:
+- `adamw`: AdamW (fused on CPU and CUDA) for every parameter, weight decay on matrices only.
+- `muon`: `torch.optim.Muon` (Jordan et al. 2024: the momentum of each weight matrix replaced by the
+  nearest semi-orthogonal matrix, via Newton-Schulz iterations in bf16) for the 2-D weights inside
+  the transformer blocks, and AdamW for what is not a hidden matrix (embeddings, the head, norms,
+  biases, the copy head). Muon's matrices take no weight decay: with its learning rate (~20x AdamW's)
+  a decoupled decay would shrink them by e^-4 over a 2,000-step run.
+
+Optimizer state goes to safetensors as flat named tensors (`state_tensors`), never pickled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from .config import RunConfig, TrainConfig
+from .devices import autocast
+from .errors import CheckpointError
+
+MUON_MOMENTUM = 0.95
+MUON_NS_STEPS = 5
+
+
+def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warmup to `peak`, then cosine decay to `peak * min_ratio` at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    if total <= warmup:
+        return peak
+    ratio = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * ratio)))
+
+
+def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
+    """A 2-D weight inside a transformer block (`h.<i>.…`): what Muon optimizes."""
+    return p.dim() == 2 and name.startswith("h.")
+
+
+class Optimizers:
+    """One or two torch optimizers that step together (Muon + AdamW, or AdamW alone).
+
+    Every param group keeps its own peak learning rate (`peak_lr`); `set_lr_scale` sets each group to
+    its peak times the schedule's factor, so the two optimizers follow one schedule.
+    """
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+        for opt in optimizers:
+            for g in opt.param_groups:
+                g.setdefault("peak_lr", g["lr"])
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [g for opt in self.optimizers for g in opt.param_groups]
+
+    def set_lr_scale(self, scale: float) -> None:
+        for g in self.param_groups:
+            g["lr"] = g["peak_lr"] * scale
+
+    def step(self) -> None:
+        for opt in self.optimizers:
+            opt.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_tensors(self, names: dict[int, str]) -> dict[str, torch.Tensor]:
+        """Every optimizer's state as named tensors, `<param name>::<state key>` (safetensors, no pickle)."""
+        out: dict[str, torch.Tensor] = {}
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    for key, val in opt.state.get(p, {}).items():
+                        out[f"{names[id(p)]}::{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        return out
+
+    def load_state_tensors(self, names: dict[int, str], tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what `state_tensors` saved, checking each tensor's shape against its parameter."""
+        known = {"step", "exp_avg", "exp_avg_sq", "momentum_buffer"}
+        for opt in self.optimizers:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    name = names[id(p)]
+                    state: dict[str, torch.Tensor] = {}
+                    for key in known:
+                        t = tensors.get(f"{name}::{key}")
+                        if t is None:
+                            continue
+                        if key != "step" and t.shape != p.shape:
+                            raise CheckpointError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, "
+                                                  f"expected {tuple(p.shape)}")
+                        state[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
+                    if state:
+                        opt.state[p] = state
+
+
+def make_optimizer(model: torch.nn.Module, config: RunConfig | TrainConfig, device: torch.device) -> Optimizers:
+    """The optimizer(s) `config.optimizer` names, over the model's trainable parameters."""
+    t = config.train if isinstance(config, RunConfig) else config
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    fused = device.type in ("cuda", "cpu")
+    rest = named
+    optimizers: list[torch.optim.Optimizer] = []
+    if t.optimizer == "muon":
+        hidden = [p for n, p in named if is_hidden_matrix(n, p)]
+        rest = [(n, p) for n, p in named if not is_hidden_matrix(n, p)]
+        if hidden:
+            optimizers.append(torch.optim.Muon(hidden, lr=t.muon_lr, weight_decay=0.0, momentum=MUON_MOMENTUM,
+                                               nesterov=True, ns_steps=MUON_NS_STEPS))
+    decay = [p for _, p in rest if p.dim() >= 2]
+    no_decay = [p for _, p in rest if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizers.append(torch.optim.AdamW([g for g in groups if g["params"]], lr=t.lr, betas=(t.beta1, t.beta2),
+                                        fused=fused))
+    return Optimizers(optimizers)
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor
+    """Mean loss over the micro-batches (a 0-d tensor on the device; `.item()` syncs)."""
+    grad_norm: torch.Tensor | None
+    """Global gradient norm before clipping (None when clipping is off)."""
+
+
+class TrainStep:
+    """One optimizer step: `grad_accum_steps` micro-batches, backward, clip, step, zero.
+
+    `model` is what the forward pass runs (possibly DDP-wrapped and/or compiled); under DDP (`ddp`, the
+    DistributedDataParallel module, which may sit inside a compiled `model`) gradients are all-reduced
+    on the last micro-batch only. `timer`, when given, receives (forward, backward, optimizer) seconds of
+    each micro-batch / step, with the device synchronised around each phase (the estimates time steps
+    this way).
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: Optimizers, train: TrainConfig, device: torch.device,
+                 precision: str, ddp: DDP | None = None) -> None:
+        self.model = model
+        self.ddp = ddp
+        self.optimizer = optimizer
+        self.train = train
+        self.device = device
+        self.precision = precision
+        self.params = [p for g in optimizer.param_groups for p in g["params"]]
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def __call__(self, next_batch: Callable[[], Any], lr_scale: float = 1.0,
+                 timer: Callable[[float, float, float], None] | None = None) -> StepResult:
+        t = self.train
+        self.optimizer.set_lr_scale(lr_scale)
+        accum = t.grad_accum_steps
+        loss_sum = torch.zeros((), device=self.device)
+        clock = _Clock(self.device, timer is not None)
+        for micro in range(accum):
+            b = next_batch()
+            last = micro == accum - 1
+            sync = self.ddp.no_sync() if (not last and self.ddp is not None) else nullcontext()
+            with sync:
+                clock.start()
+                with autocast(self.device, self.precision):
+                    _, loss = self.model(b.x, b.y, loss_weights=b.weights)
+                    loss = loss / accum
+                forward = clock.lap()
+                self.scaler.scale(loss).backward()
+                backward = clock.lap()
+            loss_sum += loss.detach()
+            if timer is not None and not last:
+                timer(forward, backward, 0.0)
+        grad_norm = None
+        if t.grad_clip > 0:
+            for opt in self.optimizer.optimizers:
+                self.scaler.unscale_(opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.params, t.grad_clip)
+        for opt in self.optimizer.optimizers:
+            self.scaler.step(opt)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if timer is not None:
+            loss_sum.item()  # the trainer reads the loss every step (a device sync)
+            timer(forward, backward, clock.lap())
+        return StepResult(loss_sum, grad_norm)
+
+    def scaler_state(self) -> dict[str, Any] | None:
+        return self.scaler.state_dict() if self.precision == "fp16" else None
+
+    def load_scaler_state(self, state: dict[str, Any] | None) -> None:
+        if state is not None and self.precision == "fp16":
+            self.scaler.load_state_dict(state)
+
+
+class _Clock:
+    """Lap times with the device synchronised at each reading (or nothing at all when off)."""
+
+    def __init__(self, device: torch.device, on: bool) -> None:
+        self.device, self.on, self.t = device, on, 0.0
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            torch.mps.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        if self.on:
+            self.t = self._now()
+
+    def lap(self) -> float:
+        if not self.on:
+            return 0.0
+        now = self._now()
+        dt, self.t = now - self.t, now
+        return dt
