@@ -4,8 +4,9 @@
    (`benchmarks/nanogpt_baseline.py`), same model shape, hyperparameters, data and step count,
    interleaved step by step (one step of the baseline inside each of our step callbacks) so that
    both see the same machine load: tokens/s (median step time after warm-up) and validation loss at
-   the final step, both models scored on the same validation windows. The full bench adds a short
-   bf16-autocast run of ours (not the CPU default) as an extra line.
+   the final step, both models scored on the same validation windows. Ours runs its defaults for the
+   device (on a CPU with native bf16: bf16 autocast and the free cores' threads); the full bench adds a
+   short run of ours in the other precision (fp32 there) as an extra line, beside a fresh baseline.
 2. Generation: 500 tokens through the KV cache (`Sampler`) against recomputing the window for
    every token (`generate_uncached`), same trained model, greedy and sampled; sampled again with the
    per-token probabilities recorded (`with_probs`), and a width-4 beam search of 500 steps (tokens/s
@@ -46,8 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
-from .devices import resolve_device
+from .config import RunConfig, SampleConfig, with_recipe
+from .devices import resolve_device, resolve_precision
 
 ENGLISH_BYTES = 1 << 20
 GEN_TOKENS = 500
@@ -228,15 +229,17 @@ def _val_loss(model: torch.nn.Module, val: np.ndarray, seq_len: int, batch: int,
 
 # --------------------------------------------------------------------------- 1. training
 def _bench_config(corpus: Path, steps: int, device: str, **train: Any) -> RunConfig:
+    """nanoGPT's architecture and optimizer (the classic recipe), so that the two loops compute the same model;
+    precision and threads are our engine's defaults for the device unless given."""
     t = {"batch_size": 12, "max_steps": steps, "lr": 1e-3, "warmup_steps": min(100, steps // 3),
          "eval_interval": steps, "eval_batches": 20, "device": device, "seed": 0}
     t.update(train)
-    return RunConfig(
-        name="bench",
-        data=DataConfig(corpus=corpus, tokenizer="char"),
-        model=ModelConfig(n_layers=4, n_heads=4, d_model=128, seq_len=64, dropout=0.0),
-        train=TrainConfig(**t),
-    )
+    return RunConfig.model_validate(with_recipe({
+        "name": "bench",
+        "data": {"corpus": str(corpus), "tokenizer": "char"},
+        "model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "seq_len": 64, "dropout": 0.0},
+        "train": t,
+    }, "classic"))
 
 
 def _train_interleaved(config: RunConfig, out: Path, partner: Any | None) -> dict[str, Any]:
@@ -330,18 +333,20 @@ def bench_training(corpus: Path, work: Path, steps: int, *, bf16_steps: int = 0,
                            "own_val_loss": res.val_loss, "train_loss": res.final_train_loss}
         out["speed_ratio"] = out["ours"]["tokens_per_s"] / out["baseline"]["tokens_per_s"]
         out["mean_speed_ratio"] = out["ours"]["mean_tokens_per_s"] / out["baseline"]["mean_tokens_per_s"]
+    out["precision"] = resolve_precision("auto", device)
     if bf16_steps and device.type == "cpu":
-        # An extra line only: bf16 autocast is not the CPU default (fp32 is). Interleaved with a fresh
-        # baseline so that its ratio is measured side by side too.
-        log(f"training: ours with bf16 autocast and the baseline, {bf16_steps} steps each, interleaved ...")
+        # An extra line: the precision that is not the default here. Interleaved with a fresh baseline so
+        # that its ratio is measured side by side too.
+        other = "fp32" if out["precision"] == "bf16" else "bf16"
+        log(f"training: ours in {other} and the baseline, {bf16_steps} steps each, interleaved ...")
         partner16 = baseline(bf16_steps) if base_mod is not None else None
-        r16 = _train_interleaved(_bench_config(corpus, bf16_steps, device.type, precision="bf16", seed=seed),
-                                 work / "runs" / f"ours-bf16-{seed}", partner16)
-        x = {"steps": bf16_steps, **_speed(r16["step_times"], r16["tokens_per_step"])}
+        r16 = _train_interleaved(_bench_config(corpus, bf16_steps, device.type, precision=other, seed=seed),
+                                 work / "runs" / f"ours-{other}-{seed}", partner16)
+        x = {"steps": bf16_steps, "precision": other, **_speed(r16["step_times"], r16["tokens_per_step"])}
         if partner16 is not None:
             x["baseline_tokens_per_s"] = _median_tps(partner16.result.step_times, partner16.result.tokens_per_step)
             x["speed_ratio"] = x["tokens_per_s"] / x["baseline_tokens_per_s"]
-        out["ours_bf16"] = x
+        out["ours_other_precision"] = x
     out["run_path"] = str(run_path)
     return out
 
@@ -467,7 +472,8 @@ def _fmt(report: dict[str, Any]) -> str:
              f"{report['cpu_count']} CPU cores, {report['threads']} threads"]
     if tr:
         o, b = tr["ours"], tr.get("baseline")
-        lines += ["", f"Training: {tr['steps']} steps of {tr['tokens_per_step']} tokens, 4x4x128 GPT, seq 64, "
+        lines += ["", f"Training: {tr['steps']} steps of {tr['tokens_per_step']} tokens, 4x4x128 GPT (classic recipe; "
+                      f"ours in {tr.get('precision', '?')}, the baseline in fp32), seq 64, "
                       f"char vocab {tr['vocab_size']}, {tr['train_tokens']:,} train tokens ({tr['device']}, "
                       f"{tr['threads']} threads; the two loops interleaved step by step)",
                   f"  ours               {o['tokens_per_s']:9,.0f} tokens/s (median step)  "
@@ -477,10 +483,10 @@ def _fmt(report: dict[str, Any]) -> str:
                       f"{b['mean_tokens_per_s']:9,.0f} (mean)   val loss {b['val_loss']:.4f}",
                       f"  ours / nanoGPT     {tr['speed_ratio']:.3f}x (median step), {tr['mean_speed_ratio']:.3f}x "
                       f"(mean); val loss difference {o['val_loss'] - b['val_loss']:+.4f}"]
-        if "ours_bf16" in tr:
-            x = tr["ours_bf16"]
+        if "ours_other_precision" in tr:
+            x = tr["ours_other_precision"]
             extra = f", {x['speed_ratio']:.3f}x the fp32 baseline beside it" if "speed_ratio" in x else ""
-            lines.append(f"  extra: ours with bf16 autocast ({x['steps']} steps) {x['tokens_per_s']:,.0f} tokens/s"
+            lines.append(f"  extra: ours in {x['precision']} ({x['steps']} steps) {x['tokens_per_s']:,.0f} tokens/s"
                          f"{extra}")
     if ge:
         lines += ["", f"Generation: {ge['tokens']} tokens, prompt {ge['prompt_tokens']} tokens, window {ge['seq_len']} "

@@ -335,3 +335,39 @@ def test_qa_fine_tune_from_the_page_trains_a_run_linked_to_its_parent(
     assert any(job.name in h.value for h in at.subheader)
     assert any("QA fine-tune of tiny-pre" in c.value for c in at.caption)
     assert any("expected one" in c.value for c in at.caption)
+
+
+def test_recipe_choice_fills_the_knobs_and_each_recipe_trains_from_the_page(corpus: Path) -> None:
+    at = app_test("pages/train.py")
+    assert at.session_state["train_recipe"] == "modern"
+    assert at.selectbox(key="train_pos_encoding").value == "rope"
+    assert at.selectbox(key="train_optimizer").value == "muon"
+    assert "Runs on: cpu" in " ".join(c.value for c in at.caption)
+    at.segmented_control(key="train_recipe").set_value("classic").run()
+    assert not at.exception
+    assert at.selectbox(key="train_pos_encoding").value == "learned"
+    assert at.selectbox(key="train_mlp").value == "gelu"
+    assert at.checkbox(key="train_qk_norm").value is False
+    assert at.selectbox(key="train_optimizer").value == "adamw"
+    assert at.number_input(key="train_lr").value == pytest.approx(1e-3)
+    classic = start_tiny(at)
+    wait_until(lambda: manager().status(classic).state == "completed", "the classic run")
+    cfg = manager().run(classic).config()
+    assert (cfg.model.pos_encoding, cfg.train.optimizer) == ("learned", "adamw")
+    at.segmented_control(key="train_recipe").set_value("modern").run()
+    at = set_knobs(at, **TINY)
+    at.text_input(key="train_run_name").set_value("modern-from-page").run()
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    wait_until(lambda: manager().status("modern-from-page").state == "completed", "the modern run")
+    cfg = manager().run("modern-from-page").config()
+    assert (cfg.model.pos_encoding, cfg.model.qk_norm, cfg.train.optimizer) == ("rope", True, "muon")
+
+
+def test_an_impossible_architecture_gets_one_message_and_no_start(corpus: Path) -> None:
+    at = app_test("pages/train.py")
+    at = set_knobs(at, d_model=30, n_heads=2)  # rope needs an even head dimension: 15 is odd
+    assert "head dimension" in errors(at)
+    assert at.button(key="train_start").disabled
+    at.selectbox(key="train_pos_encoding").set_value("learned").run()
+    assert "head dimension" not in errors(at)
