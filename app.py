@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-st.set_page_config(page_title="GenAI Playground", page_icon="🧪", layout="wide")
+from pages import ui
+
+st.set_page_config(page_title="GenAI Playground", page_icon=":material/science:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/data.py", title="Data", icon="📚"),
-    st.Page("pages/train.py", title="Train", icon="🏋️"),
-    st.Page("pages/runs.py", title="Runs", icon="📈"),
-    st.Page("pages/evaluate.py", title="Evaluate", icon="🎯"),
-    st.Page("pages/chat.py", title="Chat", icon="💬"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/menu_book:"),
+    st.Page("pages/train.py", title="Train", icon=":material/fitness_center:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/target:"),
+    st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
 ]
-st.navigation(pages).run()
+page = st.navigation(pages)
+ui.presenter_sidebar()
+page.run()

@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genai_core.config import RECIPES, ModelConfig, TrainConfig  # noqa: E402
-from genai_core.estimates import _random_batch  # noqa: E402
-from genai_core.model import build_model  # noqa: E402
-from genai_core.optim import TrainStep, make_optimizer  # noqa: E402
+from genai_core.config import RECIPES, ModelConfig, TrainConfig
+from genai_core.estimates import _random_batch
+from genai_core.model import build_model
+from genai_core.optim import TrainStep, make_optimizer
 
 SHAPES = {128: (4, 64, 12), 256: (6, 128, 16), 384: (6, 256, 16)}  # d_model: (layers, seq_len, batch)
 

@@ -153,6 +153,12 @@ class Corpus:
             yield [v if isinstance(v, str) else ("" if v is None else str(v)) for v in col.to_pylist()]
 
 
+TEXT_CHECK_RECORDS = 200
+"""Records (or lines of a block of text) that `check_text` looks at."""
+TEXT_CHECK_MIN_SHARE = 0.05
+"""...of which at least this share must contain a letter (a few numeric cells in real text are fine)."""
+
+
 def open_corpus(path: Path | str, text_column: str | None = None) -> Corpus:
     """Validate a corpus file (exists, not empty, not binary, size, columns) and choose its text column."""
     path = Path(path)
@@ -194,6 +200,23 @@ def open_corpus(path: Path | str, text_column: str | None = None) -> Corpus:
     return Corpus(path, fmt, columns, column, size)
 
 
+def check_text(texts: list[str], corpus: Corpus) -> None:
+    """Refuse a corpus whose first records (or first block of text) are not language: only whitespace, or
+    numbers (a numeric column picked as the text, say). Reads nothing itself: callers pass what they read."""
+    where = f"column {corpus.text_column!r} of {corpus.path.name}" if corpus.text_column else corpus.path.name
+    if not corpus.has_records:  # one long block: judge its first lines
+        texts = "".join(texts)[:100_000].splitlines()
+    if not any(t.strip() for t in texts):
+        raise CorpusError(f"{where} holds no text, only whitespace")
+    sample = [t.strip() for t in texts if t.strip()][:TEXT_CHECK_RECORDS]
+    with_letters = sum(any(ch.isalpha() for ch in t) for t in sample)
+    if with_letters < TEXT_CHECK_MIN_SHARE * len(sample):
+        examples = ", ".join(repr(t[:20]) for t in sample[:3])
+        hint = "choose the column that holds the text" if corpus.has_records else "give a file of text"
+        raise CorpusError(f"{where} holds numbers or symbols, not text (e.g. {examples}): a language model "
+                          f"learns from words; {hint}")
+
+
 def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
     if fmt == "txt":
         return []
@@ -225,9 +248,14 @@ def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
 def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd.DataFrame:
     """The first `n` records as a table (tabular files) or the first lines (text files)."""
     corpus = open_corpus(path, text_column or _guess_column(path))
-    if corpus.format == "txt":
+    if corpus.format == "txt":  # the first n lines that hold something (blank lines would be empty rows)
+        lines: list[str] = []
         with open(corpus.path, encoding="utf-8", errors="replace") as f:
-            lines = [line.rstrip("\n") for _, line in zip(range(n), f, strict=False)]
+            for line in f:
+                if line.strip():
+                    lines.append(line.rstrip("\n"))
+                    if len(lines) >= n:
+                        break
         return pd.DataFrame({"text": lines})
     if corpus.format in ("csv", "tsv"):
         return pd.read_csv(corpus.path, sep="\t" if corpus.format == "tsv" else ",", nrows=n, dtype=str,

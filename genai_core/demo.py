@@ -33,8 +33,6 @@ from .training import Callback, train
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
 QA_DIR = ASSETS / "qa"
-DEMO_MINUTES = 10
-"""Both stages and the scoring of both test splits, measured on a 2-core CPU (README, "Clinical QA demo")."""
 
 
 def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 300) -> RunConfig:

@@ -67,16 +67,31 @@ _BUSY: tuple[float, float] = (-1e9, 0.0)  # (monotonic time, busy cores) of the 
 
 
 def busy_cores(sample_s: float = 0.3, max_age_s: float = 5.0) -> float:
-    """How many cores other programs keep busy right now (CPU use over a short sample, reused for
-    `max_age_s` so that a page rerun does not wait on it every time)."""
+    """How many cores *other* programs keep busy right now: the machine's CPU time over a short sample, less
+    this process's own (its training threads are not a neighbour). Reused for `max_age_s`, so that a page
+    rerun does not wait on it every time."""
     import time
 
     import psutil
 
     global _BUSY
     now = time.monotonic()
-    if now - _BUSY[0] > max_age_s:
-        _BUSY = (now, psutil.cpu_percent(interval=sample_s) / 100.0 * (os.cpu_count() or 1))
+    if now - _BUSY[0] <= max_age_s:
+        return _BUSY[1]
+    me = psutil.Process()
+
+    def sample() -> tuple[float, float, float]:
+        t = psutil.cpu_times()
+        own = me.cpu_times()
+        return time.monotonic(), t.idle + getattr(t, "iowait", 0.0), own.user + own.system
+
+    w0, idle0, own0 = sample()
+    total0 = sum(psutil.cpu_times())
+    time.sleep(sample_s)
+    w1, idle1, own1 = sample()
+    total1 = sum(psutil.cpu_times())
+    busy = ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / max(w1 - w0, 1e-6)
+    _BUSY = (time.monotonic(), max(0.0, busy))
     return _BUSY[1]
 
 

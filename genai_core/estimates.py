@@ -116,7 +116,7 @@ from typing import Any
 import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
-from .devices import resolve_device, resolve_precision, resolve_threads
+from .devices import busy_cores, cpu_cores, resolve_device, resolve_precision, resolve_threads
 
 MB = 1_000_000
 CPU_RUNTIME_BYTES = 90 * MB
@@ -150,7 +150,12 @@ COPY_HEAD_HEAP_SLACK = 28
 """Bytes per (token x vocabulary entry) that glibc keeps of the copy head's transient float32 (B, T, V) tensors
 when each is small enough to come from its heap (measured 27-36; about 0 once they are mmapped)."""
 
+BUSY_CORES = 0.5
+"""Cores busy with other programs from which the machine counts as busy: no step is timed then, and the
+estimate says so."""
+
 _LOCK = threading.Lock()
+_PENDING: set[tuple[Any, ...]] = set()
 _CALIBRATIONS: dict[tuple[Any, ...], _Timing] = {}
 _THROUGHPUT: dict[tuple[str, str, int], tuple[float, float]] = {}
 
@@ -214,7 +219,12 @@ class Estimate:
     overhead_seconds: float | None
     """The evaluation and sampling part of `total_seconds`."""
     calibrated: bool
-    """The time comes from timing this model's real training steps on the device."""
+    """The time comes from timing this model's real training steps on the device (or from a run of the
+    same shape that trained on this machine)."""
+    pending: bool
+    """A calibration is running in the background; ask again in a moment for the timed figure."""
+    busy_cores: float
+    """Cores other programs kept busy when the estimate was made (0 when not measured)."""
     cached: bool
     """The timing was reused from an earlier call in this process."""
     method: str
@@ -330,13 +340,13 @@ def _memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) 
         if drop:
             layer += [(mask * C, 2)]
         # The modern block's extras, measured with saved-tensor hooks (torch 2.13, CPU): QK-norm keeps its
-        # inputs, statistics and outputs (in fp32: autocast runs rms_norm in fp32), which RoPE then rotates
-        # in place of a copy; RoPE alone keeps the rotated q and k (no longer views of the qkv output);
+        # input and output for q and k together (in fp32: autocast runs rms_norm in fp32), which RoPE then
+        # rotates; RoPE alone keeps the rotated q and k (no longer views of the qkv output);
         # RMSNorm is composite on CPU and keeps its intermediate products. ReLU^2 saves what GELU saves.
-        if m.qk_norm:  # bf16 on the math path: the fp32 q and k it upcasts reuse the normalised ones
-            layer += [((12 if a == 4 else 8 if path == "math" else 14) * C, 1)]
+        if m.qk_norm:  # bytes per channel by (activation bytes, math path): measured, not derived
+            layer += [({(4, False): 8, (2, False): 12, (4, True): 12, (2, True): 8}[a, path == "math"] * C, 1)]
         elif m.pos_encoding == "rope":
-            layer += [(3 * a * C, 1)]
+            layer += [(2 * a * C, 1)]
         if m.norm == "rmsnorm":
             layer += [(9 * C, 1)]
         work = (4 + 8 * a) * C + (2 * mm * H * T if path == "math" else 0)
@@ -613,21 +623,42 @@ def _calibration_key(m: ModelConfig, t: TrainConfig, device: torch.device, preci
 
 
 def _timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str, mem: MemoryEstimate,
-            calibrate: bool) -> tuple[_Timing, bool]:
-    """The step timing and whether it came from the cache."""
+            calibrate: bool, *, busy: float = 0.0, background: bool = False) -> tuple[_Timing, bool, bool]:
+    """The step timing, whether it came from the cache, and whether a background calibration is pending."""
     key = _calibration_key(m, t, device, precision)
     with _LOCK:
         hit = _CALIBRATIONS.get(key)
+        pending = key in _PENDING
     if hit is not None:
-        return hit, True
+        return hit, True, False
+    if calibrate and busy >= BUSY_CORES:
+        calibrate = False  # timed on a loaded machine, a step reads several times too slow, and would stay cached
+    if calibrate and background:
+        rough, _ = _timing(m, t, device, precision, mem, False)[:2]
+        if not pending:
+            with _LOCK:
+                _PENDING.add(key)
+
+            def work() -> None:
+                try:
+                    warm_up(str(device), precision, t.num_threads)  # one-time costs, not in the timed steps
+                    _timing(m, t, device, precision, mem, True)
+                finally:
+                    with _LOCK:
+                        _PENDING.discard(key)
+
+            threading.Thread(target=work, name="genai-calibration", daemon=True).start()
+        return rough, False, True
     if not calibrate:
         with _LOCK:
             measured = _THROUGHPUT.get(_throughput_key(device, precision, t.num_threads))
         if measured is not None:
-            return _rough_timing(m, t, device, precision, measured, _throughput_method(device, measured)), False
+            return (_rough_timing(m, t, device, precision, measured, _throughput_method(device, measured)), False,
+                    pending)
         nominal = _nominal_throughput(device, t.num_threads)
-        return _rough_timing(m, t, device, precision, nominal,
-                             f"nominal {nominal[0] / 1e9:,.0f} GFLOP/s for {device.type} (not calibrated)"), False
+        return (_rough_timing(m, t, device, precision, nominal,
+                              f"nominal {nominal[0] / 1e9:,.0f} GFLOP/s for {device.type} (not calibrated)"), False,
+                pending)
     measured = device_throughput(device, precision, t.num_threads)
     rough = _rough_timing(m, t, device, precision, measured, _throughput_method(device, measured))
     cheap = rough.forward + rough.backward + rough.optimizer < CALIBRATE_BELOW_S
@@ -640,7 +671,7 @@ def _timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str
         with _LOCK:  # one calibration at a time: two at once would slow each other down
             hit = _CALIBRATIONS.get(key)
             if hit is not None:
-                return hit, True
+                return hit, True, False
             try:
                 timing = _time_steps(m, t, device, precision)
             except Exception as e:  # e.g. out of memory: an estimate must never take the app down
@@ -652,10 +683,48 @@ def _timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str
                 # Compiling would cost far more than the calibration; compiled steps are usually faster.
                 timing = replace(timing, method=timing.method + " without torch.compile")
             _CALIBRATIONS[key] = timing
-        return timing, False
+        return timing, False, False
     with _LOCK:
         _CALIBRATIONS[key] = timing
-    return timing, False
+    return timing, False, False
+
+
+def _history_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str,
+                    runs_root: Path) -> _Timing | None:
+    """The step time runs of this exact shape measured while they trained on this machine (the trainer's own
+    tokens/s, evaluations excluded), split into forward/backward/optimizer as the throughput model splits it.
+    None when no such run has logged enough steps."""
+    from .runs import list_runs
+
+    rates: list[float] = []
+    source = ""
+    for run in list_runs(runs_root):
+        try:
+            cfg = run.config()
+            status = run.read_status_raw()
+        except Exception:  # a damaged run teaches nothing about speed
+            continue
+        same = (cfg.model.model_copy(update={"dropout": 0.0}) == m.model_copy(update={"dropout": 0.0})
+                and (cfg.model.dropout > 0) == (m.dropout > 0) and cfg.train.batch_size == t.batch_size
+                and cfg.train.grad_accum_steps == t.grad_accum_steps and cfg.train.optimizer == t.optimizer
+                and cfg.train.compile == t.compile and status.get("precision") == precision
+                and status.get("device", "").split(":")[0] == device.type
+                and (device.type != "cpu" or status.get("threads") == t.num_threads)
+                and status.get("world_size", 1) == 1)
+        if not same:
+            continue
+        tps = [r["tokens_per_s"] for r in run.metrics()[1:] if r.get("tokens_per_s")]  # the first holds warm-up
+        if len(tps) >= 3:
+            rates.append(statistics.median(tps[-10:]))
+            source = source or run.name
+    if not rates:
+        return None
+    sec_step = t.batch_size * m.seq_len * t.grad_accum_steps / statistics.median(rates)
+    rough = _rough_timing(m, t, device, precision, _nominal_throughput(device, t.num_threads), "")
+    scale = sec_step / max(t.grad_accum_steps * (rough.forward + rough.backward) + rough.optimizer, 1e-12)
+    return _Timing(rough.forward * scale, rough.backward * scale, rough.optimizer * scale, rough.token, True,
+                   f"measured while {source}{f' and {len(rates) - 1} more' if len(rates) > 1 else ''} "
+                   f"trained on this machine (same shape and settings)")
 
 
 def _throughput_method(device: torch.device, measured: tuple[float, float]) -> str:
@@ -685,16 +754,19 @@ def clear_cache() -> None:
 
 # --------------------------------------------------------------------------- the estimate
 def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: TrainConfig | None = None,
-             train_tokens: int | None = None, calibrate: bool = True, world_size: int = 1) -> Estimate:
+             train_tokens: int | None = None, calibrate: bool = True, world_size: int = 1,
+             runs_root: Path | None = None, background: bool = False) -> Estimate:
     """Parameters, peak memory, FLOPs and time of training `config` on `device`.
 
     `config` is a RunConfig, or a ModelConfig with `train` (default TrainConfig()). `device="auto"`
     uses the config's own device setting. `train_tokens` (tokens in the training split) gives
-    steps per epoch; without it only a `max_steps` run has a total. With `calibrate`, the time comes
-    from timing real steps when cheap (see `CALIBRATE_BELOW_S`), else from a measured device
-    throughput; without it nothing new is timed (an earlier calibration of the same shape, or the
-    device throughput, is still used when this process has one). Raises GenAIError for an
-    unavailable device or precision.
+    steps per epoch; without it only a `max_steps` run has a total.
+
+    The time, best source first: runs of the same shape under `runs_root` that trained on this machine
+    (their measured tokens/s); an earlier calibration in this process; with `calibrate`, timing real
+    steps now when cheap (see `CALIBRATE_BELOW_S`) and the machine is not busy (`BUSY_CORES`), in a
+    background thread with `background` (the estimate then says `pending`); else the measured device
+    throughput. Raises GenAIError for an unavailable device or precision.
     """
     if isinstance(config, RunConfig):
         m, t = config.model, config.train
@@ -709,7 +781,12 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
 
     tokens_per_step = t.batch_size * m.seq_len * t.grad_accum_steps * world_size
     fpt = flops_per_token(m)
-    timing, cached = _timing(m, t, dev, precision, mem, calibrate)
+    busy = busy_cores() if dev.type == "cpu" and calibrate else 0.0
+    history = _history_timing(m, t, dev, precision, Path(runs_root)) if runs_root is not None else None
+    if history is not None:
+        timing, cached, pending = history, False, False
+    else:
+        timing, cached, pending = _timing(m, t, dev, precision, mem, calibrate, busy=busy, background=background)
     sec_step = t.grad_accum_steps * (timing.forward + timing.backward) + timing.optimizer
 
     spe = steps_per_epoch(train_tokens, t.batch_size, m.seq_len, t.grad_accum_steps, world_size) \
@@ -738,9 +815,17 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
         seconds_per_step=sec_step, tokens_per_second=tokens_per_step / sec_step if sec_step > 0 else math.inf,
         steps_per_epoch=spe, seconds_per_epoch=spe * sec_step if spe is not None else None,
         total_steps=total_steps, total_seconds=total_seconds, overhead_seconds=overhead,
-        calibrated=timing.calibrated, cached=cached, method=timing.method + (" (cached)" if cached else ""),
-        fits=fits, message=message,
+        calibrated=timing.calibrated, pending=pending, busy_cores=busy, cached=cached,
+        method=timing.method + (" (cached)" if cached else ""), fits=fits,
+        message=message or _busy_message(busy),
     )
+
+
+def _busy_message(busy: float) -> str:
+    if busy < BUSY_CORES:
+        return ""
+    return (f"the machine is busy: other programs keep about {busy:.1f} of its {cpu_cores()} cores working, so "
+            "training will be slower than this (and no step was timed now)")
 
 
 def _fit_message(mem: MemoryEstimate, device: torch.device) -> tuple[bool, str]:

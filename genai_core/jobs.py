@@ -40,7 +40,7 @@ from .corpus import open_corpus
 from .devices import resolve_device
 from .errors import GenAIError
 from .qa import read_qa_table
-from .runs import Run, runs_dir, validate_run_name
+from .runs import Run, check_runs_cap, runs_dir, validate_run_name
 from .training import TrainEvent
 
 log = logging.getLogger(__name__)
@@ -278,13 +278,15 @@ class JobManager:
         return Run(self.runs_root / validate_run_name(name))
 
     # ------------------------------------------------------------------ submitting
-    def submit(self, config: RunConfig, name: str, *, replace: bool = False) -> JobStatus:
+    def submit(self, config: RunConfig, name: str, *, replace: bool = False,
+               note: dict[str, Any] | None = None) -> JobStatus:
         """Create run `name` with status `queued`, then start it on its device or queue it there.
 
         Refuses a name that is already queued or running here, or whose folder exists (unless
         `replace`, which deletes a run that is neither running nor queued and starts it afresh).
         The device and the corpus are checked now, so mistakes show at once rather than as a
-        failed job later.
+        failed job later. `note` goes into the run's status.json with it (e.g. the estimate it was started
+        with, which the app shows beside the measured speed).
         """
         validate_run_name(name)
         device = device_key(config.train.device)
@@ -300,6 +302,7 @@ class JobManager:
             open_corpus(config.data.corpus, config.data.text_column)
         if not config.name:
             config = config.model_copy(update={"name": name})
+        check_runs_cap(self.runs_root)
         with self._lock:
             self._check_open()
             self._check_not_here(name)
@@ -314,7 +317,7 @@ class JobManager:
                 shutil.rmtree(run.path)
             Run.create(run.path, config)
             job = _Job(name, run.path, device, config, resume=False, live=LiveLog(run, self._live_rows))
-            self._enqueue(job, run, f"waiting for {device}")
+            self._enqueue(job, run, f"waiting for {device}", **(note or {}))
             return self._status_of(job, run)
 
     def resume(self, name: str) -> JobStatus:
@@ -341,6 +344,7 @@ class JobManager:
                                  "(replace it) or under a new name")
             config = run.config()
             device = device_key(config.train.device)
+            check_runs_cap(self.runs_root)
             job = _Job(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))
             self._enqueue(job, run, f"waiting for {device} (to resume)")
             return self._status_of(job, run)
@@ -356,18 +360,21 @@ class JobManager:
             where = "running" if job in self._running.values() else "queued"
             raise GenAIError(f"a run named {name!r} is already {where}")
 
-    def _enqueue(self, job: _Job, run: Run, message: str) -> None:
+    def _enqueue(self, job: _Job, run: Run, message: str, **note: Any) -> None:
         """Caller holds the lock: mark the run queued on disk, queue it, make sure a worker serves it."""
         # The pid token lets a later process tell a dead queue from a live one (see effective_status).
-        run.write_status("queued", message, queued_at=job.queued_at)
+        run.write_status("queued", message, queued_at=job.queued_at, **note)
         self._jobs.pop(job.name, None)  # re-insert so that jobs() lists in order of (re)submission
         self._jobs[job.name] = job
         self._queues.setdefault(job.device, deque()).append(job)
-        worker = self._workers.get(job.device)
+        self._start_worker(job.device)
+
+    def _start_worker(self, device: str) -> None:
+        """Caller holds the lock: make sure a worker thread serves `device`'s queue."""
+        worker = self._workers.get(device)
         if worker is None or not worker.is_alive():
-            worker = threading.Thread(target=self._work, args=(job.device,), name=f"genai-jobs[{job.device}]",
-                                      daemon=True)
-            self._workers[job.device] = worker
+            worker = threading.Thread(target=self._work, args=(device,), name=f"genai-jobs[{device}]", daemon=True)
+            self._workers[device] = worker
             worker.start()
 
     # ------------------------------------------------------------------ stopping
@@ -432,12 +439,14 @@ class JobManager:
         while True:
             with self._lock:
                 queue = self._queues.get(device)
-                if not queue:
+                job = self._next_ready(queue) if queue else None
+                if job is None:
+                    # Nothing that may start (empty, or only runs waiting for a parent that is not done).
                     # Leaving under the lock: a submit after this point sees no worker and starts one.
                     if self._workers.get(device) is me:
                         del self._workers[device]
                     return
-                job = queue.popleft()
+                queue.remove(job)
                 job.started_at = time.time()
                 job.live.set_phase("starting")
                 self._running[device] = job
@@ -453,6 +462,44 @@ class JobManager:
                 job.done.set()
                 # Readers of an ended job go to metrics.jsonl: a long-lived app must not hoard every curve.
                 job.live.release_rows()
+                self._wake_waiting(device)
+
+    def _next_ready(self, queue: deque[_Job]) -> _Job | None:
+        """Caller holds the lock: the first queued job whose parent (if any) has completed.
+
+        A fine-tune must never start from a half-trained parent: while the parent is queued or running it
+        waits its turn; when the parent was stopped, failed or interrupted, it is held, says so on disk,
+        and starts once the parent is resumed and completes (or leaves when the person stops it).
+        """
+        for job in list(queue):
+            parent = job.config.parent
+            if parent is None or job.resume:
+                return job
+            prun = Run(parent)
+            state = str(effective_status(prun).get("state", "missing")) if prun.exists() else "missing"
+            if state == "completed":
+                return job
+            if state in ("queued", "running"):
+                why = f"waiting for {prun.name} to complete (it is {state})"
+            elif state == "missing":
+                why = f"waiting for {prun.name}, which no longer exists: stop this run"
+            else:
+                why = f"waiting for {prun.name}, which was {state}: resume it (or stop this run)"
+            job.live.set_phase(why)
+            run = Run(job.path)
+            if run.path.is_dir() and run.read_status_raw().get("message") != why:
+                run.write_status("queued", why, queued_at=job.queued_at, waiting_for=prun.name)
+        return None
+
+    def _wake_waiting(self, finished_on: str) -> None:
+        """After a job ends, start workers for other devices' queues whose runs may now be ready (a parent
+        that trained on another device)."""
+        with self._lock:
+            if self._closed:
+                return
+            for device, queue in self._queues.items():
+                if device != finished_on and queue and device not in self._workers:
+                    self._start_worker(device)
 
     def _run_job(self, job: _Job) -> None:
         """Train one job in this thread; the run folder ends with a final state whatever happens."""
@@ -465,7 +512,7 @@ class JobManager:
             run.write_status("stopped", "stopped before it started")
             job.live.set_phase("stopped")
             return
-        stamps = {"queued_at": job.queued_at, "started_at": job.started_at}
+        stamps = {"queued_at": job.queued_at, "started_at": job.started_at, "waiting_for": None}
         if job.resume:
             run.write_status("running", "preparing to resume", **stamps)
         wrote_running = job.resume
@@ -574,6 +621,41 @@ class JobManager:
         with self._lock:
             jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
         return [self._status_of(j, Run(j.path)) for j in jobs]
+
+    def queue_waits(self) -> dict[str, float | None]:
+        """Seconds until each queued job starts (None when unknown): what is left of the device's running job
+        (its live ETA) plus the estimated time of every job ahead of it (`estimates.estimate`, nothing timed
+        anew). A job waiting for its parent, or behind a job whose length is unknown, reads None."""
+        from .estimates import estimate
+
+        with self._lock:
+            queues = {d: list(q) for d, q in self._queues.items()}
+            running = dict(self._running)
+        waits: dict[str, float | None] = {}
+        for device, queue in queues.items():
+            ahead: float | None = 0.0
+            job = running.get(device)
+            if job is not None:
+                ahead = job.live.snapshot()["eta_s"]
+                if ahead is None:
+                    ahead = self._job_seconds(job, estimate)
+            for job in queue:
+                waiting = job.live.snapshot()["phase"].startswith("waiting for")
+                waits[job.name] = None if waiting else ahead
+                own = None if waiting else self._job_seconds(job, estimate)
+                ahead = None if ahead is None or (own is None and not waiting) else ahead + (own or 0.0)
+        return waits
+
+    def _job_seconds(self, job: _Job, estimate: Any) -> float | None:
+        """Estimated seconds of a job's training (what is left of it, when resumed)."""
+        try:
+            est = estimate(job.config, calibrate=False)
+        except Exception:  # an estimate must never break the queue view
+            return None
+        if est.total_seconds is None or not est.total_steps:
+            return None
+        done = (Run(job.path).status().get("step") or 0) if job.resume else 0
+        return est.total_seconds * max(0, est.total_steps - int(done)) / est.total_steps
 
     def active(self) -> list[JobStatus]:
         """The running jobs: at most one per device."""

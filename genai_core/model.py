@@ -77,22 +77,24 @@ class RecurrentState:
 
 
 def rope_tables(seq_len: int, head_dim: int, base: float = ROPE_BASE) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of the rotary angles, (seq_len, head_dim / 2): pair i of a head turns by pos * base^(-2i/hd)."""
+    """The rotary tables, (seq_len, head_dim) each: pair i of a head (dimensions i and i + hd/2) turns by the
+    angle pos * base^(-2i/hd). `cos` repeats each angle's cosine for both halves; `sin` carries the sign of
+    the rotation (-sin for the first half, +sin for the second), so that `apply_rope` is two products."""
     inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
     angles = torch.arange(seq_len, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    return angles.cos(), angles.sin()
+    return torch.cat((angles.cos(), angles.cos()), -1), torch.cat((-angles.sin(), angles.sin()), -1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of each head's vector (x: (..., T, hd); cos, sin: (T, hd / 2)) by their angles.
+    """Rotate each pair (i, i + hd/2) of the head vectors in x (..., hd) by its angle (tables from `rope_tables`,
+    broadcast against x).
 
     Queries and keys rotated by their own positions have dot products that depend only on the
     difference of the positions: attention sees relative position, and nothing is learned for it.
     """
     half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    swapped = torch.cat((x[..., half:], x[..., :half]), dim=-1)
+    return x * cos.to(x.dtype) + swapped * sin.to(x.dtype)
 
 
 def make_norm(cfg: ModelConfig) -> nn.Module:
@@ -125,12 +127,18 @@ class CausalSelfAttention(nn.Module):
         """Queries, keys and values of x (B, T, C), each (B, H, T, hd), after QK-norm and RoPE when on."""
         B, T, C = x.shape
         hd = C // self.n_heads
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_heads, hd).permute(2, 0, 3, 1, 4)
+        qkv = self.c_attn(x).view(B, T, 3, self.n_heads, hd)
+        if not self.qk_norm and rope is None:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, hd)
+            return q, k, v
+        # Queries and keys together, one op each: on a CPU a small model pays per op, not per element.
+        qk = qkv[:, :, :2]  # (B, T, 2, H, hd)
         if self.qk_norm:  # unit-RMS queries and keys: attention logits stay bounded whatever the weights do
-            q, k = F.rms_norm(q, (hd,), eps=NORM_EPS), F.rms_norm(k, (hd,), eps=NORM_EPS)
+            qk = F.rms_norm(qk, (hd,), eps=NORM_EPS)
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        return q, k, v
+            qk = apply_rope(qk, rope[0].view(T, 1, 1, hd), rope[1].view(T, 1, 1, hd))
+        q, k = qk.permute(2, 0, 3, 1, 4)
+        return q, k, qkv[:, :, 2].transpose(1, 2)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
                 need_weights: bool = False, rope: Rope = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -458,7 +466,7 @@ class GPTDecoder:
         qk = qkv.view(qkv.shape[0], T, 3, cfg.n_heads, hd)[:, :, :2]  # (B, T, 2, H, hd)
         out = F.rms_norm(qk, (hd,), eps=NORM_EPS) if cfg.qk_norm else qk
         if self.rope is not None:
-            cos, sin = (t[start:start + T].view(1, T, 1, 1, hd // 2) for t in self.rope)
+            cos, sin = (t[start:start + T].view(1, T, 1, 1, hd) for t in self.rope)
             out = apply_rope(out, cos, sin)
         qk.copy_(out)
 

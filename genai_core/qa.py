@@ -64,10 +64,19 @@ class QAPrompt:
     """Tokens cut from the left when even the question alone did not fit (rare: a very long question)."""
 
 
-def prompt_text(question: str, context: str) -> str:
+def prompt_text(question: str, context: str, template: str = QA_TEMPLATE) -> str:
     """The prompt in `inspection.QA_TEMPLATE`'s format; the answer follows `A:` after one space, then the
     end marker."""
-    return QA_TEMPLATE.format(question=question, context=context)
+    return template.format(question=question, context=context)
+
+
+def template_for(tokenizer: Tokenizer) -> str:
+    """QA_TEMPLATE in characters the tokenizer knows: its line breaks become spaces for a tokenizer that never
+    saw a line break (a char tokenizer of one-line records), so the model reads every character of the prompt
+    instead of an unknown token. Training (`prepare_qa`) and answering both build prompts through this."""
+    if tokenizer.encode("\n").unknown:
+        return QA_TEMPLATE.replace("\n", " ")
+    return QA_TEMPLATE
 
 
 def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int,
@@ -84,13 +93,14 @@ def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int
     def count(text: str) -> int:
         return len(tokenizer.encode(text).ids)
 
-    text = prompt_text(question, context)
+    template = template_for(tokenizer)
+    text = prompt_text(question, context, template)
     ids = tokenizer.encode(text).ids
     if len(ids) <= limit:
         return QAPrompt(ids, text, context, [(0, len(context))] if context else [], False)
-    budget = limit - count(prompt_text(question, ""))
+    budget = limit - count(prompt_text(question, "", template))
     sel = select_context(question, context, max(0, budget), count)
-    text = prompt_text(question, sel.text)
+    text = prompt_text(question, sel.text, template)
     ids = tokenizer.encode(text).ids
     cropped = max(0, len(ids) - limit)
     if cropped:

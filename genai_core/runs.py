@@ -47,6 +47,47 @@ def runs_dir() -> Path:
     return Path(os.environ.get("GENAI_RUNS_DIR") or "runs")
 
 
+RUNS_CAP_ENV = "GENAI_RUNS_MAX_GB"
+"""Cap on the disk the runs folder may use (GB, decimal), for a demo server shared with a room; unset = none."""
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file under `path` (0 if it does not exist)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:  # removed while walking
+                continue
+    return total
+
+
+def runs_cap_bytes() -> int | None:
+    """The runs folder's disk cap from $GENAI_RUNS_MAX_GB (None when unset); a bad value is an error."""
+    raw = os.environ.get(RUNS_CAP_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        cap = float(raw)
+    except ValueError:
+        raise GenAIError(f"{RUNS_CAP_ENV}={raw!r} is not a number of GB") from None
+    if cap <= 0:
+        raise GenAIError(f"{RUNS_CAP_ENV} must be positive, not {raw}")
+    return int(cap * 1e9)
+
+
+def check_runs_cap(root: Path, adding: int = 0) -> None:
+    """Refuse to write more into the runs folder once it holds its cap ($GENAI_RUNS_MAX_GB)."""
+    cap = runs_cap_bytes()
+    if cap is None:
+        return
+    used = folder_bytes(root)
+    if used + adding > cap:
+        raise GenAIError(f"the runs folder {root} holds {used / 1e9:.2f} GB of its {cap / 1e9:.2f} GB cap "
+                         f"({RUNS_CAP_ENV}): delete runs on the Runs page to make room")
+
+
 def validate_run_name(name: str) -> str:
     """Accept names that are safe as a single folder name on every OS; explain anything else."""
     if not _NAME_RE.match(name) or name.endswith(".") or ".." in name:
@@ -371,6 +412,8 @@ class Run:
             "batch_size": cfg.train.batch_size,
             "grad_accum_steps": cfg.train.grad_accum_steps,
             "lr": cfg.train.lr,
+            "optimizer": cfg.train.optimizer,
+            "pos_encoding": cfg.model.pos_encoding if cfg.model.arch == "gpt" else None,
             "dropout": cfg.model.dropout,
             "weight_decay": cfg.train.weight_decay,
             "tokenizer": cfg.data.tokenizer,

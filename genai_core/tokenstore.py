@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig, steps_per_epoch
-from .corpus import Corpus, clean_text, open_corpus
+from .corpus import Corpus, check_text, clean_text, open_corpus
 from .errors import CheckpointError, CorpusError
 from .runs import atomic_write_json, read_json
 from .tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
@@ -184,7 +184,9 @@ def prepare(
     bpe_texts: list[str] = []
     bpe_chars = 0
     report(0.0, "reading corpus")
-    for chunk in _clean_chunks(corpus, cfg):
+    for i, chunk in enumerate(_clean_chunks(corpus, cfg)):
+        if i == 0:
+            check_text(chunk, corpus)
         chunk = [t for t in chunk if t] if corpus.has_records else chunk
         n_records += len(chunk)
         for t in chunk:

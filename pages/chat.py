@@ -132,9 +132,15 @@ def parse_stops(typed: str) -> list[str]:
     return [s for s in parts if s.strip(" ")]
 
 
+OWN_TEXT = "Your own text"
+COLLAPSE_CHARS = 160
+"""Unseen context longer than this is collapsed to a note (a long case would unroll into a very long page)."""
+
+
 def use_example() -> None:
     """Selectbox callback: put the chosen example into the context box (which stays editable)."""
-    st.session_state["chat_context"] = load_examples().get(st.session_state["chat_example"], "")
+    if st.session_state["chat_example"] != OWN_TEXT:
+        st.session_state["chat_context"] = load_examples().get(st.session_state["chat_example"], "")
 
 
 def clear_chat() -> None:
@@ -147,7 +153,7 @@ def reset_format() -> None:
 
 
 def train_link() -> None:
-    st.page_link(TRAIN_PAGE, label="Train a model on the Train page", icon="🏋️")
+    st.page_link(TRAIN_PAGE, label="Train a model on the Train page", icon=":material/fitness_center:")
 
 
 def token_dicts(tokens: list[TokenInfo]) -> list[dict[str, Any]]:
@@ -229,22 +235,32 @@ def render_beams(rows: list[dict[str, Any]]) -> None:
     })
 
 
-def context_html(context: str, kept: list[tuple[int, int]], span: tuple[int, int] | None) -> str:
-    """The context with the sentences the model did not see greyed out and the answer's span marked."""
+def context_html(context: str, kept: list[tuple[int, int]], span: tuple[int, int] | None,
+                 collapse: bool = False) -> str:
+    """The context with the sentences the model did not see greyed out and the answer's span marked; with
+    `collapse`, each run of unseen text longer than a line becomes a short note of its length."""
     marks = [(a, "kept") for a, _ in kept] + [(b, "/kept") for _, b in kept]
     if span:
         marks += [(span[0], "span"), (span[1], "/span")]
     grey = "<span style='opacity:0.4'>"
     tags = {"kept": "</span>", "/kept": grey, "span": "<mark>", "/span": "</mark>"}
-    out, pos = [grey], 0
+    out, pos, in_grey = [grey], 0, True
+
+    def piece(text: str) -> str:
+        if collapse and in_grey and len(text) > COLLAPSE_CHARS:
+            return f" <i>[… {len(text):,} characters the model did not see …]</i> "
+        return _escape(text)
+
     for at, what in sorted(marks, key=lambda m: (m[0], not m[1].startswith("/"))):  # closing tags first
-        out += [_escape(context[pos:at]), tags[what]]
+        out += [piece(context[pos:at]), tags[what]]
         pos = at
-    out.append(_escape(context[pos:]) + "</span>")
+        if what in ("kept", "/kept"):
+            in_grey = what == "/kept"
+    out.append(piece(context[pos:]) + "</span>")
     return "".join(out)
 
 
-def render_context_used(m: dict[str, Any]) -> None:
+def render_context_used(m: dict[str, Any], key: str) -> None:
     if not m.get("qa_context"):
         return
     ctx, kept = m["qa_context"], [tuple(x) for x in m["qa_sentences"]]
@@ -252,21 +268,22 @@ def render_context_used(m: dict[str, Any]) -> None:
     label = (f"The model saw {len(kept)} of the context's sentences (the window holds {m['qa_window']} tokens)"
              if m.get("qa_selected") else "The context the model saw")
     with st.expander(label + (", answer highlighted" if span else ""), expanded=bool(m.get("qa_selected"))):
-        st.markdown(context_html(ctx, kept, span), unsafe_allow_html=True)
+        whole = bool(m.get("qa_selected")) and st.toggle("Show the whole context", key=f"chat_whole_{key}")
+        st.markdown(context_html(ctx, kept, span, collapse=not whole), unsafe_allow_html=True)
         st.caption(("Grey: sentences left out, the least relevant to the question by BM25. " if m.get("qa_selected")
                     else "") + ("Highlighted: where the answer occurs in the context." if span
                                 else "The answer is not a span of the context."))
 
 
-def render_message(m: dict[str, Any]) -> None:
+def render_message(m: dict[str, Any], key: str) -> None:
     with st.chat_message(m["role"]):
         if m["role"] == "assistant":
             for w in m.get("warnings", []):
-                st.warning(w, icon="⚠️")
+                st.warning(w, icon=":material/warning:")
             render_answer(m)
             if m.get("beams"):
                 render_beams(m["beams"])
-            render_context_used(m)
+            render_context_used(m, key)
             st.caption(reply_caption(m))
         else:
             st.markdown(m["content"])
@@ -288,7 +305,7 @@ def distribution_figure(view: NextTokenView, labels: list[str], cfg: SampleConfi
         title=f"Next-token distribution before and after the filters ({knobs})", barmode="group", height=380,
         margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.25},
         xaxis={"title": f"next token (the {len(labels)} most likely)", "tickmode": "array", "tickvals": x,
-               "ticktext": labels},
+               "ticktext": labels, "tickangle": -45, "automargin": True},
         yaxis={"title": "probability", "tickformat": ".0%"},
     )
     return fig
@@ -296,7 +313,7 @@ def distribution_figure(view: NextTokenView, labels: list[str], cfg: SampleConfi
 
 def attention_figure(matrix: torch.Tensor, prompt_labels: list[str], answer_labels: list[str], what: str) -> go.Figure:
     P, A = len(prompt_labels), len(answer_labels)
-    every = max(1, math.ceil(P / 96))  # beyond ~100 tick labels they overlap; hover still names every token
+    every = max(1, math.ceil(P / 40))  # more tick labels than this overlap even slanted; hover names every token
     fig = go.Figure(go.Heatmap(
         z=matrix.tolist(), x=list(range(P)), y=list(range(A)), colorscale="Blues", zmin=0.0,
         customdata=[[[a, p] for p in prompt_labels] for a in answer_labels],
@@ -307,7 +324,7 @@ def attention_figure(matrix: torch.Tensor, prompt_labels: list[str], answer_labe
         title=f"Attention of the answer over the prompt ({what})", height=min(900, 160 + 18 * A),
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
         xaxis={"title": "prompt token (what the model read)", "tickmode": "array", "tickvals": list(range(0, P, every)),
-               "ticktext": prompt_labels[::every], "tickangle": 0},
+               "ticktext": prompt_labels[::every], "tickangle": -60, "automargin": True},
         yaxis={"title": "generated token", "tickmode": "array", "tickvals": list(range(A)), "ticktext": answer_labels,
                "autorange": "reversed"},
     )
@@ -322,7 +339,7 @@ st.caption("Ask a trained model about a clinical case. The answer streams in as 
 runs = chat_runs()
 if not runs:
     st.info("No trained model to chat with yet. Runs appear here once they have completed or been stopped "
-            "with a checkpoint.", icon="💡")
+            "with a checkpoint.", icon=":material/lightbulb:")
     train_link()
     st.stop()
 
@@ -346,7 +363,7 @@ try:
     model_key = (str(run.path.resolve()), ckpt.name, (ckpt / "model.safetensors").stat().st_mtime_ns)
     sampler = load_sampler(*model_key)
 except (GenAIError, OSError) as e:
-    st.error(f"Cannot load run **{run.name}**: {user_message(e) or e}", icon="🚫")
+    st.error(f"Cannot load run **{run.name}**: {user_message(e) or e}", icon=":material/block:")
     st.caption("Pick another run in the sidebar, or train (or resume) this one.")
     train_link()
     st.stop()
@@ -406,10 +423,10 @@ if "chat_context" not in st.session_state:
     st.session_state["chat_context"] = next(iter(examples.values()), "")
 st.session_state["chat_context"] = st.session_state["chat_context"]
 if examples:
-    if st.session_state.get("chat_example") not in examples:
-        st.session_state["chat_example"] = next(iter(examples))
-    st.session_state["chat_example"] = st.session_state["chat_example"]
-    st.selectbox("Example case (fictional)", list(examples), key="chat_example", on_change=use_example,
+    # The label follows the text: once the context is not an example any more, it says so.
+    shown = next((name for name, text in examples.items() if text == st.session_state["chat_context"]), OWN_TEXT)
+    st.session_state["chat_example"] = shown
+    st.selectbox("Example case (fictional)", [*examples, OWN_TEXT], key="chat_example", on_change=use_example,
                  help="Fills the context box below with an example; edit it freely.")
 context = st.text_area("Clinical context", key="chat_context", height=170,
                        help="Every question is asked about this text.")
@@ -441,14 +458,14 @@ try:
     format_qa_prompt(PREVIEW_QUESTION, context, st.session_state["chat_template"])  # check the template now
 except (GenAIError, ValidationError) as e:
     cfg_error = user_message(e) or str(e)
-    st.error(cfg_error, icon="🚫")
+    st.error(cfg_error, icon=":material/block:")
 
 # --- the conversation
 messages: list[dict[str, Any]] = st.session_state["chat_messages"]
 chat_box = st.container()
 with chat_box:
-    for m in messages:
-        render_message(m)
+    for i, m in enumerate(messages):
+        render_message(m, str(i))
 
 question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
 if question and cfg_error is None:
@@ -471,10 +488,10 @@ if question and cfg_error is None:
                      qa_window=mcfg.seq_len)
     messages += [{"role": "user", "content": question}, reply]
     with chat_box:
-        render_message(messages[-2])
+        render_message(messages[-2], str(len(messages) - 2))
         with st.chat_message("assistant"):
             for w in reply["warnings"]:
-                st.warning(w, icon="⚠️")
+                st.warning(w, icon=":material/warning:")
             answer_box = st.empty()
             with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
                 if decoding == "beam":
@@ -497,7 +514,7 @@ if question and cfg_error is None:
                 st.markdown("*(empty answer)*")
             if reply.get("beams"):
                 render_beams(reply["beams"])
-            render_context_used(reply)
+            render_context_used(reply, str(len(messages) - 1))
             st.caption(reply_caption(reply))
 
 # --- inside the model
@@ -518,7 +535,7 @@ if cfg_error is None:
     already = set(answered.get("warnings", [])) if answered else set()
     for w in info.warnings():
         if w not in already:
-            st.warning(w, icon="⚠️")
+            st.warning(w, icon=":material/warning:")
 
     with st.expander(f"What the model sees ({info.tokens} of {mcfg.seq_len} tokens)"):
         st.caption("The exact input after cropping to the model's context window"
@@ -541,14 +558,15 @@ if cfg_error is None:
     else:
         st.caption(f"Grey: the model's own probabilities for the first token of the answer. Blue: what sampling "
                    f"draws from after the repetition penalty, temperature, top-k and top-p: {view.kept} of {vocab} "
-                   f"tokens remain; entropy {view.entropy('before'):.2f} → {view.entropy('after'):.2f} nats.")
+                   f"tokens remain; entropy {max(0.0, view.entropy('before')):.2f} → "
+                   f"{max(0.0, view.entropy('after')):.2f} nats.")
 
     st.markdown("**Where the answer looked**")
     last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
     if not has_attention(sampler.model):
         st.info(f"This run is {'an' if mcfg.arch == 'lstm' else 'a'} {mcfg.arch.upper()}: it reads the prompt through "
                 "a recurrent state and has no attention weights to show. Train a GPT run to see which prompt "
-                "tokens each answer token attended to.", icon="💡")
+                "tokens each answer token attended to.", icon=":material/lightbulb:")
     elif last is None:
         st.caption("Ask a question: the attention of the answer over the prompt appears here.")
     elif last.get("model_key") != model_key:

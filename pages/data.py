@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import DataConfig
-from genai_core.corpus import FORMATS, clean_text, detect_format, open_corpus, preview
+from genai_core.corpus import FORMATS, check_text, clean_text, detect_format, open_corpus, preview
 from genai_core.errors import CorpusError
 from genai_core.tokenization import BPETokenizer, CharTokenizer, train_tokenizer
 from genai_core.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
@@ -88,6 +89,13 @@ def compact(n: float) -> str:
 
 
 # --------------------------------------------------------------------------- uploads
+def forget_rejected_upload(path: Path) -> None:
+    """An upload the engine refused as a file (empty, binary, not UTF-8, unparsable) leaves Recent files: it
+    could never become a corpus. A refused column choice keeps the file (another column may be text)."""
+    folder = uploads_dir().resolve()
+    if path.resolve().parent.parent == folder:  # uploads live in uploads/<digest>/<name>
+        shutil.rmtree(path.resolve().parent, ignore_errors=True)
+
 def spill_upload(upload: UploadedFile) -> Path:
     """Write an upload to the uploads folder once (`ui.spill_upload`), where Recent files finds it again."""
     return ui.spill_upload(upload, uploads_dir())
@@ -339,9 +347,9 @@ st.caption("Choose the text the model learns from, check how it is cleaned and s
            "it for training. Everything here runs on a sample first, so big files answer quickly.")
 choice = ui.load_data_choice()
 if choice is not None:
-    st.info(f"The Train page uses {describe(choice)}.", icon="📚")
+    st.info(f"The Train page uses {describe(choice)}.", icon=":material/menu_book:")
 if flash := st.session_state.pop("data_flash", None):
-    st.toast(flash, icon="✅")  # said after the rerun that follows preparing
+    st.toast(flash, icon=":material/check_circle:")  # said after the rerun that follows preparing
 bundled = corpus_files(bundled_dir())
 recent = corpus_files(uploads_dir(), "*/*")
 if choice is not None and Path(choice.corpus).resolve() not in {p.resolve() for p in bundled + recent}:
@@ -365,7 +373,7 @@ path: Path | None = None
 if source == "bundled":
     if not bundled:
         file_slot.info("No bundled corpora are installed (assets/corpora/ is empty). Upload a file instead.",
-                       icon="📦")
+                       icon=":material/inventory_2:")
         st.stop()
     options = [str(p) for p in bundled]
     if st.session_state.get("data_bundled") not in options:
@@ -374,13 +382,13 @@ if source == "bundled":
     picked = st.selectbox("Bundled corpus", options, key="data_bundled",
                           format_func=lambda p: f"{Path(p).name} ({mb(Path(p).stat().st_size)})")
     file_slot = st.container()
-    st.caption("🧪 The bundled corpora are **synthetic**: generated for this playground. The clinical cases "
-               "describe fictional patients; they contain no real patient data.")
+    st.caption(":material/science: The bundled corpora are **synthetic**: generated for this playground. The "
+               "clinical cases describe fictional patients; they contain no real patient data.")
     path = Path(picked)
 elif source == "upload":
     limit = int(st.get_option("server.maxUploadSize"))
     upload = st.file_uploader(
-        "Upload a corpus", key="data_upload",
+        "Upload a corpus", key="data_upload", disabled=not ui.can_change(),
         help=f"{', '.join(sorted(FORMATS))}: UTF-8 text, or tabular files with a text column. Up to {limit:,} MB.")
     file_slot = st.container()
     if upload is None:
@@ -426,6 +434,7 @@ with ui.user_errors(file_slot):
     fmt = detect_format(path)
     df = preview(path, PREVIEW_ROWS)  # the engine validates: missing, empty, binary, not UTF-8, unparsable
 if df is None:
+    forget_rejected_upload(path)
     st.stop()
 assert df is not None
 size = path.stat().st_size
@@ -458,11 +467,12 @@ with ui.user_errors(column_slot if has_records else file_slot):
     open_corpus(path, column)  # a column that does not exist: the engine names the ones that do
     key = file_key(path)
     sample = read_sample(key, column)  # reads further than the preview: a bad byte later is caught here
+    check_text(sample["texts"], open_corpus(path, column))  # numbers or blanks are no corpus: the engine says so
     corpus_ok = True
 if not corpus_ok:
     st.stop()
 
-config = {column: st.column_config.TextColumn(f"{column} ✍️", width="large")} if column in df.columns else None
+config = {column: st.column_config.TextColumn(f"{column} (text)", width="large")} if column in df.columns else None
 st.dataframe(df, hide_index=True, width="stretch", height=min(38 + 35 * len(df), 400), column_config=config)
 stats_slot = st.container()  # filled once cleaning and tokenizer are chosen below
 
@@ -526,7 +536,7 @@ if shown:
         st.warning(f"{len(unknown)} character(s) never occur in the {where}: "
                    f"{' '.join(repr(c) for c in unknown)}. The char tokenizer maps them to the unknown token "
                    "(outlined in red), so a model trained on this corpus can neither read nor write them.",
-                   icon="⚠️")
+                   icon=":material/warning:")
 else:
     st.caption("Type a sentence to see its tokens.")
 
@@ -582,7 +592,9 @@ store = cache / store_key(cfg)
 was_prepared = (store / "meta.json").is_file()
 chosen = same_choice(choice, cfg)
 label = "Use this corpus" if was_prepared else "Prepare and use this corpus"
-if st.button(label, type="primary", icon="✅", key="data_prepare", disabled=chosen and was_prepared,
+if st.button(label, type="primary",
+             icon=":material/check_circle:", key="data_prepare",
+             disabled=(chosen and was_prepared) or not ui.can_change(),
              help="Tokenize the whole corpus once (reused by every run with these options) and make it the "
                   "Train page's corpus."):
     prepared = False
@@ -597,9 +609,9 @@ if st.button(label, type="primary", icon="✅", key="data_prepare", disabled=cho
                                           else "Corpus prepared: the Train page will use it.")
         st.rerun()  # redraw from the top: the banner and the button now reflect the new choice
 if chosen and (store / "meta.json").is_file():
-    st.success("The Train page will train on this corpus.", icon="✅")
+    st.success("The Train page will train on this corpus.", icon=":material/check_circle:")
     show_prepared(prepared_stats(str(store), (store / "meta.json").stat().st_mtime_ns), has_records)
-    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
 elif was_prepared:
     st.caption("Prepared earlier with these options: using it is instant.")
 else:

@@ -19,7 +19,7 @@ import streamlit as st
 from genai_core.errors import GenAIError
 from genai_core.evaluation import evaluate_qa, evaluate_run
 from genai_core.runs import Run, list_runs, slugify
-from pages.ui import ASSETS, runs_root, user_errors
+from pages.ui import ASSETS, can_change, runs_root, user_errors
 
 QA_DIR = ASSETS / "qa"
 UPLOAD = "Upload a file…"
@@ -105,7 +105,7 @@ def show_qa(result: dict[str, Any]) -> None:
                   help="Answers that are a span of their context (an extractive model should copy)")
     else:
         st.info("This file has no answer column: the questions were answered, not scored. Download the "
-                "predictions below.", icon="ℹ️")
+                "predictions below.", icon=":material/info:")
     for note in result.get("notes", []):
         st.caption(f"Note: {note}")
     if result.get("by_kind"):
@@ -129,13 +129,13 @@ def show_qa(result: dict[str, Any]) -> None:
             "rougeL": st.column_config.NumberColumn("ROUGE-L (%)", format="%.1f"),
             "kind": st.column_config.TextColumn("Kind")})
     elif m:
-        st.success("Every answer is an exact match.", icon="✅")
+        st.success("Every answer is an exact match.", icon=":material/check_circle:")
     saved = Path(result["saved_to"])  # the predictions sit next to it (found from here, so a renamed run works)
     preds = saved.with_name(f"{saved.stem}.predictions.csv")
     if preds.is_file():
         st.download_button("Predictions (.csv)", data=preds.read_bytes(), key="eval_download",
                            file_name=f"{result['run']}-{result['name']}-predictions.csv", mime="text/csv",
-                           icon="⬇️", on_click="ignore",
+                           icon=":material/download:", on_click="ignore",
                            help="Every question: question, answer, prediction, em, f1, rougeL (percent)")
 
 
@@ -159,8 +159,9 @@ st.caption("Score a run on question answering: exact match, F1 and ROUGE-L again
 
 runs = evaluable_runs()
 if not runs:
-    st.info("No run has a checkpoint yet: train one on the Train page (or import one on the Runs page).", icon="ℹ️")
-    st.page_link("pages/train.py", label="Go to the Train page", icon="🏋️")
+    st.info("No run has a checkpoint yet: train one on the Train page (or import one on the Runs page).",
+            icon=":material/info:")
+    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
     st.stop()
 
 by_name = {r.name: r for r in runs}
@@ -198,8 +199,10 @@ limit = c2.number_input("Questions to answer (0 = all)", min_value=0, value=100,
 upload = None
 if choice == UPLOAD:
     upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
-                              type=["csv", "tsv", "jsonl", "parquet"], key="eval_upload")
-clicked = st.button("Evaluate", type="primary", icon="🎯", key="eval_qa", disabled=choice == UPLOAD and upload is None)
+                              type=["csv", "tsv", "jsonl", "parquet"], key="eval_upload",
+                              disabled=not can_change())
+clicked = st.button("Evaluate", type="primary",
+                    icon=":material/target:", key="eval_qa", disabled=choice == UPLOAD and upload is None)
 shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
 slot = st.container()
 if clicked:
@@ -240,7 +243,7 @@ if cfg.task == "qa":
 else:
     st.caption("Exact mean loss over the whole validation split of the run's corpus (every token predicted once), "
                "not the sampled estimate of the training curves.")
-    if st.button("Measure perplexity", icon="📏", key="eval_ppl"):
+    if st.button("Measure perplexity", icon=":material/straighten:", key="eval_ppl"):
         bar = st.progress(0.0, text="Measuring…")
         try:
             with user_errors():

@@ -7,11 +7,12 @@ from pathlib import Path
 import streamlit as st
 
 from genai_core.config import RunConfig
-from genai_core.demo import DEMO_MINUTES, demo_pretrain_config, demo_qa_config
+from genai_core.demo import demo_pretrain_config, demo_qa_config
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
+from genai_core.estimates import estimate, format_seconds
 from genai_core.jobs import JobManager, JobStatus
-from genai_core.runs import list_runs
+from genai_core.runs import Run, list_runs
 from pages import ui
 
 st.title("GenAI Playground")
@@ -30,6 +31,7 @@ else:
 # ----------------------------------------------------------------- one-click demo
 # (Comments, not docstrings: Streamlit's magic would write a bare string on the page.)
 DEMO_NAMES = ("demo-qa-pretrain", "demo-qa")  # run names of the two stages; ui.unique_run_name adds -2, -3, ...
+RESUMABLE = ("stopped", "interrupted", "failed")
 
 
 def demo_presets() -> tuple[RunConfig, RunConfig]:
@@ -52,6 +54,67 @@ def demo_jobs(jm: JobManager) -> list[JobStatus]:
     return found
 
 
+def demo_runs() -> dict[str, Run]:
+    """The newest run folder of each demo stage on disk, by the preset name its config carries."""
+    presets = [cfg.name for cfg in demo_presets()]
+    found: dict[str, Run] = {}
+    for run in list_runs(ui.runs_root()):  # newest first
+        try:
+            name = run.config().name
+        except GenAIError:  # a damaged folder is not the demo's
+            continue
+        if name in presets and name not in found:
+            found[name] = run
+    return found
+
+
+def resume_demo(jm: JobManager, found: dict[str, Run]) -> None:
+    """Carry on the existing demo: resume (or start again) whichever stage has not completed. The fine-tune
+    waits for its parent to complete (the job manager holds it until then)."""
+    pre_cfg, qa_cfg = demo_presets()
+    pre, qa = found.get(pre_cfg.name), found.get(qa_cfg.name)
+    if pre is None:
+        queue_demo(jm)
+        return
+    if pre.state != "completed":
+        if pre.state in RESUMABLE and pre.latest_checkpoint() is not None:
+            jm.resume(pre.name)
+        else:
+            jm.submit(demo_pretrain_config(), pre.name, replace=True)
+    if qa is None:
+        jm.submit(demo_qa_config(parent=pre.path), ui.unique_run_name(DEMO_NAMES[1]))
+    elif qa.state != "completed":
+        if qa.state in RESUMABLE and qa.latest_checkpoint() is not None:
+            jm.resume(qa.name)
+        else:
+            jm.submit(demo_qa_config(parent=pre.path), qa.name, replace=True)
+
+
+def restart_demo(jm: JobManager, found: dict[str, Run]) -> None:
+    """Train both stages again from scratch, in the same run folders."""
+    pre_cfg, qa_cfg = demo_presets()
+    pre_name = found[pre_cfg.name].name if pre_cfg.name in found else ui.unique_run_name(DEMO_NAMES[0])
+    qa_name = found[qa_cfg.name].name if qa_cfg.name in found else ui.unique_run_name(DEMO_NAMES[1])
+    jm.submit(demo_pretrain_config(), pre_name, replace=True)
+    jm.submit(demo_qa_config(parent=jm.run(pre_name).path), qa_name, replace=True)
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def demo_minutes() -> float | None:
+    """Both stages' training time on this machine, from the engine's estimate (nothing is timed here)."""
+    total = 0.0
+    for cfg in demo_presets():
+        try:
+            est = estimate(cfg.model.model_copy(update={"vocab_size": cfg.data.vocab_size}), train=cfg.train,
+                           calibrate=False)
+        except GenAIError:
+            return None
+        if est.total_seconds is None:
+            return None
+        total += est.total_seconds
+    return total / 60
+
+
 def queue_demo(jm: JobManager) -> None:
     """Queue both stages: the fine-tune waits behind its parent in the device's queue (first in, first out)."""
     pretrain_name = ui.unique_run_name(DEMO_NAMES[0])
@@ -63,6 +126,13 @@ def queue_demo(jm: JobManager) -> None:
         raise
 
 
+def demo_duration() -> str:
+    minutes = demo_minutes()
+    if minutes is None:
+        return "Its length on this machine could not be estimated"
+    return f"About {format_seconds(60 * minutes)} of training on this machine (estimated)"
+
+
 st.subheader("Try it")
 jm = ui.job_manager()
 pretrain, fine_tune = demo_presets()
@@ -72,8 +142,8 @@ st.write(
     f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context of "
     f"{pm.seq_len} {tokens}{', with a copy head' if pm.copy_head else ''}) first reads the bundled fictional case "
     f"reports ({pretrain.train.max_steps:,} steps), then learns to answer questions about a case "
-    f"({fine_tune.train.max_steps:,} steps). About "
-    f"{DEMO_MINUTES} minutes on a 2-core CPU; the Train page shows both runs learn, one after the other."
+    f"({fine_tune.train.max_steps:,} steps). {demo_duration()}; the Train page shows both runs learn, "
+    "one after the other."
 )
 st.write(
     "Afterwards, the **Chat** page answers questions about a clinical case you paste, and the **Evaluate** page "
@@ -83,23 +153,43 @@ active = demo_jobs(jm)
 missing = [p for p in (pretrain.data.corpus, fine_tune.data.corpus, fine_tune.data.val_corpus)
            if p is not None and not Path(p).is_file()]
 if active:  # one click is enough: a second would only queue the same two runs again
-    st.page_link("pages/train.py", icon="🏋️",
+    st.page_link("pages/train.py", icon=":material/fitness_center:",
                  label=f"The demo is training ({' → '.join(j.name for j in active)}): watch it on the Train page")
 elif missing:
     st.button("Train the clinical QA demo", key="home_demo", disabled=True)
     st.caption(f"The demo's bundled data is not installed: {', '.join(str(p) for p in missing)}.")
-elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon="🚀"):
+elif found := demo_runs():
+    # Clicking again must not start a second copy from scratch: open, carry on, or (asked for) restart.
+    states = ", ".join(f"{run.name} {run.state}" for run in found.values())
+    done = all(run.state == "completed" for run in found.values()) and len(found) == 2
+    st.caption(f"The demo was trained here before: {states}.")
+    c1, c2, _ = st.columns(3)
+    if done:
+        c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
+    elif c1.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
+                     **ui.locked()):
+        with ui.user_errors():
+            resume_demo(jm, found)
+            st.switch_page("pages/train.py")
+    if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
+                 **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")):
+        with ui.user_errors():
+            restart_demo(jm, found)
+            st.switch_page("pages/train.py")
+elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
+               **ui.locked()):
     with ui.user_errors():
         queue_demo(jm)
         st.switch_page("pages/train.py")
 c1, c2, _ = st.columns([1, 1, 2])
-c1.page_link("pages/chat.py", label="Chat", icon="💬")
-c2.page_link("pages/evaluate.py", label="Evaluate", icon="🎯")
+c1.page_link("pages/chat.py", label="Chat", icon=":material/chat:")
+c2.page_link("pages/evaluate.py", label="Evaluate", icon=":material/target:")
 
 # ----------------------------------------------------------------- runs so far
 runs = list_runs(ui.runs_root())
 st.subheader("Runs")
 if runs:
-    st.dataframe([r.summary() for r in runs], hide_index=True, width="stretch")
+    ui.runs_table(ui.readable_summaries(runs), ["name", "state", "task", "arch", "params", "d_model", "n_layers",
+                                                "seq_len", "step", "best_val_loss", "elapsed_s"], key="home_runs")
 else:
     st.caption("No runs yet.")

@@ -24,7 +24,7 @@ import streamlit as st
 from genai_core import archive, compare
 from genai_core.errors import user_message
 from genai_core.runs import Run, list_runs
-from pages.ui import X_AXES, job_manager, loss_figure, runs_root
+from pages.ui import TABLE_COLUMNS, X_AXES, can_change, job_manager, locked, loss_figure, runs_root
 
 FLASH = "runs_flash"
 COMPARE = "runs_compare"
@@ -41,9 +41,9 @@ def _show_flash(section: str) -> None:
     messages = st.session_state.get(FLASH, [])
     for _sec, kind, text in [m for m in messages if m[0] == section]:
         if kind == "error":
-            st.error(text, icon="🚫")
+            st.error(text, icon=":material/block:")
         else:
-            st.success(text, icon="✅")
+            st.success(text, icon=":material/check_circle:")
     st.session_state[FLASH] = [m for m in messages if m[0] != section]
 
 
@@ -190,32 +190,6 @@ def qa_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for f in files for m, label in QA_METRICS.items()}
 
 
-TABLE_COLUMNS = {
-    "name": st.column_config.TextColumn("Run", pinned=True),
-    "state": st.column_config.TextColumn("Status"),
-    "task": st.column_config.TextColumn("Task", help="lm: pretrained on text; qa: fine-tuned to answer questions"),
-    "parent": st.column_config.TextColumn("Started from", help="The run whose weights this run started from"),
-    "arch": st.column_config.TextColumn("Architecture"),
-    "params": st.column_config.NumberColumn("Parameters", format="compact"),
-    "d_model": st.column_config.NumberColumn("d_model"),
-    "n_layers": st.column_config.NumberColumn("Layers"),
-    "n_heads": st.column_config.NumberColumn("Heads"),
-    "seq_len": st.column_config.NumberColumn("Context (tokens)"),
-    "batch_size": st.column_config.NumberColumn("Batch"),
-    "lr": st.column_config.NumberColumn("Learning rate", format="%.1e"),
-    "dropout": st.column_config.NumberColumn("Dropout", format="%.2f"),
-    "tokenizer": st.column_config.TextColumn("Tokenizer"),
-    "best_val_loss": st.column_config.NumberColumn("Best val loss (nats/token)", format="%.4f"),
-    "best_val_ppl": st.column_config.NumberColumn("Best val perplexity", format="%.2f"),
-    "heldout_ppl": st.column_config.NumberColumn(
-        "Held-out perplexity", format="%.2f",
-        help="Exact perplexity over the whole validation split, when measured (Evaluate page or `eval`)"),
-    "train_loss": st.column_config.NumberColumn("Last train loss", format="%.4f"),
-    "step": st.column_config.NumberColumn("Steps", format="%,d"),
-    "tokens": st.column_config.NumberColumn("Tokens seen", format="compact"),
-    "elapsed_s": st.column_config.NumberColumn("Training time (s)", format="%.1f"),
-    "message": st.column_config.TextColumn("Message"),
-}
 
 PARCOORD_DIMS = [
     ("d_model", "d_model (width)"),
@@ -265,6 +239,79 @@ def parcoords_figure(rows: list[dict[str, Any]], target: str = "best_val_loss",
              f"Hyperparameters vs {label} (one line per run; darker = better answers)")
     fig.update_layout(title=title, height=420, margin={"l": 60, "r": 60, "t": 90, "b": 30})
     return fig
+
+
+def _resume(name: str) -> None:
+    try:
+        job_manager().resume(name)
+    except Exception as e:  # _failed re-raises what is not a user error
+        _failed("lifecycle", e)
+        return
+    _flash("lifecycle", "success", f"Resumed {name}: it continues from its latest checkpoint (see the Train page).")
+
+
+def _stop(name: str) -> None:
+    try:
+        job_manager().stop(name)
+    except Exception as e:  # _failed re-raises what is not a user error
+        _failed("lifecycle", e)
+        return
+    _flash("lifecycle", "success", f"Stopping {name}: it saves a checkpoint and can be resumed.")
+
+
+def _delete_unstarted(root: Path, names: list[str]) -> None:
+    deleted = []
+    for name in names:
+        try:
+            archive.delete_run(Run(root / name))
+            job_manager().forget(name)
+            deleted.append(name)
+        except Exception as e:  # _failed re-raises what is not a user error
+            _failed("lifecycle", e)
+    if deleted:
+        _flash("lifecycle", "success", f"Deleted {len(deleted)} run(s) that never trained: {', '.join(deleted)}.")
+
+
+RESUMABLE = ("stopped", "interrupted", "failed")
+ACTIVE = ("running", "queued")
+
+
+def never_started(row: dict[str, Any]) -> bool:
+    """A run with nothing to show: no step logged, and not waiting or training."""
+    return not row.get("step") and row.get("state") not in ACTIVE
+
+
+def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Stop what trains or waits, resume what was stopped, interrupted or failed; list runs that never started."""
+    actionable = [r for r in rows if r.get("state") in ACTIVE
+                  or (r.get("state") in RESUMABLE and not never_started(r))]
+    unstarted = [r["name"] for r in rows if never_started(r)]
+    if not actionable and not unstarted:
+        return
+    st.subheader("Stop and resume")
+    _show_flash("lifecycle")
+    for r in actionable:
+        name, state = r["name"], r["state"]
+        c1, c2, c3 = st.columns([3, 4, 1.3], vertical_alignment="center")
+        c1.markdown(f"**{name}**")
+        c2.caption(f"{state} at step {r.get('step') or 0:,}" + (f": {r['message']}" if r.get("message") else ""))
+        if state in ACTIVE:
+            c3.button("Stop", key=f"runs_stop_{name}", on_click=_stop, args=(name,), icon=":material/stop:",
+                      **locked("Save a checkpoint and stop (a queued run leaves the queue)"))
+        else:
+            c3.button("Resume", key=f"runs_resume_{name}", on_click=_resume, args=(name,),
+                      icon=":material/play_arrow:", **locked("Continue from the latest checkpoint, same curve"))
+    if unstarted:
+        with st.expander(f"Never trained ({len(unstarted)}): no step was logged", expanded=False):
+            st.write(", ".join(unstarted))
+            st.button("Delete these runs", key="runs_delete_unstarted", on_click=_delete_unstarted,
+                      args=(root, unstarted), icon=":material/delete:",
+                      **locked("They hold no curve and no checkpoint: nothing is lost"))
+
+
+def default_overlay(rows: list[dict[str, Any]], k: int = 2) -> list[str]:
+    """The newest runs that have something to draw (newest first, as the rows are)."""
+    return [r["name"] for r in rows if r.get("step")][:k]
 
 
 # --------------------------------------------------------------------------- ablation
@@ -332,7 +379,8 @@ names = [r["name"] for r in rows]
 
 head, refresh = st.columns([6, 1])
 head.subheader(f"All runs ({len(runs)})")
-refresh.button("Refresh", icon="🔄", help="Re-read the runs folder (runs in progress change as they train)")
+refresh.button("Refresh",
+               icon=":material/refresh:", help="Re-read the runs folder (runs in progress change as they train)")
 if rows:
     # QA scores right after the status, where they are seen without scrolling.
     columns = dict(TABLE_COLUMNS)
@@ -347,17 +395,20 @@ if rows:
         with st.expander("Lineage: which run started from which", expanded=True):
             st.markdown("\n".join(lineage))
 elif not runs:
-    st.info("No runs yet: train one on the Train page, or import a run archive below.", icon="ℹ️")
+    st.info("No runs yet: train one on the Train page, or import a run archive below.", icon=":material/info:")
 for name, reason in broken:
-    st.error(f"Run {name} cannot be read: {reason}", icon="🚫")
+    st.error(f"Run {name} cannot be read: {reason}", icon=":material/block:")
 
 if rows:
+    lifecycle_section(root, rows)
     st.subheader("Compare loss curves")
     # Sanitised before the widget exists: a run deleted or renamed elsewhere must not linger in the selection.
     if COMPARE not in st.session_state:
-        st.session_state[COMPARE] = names[:2]
-    st.session_state[COMPARE] = [n for n in st.session_state[COMPARE] if n in names]
-    chosen = st.multiselect("Runs to overlay", names, key=COMPARE,
+        st.session_state[COMPARE] = default_overlay(rows)
+    st.session_state[COMPARE] = [n for n in st.session_state[COMPARE] if n in names and
+                                 any(r["name"] == n and r.get("step") for r in rows)]
+    drawable = [r["name"] for r in rows if r.get("step")]
+    chosen = st.multiselect("Runs to overlay", drawable, key=COMPARE,
                             help="Solid: training loss; dotted with markers: validation loss.")
     c1, c2, c3 = st.columns([2, 2, 1])
     x = c1.radio("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], horizontal=True, key="runs_x")
@@ -410,33 +461,39 @@ if runs:
         c1, c2 = st.columns(2)
         # Callables: the report (~5 MB with plotly.js) and the zip are built only when clicked.
         c1.download_button("HTML report", data=lambda: archive.html_report(run), file_name=f"{focus}-report.html",
-                           mime="text/html", icon="📄", on_click="ignore", disabled=not readable,
+                           mime="text/html", icon=":material/description:", on_click="ignore", disabled=not readable,
                            key="runs_dl_report")
         c1.caption("One file that opens offline: final metrics, loss curves, samples and the configuration.")
         c2.download_button("Run as .zip", data=lambda: archive.export_run(run), file_name=f"{focus}.zip",
-                           mime="application/zip", icon="🗜️", on_click="ignore", key="runs_dl_zip")
+                           mime="application/zip", icon=":material/folder_zip:", on_click="ignore", key="runs_dl_zip")
         c2.caption("Config, tokenizer, metrics, samples, status and the latest checkpoint: import it on another "
                    "playground to resume, compare or chat.")
     with rename:
         if active:
-            st.info(f"{focus} is {status['state']}: stop it on the Train page before renaming it.", icon="⏳")
+            st.info(f"{focus} is {status['state']}: stop it on the Train page before renaming it.",
+                    icon=":material/hourglass_top:")
         st.text_input("New name", value=focus, key=f"rename_to_{focus}", max_chars=80,
                       help="1-80 letters, digits, '.', '_' or '-', starting with a letter or digit")
-        st.button("Rename", on_click=_rename, args=(root, focus), disabled=active, key="runs_rename")
+        st.button("Rename", on_click=_rename, args=(root, focus), disabled=active or not can_change(),
+                  key="runs_rename")
     with delete:
         if active:
-            st.info(f"{focus} is {status['state']}: stop it on the Train page before deleting it.", icon="⏳")
+            st.info(f"{focus} is {status['state']}: stop it on the Train page before deleting it.",
+                    icon=":material/hourglass_top:")
         confirm = st.checkbox(f"Yes, delete {focus} with all its checkpoints and logs (this cannot be undone)",
                               key=f"delete_confirm_{focus}", disabled=active)
         st.button("Delete run", type="primary", on_click=_delete, args=(root, focus), key="runs_delete",
-                  disabled=active or not confirm, icon="🗑️")
+                  disabled=active or not confirm or not can_change(),
+                  icon=":material/delete:")
 
 st.subheader("Import a run")
 upload_key = f"runs_upload_{st.session_state.get(UPLOAD_GEN, 0)}"
 upload = st.file_uploader("Run archive (.zip exported from a playground)", type=["zip"], key=upload_key,
+                          disabled=not can_change(),
                  help="Checked before anything is written: only run files, no pickles, size limits, weights that "
                       "match the config.")
 st.text_input("Name (optional)", key="import_name", placeholder="default: the exported run's name",
               help="A name that is taken gets a -2, -3, ... suffix")
-st.button("Import", on_click=_import, args=(root, upload_key), key="runs_import", icon="📥", disabled=upload is None)
+st.button("Import", on_click=_import, args=(root, upload_key), key="runs_import",
+          icon=":material/upload:", disabled=upload is None or not can_change())
 _show_flash("import")

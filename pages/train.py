@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -25,7 +26,7 @@ from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, Train
 from genai_core.corpus import open_corpus
 from genai_core.demo import demo_qa_config
 from genai_core.errors import GenAIError, user_message
-from genai_core.estimates import Estimate, estimate, format_bytes, format_seconds, warm_up
+from genai_core.estimates import Estimate, estimate, format_bytes, format_seconds
 from genai_core.jobs import JobManager, JobStatus
 from genai_core.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
 from genai_core.runs import Run, list_runs, slugify, validate_run_name
@@ -34,8 +35,9 @@ from genai_core.training import fine_tune_config, token_cache_dir
 from pages import ui
 
 RESUMABLE = ("stopped", "interrupted", "failed")
-STATE_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
-               "interrupted": "⚠️", "created": "🆕"}
+STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
+               "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
+               "failed": ":material/error:", "interrupted": ":material/warning:", "created": ":material/fiber_new:"}
 # Knobs the Explore grid can vary: name -> (config section, value type).
 EXPLORABLE: dict[str, tuple[str, type]] = {
     "d_model": ("model", int), "n_layers": ("model", int), "n_heads": ("model", int), "seq_len": ("model", int),
@@ -140,12 +142,21 @@ def anything_active(jm: JobManager) -> bool:
     return bool(jm.active() or jm.queue())
 
 
-@st.cache_resource(show_spinner="Measuring this machine (once)…")
-def estimator_warmed() -> bool:
-    """Pay the process's one-time costs (optimizer imports, kernel setup, the device's throughput) before the
-    first calibration; otherwise they land in the first timed steps and that estimate stays cached too slow."""
-    warm_up()
-    return True
+def live_estimate(est: Estimate | None, again: Callable[[], Estimate]) -> None:
+    """The estimate, shown at once; while real steps are timed in the background it redraws every second
+    (`again` re-asks the engine, which then returns the timed figure) instead of holding the page back."""
+    def draw() -> None:
+        shown = est
+        if est is not None and est.pending:
+            try:
+                shown = again()
+            except GenAIError:
+                shown = est
+            if not shown.pending:
+                st.rerun()  # timed: redraw the page once with it (and stop this fragment's ticking)
+        show_estimate(shown)
+
+    st.fragment(draw, run_every=1.0 if est is not None and est.pending else None)()
 
 
 # --------------------------------------------------------------------------- the form, checked
@@ -184,10 +195,12 @@ def run_name_input(key: str, default: str, help_text: str, problems: Problems) -
     return name
 
 
-def submit(config: RunConfig, name: str, name_key: str) -> None:
-    """Start (or queue) the run, empty the name box on the next run, and redraw with the live view."""
+def submit(config: RunConfig, name: str, name_key: str, est: Estimate | None = None) -> None:
+    """Start (or queue) the run, empty the name box on the next run, and redraw with the live view. The
+    estimate goes into the run's status, to be shown beside the measured speed once it trains."""
+    note = {"estimated_step_s": est.seconds_per_step, "estimated_total_s": est.total_seconds} if est else None
     with ui.user_errors():
-        started = jm.submit(config, name)
+        started = jm.submit(config, name, note=note)
         if started.queue_position:
             st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
         st.session_state[f"{name_key}_clear"] = True
@@ -232,9 +245,10 @@ def show_estimate(est: Estimate | None) -> None:
                     help=f"{est.steps_per_epoch:,} steps per epoch" if est.steps_per_epoch else None)
         c[5].metric("Total time", format_seconds(est.total_seconds),
                     help=f"{est.total_steps:,} steps, evaluations and samples included" if est.total_steps else None)
-        st.caption(f"Runs on: {training_path(est)}. Time: {est.method}.")
+        timing = "timing a few real steps in the background…" if est.pending else est.method
+        st.caption(f"Runs on: {training_path(est)}. Time: {timing}.")
         if est.message and est.fits:
-            st.warning(est.message, icon="⚠️")
+            st.warning(est.message, icon=":material/warning:")
         with st.expander("Memory breakdown"):
             m = est.memory
             st.dataframe(
@@ -265,6 +279,9 @@ def show_run(name: str) -> None:
     line = f"**{s.state}**" + (f": {s.message}" if s.message else "")
     if s.queue_position:
         line += f" · position {s.queue_position} in the {s.device} queue"
+        wait = jm.queue_waits().get(name) if not s.message.startswith("waiting for") else None
+        if wait is not None:
+            line += f", starts in about {format_seconds(wait)}"
     st.markdown(line)
     try:
         cfg: RunConfig | None = run.config()
@@ -274,7 +291,7 @@ def show_run(name: str) -> None:
     if cfg is not None and cfg.task == "qa" and cfg.parent is not None:
         st.caption(f"QA fine-tune of {cfg.parent.name}: the loss is on the answers only.")
     if s.state == "failed" and s.error and s.error != s.message:
-        st.error(s.error, icon="❌")
+        st.error(s.error, icon=":material/error:")
 
     step = s.step if s.step is not None else last.get("step")
     text = f"step {step or 0:,} / {s.total_steps:,}" if s.total_steps else "waiting to start"
@@ -293,6 +310,12 @@ def show_run(name: str) -> None:
     c[1].metric("Validation loss", f"{val_loss:.3f}" if val_loss is not None else "–")
     c[2].metric("Tokens / s", f"{tps:,.0f}" if tps is not None else "–")
     c[3].metric("Learning rate", f"{lr_now:.2e}" if lr_now is not None else "–")
+    estimated = run.read_status_raw().get("estimated_step_s")
+    tokens_per_step = run.read_status_raw().get("tokens_per_step")
+    if estimated and tps and tokens_per_step:
+        measured = tokens_per_step / tps
+        st.caption(f"Time per step: estimated {format_seconds(estimated)} before the start, measured "
+                   f"{format_seconds(measured)} ({measured / estimated:.2f}x the estimate).")
 
     if rows:
         st.plotly_chart(ui.loss_figure({name: rows}, title=f"Loss of {name}"), width="stretch")
@@ -312,13 +335,13 @@ def show_run(name: str) -> None:
         st.caption(f"ℹ️ {notice}")
 
     b1, b2, _ = st.columns([1, 1, 4])
-    if s.here and s.active and b1.button("Stop", key="train_stop_run",
+    if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
                                          help="Saves a checkpoint, then stops; resume later."):
         with ui.user_errors():
             jm.stop(name)
             st.rerun()
     resumable = s.state in RESUMABLE and not s.here and run.latest_checkpoint() is not None
-    if resumable and b2.button("Resume", key="train_resume_run", type="primary",
+    if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
                                help="Continue from the latest checkpoint: weights, optimizer and schedule."):
         with ui.user_errors():
             jm.resume(name)
@@ -332,9 +355,17 @@ def show_queue() -> None:
     if not queue:
         return
     st.markdown("**Queue**")
-    st.dataframe([{"position": q.queue_position, "run": q.name, "device": q.device, "resume": q.resume}
-                  for q in queue], hide_index=True, width="stretch")
-    if st.button("Clear the queue", key="train_clear_queue"):
+    waits = jm.queue_waits()
+
+    def starts_in(q: JobStatus) -> str:
+        if q.message.startswith("waiting for"):
+            return q.message
+        wait = waits.get(q.name)
+        return f"in about {format_seconds(wait)}" if wait is not None else "after the runs ahead (length unknown)"
+
+    st.dataframe([{"position": q.queue_position, "run": q.name, "starts": starts_in(q), "device": q.device,
+                   "resume": q.resume} for q in queue], hide_index=True, width="stretch")
+    if st.button("Clear the queue", key="train_clear_queue", disabled=not ui.can_change()):
         for q in queue:
             with ui.user_errors():
                 jm.stop(q.name)
@@ -453,7 +484,7 @@ def checked_qa_file(path: Path | None, what: str, problems: Problems) -> Path | 
     try:
         records = qa_records(path)
     except GenAIError as e:
-        st.error(str(e), icon="🚫")
+        st.error(str(e), icon=":material/block:")
         problems.error(f"The {what} cannot be used (see above): fix it or choose another file.")
         return None
     st.caption(f"{path.name}: {records:,} records")
@@ -512,7 +543,8 @@ def qa_mode() -> None:
     copy_head = False
     if not parents:
         st.info("No run to start from yet: a fine-tune needs a completed or stopped run with a checkpoint. Pretrain "
-                "one first (Pretrain mode), or train the clinical QA demo from the Home page.", icon="🧪")
+                "one first (Pretrain mode), or train the clinical QA demo from the Home page.",
+                            icon=":material/science:")
         problems.error("There is no pretrained run to fine-tune yet: pretrain one first.")
     elif parent is None:
         problems.error("Choose the pretrained run to fine-tune (Start from).")
@@ -536,9 +568,9 @@ def qa_mode() -> None:
                                      ".parquet), the answer copied from the context.")
         if train_source == "bundled":
             train_path = preset.data.corpus
-            st.caption("🧪 Synthetic: questions about fictional clinical cases, no real patient data.")
+            st.caption(":material/science: Synthetic: questions about fictional clinical cases, no real patient data.")
         else:
-            upload = st.file_uploader("QA file", type=QA_FILE_TYPES, key="qa_upload",
+            upload = st.file_uploader("QA file", type=QA_FILE_TYPES, key="qa_upload", disabled=not ui.can_change(),
                                       help="Columns question, context and answer; one example per row.")
             if upload is None:
                 problems.error("Upload a QA file with question, context and answer columns, or use the bundled set.")
@@ -546,7 +578,7 @@ def qa_mode() -> None:
                 try:
                     train_path = ui.spill_upload(upload, qa_uploads_dir())
                 except GenAIError as e:
-                    st.error(str(e), icon="🚫")
+                    st.error(str(e), icon=":material/block:")
                     problems.error("The uploaded file cannot be used (see above).")
         train_path = checked_qa_file(train_path, "training file", problems)
     with col_val_file:
@@ -640,15 +672,13 @@ def qa_mode() -> None:
     if effective is not None:
         calibrate = not anything_active(jm)  # as for pretraining: never time steps beside a running job
         with ui.user_errors(problems):
-            if calibrate:
-                estimator_warmed()
             # estimate() counts an epoch as train_tokens / (batch × seq_len) steps, while a QA epoch is one pass
             # over the examples: each example counts as one window of seq_len tokens here.
             windows = stats["train_examples"] * effective.model.seq_len if stats else None
-            est = estimate(effective, train_tokens=windows, calibrate=calibrate)
+            est = estimate(effective, train_tokens=windows, calibrate=calibrate, background=True)
         if est is not None and not est.fits:
             problems.error(f"Will not fit in memory: {est.message}")
-    show_estimate(est)
+    live_estimate(est, lambda: estimate(effective, train_tokens=windows, calibrate=False))
     if est is not None and effective is not None and stats:
         st.caption(f"ℹ️ The time assumes every example fills the {effective.model.seq_len}-token window "
                    f"({est.tokens_per_step:,} tokens per step), but a QA batch is padded only to its longest "
@@ -661,10 +691,11 @@ def qa_mode() -> None:
                           "Leave empty for the parent's name + `-qa`. Letters, digits, '.', '_' and '-'.", problems)
     config = effective.model_copy(update={"name": name}) if effective is not None and not problems.messages else None
     for message in problems.messages:
-        st.error(message, icon="🚫")
-    if st.button("Start fine-tuning", type="primary", key="qa_start", disabled=config is None):
+        st.error(message, icon=":material/block:")
+    if st.button("Start fine-tuning", type="primary", key="qa_start",
+                 disabled=config is None or not ui.can_change()):
         assert config is not None
-        submit(config, name, "qa_run_name")
+        submit(config, name, "qa_run_name", est)
 
 
 # --------------------------------------------------------------------------- page
@@ -689,11 +720,11 @@ if source == "data page":
     st.caption(f"Corpus: **{Path(data_cfg.corpus).name}** ({data_cfg.tokenizer} tokenizer), chosen on the Data page.")
 elif source == "demo":
     st.info("No corpus chosen yet: this page trains on the bundled demo corpus of fictional clinical cases "
-            "(character-level). Pick your own text on the Data page.", icon="📚")
+            "(character-level). Pick your own text on the Data page.", icon=":material/menu_book:")
 else:
     st.warning("No corpus chosen yet (and the bundled demo corpus is not installed): choose one on the "
-               "Data page first.", icon="📚")
-st.page_link("pages/data.py", label="Choose the corpus on the Data page", icon="📚")
+               "Data page first.", icon=":material/menu_book:")
+st.page_link("pages/data.py", label="Choose the corpus on the Data page", icon=":material/menu_book:")
 if data_cfg is not None:
     with ui.user_errors():
         stats = corpus_stats(data_cfg)
@@ -704,9 +735,12 @@ if data_cfg is not None:
 
 # ----------------------------------------------------------------- knobs
 def knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
-    """A number input for a config field: keyed by the field, help from its docstring, kept across pages."""
+    """A number input for a config field: keyed by the field, help from its docstring, kept across pages, and
+    starting at the config's default (unless `value` is given for a field the config leaves open)."""
     if f"train_{field}" in st.session_state:
         kw.pop("value", None)  # set by a recipe (or earlier): a default beside it would make Streamlit warn
+    else:
+        kw.setdefault("value", widget_value(field, section.model_fields[field].default))
     return st.number_input(label, key=f"train_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
 
 
@@ -731,11 +765,66 @@ def apply_recipe() -> None:
             st.session_state[f"train_{field}"] = widget_value(field, value)
 
 
-def model_default(field: str) -> Any:
-    return widget_value(field, ModelConfig.model_fields[field].default)
+MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "pos_encoding", "norm", "mlp",
+               "qk_norm", "tie_embeddings", "zero_init", "logit_softcap")
+TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
+               "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads")
+PREFILLED = "train_prefilled_from"
 
 
+def knob_state(cfg: RunConfig) -> dict[str, Any]:
+    """The pretraining form's widget values that give `cfg` back."""
+    out: dict[str, Any] = {f"train_{f}": widget_value(f, getattr(cfg.model, f)) for f in MODEL_KNOBS}
+    out.update({f"train_{f}": getattr(cfg.train, f) for f in TRAIN_KNOBS})
+    out["train_num_threads"] = cfg.train.num_threads or 0
+    if cfg.train.max_steps is not None:
+        out.update(train_length_mode="steps", train_max_steps=cfg.train.max_steps)
+    else:
+        out.update(train_length_mode="epochs", train_epochs=cfg.train.epochs)
+    recipe = next((r for r in RECIPES if all(getattr(getattr(cfg, sec), f) == v for sec in ("model", "train")
+                                             for f, v in recipe_values(r, sec).items())), None)
+    out["train_recipe"] = recipe or "modern"
+    return out
+
+
+def prefill_from_last_run() -> None:
+    """Once per browser session, before the widgets exist: a new session starts from the knobs of the newest
+    pretraining run (labelled as such), not from scratch."""
+    if st.session_state.get("train_prefill_checked"):
+        return
+    st.session_state["train_prefill_checked"] = True
+    if any(f"train_{f}" in st.session_state for f in MODEL_KNOBS + TRAIN_KNOBS):
+        return  # this session has set knobs already
+    for run in list_runs(ui.runs_root()):
+        try:
+            cfg = run.config()
+        except GenAIError:  # a damaged folder: try the next one
+            continue
+        if cfg.task == "lm":
+            st.session_state.update(knob_state(cfg))
+            if cfg.train.device not in available_devices():
+                st.session_state["train_device"] = "auto"
+            st.session_state[PREFILLED] = run.name
+            return
+
+
+def reset_to_recipe() -> None:
+    """Forget every knob of this session and take the chosen recipe's values and the config's defaults."""
+    recipe = st.session_state.get("train_recipe") or "modern"
+    for f in (*MODEL_KNOBS, *TRAIN_KNOBS, "max_steps", "epochs", "length_mode"):
+        st.session_state.pop(f"train_{f}", None)
+    st.session_state.pop(PREFILLED, None)
+    st.session_state["train_recipe"] = recipe
+    apply_recipe()
+
+
+prefill_from_last_run()
 st.subheader("Model and training")
+if prefilled := st.session_state.get(PREFILLED):
+    c1, c2 = st.columns([3, 1], vertical_alignment="center")
+    c1.caption(f"Knobs pre-filled from the last run, **{prefilled}**.")
+    c2.button("Reset to the recipe's defaults", key="train_reset_knobs", on_click=reset_to_recipe,
+              icon=":material/restart_alt:")
 st.segmented_control(
     "Recipe", list(RECIPES), default="modern", required=True, key="train_recipe", persist_state=PERSIST,
     on_change=apply_recipe, format_func={"modern": "Modern (RoPE, QK-norm, ReLU², Muon)",
@@ -745,14 +834,16 @@ st.segmented_control(
 col_model, col_train, col_hw = st.columns(3)
 M, T = ModelConfig, TrainConfig
 with col_model:
-    arch = st.radio("Architecture", ["gpt", "lstm", "gru"], key="train_arch", persist_state=PERSIST, horizontal=True,
+    arch = st.radio("Architecture", _literals(M, "arch"), key="train_arch", persist_state=PERSIST, horizontal=True,
                     format_func=str.upper, help=field_help(M, "arch"))
     is_gpt = arch == "gpt"
-    d_model = knob("d_model", M, "d_model", min_value=1, value=128, step=16)
-    n_heads = knob("Attention heads", M, "n_heads", min_value=1, value=4, step=1, disabled=not is_gpt)
-    n_layers = knob("Layers", M, "n_layers", min_value=1, value=4, step=1)
-    seq_len = knob("seq_len (context)", M, "seq_len", min_value=2, value=128, step=16)
-    dropout = knob("Dropout", M, "dropout", min_value=0.0, max_value=0.95, value=0.0, step=0.05)
+    # No bounds on the widgets and no defaults typed here: config.py gives both, and says what is out of
+    # range in the same words as the CLI (Start stays disabled with the reason shown).
+    d_model = knob("d_model", M, "d_model", step=16)
+    n_heads = knob("Attention heads", M, "n_heads", step=1, disabled=not is_gpt)
+    n_layers = knob("Layers", M, "n_layers", step=1)
+    seq_len = knob("seq_len (context)", M, "seq_len", step=16)
+    dropout = knob("Dropout", M, "dropout", step=0.05)
     pos_encoding = st.selectbox("Positional encoding", _literals(M, "pos_encoding"), key="train_pos_encoding",
                                 persist_state=PERSIST, disabled=not is_gpt, help=field_help(M, "pos_encoding"))
     with st.expander("Architecture details", expanded=False):
@@ -763,39 +854,37 @@ with col_model:
         qk_norm = switch("QK-norm", "qk_norm", disabled=not is_gpt)
         tie = switch("Tie input and output embeddings", "tie_embeddings")
         zero_init = switch("Zero-initialised output projections", "zero_init", disabled=not is_gpt)
-        softcap = knob("Logit soft-cap (0 = off)", M, "logit_softcap", min_value=0.0,
-                       value=model_default("logit_softcap"), step=5.0, disabled=not is_gpt)
+        softcap = knob("Logit soft-cap (0 = off)", M, "logit_softcap", step=5.0, disabled=not is_gpt)
 with col_train:
     length_mode = st.radio("Train for", ["steps", "epochs"], horizontal=True, key="train_length_mode",
                            persist_state=PERSIST)
     max_steps: int | None = None
     epochs: float | None = None
     if length_mode == "steps":
-        max_steps = int(knob("Max steps", T, "max_steps", min_value=1, value=1000, step=100))
+        # The config has no step count of its own (a run is one epoch unless told): the page offers this one.
+        max_steps = int(knob("Max steps", T, "max_steps", value=1000, step=100))
     else:
-        epochs = float(knob("Epochs", T, "epochs", min_value=0.01, value=1.0, step=0.5))
-    batch_size = knob("Batch size", T, "batch_size", min_value=1, value=16, step=4)
+        epochs = float(knob("Epochs", T, "epochs", value=1.0, step=0.5))  # RunConfig's default length
+    batch_size = knob("Batch size", T, "batch_size", step=4)
     optimizer = st.selectbox("Optimizer", _literals(T, "optimizer") if is_gpt else ["adamw"], key="train_optimizer",
                              persist_state=PERSIST, help=field_help(T, "optimizer"),
                              format_func={"muon": "Muon + AdamW", "adamw": "AdamW"}.get)
-    # No bounds on the widget: the config says what is out of range, in the same words as the CLI.
-    lr = knob("Learning rate (AdamW)", T, "lr", value=T.model_fields["lr"].default, step=5e-4, format="%.5f")
-    muon_lr = knob("Learning rate (Muon)", T, "muon_lr", value=T.model_fields["muon_lr"].default, step=0.005,
-                   format="%.4f", disabled=optimizer != "muon")
-    warmup = knob("Warmup steps", T, "warmup_steps", min_value=0, value=100, step=50)
-    seed = knob("Seed", T, "seed", min_value=0, value=0, step=1)
+    lr = knob("Learning rate (AdamW)", T, "lr", step=5e-4, format="%.5f")
+    muon_lr = knob("Learning rate (Muon)", T, "muon_lr", step=0.005, format="%.4f", disabled=optimizer != "muon")
+    warmup = knob("Warmup steps", T, "warmup_steps", step=10)
+    seed = knob("Seed", T, "seed", step=1)
 with col_hw:
     device = st.selectbox("Device", available_devices(), key="train_device", persist_state=PERSIST,
                           help=field_help(T, "device"))
-    precision = st.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"], key="train_precision",
+    precision = st.selectbox("Precision", _literals(T, "precision"), key="train_precision",
                              persist_state=PERSIST, help=field_help(T, "precision"))
     with st.expander("More training settings"):
-        eval_interval = knob("Evaluate every N steps", T, "eval_interval", min_value=1, value=200, step=50)
-        eval_batches = knob("Validation batches", T, "eval_batches", min_value=1, value=20, step=5)
-        log_interval = knob("Log every N steps", T, "log_interval", min_value=1, value=10, step=5)
-        grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", min_value=1, value=1, step=1)
-        weight_decay = knob("Weight decay", T, "weight_decay", min_value=0.0, value=0.1, step=0.05)
-        threads = knob("CPU threads (0 = torch's default)", T, "num_threads", min_value=0, value=0, step=1)
+        eval_interval = knob("Evaluate every N steps", T, "eval_interval", step=50)
+        eval_batches = knob("Validation batches", T, "eval_batches", step=5)
+        log_interval = knob("Log every N steps", T, "log_interval", step=5)
+        grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", step=1)
+        weight_decay = knob("Weight decay", T, "weight_decay", step=0.05)
+        threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", value=0, step=1)
 
 # ----------------------------------------------------------------- the config, checked
 def vocab_guess(data: DataConfig | None) -> int:
@@ -836,14 +925,13 @@ if model_cfg is not None and train_cfg is not None:
     # falls back on the measured device throughput.
     calibrate = not anything_active(jm)
     with ui.user_errors(problems):
-        if calibrate:
-            estimator_warmed()
         est = estimate(model_cfg, train=train_cfg, train_tokens=stats["train_tokens"] if stats else None,
-                       calibrate=calibrate)
+                       calibrate=calibrate, runs_root=ui.runs_root(), background=True)
     if est is not None and not est.fits:
         problems.error(f"Will not fit in memory: {est.message}")
 
-show_estimate(est)
+live_estimate(est, lambda: estimate(model_cfg, train=train_cfg, calibrate=False, runs_root=ui.runs_root(),
+                                    train_tokens=stats["train_tokens"] if stats else None))
 
 # ----------------------------------------------------------------- name and start
 knob_name = (f"{arch}-d{int(d_model)}-L{int(n_layers)}" + (f"-h{int(n_heads)}" if is_gpt else "")
@@ -855,12 +943,13 @@ config: RunConfig | None = None
 if not problems.messages and model_cfg is not None and train_cfg is not None and data_cfg is not None:
     config = RunConfig(name=name, data=data_cfg, model=model_cfg, train=train_cfg)
 for message in problems.messages:
-    st.error(message, icon="🚫")
+    st.error(message, icon=":material/block:")
 
 start_col, queue_col = st.columns([1, 3])
-if start_col.button("Start training", type="primary", key="train_start", disabled=config is None):
+if start_col.button("Start training", type="primary", key="train_start",
+                    disabled=config is None or not ui.can_change()):
     assert config is not None
-    submit(config, name, "train_run_name")
+    submit(config, name, "train_run_name", est)
 if anything_active(jm):
     queue_col.caption("One run trains per device at a time; a new start waits in the queue.")
 
@@ -931,7 +1020,7 @@ with st.expander("Explore: train a grid of runs one after another"):
         st.dataframe(rows, hide_index=True, width="stretch")
         grid_ok = all(not r["problem"] for r in rows)
     if st.button(f"Queue {len(plan)} runs" if plan else "Queue the grid", key="train_explore_start",
-                 disabled=not grid_ok):
+                 disabled=not grid_ok or not ui.can_change()):
         with ui.user_errors():
             for run_name, cfg, _problem in plan:
                 assert cfg is not None

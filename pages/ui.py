@@ -8,7 +8,9 @@ does training maths: numbers come from the engine.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,14 @@ from genai_core.corpus import detect_format
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.estimates import format_bytes
 from genai_core.jobs import JobManager
-from genai_core.runs import atomic_write_bytes, atomic_write_json, downsample_rows, runs_dir, slugify
+from genai_core.runs import (
+    atomic_write_bytes,
+    atomic_write_json,
+    check_runs_cap,
+    downsample_rows,
+    runs_dir,
+    slugify,
+)
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -78,7 +87,7 @@ def user_errors(where: Any = None) -> Iterator[None]:
         yield
     except (GenAIError, ValidationError, MemoryError) as e:
         msg = user_message(e) or str(e)
-        (where or st).error(msg, icon="🚫")
+        (where or st).error(msg, icon=":material/block:")
 
 
 def validation_message(exc: ValidationError | GenAIError) -> str:
@@ -126,6 +135,7 @@ def spill_upload(upload: UploadedFile, folder: Path) -> Path:
     done = spilled.get(upload.file_id)
     if done and Path(done).is_file():
         return Path(done)  # every rerun sees the same upload: hash and write it only once
+    check_runs_cap(runs_root(), upload.size)  # uploads live under the runs folder and count against its cap
     with upload.getbuffer() as buf:  # a view of the upload's bytes: no second copy of a big file in memory
         digest = hashlib.sha256(buf).hexdigest()[:12]
         path = folder / digest / f"{slugify(Path(name).stem)[:60]}{Path(name).suffix.lower()}"
@@ -182,6 +192,119 @@ def _ema(values: list[float], alpha: float) -> list[float]:
         acc = alpha * acc + (1 - alpha) * v
         out.append(acc)
     return out
+
+
+# --------------------------------------------------------------------------- viewer mode
+PRESENTER_ENV = "GENAI_PRESENTER_PASSWORD"
+"""Set (or the secret `presenter_password`) to share a demo URL with a room: visitors browse, compare and chat;
+starting, stopping, deleting, importing and uploading need this password."""
+LOCKED_HELP = "Viewer mode: enter the presenter's password in the sidebar to do this"
+
+
+def presenter_password() -> str | None:
+    """The presenter's password, from the environment or Streamlit's secrets (None: no viewer mode)."""
+    password = os.environ.get(PRESENTER_ENV, "")
+    if not password:
+        try:
+            password = str(st.secrets.get("presenter_password", "") or "")
+        except Exception:  # no secrets file at all: Streamlit raises rather than returning nothing
+            password = ""
+    return password or None
+
+
+def can_change() -> bool:
+    """Whether this session may start, stop, delete, import or upload (always, unless viewer mode is on and
+    the presenter has not unlocked this session)."""
+    return presenter_password() is None or bool(st.session_state.get("presenter_unlocked"))
+
+
+def locked(help_text: str | None = None) -> dict[str, Any]:
+    """Keyword arguments that disable a changing widget in viewer mode, with the reason as its help."""
+    if can_change():
+        return {"help": help_text} if help_text else {}
+    return {"disabled": True, "help": LOCKED_HELP}
+
+
+def _unlock() -> None:
+    typed = str(st.session_state.get("presenter_typed", ""))
+    password = presenter_password() or ""
+    ok = bool(password) and hmac.compare_digest(typed.encode(), password.encode())
+    st.session_state["presenter_unlocked"] = ok
+    st.session_state["presenter_wrong"] = bool(typed) and not ok
+    st.session_state["presenter_typed"] = ""
+
+
+def _lock() -> None:
+    st.session_state["presenter_unlocked"] = False
+
+
+def presenter_sidebar() -> None:
+    """In viewer mode: the sidebar says so and takes the presenter's password (per browser session)."""
+    if presenter_password() is None:
+        return
+    with st.sidebar:
+        if st.session_state.get("presenter_unlocked"):
+            st.caption(":material/lock_open: Presenter: starting, stopping, deleting, importing and uploading "
+                       "are open in this browser session.")
+            st.button("Lock again (viewer mode)", on_click=_lock, key="presenter_lock")
+            return
+        st.caption(":material/visibility: **Viewer mode**: browse, compare runs and chat. Starting, stopping, "
+                   "deleting, importing and uploading need the presenter's password.")
+        st.text_input("Presenter password", type="password", key="presenter_typed", on_change=_unlock)
+        if st.session_state.get("presenter_wrong"):
+            st.error("That is not the presenter's password.", icon=":material/block:")
+
+
+# --------------------------------------------------------------------------- run tables
+TABLE_COLUMNS = {  # the labels every runs table uses (Train page names, human numbers)
+    "name": st.column_config.TextColumn("Run", pinned=True),
+    "state": st.column_config.TextColumn("Status"),
+    "task": st.column_config.TextColumn("Task", help="lm: pretrained on text; qa: fine-tuned to answer questions"),
+    "parent": st.column_config.TextColumn("Started from", help="The run whose weights this run started from"),
+    "arch": st.column_config.TextColumn("Architecture"),
+    "params": st.column_config.NumberColumn("Parameters", format="compact"),
+    "d_model": st.column_config.NumberColumn("d_model"),
+    "n_layers": st.column_config.NumberColumn("Layers"),
+    "n_heads": st.column_config.NumberColumn("Heads"),
+    "seq_len": st.column_config.NumberColumn("Context (tokens)"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
+    "lr": st.column_config.NumberColumn("Learning rate", format="%.1e"),
+    "optimizer": st.column_config.TextColumn("Optimizer"),
+    "pos_encoding": st.column_config.TextColumn("Positions"),
+    "dropout": st.column_config.NumberColumn("Dropout", format="%.2f"),
+    "tokenizer": st.column_config.TextColumn("Tokenizer"),
+    "best_val_loss": st.column_config.NumberColumn("Best val loss (nats/token)", format="%.4f"),
+    "best_val_ppl": st.column_config.NumberColumn("Best val perplexity", format="%.2f"),
+    "heldout_ppl": st.column_config.NumberColumn(
+        "Held-out perplexity", format="%.2f",
+        help="Exact perplexity over the whole validation split, when measured (Evaluate page or `eval`)"),
+    "train_loss": st.column_config.NumberColumn("Last train loss", format="%.4f"),
+    "step": st.column_config.NumberColumn("Steps", format="%,d"),
+    "tokens": st.column_config.NumberColumn("Tokens seen", format="compact"),
+    "elapsed_s": st.column_config.NumberColumn("Training time (s)", format="%.1f"),
+    "message": st.column_config.TextColumn("Message"),
+}
+
+
+def readable_summaries(runs: list[Any]) -> list[dict[str, Any]]:
+    """`Run.summary()` of each run that can be read (a damaged one is left out; the Runs page names it)."""
+    out = []
+    for run in runs:
+        try:
+            out.append(run.summary())
+        except Exception as e:  # a damaged run must not take a page down; a bug still raises
+            if user_message(e) is None:
+                raise
+    return out
+
+
+def runs_table(rows: list[dict[str, Any]], fields: list[str], *, key: str) -> None:
+    """A table of run summaries with the shared labels and formats, scrolling inside its own frame."""
+    import pandas as pd
+
+    columns = {f: TABLE_COLUMNS[f] for f in fields if f in TABLE_COLUMNS}
+    frame = pd.DataFrame(rows).reindex(columns=list(columns))
+    st.dataframe(frame, hide_index=True, column_config=columns, key=key, width="stretch")
 
 
 # --------------------------------------------------------------------------- run names and the demo corpus

@@ -74,7 +74,8 @@ def test_page_offers_the_run_and_the_example_context_then_streams_an_answer(trai
     at = _ok(app_test(PAGE))
     assert at.selectbox(key="chat_run").value == "tiny"
     example = at.selectbox(key="chat_example")
-    assert example.value == "COVID-19 ARDS physiotherapy in ICU" and len(example.options) == len(EXAMPLES) >= 3
+    assert example.value == "COVID-19 ARDS physiotherapy in ICU" and example.options[-1] == "Your own text"
+    assert len(example.options) == len(EXAMPLES) + 1 >= 4  # the examples, then "Your own text"
     assert at.text_area(key="chat_context").value == EXAMPLES[0].read_text(encoding="utf-8").strip()
     _ok(example.set_value("COPD exacerbation").run())
     assert at.text_area(key="chat_context").value.startswith("A 71-year-old woman with severe COPD")

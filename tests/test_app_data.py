@@ -106,10 +106,11 @@ def test_bundled_corpus_shows_preview_stats_and_column_picker(bundled: Path) -> 
     assert number(metric(at, "Tokens (char)")) == chars + 80  # one end-of-text token per record
     assert any(c.value == "Counted on the whole file." for c in at.caption)
 
-    # Another column: the statistics follow it.
+    # A numeric column is no corpus: refused with the reason, no statistics of numbers.
     at.selectbox(key="data_column").set_value("case_id").run()
-    assert not at.exception and not at.error, errors(at)
-    assert number(metric(at, "Characters")) == sum(len(str(i)) for i in range(80))
+    assert not at.exception
+    assert "holds numbers or symbols, not text" in errors(at)
+    assert not at.metric
 
 
 def test_upload_is_spilled_under_a_safe_name_and_its_column_guessed(app_env: Path) -> None:

@@ -253,7 +253,17 @@ def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path
         manager().stop(job.name)
         assert manager().wait(job.name, timeout=TIMEOUT).state == "stopped"
     at.run()
-    assert not at.button(key="home_demo").disabled  # nothing of the demo is training: it can start again
+    # Nothing of the demo trains now: a click must not start a fresh copy; it offers resume or restart.
+    assert not [b for b in at.button if b.key == "home_demo"]
+    assert "trained here before" in " ".join(c.value for c in at.caption)
+    at.button(key="home_demo_resume").click().run()
+    assert not at.exception, at.exception
+    names = sorted(j.name for j in manager().jobs() if j.active)
+    assert names == sorted(j.name for j in jobs)  # the same two runs, carried on, not demo-qa-2
+    for job in reversed(jobs):
+        manager().stop(job.name)
+        manager().wait(job.name, timeout=TIMEOUT)
+    assert sorted(p.name for p in app_env.iterdir() if not p.name.startswith(".")) == sorted(j.name for j in jobs)
 
 
 # --------------------------------------------------------------------------- QA fine-tuning mode

@@ -102,7 +102,8 @@ def test_reorder_makes_each_row_continue_from_the_chosen_row(arch: str) -> None:
         state.reorder(index)
         got = s.step_rows(state, x[index, 8])
         full, _ = model(torch.cat([x[index, :8], x[index, 8:9]], 1))
-    expected_type = {"gpt": GPTDecoder, "gpt-modern": GPTDecoder, "gpt-copy": KVCache, "lstm": RecurrentState, "gru": RecurrentState}[arch]
+    expected_type = {"gpt": GPTDecoder, "gpt-modern": GPTDecoder, "gpt-copy": KVCache,
+                     "lstm": RecurrentState, "gru": RecurrentState}[arch]
     assert isinstance(state, expected_type)
     torch.testing.assert_close(got, full[:, -1], rtol=0, atol=1e-5)
     assert not torch.allclose(got[0], got[1])  # the rows really are different sequences

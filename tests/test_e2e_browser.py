@@ -54,7 +54,7 @@ KNOBS: dict[str, int] = {  # widget label -> value; shrinking seq_len first keep
 }
 LOG_EVERY = 2
 MORE_KNOBS: dict[str, int] = {  # inside the "More training settings" expander
-    "Validation batches": 2, "Log every N steps": LOG_EVERY, "CPU threads (0 = torch's default)": 1,
+    "Validation batches": 2, "Log every N steps": LOG_EVERY, "CPU threads (0 = the cores free at the start)": 1,
 }
 # Its length comes from the page's own calibrated "Time per step": about TRAIN_SECONDS of training, so the
 # 1 s live refresh redraws the chart several times on a fast machine and a slow one stays within budget.
@@ -264,11 +264,15 @@ def loss_chart(page: Page) -> dict[str, Any] | None:
     return page.evaluate(CHART_JS)
 
 
-def run_state(runs: Path) -> str | None:
+def run_status(runs: Path, name: str = RUN_NAME) -> dict[str, Any]:
     try:
-        return json.loads((runs / RUN_NAME / "status.json").read_text(encoding="utf-8")).get("state")
+        return json.loads((runs / name / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):  # not written yet, or caught between write and rename
-        return None
+        return {}
+
+
+def run_state(runs: Path, name: str = RUN_NAME) -> str | None:
+    return run_status(runs, name).get("state")
 
 
 ANSWER_JS = """msg => {
@@ -426,6 +430,53 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             settle(page)
             assert_no_exception(page, "the Evaluate page after an evaluation")
             lap("evaluate")
+
+            # ---------------------------------------------- the demo's lifecycle: stop, a held fine-tune, resume
+            open_page(page, "Home", "GenAI Playground", "")
+            page.get_by_role("button", name="Train the clinical QA demo").click()
+            page.wait_for_url(re.compile(r"/train/?$"), timeout=30_000)
+            settle(page)
+            pretrain, qa = "demo-qa-pretrain", "demo-qa"
+            wait_until("the demo's pretraining to train", lambda: run_status(runs, pretrain).get("step"),
+                       timeout=180)
+            lap("demo pretraining trains")
+            page.get_by_role("button", name="Stop", exact=True).first.click()
+            wait_until("the pretraining to stop", lambda: run_state(runs, pretrain) == "stopped", timeout=60)
+            held = wait_until("the fine-tune to say it waits", lambda: "which was stopped" in
+                              run_status(runs, qa).get("message", "") and run_status(runs, qa), timeout=30)
+            assert held["state"] == "queued" and pretrain in held["message"], held  # held, never started
+            assert not (runs / qa / "metrics.jsonl").exists()
+            page.get_by_text(f"waiting for {pretrain}, which was stopped").first.wait_for(timeout=30_000)
+            lap("the fine-tune waits for its stopped parent")
+            # Another run meanwhile: the held fine-tune does not block the queue.
+            set_number(page, "Max steps", 60)
+            name_box = page.get_by_label("Run name", exact=True)
+            name_box.fill("e2e-second")
+            name_box.press("Enter")
+            settle(page)
+            page.get_by_role("button", name="Start training").click()
+            wait_until("the second run to complete", lambda: run_state(runs, "e2e-second") == "completed", timeout=120)
+            assert run_state(runs, qa) == "queued"
+            lap("a second run trained beside the held fine-tune")
+            # Resume the stopped pretraining from the Runs page.
+            open_page(page, "Runs", "Runs", "runs")
+            page.get_by_text("Stop and resume").first.wait_for()
+            screenshot(page, "runs-lifecycle", artifacts, to=page.get_by_text("Stop and resume").first, readme=False)
+            page.locator(f".st-key-runs_resume_{pretrain} button").click()  # a keyed widget's own class
+            settle(page)
+            wait_until("the pretraining to resume", lambda: run_state(runs, pretrain) in ("running", "completed"),
+                       timeout=60)
+            assert_no_exception(page, "the Runs page after Resume")
+            lap("resumed from the Runs page")
+            for name in (qa, pretrain):  # the fine-tune first: it must never start from a half-trained parent
+                open_page(page, "Runs", "Runs", "runs")
+                stop = page.locator(f".st-key-runs_stop_{name} button")
+                if stop.count():
+                    stop.first.click()
+                    settle(page)
+            wait_until("the demo to stop", lambda: run_state(runs, pretrain) in ("stopped", "completed")
+                       and run_state(runs, qa) in ("stopped", "completed"), timeout=60)
+            assert not (runs / qa / "metrics.jsonl").exists() or run_state(runs, pretrain) == "completed"
 
             # ---------------------------------------------------------------- Runs, then Home with its table
             open_page(page, "Runs", "Runs", "runs")

@@ -9,6 +9,7 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -256,7 +257,8 @@ def _independent_step_seconds(cfg: RunConfig, steps: int = 5) -> float:
     return statistics.median(times)
 
 
-def test_default_config_is_calibrated_and_cached() -> None:
+def test_default_config_is_calibrated_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)  # quiet, whatever else runs beside
     clear_cache()
     cfg = run_config(max_steps=500)
     first = estimate(cfg, "cpu")
@@ -333,6 +335,45 @@ def test_cuda_estimate_against_measured_peak() -> None:
     measured = torch.cuda.max_memory_allocated() - base
     ratio = (est.memory.total - est.memory.runtime) / measured  # the context is outside torch's allocator
     assert 1 / 1.5 <= ratio <= 1.5, ratio
+
+
+def test_a_busy_machine_is_said_and_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 1.5)
+    clear_cache()
+    est = estimate(run_config(max_steps=50), "cpu")
+    assert not est.calibrated and est.busy_cores == 1.5
+    assert "busy" in est.message and "slower" in est.message
+    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)
+    assert estimate(run_config(max_steps=50), "cpu").calibrated  # nothing slow was cached meanwhile
+
+
+def test_background_calibration_answers_at_once_then_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)
+    clear_cache()
+    cfg = run_config(max_steps=50)
+    first = estimate(cfg, "cpu", background=True)
+    assert first.pending and not first.calibrated
+    deadline = time.monotonic() + 60
+    while (later := estimate(cfg, "cpu", calibrate=False)).pending:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert later.calibrated and later.method.startswith("timed")
+
+
+def test_runs_of_the_same_shape_calibrate_the_estimate(tmp_path: Path, tiny_txt: Path) -> None:
+    from conftest import tiny_config
+
+    from genai_core.training import train
+
+    cfg = tiny_config(tiny_txt, max_steps=40, log_interval=5)
+    done = train(cfg, tmp_path / "done").run
+    rates = [r["tokens_per_s"] for r in done.metrics()[1:]]
+    est = estimate(done.config(), "cpu", runs_root=tmp_path, calibrate=False)
+    assert est.calibrated and "done" in est.method and "measured while" in est.method
+    tokens = cfg.train.batch_size * cfg.model.seq_len
+    assert est.seconds_per_step == pytest.approx(tokens / statistics.median(rates[-10:]), rel=1e-6)
+    other = done.config().model_copy(update={"model": done.config().model.model_copy(update={"d_model": 64})})
+    assert "measured while" not in estimate(other, "cpu", runs_root=tmp_path, calibrate=False).method
 
 
 # --------------------------------------------------------------------------- formatting

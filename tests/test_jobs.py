@@ -265,3 +265,34 @@ def test_shutdown_stops_running_jobs_with_a_checkpoint_and_empties_the_queue(tmp
     assert q.state == "stopped" and "shut down" in q.message
     with pytest.raises(GenAIError, match="shut down"):
         jm.submit(cfg(corpus), "late")
+
+
+def test_a_run_started_from_a_parent_waits_for_it_to_complete(jm: JobManager, corpus: Path) -> None:
+    parent = cfg(corpus, max_steps=40, eval_interval=20, checkpoint_interval=1)
+    jm.submit(parent, "parent")
+    child = cfg(corpus, max_steps=5).model_copy(update={"parent": jm.run("parent").path})
+    jm.submit(child, "child")
+    wait_until(lambda: (jm.status("parent").step or 0) >= 2, "the parent's first steps")
+    jm.stop("parent")
+    assert jm.wait("parent", timeout=TIMEOUT).state == "stopped"
+    # Held, on disk and in the queue view, instead of starting from a half-trained parent.
+    wait_until(lambda: "which was stopped" in jm.status("child").message, "the child to say why it waits")
+    held = jm.status("child")
+    assert held.state == "queued" and "waiting for parent" in held.message
+    assert jm.run("child").read_status_raw().get("waiting_for") == "parent"
+    assert jm.queue_waits()["child"] is None
+    assert not jm.run("child").metrics()
+    jm.resume("parent")
+    assert jm.wait("parent", timeout=TIMEOUT).state == "completed"
+    final = jm.wait("child", timeout=TIMEOUT)
+    assert final.state == "completed"
+    assert final.started_at is not None and final.started_at >= jm.status("parent").finished_at
+
+
+def test_queue_waits_add_up_the_runs_ahead(jm: JobManager, corpus: Path) -> None:
+    jm.submit(cfg(corpus, max_steps=400, eval_interval=400), "first")
+    jm.submit(cfg(corpus, max_steps=50), "second")
+    jm.submit(cfg(corpus, max_steps=50), "third")
+    waits = jm.queue_waits()
+    assert set(waits) == {"second", "third"}
+    assert waits["second"] is not None and waits["third"] is not None and waits["third"] > waits["second"] > 0

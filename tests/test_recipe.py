@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from genai_core.compare import ablation, baselines
-from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, TrainConfig, with_recipe
+from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, with_recipe
 from genai_core.devices import resolve_threads
 from genai_core.model import GPT, apply_rope, build_model, rope_tables
 from genai_core.optim import is_hidden_matrix, make_optimizer
@@ -59,7 +59,7 @@ def test_cached_decoding_equals_the_full_forward(cfg: ModelConfig) -> None:
     with torch.no_grad():
         full, _ = model(idx)
         cache = model.new_cache(2, "cpu")
-        parts = [model(idx[:, :7], cache=cache)[0], model(idx[:, 7:8], cache=cache)[0], model(idx[:, 8:], cache=cache)[0]]
+        parts = [model(idx[:, a:b], cache=cache)[0] for a, b in ((0, 7), (7, 8), (8, 20))]
         assert torch.allclose(torch.cat(parts, 1), full, atol=1e-4)
         if cfg.copy_head:
             return  # the copy head decodes through GPT.forward's cache (checked above)
@@ -102,6 +102,7 @@ def test_muon_takes_the_block_matrices_and_its_update_is_orthogonal() -> None:
     model = build_model(MODERN.model_copy(update={"d_model": 64}))
     opt = make_optimizer(model, TrainConfig(optimizer="muon", muon_lr=0.1), torch.device("cpu"))
     muon, adamw = opt.optimizers
+    assert isinstance(adamw, torch.optim.AdamW)
     muon_params = {id(p) for g in muon.param_groups for p in g["params"]}
     for name, p in model.named_parameters():
         assert (id(p) in muon_params) == is_hidden_matrix(name, p), name
@@ -162,9 +163,7 @@ def _classic(cfg: RunConfig) -> dict:
     return values
 
 
-def _greedy():  # noqa: ANN202
-    from genai_core.config import SampleConfig
-
+def _greedy() -> SampleConfig:
     return SampleConfig(max_new_tokens=20, temperature=0.0)
 
 
