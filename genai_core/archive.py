@@ -57,6 +57,12 @@ FORMAT_VERSION = 1
 MAX_IMPORT_BYTES = 2 * 1024**3
 """Largest total uncompressed size an imported archive may unpack to (a 2 GiB run is ~150M parameters
 with optimizer state; anything bigger is better copied as a folder)."""
+MAX_TEXT_MEMBER_BYTES = 64 * 1024**2
+"""Largest JSON, JSON-lines or CSV member: a 100,000-step run logs about 20 MB of metrics."""
+MAX_TEXT_BYTES = 128 * 1024**2
+"""Largest total of the text members (the tensors are bounded by MAX_IMPORT_BYTES)."""
+MAX_RATIO = 100
+"""Largest compression ratio of a member over 1 MB: real logs deflate ~10:1, weights ~1.1:1; more is a bomb."""
 MAX_MEMBERS = 64
 """A run archive holds about ten files; thousands of entries can only be an attack or a mistake."""
 ACTIVE_STATES = ("running", "queued")
@@ -229,6 +235,16 @@ def _plan(zf: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> tuple[dic
             raise GenAIError(f"refusing archive: member {n!r} is not a regular file")
         files.append(info)
 
+    text = [i for i in files if not i.filename.endswith(".safetensors")]
+    for i in files:
+        if i.file_size > 2**20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
+            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)} from "
+                             f"{_size(i.compress_size)} ({i.file_size // max(i.compress_size, 1):,}:1): a zip bomb?")
+        if i in text and i.file_size > MAX_TEXT_MEMBER_BYTES:
+            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)}, more than "
+                             f"the {_size(MAX_TEXT_MEMBER_BYTES)} a run's text file may hold")
+    if sum(i.file_size for i in text) > MAX_TEXT_BYTES:
+        raise GenAIError(f"refusing archive: its text files would unpack to more than {_size(MAX_TEXT_BYTES)}")
     total = sum(i.file_size for i in files)
     if total > max_bytes:
         raise GenAIError(f"refusing archive: it would unpack to {_size(total)}, more than the {_size(max_bytes)} "
@@ -317,12 +333,15 @@ def _check_jsonl(folder: Path, rel: str) -> None:
     if not path.is_file():
         return
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open(path, encoding="utf-8") as f:  # line by line: a big log is never held whole in memory
+            for i, line in enumerate(f, 1):
+                _check_jsonl_line(rel, i, line)
     except UnicodeDecodeError:
         raise GenAIError(f"{rel} is not UTF-8 text") from None
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+
+
+def _check_jsonl_line(rel: str, i: int, line: str) -> None:
+    if line.strip():
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -175,8 +175,17 @@ def _device_arg(p: argparse.ArgumentParser | Any) -> None:
 _RUN_HELP = "Run folder: a bare name is looked up under $GENAI_RUNS_DIR (default ./runs), anything else is a path."
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage mistakes on one line, as every other mistake (not the whole usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' is written as --flag=-value)"
+        self.exit(2, f"error: {message}; usage: {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Train small language models (GPT, LSTM or GRU) from scratch, sample from them and evaluate them.",
         epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,

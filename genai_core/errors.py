@@ -7,6 +7,12 @@ app shows it with `st.error`; neither ever shows a traceback for it.
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import shutil
+from pathlib import Path
+
 from pydantic import ValidationError
 
 
@@ -47,4 +53,37 @@ def user_message(err: BaseException) -> str | None:
             "out of memory: lower batch_size, seq_len, d_model or n_layers "
             "(the estimate shows what a configuration needs)"
         )
+    return storage_message(err)
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def storage_message(err: BaseException) -> str | None:
+    """One line for a disk that is full or read-only, or a folder without write permission (OSError, or the
+    same from numpy or safetensors, which say it in their own words); None for anything else."""
+    text = str(err)
+    code = err.errno if isinstance(err, OSError) else None
+    where = getattr(err, "filename", None) or os.environ.get("GENAI_RUNS_DIR") or "runs"
+    if Path(str(where)).name.startswith("."):  # an atomic write's temporary file: name the folder it was in
+        where = str(Path(str(where)).parent)
+    if code == errno.EROFS or "Read-only file system" in text:
+        return (f"cannot write {where}: it is on a read-only file system (runs can be browsed and chatted with, "
+                "not trained); set GENAI_RUNS_DIR to a writable folder to train")
+    if code in _FULL or "No space left on device" in text or re.search(r"\d+ requested and \d+ written", text):
+        return (f"the disk holding {where} is full ({_free(where)} free): free some space (delete runs or the "
+                "token cache .tokens), then resume; the last good checkpoint is kept")
+    if isinstance(err, PermissionError):
+        return f"no permission to write {where}"
     return None
+
+
+def _free(where: str) -> str:
+    path = Path(where).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown"
+    return f"{free / 1e6:,.0f} MB"

@@ -39,6 +39,7 @@ from .errors import CheckpointError, GenAIError
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 KEEP_CHECKPOINTS = 2
 
 
@@ -90,6 +91,9 @@ def check_runs_cap(root: Path, adding: int = 0) -> None:
 
 def validate_run_name(name: str) -> str:
     """Accept names that are safe as a single folder name on every OS; explain anything else."""
+    if name.split(".")[0].upper() in _RESERVED:
+        raise GenAIError(f"invalid run name {name!r}: {name.split('.')[0].upper()} is a reserved device name on "
+                         "Windows (run names are safe as folder names on every OS); choose another")
     if not _NAME_RE.match(name) or name.endswith(".") or ".." in name:
         raise GenAIError(
             f"invalid run name {name!r}: use 1-80 letters, digits, '.', '_' or '-', "
@@ -303,14 +307,23 @@ class Run:
 
     # -- checkpoints
     def latest_checkpoint(self) -> Path | None:
+        """The checkpoint `checkpoints/latest` names; if that pointer is missing or damaged (binary bytes, a
+        name that is not a checkpoint), the newest complete checkpoint folder (each is complete by the time
+        it has its final name, see `save_checkpoint`)."""
         pointer = self.checkpoints_path / "latest"
-        if not pointer.is_file():
+        if pointer.is_file():
+            try:
+                name = pointer.read_bytes()[:64].decode("utf-8").strip()
+            except (UnicodeDecodeError, OSError):
+                name = ""
+            ckpt = self.checkpoints_path / name
+            if re.fullmatch(r"step_\d{8}", name) and (ckpt / "state.json").is_file():
+                return ckpt
+        if not self.checkpoints_path.is_dir():
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
-        ckpt = self.checkpoints_path / name
-        if not re.fullmatch(r"step_\d{8}", name) or not (ckpt / "state.json").is_file():
-            return None
-        return ckpt
+        complete = sorted(p for p in self.checkpoints_path.glob("step_*")
+                          if re.fullmatch(r"step_\d{8}", p.name) and (p / "state.json").is_file())
+        return complete[-1] if complete else None
 
     def save_checkpoint(
         self,

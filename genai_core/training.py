@@ -471,10 +471,13 @@ def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite
         if isinstance(e, KeyboardInterrupt):
             msg = "interrupted from the keyboard; resume to continue"
         if d.is_main and run.exists() and owns_folder:
-            if msg is None:
-                atomic_write_text(run.path / "error.log", traceback.format_exc())
-            run.write_status("failed" if not isinstance(e, KeyboardInterrupt) else "interrupted",
-                             msg or f"internal error: {type(e).__name__}: {e} (see error.log)")
+            try:
+                if msg is None:
+                    atomic_write_text(run.path / "error.log", traceback.format_exc())
+                run.write_status("failed" if not isinstance(e, KeyboardInterrupt) else "interrupted",
+                                 msg or f"internal error: {type(e).__name__}: {e} (see error.log)")
+            except OSError:  # a full or read-only disk: the error that got here is the one to report
+                pass
         if msg is not None and not isinstance(e, (GenAIError, KeyboardInterrupt)):
             raise GenAIError(msg) from e
         raise

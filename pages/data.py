@@ -51,9 +51,7 @@ def bundled_dir() -> Path:
 
 
 def uploads_dir() -> Path:
-    d = ui.playground_dir() / "uploads"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return ui.ensure_dir(ui.playground_dir() / "uploads")
 
 
 def corpus_files(folder: Path, pattern: str = "*") -> list[Path]:

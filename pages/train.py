@@ -826,7 +826,9 @@ if prefilled := st.session_state.get(PREFILLED):
     c2.button("Reset to the recipe's defaults", key="train_reset_knobs", on_click=reset_to_recipe,
               icon=":material/restart_alt:")
 st.segmented_control(
-    "Recipe", list(RECIPES), default="modern", required=True, key="train_recipe", persist_state=PERSIST,
+    "Recipe", list(RECIPES), required=True, key="train_recipe", persist_state=PERSIST,
+    # A default beside a value the session already holds (pre-filled) would make Streamlit warn.
+    **({} if "train_recipe" in st.session_state else {"default": "modern"}),
     on_change=apply_recipe, format_func={"modern": "Modern (RoPE, QK-norm, ReLU², Muon)",
                                          "classic": "Classic (nanoGPT / GPT-2)"}.get,
     help="Fills the architecture details and the optimizer below; change any of them after. Modern is the "
@@ -915,7 +917,7 @@ with ui.user_errors(problems):
 if data_cfg is None:
     problems.error("There is no corpus to train on: choose one on the Data page.")
 elif stats is None:
-    problems.error("The corpus could not be read (see above): fix it or choose another on the Data page.")
+    problems.error("The corpus could not be read or prepared (see above): fix it or choose another on the Data page.")
 if model_cfg is not None and (msg := seq_len_problem(model_cfg.seq_len, stats)):
     problems.error(msg)
 

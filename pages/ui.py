@@ -65,16 +65,22 @@ def job_manager() -> JobManager:
 
 
 def runs_root() -> Path:
-    root = runs_dir().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return ensure_dir(runs_dir().resolve())
+
+
+def ensure_dir(path: Path) -> Path:
+    """`path`, created if it can be: on a read-only or full disk the pages still draw (browsing and chatting
+    need no writes), and the first real write says what is wrong (`user_errors`)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    return path
 
 
 def playground_dir() -> Path:
     """Where the app keeps its own state on disk (uploads, the current data choice)."""
-    d = runs_root() / ".playground"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return ensure_dir(runs_root() / ".playground")
 
 
 @contextmanager
@@ -85,8 +91,10 @@ def user_errors(where: Any = None) -> Iterator[None]:
     """
     try:
         yield
-    except (GenAIError, ValidationError, MemoryError) as e:
-        msg = user_message(e) or str(e)
+    except Exception as e:  # MemoryError included; a bug (no user message) propagates
+        msg = user_message(e)
+        if msg is None:
+            raise
         (where or st).error(msg, icon=":material/block:")
 
 
