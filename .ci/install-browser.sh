@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
 # Installs what tests/test_e2e_browser.py needs: Debian's chromium (apt) and the Playwright *Python package*.
 # Never `playwright install`: it downloads its own browser builds, which fails offline and duplicates apt's.
-# fonts-noto-color-emoji: the page icons are emoji; without a font for them the screenshots show empty boxes.
 # Idempotent: each part is skipped when already present, so CI can call it on every run.
 # Needs root (or passwordless sudo) for apt-get; without either it says so and the e2e test skips.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-dpkg-query -W -f='${Status}' fonts-noto-color-emoji 2>/dev/null | grep -q "install ok installed" \
-  || missing+=(fonts-noto-color-emoji)
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "chromium: already installed"

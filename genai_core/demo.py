@@ -28,6 +28,7 @@ from typing import Any
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import GenAIError
+from .estimates import Estimate, estimate
 from .training import Callback, train
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -57,6 +58,17 @@ def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = 2600) ->
         train=TrainConfig(batch_size=16, max_steps=steps, lr=3e-3, warmup_steps=50, eval_interval=200,
                           eval_batches=10, log_interval=20, seed=0),
     )
+
+
+def demo_estimates(runs_root: Path | None = None, *, background: bool = False) -> list[Estimate]:
+    """The time each stage of the demo takes on this machine (`estimates.estimate`): from earlier demo runs
+    under `runs_root` when there are some, else from timing a few steps (in the background with
+    `background`). The fine-tune is estimated on its parent's network with the copy head, as it trains."""
+    pre, qa = demo_pretrain_config(), demo_qa_config(parent=Path("parent"))
+    pm = pre.model.model_copy(update={"vocab_size": pre.data.vocab_size})
+    qm = pm.model_copy(update={"copy_head": True, "dropout": qa.model.dropout})
+    return [estimate(m, train=t, calibrate=True, background=background, runs_root=runs_root)
+            for m, t in ((pm, pre.train), (qm, qa.train))]
 
 
 @dataclass

@@ -277,6 +277,14 @@ def hidden_matrix_params(m: ModelConfig) -> int:
     return 12 * m.n_layers * m.d_model * m.d_model if m.arch == "gpt" else 0
 
 
+def muon_flops(m: ModelConfig, ns_steps: int = 5) -> float:
+    """FLOPs of Muon's Newton-Schulz iterations per optimizer step: for each block matrix of sides a <= b,
+    X X^T (2 a^2 b), A A (2 a^3) and B X (2 a^2 b) per iteration."""
+    C = m.d_model
+    sides = [(C, 3 * C), (C, C), (C, 4 * C), (C, 4 * C)]  # qkv, attention output, MLP in, MLP out
+    return float(ns_steps * m.n_layers * sum(4 * a * a * b + 2 * a**3 for a, b in sides))
+
+
 def _gates(m: ModelConfig) -> int:
     """Gates of a recurrent layer: input, forget, cell, output (LSTM); reset, update, new (GRU)."""
     return 4 if m.arch == "lstm" else 3
@@ -537,6 +545,8 @@ def _rough_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precisio
     P = count_params(m)
     # Fused AdamW reads p, g, m, v and writes p, m, v; clipping reads and rescales g: ~40 bytes per parameter.
     opt = 40 * P / bandwidth + 30 * OP_OVERHEAD_S
+    if t.optimizer == "muon" and m.arch == "gpt":  # Newton-Schulz: matmuls and ~20 small ops per matrix
+        opt += muon_flops(m) / (flops * util) + 4 * m.n_layers * 20 * OP_OVERHEAD_S
     # A decoded token reads every weight once and runs ~10 small kernels per layer (the fast decoder).
     token = 2 * matmul_params(m) / (flops * util) + 4 * P / bandwidth + (5 + 10 * m.n_layers) * OP_OVERHEAD_S / 4
     return _Timing(forward=fwd_bwd / 3, backward=2 * fwd_bwd / 3, optimizer=opt, token=token,
@@ -632,7 +642,10 @@ def _timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str
     if hit is not None:
         return hit, True, False
     if calibrate and busy >= BUSY_CORES:
-        calibrate = False  # timed on a loaded machine, a step reads several times too slow, and would stay cached
+        # Steps timed on a loaded machine read several times too slow, and would stay cached: use the
+        # throughput model, with the device's matmul speed measured (once) rather than a nominal guess.
+        device_throughput(device, precision, t.num_threads)
+        calibrate = False
     if calibrate and background:
         rough, _ = _timing(m, t, device, precision, mem, False)[:2]
         if not pending:

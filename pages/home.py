@@ -7,10 +7,10 @@ from pathlib import Path
 import streamlit as st
 
 from genai_core.config import RunConfig
-from genai_core.demo import demo_pretrain_config, demo_qa_config
+from genai_core.demo import demo_estimates, demo_pretrain_config, demo_qa_config
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
-from genai_core.estimates import estimate, format_seconds
+from genai_core.estimates import Estimate, format_seconds
 from genai_core.jobs import JobManager, JobStatus
 from genai_core.runs import Run, list_runs
 from pages import ui
@@ -99,22 +99,6 @@ def restart_demo(jm: JobManager, found: dict[str, Run]) -> None:
     jm.submit(demo_qa_config(parent=jm.run(pre_name).path), qa_name, replace=True)
 
 
-@st.cache_data(show_spinner=False, ttl=600)
-def demo_minutes() -> float | None:
-    """Both stages' training time on this machine, from the engine's estimate (nothing is timed here)."""
-    total = 0.0
-    for cfg in demo_presets():
-        try:
-            est = estimate(cfg.model.model_copy(update={"vocab_size": cfg.data.vocab_size}), train=cfg.train,
-                           calibrate=False)
-        except GenAIError:
-            return None
-        if est.total_seconds is None:
-            return None
-        total += est.total_seconds
-    return total / 60
-
-
 def queue_demo(jm: JobManager) -> None:
     """Queue both stages: the fine-tune waits behind its parent in the device's queue (first in, first out)."""
     pretrain_name = ui.unique_run_name(DEMO_NAMES[0])
@@ -126,11 +110,13 @@ def queue_demo(jm: JobManager) -> None:
         raise
 
 
-def demo_duration() -> str:
-    minutes = demo_minutes()
-    if minutes is None:
+def demo_duration(ests: list[Estimate]) -> str:
+    """The demo's length on this machine, from the engine's estimate of both stages."""
+    totals = [e.total_seconds for e in ests]
+    if any(t is None for t in totals):
         return "Its length on this machine could not be estimated"
-    return f"About {format_seconds(60 * minutes)} of training on this machine (estimated)"
+    busy = " (the machine is busy now: expect longer)" if any(e.busy_cores >= 0.5 for e in ests) else ""
+    return f"About {format_seconds(sum(totals))} of training on this machine{busy}"
 
 
 st.subheader("Try it")
@@ -138,13 +124,26 @@ jm = ui.job_manager()
 pretrain, fine_tune = demo_presets()
 pm = pretrain.model
 tokens = "BPE tokens" if pretrain.data.tokenizer == "bpe" else "characters"
-st.write(
-    f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context of "
-    f"{pm.seq_len} {tokens}{', with a copy head' if pm.copy_head else ''}) first reads the bundled fictional case "
-    f"reports ({pretrain.train.max_steps:,} steps), then learns to answer questions about a case "
-    f"({fine_tune.train.max_steps:,} steps). {demo_duration()}; the Train page shows both runs learn, "
-    "one after the other."
-)
+def describe_demo() -> None:
+    """What the demo trains and for how long; redrawn each second while its steps are timed in the background."""
+    ests = demo_estimates(ui.runs_root(), background=True)
+    st.write(
+        f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context "
+        f"of {pm.seq_len} {tokens}{', with a copy head' if pm.copy_head else ''}) first reads the bundled fictional "
+        f"case reports ({pretrain.train.max_steps:,} steps), then learns to answer questions about a case "
+        f"({fine_tune.train.max_steps:,} steps). {demo_duration(ests)}"
+        f"{' (refining…)' if any(e.pending for e in ests) else ''}; the Train page shows both runs learn, one "
+        "after the other."
+    )
+    pending = any(e.pending for e in ests)
+    if not pending and st.session_state.get("home_refining", True):
+        st.session_state["home_refining"] = False
+        st.rerun()  # timed: one full redraw, which stops this fragment's ticking
+    st.session_state["home_refining"] = pending
+
+
+with ui.user_errors():
+    st.fragment(describe_demo, run_every=1.0 if st.session_state.get("home_refining", True) else None)()
 st.write(
     "Afterwards, the **Chat** page answers questions about a clinical case you paste, and the **Evaluate** page "
     "scores the model on questions it never saw."

@@ -24,7 +24,7 @@ import streamlit as st
 from genai_core import archive, compare
 from genai_core.errors import user_message
 from genai_core.runs import Run, list_runs
-from pages.ui import TABLE_COLUMNS, X_AXES, can_change, job_manager, locked, loss_figure, runs_root
+from pages.ui import TABLE_COLUMNS, X_AXES, can_change, job_manager, locked, loss_figure, numeric_blanks, runs_root
 
 FLASH = "runs_flash"
 COMPARE = "runs_compare"
@@ -386,7 +386,7 @@ if rows:
     columns = dict(TABLE_COLUMNS)
     qa = qa_columns(rows)
     columns = {**{k: columns[k] for k in ("name", "state", "task", "parent")}, **qa, **columns}
-    frame = pd.DataFrame(rows).reindex(columns=list(columns))
+    frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
     st.dataframe(frame, hide_index=True, column_config=columns, key="runs_table")
     if not qa:
         st.caption("No QA scores yet: evaluate a run on the Evaluate page and they appear here as columns.")

@@ -332,7 +332,7 @@ def show_run(name: str) -> None:
         st.caption(f"{what} (step {sample_step}):")
         st.code(sample, language=None, wrap_lines=True)
     for notice in s.notices:
-        st.caption(f"ℹ️ {notice}")
+        st.caption(f":material/info: {notice}")
 
     b1, b2, _ = st.columns([1, 1, 4])
     if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
@@ -680,7 +680,7 @@ def qa_mode() -> None:
             problems.error(f"Will not fit in memory: {est.message}")
     live_estimate(est, lambda: estimate(effective, train_tokens=windows, calibrate=False))
     if est is not None and effective is not None and stats:
-        st.caption(f"ℹ️ The time assumes every example fills the {effective.model.seq_len}-token window "
+        st.caption(f":material/info: The time assumes every example fills the {effective.model.seq_len}-token window "
                    f"({est.tokens_per_step:,} tokens per step), but a QA batch is padded only to its longest "
                    f"example and these average {stats['mean_example_tokens']:.0f} tokens: the fine-tune is "
                    "usually faster than this.")

@@ -306,12 +306,22 @@ def readable_summaries(runs: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def numeric_blanks(frame: Any, columns: dict[str, Any]) -> Any:
+    """Number columns as numbers, a missing value blank (not the word "None")."""
+    import pandas as pd
+
+    for name, column in columns.items():
+        if name in frame and column.get("type_config", {}).get("type") == "number":
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+    return frame
+
+
 def runs_table(rows: list[dict[str, Any]], fields: list[str], *, key: str) -> None:
     """A table of run summaries with the shared labels and formats, scrolling inside its own frame."""
     import pandas as pd
 
     columns = {f: TABLE_COLUMNS[f] for f in fields if f in TABLE_COLUMNS}
-    frame = pd.DataFrame(rows).reindex(columns=list(columns))
+    frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
     st.dataframe(frame, hide_index=True, column_config=columns, key=key, width="stretch")
 
 

@@ -462,7 +462,8 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             open_page(page, "Runs", "Runs", "runs")
             page.get_by_text("Stop and resume").first.wait_for()
             screenshot(page, "runs-lifecycle", artifacts, to=page.get_by_text("Stop and resume").first, readme=False)
-            page.locator(f".st-key-runs_resume_{pretrain} button").click()  # a keyed widget's own class
+            settle(page)
+            page.locator(f".st-key-runs_resume_{pretrain} button").first.click()  # a keyed widget has its class
             settle(page)
             wait_until("the pretraining to resume", lambda: run_state(runs, pretrain) in ("running", "completed"),
                        timeout=60)
@@ -470,7 +471,7 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             lap("resumed from the Runs page")
             for name in (qa, pretrain):  # the fine-tune first: it must never start from a half-trained parent
                 open_page(page, "Runs", "Runs", "runs")
-                stop = page.locator(f".st-key-runs_stop_{name} button")
+                stop = page.locator(f".st-key-runs_stop_{name} button").first
                 if stop.count():
                     stop.first.click()
                     settle(page)
