@@ -119,7 +119,7 @@ def train_arm(name: str, config: RunConfig, out: Path, folder: str) -> Arm:
 
 
 def run_recipes(out: Path, *, steps: int = 2000, ablation_steps: int = 500, seeds: int = 3, quick: bool = False,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
+                ablation: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Both parts of the benchmark (module docstring); the figures as one JSON-able dict."""
     if quick:
         steps, ablation_steps, seeds = 300, 100, 1
@@ -143,14 +143,16 @@ def run_recipes(out: Path, *, steps: int = 2000, ablation_steps: int = 500, seed
     report["step_cost_ratio"] = classic.tokens_per_s / modern.tokens_per_s
 
     arms: dict[str, list[Arm]] = {}
+    if not ablation:
+        seeds = 0
     plan = [("classic", "classic", {}), *((f"+{k}", "classic", v) for k, v in KNOBS.items()), ("modern", "modern", {})]
     for seed in range(seeds):
         for name, recipe, changes in plan:
             log(f"ablation: {name}, seed {seed}, {ablation_steps} steps ...")
             cfg = arm_config(recipe, changes, ablation_steps, seed)
             arms.setdefault(name, []).append(train_arm(name, cfg, out, f"ablation-{name.lstrip('+')}"))
-    base = [a.final for a in arms["classic"]]
-    report["ablation"] = {
+    base = [a.final for a in arms.get("classic", [])]
+    report["ablation"] = {} if not base else {
         name: {"final": [a.final for a in runs], "mean": statistics.fmean(a.final for a in runs),
                "std": statistics.stdev([a.final for a in runs]) if len(runs) > 1 else 0.0,
                "delta": statistics.fmean(a.final for a in runs) - statistics.fmean(base),
@@ -181,22 +183,23 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{r['modern_seconds_to_classic_final']:.1f} s: {r['time_ratio']:.2f}x sooner in wall time")
     else:
         lines.append("modern never reached classic's final loss")
-    lines += ["", f"Ablation: each knob alone on classic, {r['ablation_steps']} steps, {r['seeds']} seed(s); "
-                  "final val loss mean +- std, and the change from classic",
-              f"{'arm':<11} {'val loss':>17} {'change':>8} {'tokens/s':>9}"]
+    if r["ablation"]:
+        lines += ["", f"Ablation: each knob alone on classic, {r['ablation_steps']} steps, {r['seeds']} seed(s); "
+                      "final val loss mean +- std, and the change from classic",
+                  f"{'arm':<11} {'val loss':>17} {'change':>8} {'tokens/s':>9}"]
     for name, a in r["ablation"].items():
         lines.append(f"{name:<11} {a['mean']:>9.4f} +- {a['std']:.4f} {a['delta']:>+8.4f} {a['tokens_per_s']:>9,.0f}")
     lines.append(f"\ntotal {r['seconds'] / 60:.1f} min")
     return "\n".join(lines)
 
 
-def main(out: str | None, *, json_output: bool = False, quick: bool = False,
-         steps: int | None = None) -> dict[str, Any]:
+def main(out: str | None, *, json_output: bool = False, quick: bool = False, steps: int | None = None,
+         ablation: bool = True) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     with tempfile.TemporaryDirectory(prefix="genai-recipes-") as tmp:
         folder = Path(out) if out else Path(tmp)
-        report = run_recipes(folder, quick=quick, log=log, **({"steps": steps} if steps else {}))
+        report = run_recipes(folder, quick=quick, ablation=ablation, log=log, **({"steps": steps} if steps else {}))
     print(json.dumps(report) if json_output else format_report(report))
     return report

@@ -144,7 +144,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--checkpoint-interval", "train", "checkpoint_interval", type=int, metavar="N")
     _add_field(g, "--device", "train", "device", choices=_choices(TrainConfig, "device"))
     _add_field(g, "--precision", "train", "precision", choices=_choices(TrainConfig, "precision"))
-    _add_field(g, "--compile", "train", "compile", action="store_true")
+    _add_field(g, "--compile", "train", "compile", action=argparse.BooleanOptionalAction)
     _add_field(g, "--threads", "train", "num_threads", type=int, metavar="N")
     _add_field(g, "--seed", "train", "seed", type=int, metavar="N")
 
@@ -304,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(2,000 steps each), then each knob alone on classic (500 steps, 3 seeds); "
                                         "about 30 minutes on 2 CPU cores (--quick: about 3).")
     g.add_argument("--recipes", action="store_true", help="Benchmark the training recipes instead.")
+    g.add_argument("--no-ablation", action="store_true", help="With --recipes: the two recipes only (about 8 minutes).")
     g.add_argument("--out", metavar="DIR", help="Keep the benchmark's run folders here (default: a temporary folder); "
                                                 "a folder under the runs folder shows them on the Runs page.")
     p.set_defaults(handler=_cmd_bench)
@@ -869,7 +870,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.recipes:
         from .bench_recipes import main
 
-        main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps)
+        main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps, ablation=not args.no_ablation)
         return 0
     from .bench import run_bench  # another module's heavy imports: only when asked for
 

@@ -169,8 +169,11 @@ class TrainConfig(_Config):
     """`auto` picks cuda, then mps, then cpu."""
     precision: Precision = "auto"
     """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs, fp32 on CPU."""
-    compile: bool = False
-    """Compile the model with torch.compile (pays off on long GPU runs; the first step is slow)."""
+    compile: bool | None = None
+    """Compile the model with torch.compile (its first step takes ~30 s). None = auto: on for CPU pretraining
+    runs of d_model >= 256 and >= 1,000 steps, where it was measured to win its compile time back (at
+    d_model 256 after ~360 steps: `benchmarks/cpu_paths.py`); off for short runs, small models, QA
+    fine-tunes (their batch lengths vary, which recompiles) and GPUs (not measured there yet)."""
     seed: int = Field(default=0, ge=0)
     """Seed of initialisation, batch order and dropout: equal seeds give equal runs on CPU."""
     num_threads: int | None = Field(default=None, ge=1, le=1024)

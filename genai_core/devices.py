@@ -115,6 +115,19 @@ def resolve_threads(requested: int | None, device: torch.device, *, busy: float 
     return max(1, min(cores, round(cores - busy)))
 
 
+COMPILE_MIN_D_MODEL = 256
+COMPILE_MIN_STEPS = 1000
+
+
+def resolve_compile(requested: bool | None, device: torch.device, d_model: int, task: str,
+                    total_steps: int | None) -> bool:
+    """Whether a run compiles its model: as requested, else where it measurably pays (see TrainConfig.compile)."""
+    if requested is not None:
+        return requested
+    return (device.type == "cpu" and task == "lm" and d_model >= COMPILE_MIN_D_MODEL
+            and total_steps is not None and total_steps >= COMPILE_MIN_STEPS)
+
+
 def autocast(device: torch.device, precision: str) -> Any:
     """Autocast context for the forward pass (a no-op for fp32)."""
     if precision == "fp32":

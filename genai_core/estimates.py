@@ -116,7 +116,7 @@ from typing import Any
 import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
-from .devices import busy_cores, cpu_cores, resolve_device, resolve_precision, resolve_threads
+from .devices import busy_cores, cpu_cores, resolve_compile, resolve_device, resolve_precision, resolve_threads
 
 MB = 1_000_000
 CPU_RUNTIME_BYTES = 90 * MB
@@ -150,6 +150,8 @@ COPY_HEAD_HEAP_SLACK = 28
 """Bytes per (token x vocabulary entry) that glibc keeps of the copy head's transient float32 (B, T, V) tensors
 when each is small enough to come from its heap (measured 27-36; about 0 once they are mmapped)."""
 
+COMPILE_SECONDS = 30.0
+"""What torch.compile takes on its first step on CPU (measured 31-33 s for d_model 128-256, torch 2.13)."""
 BUSY_CORES = 0.5
 """Cores busy with other programs from which the machine counts as busy: no step is timed then, and the
 estimate says so."""
@@ -720,7 +722,7 @@ def _history_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precis
         same = (cfg.model.model_copy(update={"dropout": 0.0}) == m.model_copy(update={"dropout": 0.0})
                 and (cfg.model.dropout > 0) == (m.dropout > 0) and cfg.train.batch_size == t.batch_size
                 and cfg.train.grad_accum_steps == t.grad_accum_steps and cfg.train.optimizer == t.optimizer
-                and cfg.train.compile == t.compile and status.get("precision") == precision
+                and bool(cfg.train.compile) == bool(t.compile) and status.get("precision") == precision
                 and status.get("device", "").split(":")[0] == device.type
                 and (device.type != "cpu" or status.get("threads") == t.num_threads)
                 and status.get("world_size", 1) == 1)
@@ -817,11 +819,17 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
         n_samples = ((total_steps - 1) // (t.sample_interval or t.eval_interval) + 1) if t.sample_tokens else 0
         overhead = n_evals * t.eval_batches * timing.forward + n_samples * t.sample_tokens * timing.token
         total_seconds = total_steps * sec_step + overhead
+    compiled = resolve_compile(t.compile, dev, m.d_model, "lm", total_steps)
+    if compiled and total_seconds is not None and overhead is not None:
+        # Compiling costs its time once; the compiled steps (measured 0.8x eager at d_model 256) are not
+        # timed here, so the estimate errs long.
+        total_seconds += COMPILE_SECONDS
+        overhead += COMPILE_SECONDS
 
     fits, message = _fit_message(mem, dev)
     return Estimate(
         arch=m.arch, device=str(dev), precision=precision, threads=t.num_threads if dev.type == "cpu" else None,
-        compiled=t.compile,
+        compiled=compiled,
         params=params, params_matmul=matmul_params(m),
         memory=mem, tokens_per_step=tokens_per_step, flops_per_token=fpt,
         flops_per_step=fpt * t.batch_size * m.seq_len * t.grad_accum_steps,

@@ -28,7 +28,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from .config import RunConfig, SampleConfig
-from .devices import autocast, resolve_device, resolve_precision, resolve_threads
+from .devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
 from .errors import GenAIError, TrainingError, user_message
 from .model import build_model, count_parameters, load_state, state_for_save, unwrap
 from .optim import TrainStep, lr_at, make_optimizer
@@ -184,7 +184,8 @@ class Trainer:
         ddp_model: torch.nn.Module = model
         if d.world > 1:
             ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        fwd_model = torch.compile(ddp_model) if t.compile else ddp_model
+        compiled = resolve_compile(t.compile, device, cfg.model.d_model, cfg.task, total)
+        fwd_model = torch.compile(ddp_model) if compiled else ddp_model
         train_step = TrainStep(fwd_model, opt, t, device, precision,
                                ddp=ddp_model if isinstance(ddp_model, DDP) else None)
         if self.resume:
@@ -197,7 +198,7 @@ class Trainer:
 
         info = {"params": n_params, "total_steps": total, "steps_per_epoch": spe, "device": str(device),
                 "precision": precision, "tokens_per_step": tokens_per_step, "train_tokens": train_tokens,
-                "world_size": d.world, "threads": threads, "compile": t.compile, "optimizer": t.optimizer}
+                "world_size": d.world, "threads": threads, "compile": compiled, "optimizer": t.optimizer}
         if main:
             self.run.write_status("running", "training", **info, step=step, started_step=step)
         self.emit("start", step, **info, resumed=self.resume)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
@@ -375,14 +376,20 @@ def show_queue() -> None:
 def live_view(was_active: bool) -> None:
     """The one periodic fragment of the page: it re-finds the current run every tick (the next queued run
     takes over when one ends) and asks for a full rerun when everything has ended, to stop ticking."""
+    t0 = time.perf_counter()
     name = current_run(jm)
     if name is None:
         st.caption("No runs yet: set the knobs below and press Start.")
         return
     show_run(name)
     show_queue()
+    # How long a tick takes (a busy machine draws slowly): the refresh waits at least twice that, or the
+    # chart would be redrawn before it was ever shown and stay greyed out as "stale".
+    tick = st.session_state["train_tick_s"] = time.perf_counter() - t0
     if was_active and not anything_active(jm):
         st.rerun()
+    if was_active and 2 * tick > 1.5 * st.session_state.get("train_every", 1.0):
+        st.rerun()  # a full run makes the fragment again, with a longer interval
 
 
 def show_live_view() -> None:
@@ -392,8 +399,9 @@ def show_live_view() -> None:
     switches the periodic refresh on at once.
     """
     live = anything_active(jm)
+    every = st.session_state["train_every"] = max(1.0, round(2 * st.session_state.get("train_tick_s", 0.0), 1))
     with live_box:
-        st.fragment(live_view, run_every=1.0 if live else None)(live)
+        st.fragment(live_view, run_every=every if live else None)(live)
         st.divider()
 
 
@@ -544,7 +552,7 @@ def qa_mode() -> None:
     if not parents:
         st.info("No run to start from yet: a fine-tune needs a completed or stopped run with a checkpoint. Pretrain "
                 "one first (Pretrain mode), or train the clinical QA demo from the Home page.",
-                            icon=":material/science:")
+                icon=":material/science:")
         problems.error("There is no pretrained run to fine-tune yet: pretrain one first.")
     elif parent is None:
         problems.error("Choose the pretrained run to fine-tune (Start from).")
@@ -770,6 +778,7 @@ MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "
 TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
                "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads")
 PREFILLED = "train_prefilled_from"
+COMPILE_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 
 
 def knob_state(cfg: RunConfig) -> dict[str, Any]:
@@ -777,6 +786,7 @@ def knob_state(cfg: RunConfig) -> dict[str, Any]:
     out: dict[str, Any] = {f"train_{f}": widget_value(f, getattr(cfg.model, f)) for f in MODEL_KNOBS}
     out.update({f"train_{f}": getattr(cfg.train, f) for f in TRAIN_KNOBS})
     out["train_num_threads"] = cfg.train.num_threads or 0
+    out["train_compile"] = next(k for k, v in COMPILE_CHOICES.items() if v == cfg.train.compile)
     if cfg.train.max_steps is not None:
         out.update(train_length_mode="steps", train_max_steps=cfg.train.max_steps)
     else:
@@ -811,7 +821,7 @@ def prefill_from_last_run() -> None:
 def reset_to_recipe() -> None:
     """Forget every knob of this session and take the chosen recipe's values and the config's defaults."""
     recipe = st.session_state.get("train_recipe") or "modern"
-    for f in (*MODEL_KNOBS, *TRAIN_KNOBS, "max_steps", "epochs", "length_mode"):
+    for f in (*MODEL_KNOBS, *TRAIN_KNOBS, "max_steps", "epochs", "length_mode", "compile"):
         st.session_state.pop(f"train_{f}", None)
     st.session_state.pop(PREFILLED, None)
     st.session_state["train_recipe"] = recipe
@@ -887,6 +897,8 @@ with col_hw:
         grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", step=1)
         weight_decay = knob("Weight decay", T, "weight_decay", step=0.05)
         threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", value=0, step=1)
+        compile_choice = st.selectbox("torch.compile", list(COMPILE_CHOICES), key="train_compile",
+                                      persist_state=PERSIST, help=field_help(T, "compile"))
 
 # ----------------------------------------------------------------- the config, checked
 def vocab_guess(data: DataConfig | None) -> int:
@@ -913,6 +925,7 @@ with ui.user_errors(problems):
         seed=int(seed), device=device, precision=precision, eval_interval=int(eval_interval),
         eval_batches=int(eval_batches), log_interval=int(log_interval), grad_accum_steps=int(grad_accum),
         weight_decay=float(weight_decay), num_threads=int(threads) or None,
+        compile=COMPILE_CHOICES[compile_choice],
     )
 if data_cfg is None:
     problems.error("There is no corpus to train on: choose one on the Data page.")

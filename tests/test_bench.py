@@ -35,3 +35,24 @@ def test_english_csv_has_the_records_columns_and_size_asked(tmp_path: Path) -> N
 def test_report_is_strict_json() -> None:
     assert _finite({"a": math.nan, "b": [1, 2.5, math.inf], "c": True, "d": None}) == {
         "a": None, "b": [1, 2.5, None], "c": True, "d": None}
+
+
+def test_recipe_benchmark_trains_every_arm_into_run_folders_the_ablation_view_reads(tmp_path: Path) -> None:
+    from genai_core.bench_recipes import KNOBS, SHAKESPEARE, format_report, run_recipes
+    from genai_core.compare import ablation
+    from genai_core.runs import list_runs
+
+    assert SHAKESPEARE.is_file() and 1_000_000 < SHAKESPEARE.stat().st_size < 1_300_000
+    report = run_recipes(tmp_path, steps=20, ablation_steps=10, seeds=2, log=lambda m: None)
+    assert set(report["ablation"]) == {"classic", *(f"+{k}" for k in KNOBS), "modern"}
+    assert all(len(a["final"]) == 2 and a["std"] >= 0 for a in report["ablation"].values())
+    assert report["ablation"]["classic"]["delta"] == 0.0
+    curve = report["recipes"]["modern"]["curve"]
+    assert [s for s, _, _ in curve] == [20]  # evaluations every 50 steps, and at the end
+    text = format_report(report)
+    assert "modern per step costs" in text and "+rope" in text
+    runs = list_runs(tmp_path)
+    assert {"recipe-classic-s0", "recipe-modern-s0", "ablation-rope-s1"} <= {r.name for r in runs}
+    arms = {a.label: a for a in ablation(runs, "ablation-classic-s0")}
+    for label in ("baseline", "pos_encoding: learned → rope", "optimizer: adamw → muon", "mlp: gelu → relu2"):
+        assert len(arms[label].finals) == 2, label  # the seeds of one arm are grouped

@@ -248,3 +248,16 @@ def test_each_recipe_trains_through_the_cli(tmp_path: Path, tiny_txt: Path) -> N
 def test_data_config_is_untouched_by_recipes() -> None:
     assert with_recipe({"data": {"corpus": "a.txt"}}, "classic")["data"] == {"corpus": "a.txt"}
     assert DataConfig(corpus=Path("a.txt")).tokenizer == "char"
+
+
+def test_compile_turns_on_by_itself_only_where_it_was_measured_to_pay() -> None:
+    from genai_core.devices import resolve_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_compile(None, cpu, 256, "lm", 1000)
+    assert not resolve_compile(None, cpu, 128, "lm", 5000)  # small: ~1,900 steps to win 33 s back
+    assert not resolve_compile(None, cpu, 384, "lm", 300)  # short
+    assert not resolve_compile(None, cpu, 384, "qa", 5000)  # QA batches vary in length: it would recompile
+    assert not resolve_compile(None, cuda, 384, "lm", 5000)  # not measured on a GPU yet
+    assert resolve_compile(True, cpu, 32, "lm", 5) and not resolve_compile(False, cpu, 512, "lm", 10**6)
+    assert TrainConfig().compile is None
