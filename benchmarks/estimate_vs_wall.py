@@ -69,8 +69,7 @@ def main() -> None:
             cfg = demo_qa_config(parent=root / "pretrain", steps=300)
             prepared, _run, store = setup_run(cfg, root / "probe-qa")
             busy = busy_cores()
-            windows = store.train_tokens
-            est = estimate(prepared, train_tokens=windows)
+            est = estimate(prepared, train_tokens=store.train_tokens, window_tokens=store.mean_window_tokens())
             wall = timed_train(cfg, root / "qa")
             rows.append(("qa (300 steps)", est, wall, busy))
 
@@ -80,8 +79,7 @@ def main() -> None:
         print(f"{name:<16} {est.total_steps or 0:>6} {format_seconds(est.total_seconds):>10} "
               f"{format_seconds(wall):>10} {ratio:>6.2f} {busy:>10.1f}  {est.method}")
     print(f"\nratio = estimated / measured total time; {os.cpu_count()} cores; the estimate was made first, in this "
-          "process, as the Train page makes it; the QA estimate counts full windows (the page says it "
-          "over-estimates QA runs, whose batches are padded only to their longest example).")
+          "process, as the Train page makes it (the QA one with the store's mean batch width).")
 
 
 if __name__ == "__main__":

@@ -770,7 +770,8 @@ def clear_cache() -> None:
 # --------------------------------------------------------------------------- the estimate
 def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: TrainConfig | None = None,
              train_tokens: int | None = None, calibrate: bool = True, world_size: int = 1,
-             runs_root: Path | None = None, background: bool = False) -> Estimate:
+             runs_root: Path | None = None, background: bool = False,
+             window_tokens: float | None = None) -> Estimate:
     """Parameters, peak memory, FLOPs and time of training `config` on `device`.
 
     `config` is a RunConfig, or a ModelConfig with `train` (default TrainConfig()). `device="auto"`
@@ -781,7 +782,9 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
     (their measured tokens/s); an earlier calibration in this process; with `calibrate`, timing real
     steps now when cheap (see `CALIBRATE_BELOW_S`) and the machine is not busy (`BUSY_CORES`), in a
     background thread with `background` (the estimate then says `pending`); else the measured device
-    throughput. Raises GenAIError for an unavailable device or precision.
+    throughput. `window_tokens` is the average width of a batch when it is less than seq_len (a QA
+    fine-tune pads each batch to its longest example: `QAStore.mean_window_tokens`); the step time is
+    scaled to it. Raises GenAIError for an unavailable device or precision.
     """
     if isinstance(config, RunConfig):
         m, t = config.model, config.train
@@ -802,7 +805,8 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
         timing, cached, pending = history, False, False
     else:
         timing, cached, pending = _timing(m, t, dev, precision, mem, calibrate, busy=busy, background=background)
-    sec_step = t.grad_accum_steps * (timing.forward + timing.backward) + timing.optimizer
+    width = min(1.0, window_tokens / m.seq_len) if window_tokens and history is None else 1.0
+    sec_step = t.grad_accum_steps * (timing.forward + timing.backward) * width + timing.optimizer
 
     spe = steps_per_epoch(train_tokens, t.batch_size, m.seq_len, t.grad_accum_steps, world_size) \
         if train_tokens else None

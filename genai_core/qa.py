@@ -247,6 +247,10 @@ def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int |
 
 
 # --------------------------------------------------------------------------- fine-tuning store
+PADDED_SHARE = 1.1
+"""Batch width over the mean example length with length-bucketed batches (measured: 10% padding)."""
+
+
 class QAStore:
     """Tokenized QA examples (prompt + answer + end marker) for fine-tuning, memory-mapped from disk."""
 
@@ -283,6 +287,11 @@ class QAStore:
 
     def steps_per_epoch(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
         return max(1, math.ceil(self.examples("train") / (batch_size * grad_accum * world)))
+
+    def mean_window_tokens(self) -> float:
+        """Average width of a training batch: the mean example, plus the ~10% padding of length-bucketed
+        batches (see `batch`). What the time of a step scales with, where a pretraining window is seq_len."""
+        return min(float(self.meta["seq_len"]), PADDED_SHARE * self.mean_example_tokens)
 
     def tokens_per_step(self, batch_size: int, seq_len: int, grad_accum: int = 1, world: int = 1) -> int:
         """Average tokens an optimizer step reads (examples vary in length)."""

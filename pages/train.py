@@ -504,7 +504,7 @@ def _qa_store_stats(cache: str, key: str) -> dict[str, Any]:
     store = QAStore(Path(cache) / key)
     stats = store.meta["stats"]
     return {"train_examples": store.examples("train"), "val_examples": store.examples("val"),
-            "mean_example_tokens": store.mean_example_tokens,
+            "mean_example_tokens": store.mean_example_tokens, "mean_window_tokens": store.mean_window_tokens(),
             "left_out": sum(sum(stats[split]["skipped"].values()) for split in ("train", "val"))}
 
 
@@ -683,15 +683,16 @@ def qa_mode() -> None:
             # estimate() counts an epoch as train_tokens / (batch × seq_len) steps, while a QA epoch is one pass
             # over the examples: each example counts as one window of seq_len tokens here.
             windows = stats["train_examples"] * effective.model.seq_len if stats else None
-            est = estimate(effective, train_tokens=windows, calibrate=calibrate, background=True)
+            width = stats["mean_window_tokens"] if stats else None
+            est = estimate(effective, train_tokens=windows, calibrate=calibrate, background=True,
+                           window_tokens=width)
         if est is not None and not est.fits:
             problems.error(f"Will not fit in memory: {est.message}")
-    live_estimate(est, lambda: estimate(effective, train_tokens=windows, calibrate=False))
+    live_estimate(est, lambda: estimate(effective, train_tokens=windows, calibrate=False, window_tokens=width))
     if est is not None and effective is not None and stats:
-        st.caption(f":material/info: The time assumes every example fills the {effective.model.seq_len}-token window "
-                   f"({est.tokens_per_step:,} tokens per step), but a QA batch is padded only to its longest "
-                   f"example and these average {stats['mean_example_tokens']:.0f} tokens: the fine-tune is "
-                   "usually faster than this.")
+        st.caption(f":material/info: Memory assumes examples that fill the {effective.model.seq_len}-token window; "
+                   f"the time is for batches of about {stats['mean_window_tokens']:.0f} tokens, as QA batches are "
+                   "padded only to their longest example.")
 
     # ------------------------------------------------------------- name and start
     name = run_name_input("qa_run_name",
