@@ -241,22 +241,18 @@ def parcoords_figure(rows: list[dict[str, Any]], target: str = "best_val_loss",
     return fig
 
 
-def _resume(name: str) -> None:
+LIFECYCLE_DONE = {"resume": "Resumed {}: it continues from its latest checkpoint (see the Train page).",
+                  "stop": "Stopping {}: it saves a checkpoint and can be resumed."}
+
+
+def _lifecycle(action: str, name: str) -> None:
+    """Button callback: `resume` or `stop` run `name` through the job manager; the outcome as a flash."""
     try:
-        job_manager().resume(name)
+        getattr(job_manager(), action)(name)
     except Exception as e:  # _failed re-raises what is not a user error
         _failed("lifecycle", e)
         return
-    _flash("lifecycle", "success", f"Resumed {name}: it continues from its latest checkpoint (see the Train page).")
-
-
-def _stop(name: str) -> None:
-    try:
-        job_manager().stop(name)
-    except Exception as e:  # _failed re-raises what is not a user error
-        _failed("lifecycle", e)
-        return
-    _flash("lifecycle", "success", f"Stopping {name}: it saves a checkpoint and can be resumed.")
+    _flash("lifecycle", "success", LIFECYCLE_DONE[action].format(name))
 
 
 def _delete_unstarted(root: Path, names: list[str]) -> None:
@@ -296,10 +292,10 @@ def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
         c1.markdown(f"**{name}**")
         c2.caption(f"{state} at step {r.get('step') or 0:,}" + (f": {r['message']}" if r.get("message") else ""))
         if state in ACTIVE:
-            c3.button("Stop", key=f"runs_stop_{name}", on_click=_stop, args=(name,), icon=":material/stop:",
+            c3.button("Stop", key=f"runs_stop_{name}", on_click=_lifecycle, args=("stop", name), icon=":material/stop:",
                       **locked("Save a checkpoint and stop (a queued run leaves the queue)"))
         else:
-            c3.button("Resume", key=f"runs_resume_{name}", on_click=_resume, args=(name,),
+            c3.button("Resume", key=f"runs_resume_{name}", on_click=_lifecycle, args=("resume", name),
                       icon=":material/play_arrow:", **locked("Continue from the latest checkpoint, same curve"))
     if unstarted:
         with st.expander(f"Never trained ({len(unstarted)}): no step was logged", expanded=False):
