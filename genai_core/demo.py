@@ -34,6 +34,9 @@ from .training import Callback, train
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
 QA_DIR = ASSETS / "qa"
+QA_STEPS = 1800
+"""Fine-tuning steps of the demo: with the modern recipe (a step costs ~1.3x the classic one) 1,800 steps keep
+pretraining, fine-tuning and scoring within 10 minutes on 2 CPU cores (2,600 took 12.2 minutes)."""
 
 
 def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 300) -> RunConfig:
@@ -47,7 +50,7 @@ def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 300) -> Run
     )
 
 
-def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = 2600) -> RunConfig:
+def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = QA_STEPS) -> RunConfig:
     """Stage 2: answer-only fine-tuning on the QA training split, starting from `parent`."""
     return RunConfig(
         name="demo-qa fine-tune",
@@ -79,7 +82,7 @@ class DemoReport:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = 2600,
+def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = QA_STEPS,
                 evaluate: Iterable[str] = ("test", "test_unseen_phrasing"), overwrite: bool = False,
                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
                 log: Callable[[str], None] = lambda m: None) -> DemoReport:

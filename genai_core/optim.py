@@ -34,6 +34,8 @@ from .errors import CheckpointError
 
 MUON_MOMENTUM = 0.95
 MUON_NS_STEPS = 5
+"""Newton-Schulz iterations per step. 3 made a step ~9% cheaper on 2 CPU cores but reached classic's final loss
+50 steps later (500 vs 450, Shakespeare 4x4x128): no net gain, so Muon's own default stays."""
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
