@@ -168,7 +168,8 @@ class TrainConfig(_Config):
     device: DeviceName = "auto"
     """`auto` picks cuda, then mps, then cpu."""
     precision: Precision = "auto"
-    """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs, fp32 on CPU."""
+    """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs; on CPU bf16 autocast where the
+    CPU has native bf16 (AVX512-BF16 or AMX), else fp32."""
     compile: bool | None = None
     """Compile the model with torch.compile (its first step takes ~30 s). None = auto: on for CPU pretraining
     runs of d_model >= 256 and >= 1,000 steps, where it was measured to win its compile time back (at
@@ -177,7 +178,8 @@ class TrainConfig(_Config):
     seed: int = Field(default=0, ge=0)
     """Seed of initialisation, batch order and dropout: equal seeds give equal runs on CPU."""
     num_threads: int | None = Field(default=None, ge=1, le=1024)
-    """CPU threads for torch (None = torch's default)."""
+    """CPU threads for torch (None = the cores other programs leave free when the run starts; $GENAI_NUM_THREADS
+    pins it)."""
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainConfig:
@@ -219,7 +221,6 @@ class RunConfig(_Config):
         if self.train.epochs is None and self.train.max_steps is None:
             self.train = self.train.model_copy(update={"epochs": 1.0})
         return self
-
 
     @classmethod
     def from_saved(cls, text: str) -> RunConfig:
