@@ -239,7 +239,8 @@ def _plan(zf: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> tuple[dic
     for i in files:
         if i.file_size > 2**20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
             raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)} from "
-                             f"{_size(i.compress_size)} ({i.file_size // max(i.compress_size, 1):,}:1): a zip bomb?")
+                             f"{_size(i.compress_size)} ({i.file_size // max(i.compress_size, 1):,}:1, past the "
+                             f"{MAX_RATIO}:1 limit): a zip bomb?")
         if i in text and i.file_size > MAX_TEXT_MEMBER_BYTES:
             raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)}, more than "
                              f"the {_size(MAX_TEXT_MEMBER_BYTES)} a run's text file may hold")
