@@ -207,7 +207,8 @@ def check_text(texts: list[str], corpus: Corpus) -> None:
     if not corpus.has_records:  # one long block: judge its first lines
         texts = "".join(texts)[:100_000].splitlines()
     if not any(t.strip() for t in texts):
-        raise CorpusError(f"{where} holds no text, only whitespace")
+        column = f" in column {corpus.text_column!r}" if corpus.text_column else ""
+        raise CorpusError(f"{corpus.path.name} holds no text{column} (only whitespace)")
     sample = [t.strip() for t in texts if t.strip()][:TEXT_CHECK_RECORDS]
     with_letters = sum(any(ch.isalpha() for ch in t) for t in sample)
     if with_letters < TEXT_CHECK_MIN_SHARE * len(sample):
