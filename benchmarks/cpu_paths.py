@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genai_core.config import RECIPES, ModelConfig, TrainConfig
-from genai_core.estimates import _random_batch
+from genai_core.estimates import random_batch
 from genai_core.model import build_model
 from genai_core.optim import TrainStep, make_optimizer
 
@@ -39,7 +39,7 @@ def make_step(recipe: str, d: int, precision: str, compiled: bool) -> tuple[Trai
     model.train()
     fwd = torch.compile(model) if compiled else model
     cpu = torch.device("cpu")
-    return TrainStep(fwd, make_optimizer(model, t, cpu), t, cpu, precision), _random_batch(m, batch, cpu)
+    return TrainStep(fwd, make_optimizer(model, t, cpu), t, cpu, precision), random_batch(m, batch, cpu)
 
 
 def main() -> None:

@@ -38,8 +38,8 @@ def cpu_has_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """`auto`: bf16 on GPUs that support it, fp16 (with loss scaling) on older GPUs; on CPU bf16 autocast
-    where the CPU has native bf16 (measured 1.1x faster per step at d_model 128, 1.5-1.8x at 256-384, same
-    loss: `benchmarks/cpu_paths.py`), fp32 elsewhere."""
+    where the CPU has native bf16 (measured 1.4-1.8x faster per step at d_model 256-384 and within the noise,
+    0.89-1.16x, at 128: `benchmarks/cpu_paths.py`; the same loss), fp32 elsewhere."""
     if precision == "auto":
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -80,16 +80,15 @@ def busy_cores(sample_s: float = 0.3, max_age_s: float = 5.0) -> float:
         return _BUSY[1]
     me = psutil.Process()
 
-    def sample() -> tuple[float, float, float]:
+    def sample() -> tuple[float, float, float, float]:
+        """(wall, all CPU time, idle CPU time, this process's CPU time), from one reading of each counter."""
         t = psutil.cpu_times()
         own = me.cpu_times()
-        return time.monotonic(), t.idle + getattr(t, "iowait", 0.0), own.user + own.system
+        return time.monotonic(), sum(t), t.idle + getattr(t, "iowait", 0.0), own.user + own.system
 
-    w0, idle0, own0 = sample()
-    total0 = sum(psutil.cpu_times())
+    w0, total0, idle0, own0 = sample()
     time.sleep(sample_s)
-    w1, idle1, own1 = sample()
-    total1 = sum(psutil.cpu_times())
+    w1, total1, idle1, own1 = sample()
     busy = ((total1 - total0) - (idle1 - idle0) - (own1 - own0)) / max(w1 - w0, 1e-6)
     _BUSY = (time.monotonic(), max(0.0, busy))
     return _BUSY[1]

@@ -117,6 +117,7 @@ import torch
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
 from .devices import busy_cores, cpu_cores, resolve_compile, resolve_device, resolve_precision, resolve_threads
+from .tokenstore import Batch
 
 MB = 1_000_000
 CPU_RUNTIME_BYTES = 90 * MB
@@ -559,19 +560,12 @@ def _run_config(m: ModelConfig, t: TrainConfig) -> RunConfig:
     return RunConfig(data=DataConfig(corpus=Path("unused.txt")), model=m, train=t)
 
 
-@dataclass
-class _Batch:
-    x: torch.Tensor
-    y: torch.Tensor
-    weights: torch.Tensor | None = None
-
-
-def _random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) -> _Batch:
+def random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) -> Batch:
     """Random token ids of one micro-batch: timing and memory do not depend on the values."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, m.vocab_size, (batch_size, m.seq_len), generator=gen)
     y = torch.randint(0, m.vocab_size, (batch_size, m.seq_len), generator=gen)
-    return _Batch(x.to(device), y.to(device))
+    return Batch(x.to(device), y.to(device))
 
 
 def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> _Timing:
@@ -589,7 +583,7 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
         model = build_model(m).to(device)
         model.train()
         step = TrainStep(model, make_optimizer(model, t1, device), t1, device, precision)
-        batch = _random_batch(m, t.batch_size, device)
+        batch = random_batch(m, t.batch_size, device)
 
         def record(forward: float, backward: float, optimizer: float) -> None:
             fwd.append(forward)
@@ -649,7 +643,7 @@ def _timing(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str
         device_throughput(device, precision, t.num_threads)
         calibrate = False
     if calibrate and background:
-        rough, _ = _timing(m, t, device, precision, mem, False)[:2]
+        rough = _timing(m, t, device, precision, mem, False)[0]
         if not pending:
             with _LOCK:
                 _PENDING.add(key)
@@ -894,7 +888,7 @@ def _measure_child() -> None:
         torch.set_num_threads(t.num_threads)
     device = torch.device("cpu")
     torch.manual_seed(t.seed)
-    batch = _random_batch(m, t.batch_size, device)
+    batch = random_batch(m, t.batch_size, device)
     baseline = rss()
     model = build_model(m)
     step = TrainStep(model, make_optimizer(model, t, device), t, device, resolve_precision(t.precision, device))
