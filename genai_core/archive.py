@@ -43,6 +43,7 @@ from safetensors.torch import load_file
 from .config import RunConfig
 from .errors import CheckpointError, GenAIError, describe_validation_error
 from .runs import (
+    ACTIVE_STATES,
     Run,
     atomic_write_bytes,
     atomic_write_json,
@@ -65,7 +66,6 @@ MAX_RATIO = 100
 """Largest compression ratio of a member over 1 MB: real logs deflate ~10:1, weights ~1.1:1; more is a bomb."""
 MAX_MEMBERS = 64
 """A run archive holds about ten files; thousands of entries can only be an attack or a mistake."""
-ACTIVE_STATES = ("running", "queued")
 REPORT_MAX_SAMPLES = 60
 """Samples shown in a report, spread over training (a long run can log hundreds)."""
 

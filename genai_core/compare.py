@@ -82,19 +82,33 @@ def _val_curve(run: Run) -> list[tuple[int, float]]:
     return [(int(r["step"]), float(r["val_loss"])) for r in run.metrics() if r.get("val_loss") is not None]
 
 
-def ablation(runs: Iterable[Run], baseline: str, max_changes: int = 1) -> list[Arm]:
+Flats = dict[str, tuple[Run, dict[str, Any]]]
+"""Readable runs by name, each with its `flat_config` (read once, then shared by `baselines` and `ablation`)."""
+
+
+def flat_configs(runs: Iterable[Run] | Flats) -> Flats:
+    """Each readable run with its flat config (runs that cannot be read are left out; the Runs table reports
+    them). Given the result of an earlier call, returns it as it is."""
+    if isinstance(runs, dict):
+        return runs
+    out: Flats = {}
+    for run in runs:
+        try:
+            out[run.name] = (run, flat_config(run))
+        except Exception:  # a damaged run has no place in a comparison
+            continue
+    return out
+
+
+def ablation(runs: Iterable[Run] | Flats, baseline: str, max_changes: int = 1) -> list[Arm]:
     """The baseline's arm first, then every arm differing from it in 1..`max_changes` config keys, smallest
     change first, then by final loss. Runs that cannot be read are skipped."""
     groups: dict[str, tuple[dict[str, Any], list[Run]]] = {}
     base_key = None
-    for run in runs:
-        try:
-            flat = flat_config(run)
-        except Exception:  # a damaged run has no place in a comparison; the Runs table reports it
-            continue
+    for name, (run, flat) in flat_configs(runs).items():
         key = repr(sorted(flat.items()))
         groups.setdefault(key, (flat, []))[1].append(run)
-        if run.name == baseline:
+        if name == baseline:
             base_key = key
     if base_key is None:
         return []
@@ -115,13 +129,8 @@ def ablation(runs: Iterable[Run], baseline: str, max_changes: int = 1) -> list[A
     return arms
 
 
-def baselines(runs: Iterable[Run]) -> list[str]:
+def baselines(runs: Iterable[Run] | Flats) -> list[str]:
     """Runs that have at least one one-knob neighbour (the candidates for an ablation's baseline)."""
-    flats = {}
-    for run in runs:
-        try:
-            flats[run.name] = flat_config(run)
-        except Exception:  # unreadable: not a candidate
-            continue
+    flats = {name: flat for name, (_run, flat) in flat_configs(runs).items()}
     return [name for name, flat in flats.items()
             if any(len(config_diff(flat, other)) == 1 for o, other in flats.items() if o != name)]

@@ -40,7 +40,7 @@ from .corpus import open_corpus
 from .devices import resolve_device
 from .errors import GenAIError
 from .qa import read_qa_table
-from .runs import Run, check_runs_cap, runs_dir, validate_run_name
+from .runs import ACTIVE_STATES, Run, check_runs_cap, runs_dir, validate_run_name
 from .training import TrainEvent
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class JobStatus:
     @property
     def active(self) -> bool:
         """Queued or running."""
-        return self.state in ("queued", "running")
+        return self.state in ACTIVE_STATES
 
     @property
     def progress(self) -> float | None:
@@ -479,7 +479,7 @@ class JobManager:
             state = str(effective_status(prun).get("state", "missing")) if prun.exists() else "missing"
             if state == "completed":
                 return job
-            if state in ("queued", "running"):
+            if state in ACTIVE_STATES:
                 why = f"waiting for {prun.name} to complete (it is {state})"
             elif state == "missing":
                 why = f"waiting for {prun.name}, which no longer exists: stop this run"

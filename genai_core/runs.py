@@ -38,6 +38,10 @@ from .config import RunConfig
 from .errors import CheckpointError, GenAIError
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
+ACTIVE_STATES = ("running", "queued")
+"""A process is working on the run (training it, or holding it in a queue): what Stop acts on."""
+RESUMABLE_STATES = ("stopped", "interrupted", "failed")
+"""States from which a run can be resumed (when it has a checkpoint)."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 KEEP_CHECKPOINTS = 2

@@ -12,7 +12,7 @@ from genai_core.devices import device_info
 from genai_core.errors import GenAIError
 from genai_core.estimates import Estimate, format_seconds
 from genai_core.jobs import JobManager, JobStatus
-from genai_core.runs import Run, list_runs
+from genai_core.runs import RESUMABLE_STATES, Run, list_runs
 from pages import ui
 
 st.title("GenAI Playground")
@@ -31,7 +31,6 @@ else:
 # ----------------------------------------------------------------- one-click demo
 # (Comments, not docstrings: Streamlit's magic would write a bare string on the page.)
 DEMO_NAMES = ("demo-qa-pretrain", "demo-qa")  # run names of the two stages; ui.unique_run_name adds -2, -3, ...
-RESUMABLE = ("stopped", "interrupted", "failed")
 
 
 def demo_presets() -> tuple[RunConfig, RunConfig]:
@@ -77,14 +76,14 @@ def resume_demo(jm: JobManager, found: dict[str, Run]) -> None:
         queue_demo(jm)
         return
     if pre.state != "completed":
-        if pre.state in RESUMABLE and pre.latest_checkpoint() is not None:
+        if pre.state in RESUMABLE_STATES and pre.latest_checkpoint() is not None:
             jm.resume(pre.name)
         else:
             jm.submit(demo_pretrain_config(), pre.name, replace=True)
     if qa is None:
         jm.submit(demo_qa_config(parent=pre.path), ui.unique_run_name(DEMO_NAMES[1]))
     elif qa.state != "completed":
-        if qa.state in RESUMABLE and qa.latest_checkpoint() is not None:
+        if qa.state in RESUMABLE_STATES and qa.latest_checkpoint() is not None:
             jm.resume(qa.name)
         else:
             jm.submit(demo_qa_config(parent=pre.path), qa.name, replace=True)
@@ -127,15 +126,15 @@ tokens = "BPE tokens" if pretrain.data.tokenizer == "bpe" else "characters"
 def describe_demo() -> None:
     """What the demo trains and for how long; redrawn each second while its steps are timed in the background."""
     ests = demo_estimates(ui.runs_root(), background=True)
+    pending = any(e.pending for e in ests)
     st.write(
         f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context "
         f"of {pm.seq_len} {tokens}{', with a copy head' if pm.copy_head else ''}) first reads the bundled fictional "
         f"case reports ({pretrain.train.max_steps:,} steps), then learns to answer questions about a case "
         f"({fine_tune.train.max_steps:,} steps). {demo_duration(ests)}"
-        f"{' (refining…)' if any(e.pending for e in ests) else ''}; the Train page shows both runs learn, one "
+        f"{' (refining…)' if pending else ''}; the Train page shows both runs learn, one "
         "after the other."
     )
-    pending = any(e.pending for e in ests)
     if not pending and st.session_state.get("home_refining", True):
         st.session_state["home_refining"] = False
         st.rerun()  # timed: one full redraw, which stops this fragment's ticking

@@ -23,8 +23,18 @@ import streamlit as st
 
 from genai_core import archive, compare
 from genai_core.errors import user_message
-from genai_core.runs import Run, list_runs
-from pages.ui import TABLE_COLUMNS, X_AXES, can_change, job_manager, locked, loss_figure, numeric_blanks, runs_root
+from genai_core.runs import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
+from pages.ui import (
+    PALETTE,
+    TABLE_COLUMNS,
+    X_AXES,
+    can_change,
+    job_manager,
+    locked,
+    loss_figure,
+    numeric_blanks,
+    runs_root,
+)
 
 FLASH = "runs_flash"
 COMPARE = "runs_compare"
@@ -268,19 +278,15 @@ def _delete_unstarted(root: Path, names: list[str]) -> None:
         _flash("lifecycle", "success", f"Deleted {len(deleted)} run(s) that never trained: {', '.join(deleted)}.")
 
 
-RESUMABLE = ("stopped", "interrupted", "failed")
-ACTIVE = ("running", "queued")
-
-
 def never_started(row: dict[str, Any]) -> bool:
     """A run with nothing to show: no step logged, and not waiting or training."""
-    return not row.get("step") and row.get("state") not in ACTIVE
+    return not row.get("step") and row.get("state") not in ACTIVE_STATES
 
 
 def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
     """Stop what trains or waits, resume what was stopped, interrupted or failed; list runs that never started."""
-    actionable = [r for r in rows if r.get("state") in ACTIVE
-                  or (r.get("state") in RESUMABLE and not never_started(r))]
+    actionable = [r for r in rows if r.get("state") in ACTIVE_STATES
+                  or (r.get("state") in RESUMABLE_STATES and not never_started(r))]
     unstarted = [r["name"] for r in rows if never_started(r)]
     if not actionable and not unstarted:
         return
@@ -291,7 +297,7 @@ def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
         c1, c2, c3 = st.columns([3, 4, 1.3], vertical_alignment="center")
         c1.markdown(f"**{name}**")
         c2.caption(f"{state} at step {r.get('step') or 0:,}" + (f": {r['message']}" if r.get("message") else ""))
-        if state in ACTIVE:
+        if state in ACTIVE_STATES:
             c3.button("Stop", key=f"runs_stop_{name}", on_click=_lifecycle, args=("stop", name), icon=":material/stop:",
                       **locked("Save a checkpoint and stop (a queued run leaves the queue)"))
         else:
@@ -314,7 +320,7 @@ def default_overlay(rows: list[dict[str, Any]], k: int = 2) -> list[str]:
 def ablation_figure(arms: list[compare.Arm]) -> go.Figure:
     """Each arm's validation curve, averaged over its seeds (one thin line per seed behind it)."""
     fig = go.Figure()
-    palette = ["#555555", "#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#a05195"]
+    palette = ["#555555", *PALETTE]  # the baseline in grey, the arms in the loss charts' colours
     for i, arm in enumerate(arms):
         color = palette[i % len(palette)]
         for curve in arm.curves.values():
@@ -333,7 +339,8 @@ def ablation_figure(arms: list[compare.Arm]) -> go.Figure:
 def ablation_section(runs: list[Run]) -> None:
     """Runs that differ from a chosen baseline in one knob: their curves and the change in final loss."""
     st.subheader("Ablation: what one knob changes")
-    candidates = compare.baselines(runs)
+    flats = compare.flat_configs(runs)  # every config read once for both questions below
+    candidates = compare.baselines(flats)
     if not candidates:
         st.caption("Appears when runs differ from each other in exactly one knob (seeds aside): train the same "
                    "config twice with one change, or run `python -m genai_core bench --recipes --out runs`.")
@@ -345,7 +352,7 @@ def ablation_section(runs: list[Run]) -> None:
                                  "(runs of other seeds grouped) is an arm.")
     several = c2.toggle("Several knobs", key="runs_ablation_many",
                         help="Also show runs that differ from the baseline in more than one knob (e.g. a recipe).")
-    arms = compare.ablation(runs, baseline, max_changes=99 if several else 1)
+    arms = compare.ablation(flats, baseline, max_changes=99 if several else 1)
     base = arms[0]
     table = [{"arm": a.label, "seeds": len(a.runs),
               "final val loss": _mean_std(a.mean, a.std),
@@ -447,7 +454,7 @@ if runs:
     focus = st.selectbox("Run", all_names, key=FOCUS)
     run = Run(root / focus)
     status = run.status()
-    active = status.get("state") in archive.ACTIVE_STATES
+    active = status.get("state") in ACTIVE_STATES
     readable = focus in names
     st.caption(f"Status: **{status.get('state', 'created')}**" + (f" — {status['message']}" if status.get("message")
                                                                    else ""))

@@ -30,12 +30,11 @@ from genai_core.errors import GenAIError, user_message
 from genai_core.estimates import Estimate, estimate, format_bytes, format_seconds
 from genai_core.jobs import JobManager, JobStatus
 from genai_core.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
-from genai_core.runs import Run, list_runs, slugify, validate_run_name
+from genai_core.runs import RESUMABLE_STATES, Run, list_runs, slugify, validate_run_name
 from genai_core.tokenstore import TokenStore, prepare_cached, store_key
 from genai_core.training import fine_tune_config, token_cache_dir
 from pages import ui
 
-RESUMABLE = ("stopped", "interrupted", "failed")
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
                "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
                "failed": ":material/error:", "interrupted": ":material/warning:", "created": ":material/fiber_new:"}
@@ -341,13 +340,13 @@ def show_run(name: str) -> None:
         with ui.user_errors():
             jm.stop(name)
             st.rerun()
-    resumable = s.state in RESUMABLE and not s.here and run.latest_checkpoint() is not None
+    resumable = s.state in RESUMABLE_STATES and not s.here and run.latest_checkpoint() is not None
     if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
                                help="Continue from the latest checkpoint: weights, optimizer and schedule."):
         with ui.user_errors():
             jm.resume(name)
             st.rerun()  # a full rerun switches the periodic refresh on
-    if s.state in RESUMABLE and not resumable and not s.here:
+    if s.state in RESUMABLE_STATES and not resumable and not s.here:
         st.caption("No checkpoint was saved, so this run cannot be resumed; start it again.")
 
 

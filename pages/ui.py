@@ -162,6 +162,10 @@ def downsample(rows: list[dict[str, Any]], limit: int = MAX_POINTS) -> list[dict
 X_AXES = {"step": "step", "tokens": "tokens seen", "elapsed_s": "training time (s)"}
 
 
+PALETTE = ["#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#30638e", "#a05195"]
+"""Colours of the runs in every chart, in order."""
+
+
 def loss_figure(series: dict[str, list[dict[str, Any]]], *, x: str = "step", title: str = "Loss",
                 smoothing: float = 0.0, log_y: bool = False, height: int = 380) -> go.Figure:
     """Train (solid) and validation (dotted, markers) loss of one or more runs against `x`.
@@ -170,7 +174,7 @@ def loss_figure(series: dict[str, list[dict[str, Any]]], *, x: str = "step", tit
     train loss (as TensorBoard's slider), applied before downsampling.
     """
     fig = go.Figure()
-    palette = ["#3b6ea5", "#d1495b", "#66a182", "#edae49", "#8d6a9f", "#00798c", "#30638e", "#a05195"]
+    palette = PALETTE
     for i, (name, rows) in enumerate(series.items()):
         color = palette[i % len(palette)]
         label = "" if len(series) == 1 else f"{name} · "
