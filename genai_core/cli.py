@@ -12,7 +12,6 @@ errors answer at once.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import os
@@ -913,12 +912,9 @@ def _cmd_demo_qa(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- entry point
 def _user_error(exc: BaseException) -> str | None:
     """The one-line message for an error a person caused, or None for a bug."""
-    msg = user_message(exc)
-    if msg is None and isinstance(exc, OSError):
-        if exc.filename is not None:
-            msg = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
-        elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            msg = f"{exc.strerror or exc}"
+    msg = user_message(exc)  # a full or read-only disk included (errors.storage_message)
+    if msg is None and isinstance(exc, OSError) and exc.filename is not None:
+        msg = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     if msg is None:
         return None
     return " ".join(msg.splitlines()) or type(exc).__name__
