@@ -626,8 +626,6 @@ class JobManager:
         """Seconds until each queued job starts (None when unknown): what is left of the device's running job
         (its live ETA) plus the estimated time of every job ahead of it (`estimates.estimate`, nothing timed
         anew). A job waiting for its parent, or behind a job whose length is unknown, reads None."""
-        from .estimates import estimate
-
         with self._lock:
             queues = {d: list(q) for d, q in self._queues.items()}
             running = dict(self._running)
@@ -638,16 +636,19 @@ class JobManager:
             if job is not None:
                 ahead = job.live.snapshot()["eta_s"]
                 if ahead is None:
-                    ahead = self._job_seconds(job, estimate)
+                    ahead = self._job_seconds(job)
             for job in queue:
                 waiting = job.live.snapshot()["phase"].startswith("waiting for")
                 waits[job.name] = None if waiting else ahead
-                own = None if waiting else self._job_seconds(job, estimate)
+                own = None if waiting else self._job_seconds(job)
                 ahead = None if ahead is None or (own is None and not waiting) else ahead + (own or 0.0)
         return waits
 
-    def _job_seconds(self, job: _Job, estimate: Any) -> float | None:
+    @staticmethod
+    def _job_seconds(job: _Job) -> float | None:
         """Estimated seconds of a job's training (what is left of it, when resumed)."""
+        from .estimates import estimate  # imports torch-heavy timing code: only when a queue is shown
+
         try:
             est = estimate(job.config, calibrate=False)
         except Exception:  # an estimate must never break the queue view

@@ -264,7 +264,7 @@ def show_estimate(est: Estimate | None) -> None:
 
 
 # --------------------------------------------------------------------------- the live view
-def show_run(name: str) -> None:
+def show_run(name: str, waits: dict[str, float | None]) -> None:
     """State, progress, live metrics, the loss chart, the latest sample, and Stop / Resume of one run."""
     try:
         s: JobStatus = jm.status(name)
@@ -279,7 +279,7 @@ def show_run(name: str) -> None:
     line = f"**{s.state}**" + (f": {s.message}" if s.message else "")
     if s.queue_position:
         line += f" · position {s.queue_position} in the {s.device} queue"
-        wait = jm.queue_waits().get(name) if not s.message.startswith("waiting for") else None
+        wait = waits.get(name) if not s.message.startswith("waiting for") else None
         if wait is not None:
             line += f", starts in about {format_seconds(wait)}"
     st.markdown(line)
@@ -310,8 +310,8 @@ def show_run(name: str) -> None:
     c[1].metric("Validation loss", f"{val_loss:.3f}" if val_loss is not None else "–")
     c[2].metric("Tokens / s", f"{tps:,.0f}" if tps is not None else "–")
     c[3].metric("Learning rate", f"{lr_now:.2e}" if lr_now is not None else "–")
-    estimated = run.read_status_raw().get("estimated_step_s")
-    tokens_per_step = run.read_status_raw().get("tokens_per_step")
+    status = run.read_status_raw()
+    estimated, tokens_per_step = status.get("estimated_step_s"), status.get("tokens_per_step")
     if estimated and tps and tokens_per_step:
         measured = tokens_per_step / tps
         st.caption(f"Time per step: estimated {format_seconds(estimated)} before the start, measured "
@@ -350,12 +350,11 @@ def show_run(name: str) -> None:
         st.caption("No checkpoint was saved, so this run cannot be resumed; start it again.")
 
 
-def show_queue() -> None:
+def show_queue(waits: dict[str, float | None]) -> None:
     queue = jm.queue()
     if not queue:
         return
     st.markdown("**Queue**")
-    waits = jm.queue_waits()
 
     def starts_in(q: JobStatus) -> str:
         if q.message.startswith("waiting for"):
@@ -380,8 +379,9 @@ def live_view(was_active: bool) -> None:
     if name is None:
         st.caption("No runs yet: set the knobs below and press Start.")
         return
-    show_run(name)
-    show_queue()
+    waits = jm.queue_waits()  # once per tick, for the run shown and the queue table
+    show_run(name, waits)
+    show_queue(waits)
     # How long a tick takes (a busy machine draws slowly): the refresh waits at least twice that, or the
     # chart would be redrawn before it was ever shown and stay greyed out as "stale".
     tick = st.session_state["train_tick_s"] = time.perf_counter() - t0
