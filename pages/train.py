@@ -760,9 +760,13 @@ def switch(label: str, field: str, **kw: Any) -> bool:
     return bool(st.checkbox(label, key=key, persist_state=PERSIST, help=field_help(ModelConfig, field), **kw))
 
 
+OFF_AS_ZERO = {"logit_softcap": 0.0, "num_threads": 0}
+"""Number inputs whose config value None (off; for threads: automatic) reads 0 in the widget."""
+
+
 def widget_value(field: str, value: Any) -> Any:
-    """A config value as its widget holds it (the soft-cap's None is 0.0 there)."""
-    return 0.0 if field == "logit_softcap" and value is None else value
+    """A config value as its widget holds it (see OFF_AS_ZERO)."""
+    return OFF_AS_ZERO[field] if value is None and field in OFF_AS_ZERO else value
 
 
 def apply_recipe() -> None:
@@ -784,8 +788,7 @@ COMPILE_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": Fals
 def knob_state(cfg: RunConfig) -> dict[str, Any]:
     """The pretraining form's widget values that give `cfg` back."""
     out: dict[str, Any] = {f"train_{f}": widget_value(f, getattr(cfg.model, f)) for f in MODEL_KNOBS}
-    out.update({f"train_{f}": getattr(cfg.train, f) for f in TRAIN_KNOBS})
-    out["train_num_threads"] = cfg.train.num_threads or 0
+    out.update({f"train_{f}": widget_value(f, getattr(cfg.train, f)) for f in TRAIN_KNOBS})
     out["train_compile"] = next(k for k, v in COMPILE_CHOICES.items() if v == cfg.train.compile)
     if cfg.train.max_steps is not None:
         out.update(train_length_mode="steps", train_max_steps=cfg.train.max_steps)
@@ -896,7 +899,7 @@ with col_hw:
         log_interval = knob("Log every N steps", T, "log_interval", step=5)
         grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", step=1)
         weight_decay = knob("Weight decay", T, "weight_decay", step=0.05)
-        threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", value=0, step=1)
+        threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", step=1)
         compile_choice = st.selectbox("torch.compile", list(COMPILE_CHOICES), key="train_compile",
                                       persist_state=PERSIST, help=field_help(T, "compile"))
 
