@@ -386,8 +386,9 @@ class GPTDecoder:
         hd = C // H
         w = model.wte.weight.detach()
         self.wte = w
-        self.pos_table = {"learned": lambda: model.wpe.weight.detach(), "sinusoidal": lambda: model.pe,
-                          "rope": lambda: None}[cfg.pos_encoding]()
+        # Added to the embeddings (learned or sinusoidal); RoPE adds nothing and rotates q and k instead.
+        self.pos_table = (model.wpe.weight.detach() if cfg.pos_encoding == "learned"
+                          else model.pe if cfg.pos_encoding == "sinusoidal" else None)
         self.rope = (model.rope_cos, model.rope_sin) if cfg.pos_encoding == "rope" else None
 
         def det(t: torch.Tensor | None) -> torch.Tensor | None:
