@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -85,31 +85,33 @@ class Optimizers:
     def state_tensors(self, names: dict[int, str]) -> dict[str, torch.Tensor]:
         """Every optimizer's state as named tensors, `<param name>::<state key>` (safetensors, no pickle)."""
         out: dict[str, torch.Tensor] = {}
-        for opt in self.optimizers:
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    for key, val in opt.state.get(p, {}).items():
-                        out[f"{names[id(p)]}::{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
+        for opt, p in self._params():
+            for key, val in opt.state.get(p, {}).items():
+                out[f"{names[id(p)]}::{key}"] = val if torch.is_tensor(val) else torch.tensor(val)
         return out
 
     def load_state_tensors(self, names: dict[int, str], tensors: dict[str, torch.Tensor]) -> None:
         """Restore what `state_tensors` saved, checking each tensor's shape against its parameter."""
         known = {"step", "exp_avg", "exp_avg_sq", "momentum_buffer"}
+        for opt, p in self._params():
+            name = names[id(p)]
+            state: dict[str, torch.Tensor] = {}
+            for key in known:
+                t = tensors.get(f"{name}::{key}")
+                if t is None:
+                    continue
+                if key != "step" and t.shape != p.shape:
+                    raise CheckpointError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, "
+                                          f"expected {tuple(p.shape)}")
+                state[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
+            if state:
+                opt.state[p] = state
+
+    def _params(self) -> Iterator[tuple[torch.optim.Optimizer, torch.Tensor]]:
+        """Every (optimizer, parameter) pair, in a fixed order."""
         for opt in self.optimizers:
             for group in opt.param_groups:
-                for p in group["params"]:
-                    name = names[id(p)]
-                    state: dict[str, torch.Tensor] = {}
-                    for key in known:
-                        t = tensors.get(f"{name}::{key}")
-                        if t is None:
-                            continue
-                        if key != "step" and t.shape != p.shape:
-                            raise CheckpointError(f"optimizer state {name}::{key} has shape {tuple(t.shape)}, "
-                                                  f"expected {tuple(p.shape)}")
-                        state[key] = t.to(p.device, torch.float32 if key == "step" else p.dtype)
-                    if state:
-                        opt.state[p] = state
+                yield from ((opt, p) for p in group["params"])
 
 
 def make_optimizer(model: torch.nn.Module, config: RunConfig | TrainConfig, device: torch.device) -> Optimizers:
