@@ -227,7 +227,19 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--resume", action="store_true",
                       help="Continue the run from its latest checkpoint with its saved config (only --out is needed).")
     mode.add_argument("--overwrite", action="store_true", help="Replace an existing run folder of that name.")
+    mode.add_argument("--from-saved", action="store_true",
+                      help="Train the run folder as its saved config.json says: from its latest checkpoint if it "
+                           "has one, else from the start (how the app's scheduler and Ray jobs start a queued run).")
     p.set_defaults(handler=_cmd_train, parser=p)
+
+    p = sub.add_parser(
+        "scheduler", help="start the queued process runs of a runs folder (the app starts it)",
+        description="Serve the runs folder's queue of `runner: process` runs: start each in its own process when its "
+                    "device is free (one run per device), record how it ended, and exit when the queue is empty. "
+                    "At most one scheduler serves a runs folder on a machine (a file lock); the app starts one "
+                    "whenever runs are queued and none is alive.")
+    p.add_argument("--runs-dir", required=True, metavar="DIR", help="The runs folder to serve.")
+    p.set_defaults(handler=_cmd_scheduler)
 
     p = sub.add_parser("sample", help="generate text from a trained run",
                        description="Generate a continuation of a prompt with the run's latest checkpoint, "
@@ -532,23 +544,27 @@ class _TrainPrinter:
 
 
 class _StopOnCtrlC:
-    """First Ctrl-C asks the trainer to stop after the current step (it saves a checkpoint); a second aborts."""
+    """First Ctrl-C (or SIGTERM: how the app, the scheduler and Ray stop a run) asks the trainer to stop after the
+    current step (it saves a checkpoint); a second aborts."""
 
     def __init__(self, event: threading.Event, announce: bool) -> None:
         self.event = event
         self.announce = announce
         self._previous: Any = None
+        self._previous_term: Any = None
         self._installed = False
 
     def __enter__(self) -> _StopOnCtrlC:
         if threading.current_thread() is threading.main_thread():  # signal.signal only works there
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous_term = signal.signal(signal.SIGTERM, self._handle)
             self._installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._installed:
             signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, self._previous_term if self._previous_term is not None else signal.SIG_DFL)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set():
@@ -564,7 +580,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     sections = {s: _given(args, s) for s in ("data", "model", "train")}
     rank, _ = _world()
     main_rank = rank == 0
-    if args.resume:
+    if args.from_saved:
+        path = _run_path(args.out)
+        config, args.resume = _saved_preflight(path)
+    elif args.resume:
         ignored = [_FLAGS[(s, f)] for s, fields in sections.items() for f in fields]
         path = _run_path(args.out)
         config = _resume_preflight(path, ignored)
@@ -590,7 +609,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _new_run_preflight(config, path, overwrite=args.overwrite)
 
     from . import training
+    from .launcher import apply_memory_limit
 
+    apply_memory_limit(config.train.device)
     stop = threading.Event()
     with training.distributed(config.train.device), _StopOnCtrlC(stop, announce=main_rank):
         progress = _ProgressLine.for_terminal() if main_rank else None
@@ -613,6 +634,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped at step {step:,}; checkpoint saved. Continue with: "
               f"{PROG} train --out {shlex.quote(args.out)} --resume", flush=True)
     return code
+
+
+def _saved_preflight(path: Path) -> tuple[RunConfig, bool]:
+    """(config, resume) of a run folder created by a queue: its saved config, resumed when it has a checkpoint."""
+    from .runs import Run
+
+    if not (path / "config.json").is_file():
+        raise GenAIError(f"{path} is not a run folder (no config.json)")
+    run = Run(path)
+    return run.config(), run.latest_checkpoint() is not None
+
+
+def _cmd_scheduler(args: argparse.Namespace) -> int:
+    from .launcher import serve
+
+    serve(Path(args.runs_dir))
+    return 0
 
 
 def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:

@@ -23,6 +23,7 @@ PosEncoding = Literal["rope", "learned", "sinusoidal"]
 NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and a fused kernel on CPU
 MLPKind = Literal["relu2", "gelu"]
 OptimizerKind = Literal["muon", "adamw"]
+RunnerKind = Literal["thread", "process", "ray"]
 
 
 class _Config(BaseModel):
@@ -165,6 +166,19 @@ class TrainConfig(_Config):
     """Length of the periodic samples."""
     checkpoint_interval: int = Field(default=0, ge=0)
     """Save a checkpoint every N steps (0 = at each evaluation). A stop always saves one."""
+    checkpoint_seconds: float = Field(default=60.0, ge=0.0, le=86_400.0)
+    """Also save a checkpoint when this many seconds have passed since the last one (0 = by steps only),
+    so a crash or a killed process loses at most about this much training, however slow the steps are."""
+    runner: RunnerKind = "thread"
+    """Where the training runs. `thread`: a background thread of the calling process (the Python API, tests,
+    a laptop). `process`: its own OS process, started detached by the runs folder's scheduler, so the run
+    survives the app's server and a crash of the run cannot take the server down (the app's default).
+    `ray`: a Ray job on the cluster at `ray_address`; the run folder must be on storage the cluster shares."""
+    ray_address: str | None = None
+    """The Ray cluster's dashboard address for `runner` ray, e.g. `http://head-node:8265` (Ray's Jobs API)."""
+    gpus: int = Field(default=1, ge=1, le=64)
+    """GPUs one run trains on (runner process, CUDA only): above 1 it is started with `torchrun
+    --nproc_per_node` and trains with DDP."""
     device: DeviceName = "auto"
     """`auto` picks cuda, then mps, then cpu."""
     precision: Precision = "auto"
@@ -185,6 +199,11 @@ class TrainConfig(_Config):
     def _one_length(self) -> TrainConfig:
         if self.epochs is not None and self.max_steps is not None:
             raise ValueError("give either epochs or max_steps, not both")
+        if self.runner == "ray" and not self.ray_address:
+            raise ValueError("runner ray needs ray_address: the Ray dashboard's address, e.g. http://head-node:8265")
+        if self.gpus > 1 and (self.runner != "process" or self.device not in ("auto", "cuda")):
+            raise ValueError(f"gpus {self.gpus} trains one run over several GPUs with torchrun: "
+                             "it needs runner process and device cuda (or auto)")
         return self
 
 

@@ -48,7 +48,8 @@ def user_message(err: BaseException) -> str | None:
         return str(err)
     if isinstance(err, ValidationError):
         return describe_validation_error(err)
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+    if (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or (isinstance(err, RuntimeError) and "can't allocate memory" in str(err))):  # torch's CPU allocator
         return (
             "out of memory: lower batch_size, seq_len, d_model or n_layers "
             "(the estimate shows what a configuration needs)"

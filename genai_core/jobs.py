@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import training
+from . import launcher, ray_jobs, training
 from .config import RunConfig
 from .corpus import open_corpus
 from .devices import resolve_device
@@ -49,6 +49,8 @@ LIVE_ROWS = 2000
 """Metric rows kept in memory per job: the whole curve of most runs at the default log interval."""
 ETA_WINDOW = 64
 """Recent steps whose wall-clock times give the ETA (long enough to average over an evaluation)."""
+SCHEDULER_CHECK_S = 5.0
+"""How often the polling of the pages may look for queued process runs that no scheduler serves."""
 ATEXIT_TIMEOUT_S = 20.0
 """How long interpreter exit waits for running jobs to save their stop checkpoint."""
 
@@ -67,8 +69,30 @@ def device_key(device: str) -> str:
 
 
 def effective_status(run: Run) -> dict[str, Any]:
-    """The run's status from disk; `Run.status()` already reads a dead process's queue or run as interrupted."""
-    return run.status()
+    """The run's status from disk: `Run.status()` reads a dead process's queue or run as interrupted, and a Ray
+    run that its job's end left behind is recorded as interrupted (`ray_jobs.reconcile`)."""
+    return ray_jobs.reconcile(run, run.status())
+
+
+def disk_live(run: Run, st: dict[str, Any]) -> dict[str, Any]:
+    """The live fields of a run trained by another process, read from its folder: the latest losses, rate and
+    sample, and an ETA from the training time of the recent logged steps."""
+    rows = run.metrics()[-ETA_WINDOW:]
+    samples = run.samples()
+    last = rows[-1] if rows else {}
+    vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
+    step = max(int(st.get("step") or 0), int(last.get("step") or 0)) if (rows or st.get("step")) else None
+    total = st.get("total_steps")
+    eta = None
+    timed = [r for r in rows if r.get("elapsed_s") is not None and r.get("step") is not None]
+    if st.get("state") == "running" and len(timed) >= 2 and total and step is not None:
+        (s0, e0), (s1, e1) = (timed[0]["step"], timed[0]["elapsed_s"]), (timed[-1]["step"], timed[-1]["elapsed_s"])
+        if s1 > s0:
+            eta = max(0.0, (int(total) - step) * (e1 - e0) / (s1 - s0))
+    return {"step": step, "total_steps": total, "train_loss": last.get("train_loss"),
+            "val_loss": vals[-1] if vals else None, "lr": last.get("lr"), "tokens_per_s": last.get("tokens_per_s"),
+            "eta_s": eta, "sample": samples[-1].get("text") if samples else None,
+            "sample_step": samples[-1].get("step") if samples else None}
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,10 @@ class JobStatus:
     finished_at: float | None = None
     error: str | None = None
     """The error that ended the job, as the training thread saw it (status.json has it too)."""
+    runner: str = "thread"
+    """Where it trains: `thread` (this process), `process` (its own, started by the scheduler) or `ray`."""
+    backend_state: str | None = None
+    """Ray's state of the run's job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) for a Ray run."""
 
     @property
     def active(self) -> bool:
@@ -261,6 +289,10 @@ class JobManager:
         self._running: dict[str, _Job] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._jobs: dict[str, _Job] = {}  # latest job per name, finished ones included (for their live fields)
+        # Runs this manager handed to the scheduler or Ray (in order): they are listed with its jobs after they
+        # end, as thread jobs are. Live ones of any server are found on disk (`_detached_runs`).
+        self._detached: dict[str, None] = {}
+        self._scheduler_checked = 0.0
         self._closed = False
         _MANAGERS.add(self)
 
@@ -316,9 +348,26 @@ class JobManager:
                     raise GenAIError(f"cannot replace run {name!r}: it is {st['state']} in another process")
                 shutil.rmtree(run.path)
             Run.create(run.path, config)
+            if config.train.runner != "thread":
+                try:
+                    return self._queue_detached(run, config, device, f"waiting for {device}", **(note or {}))
+                except GenAIError:  # e.g. the Ray cluster is unreachable: leave no half-made run behind
+                    shutil.rmtree(run.path, ignore_errors=True)
+                    raise
             job = _Job(name, run.path, device, config, resume=False, live=LiveLog(run, self._live_rows))
             self._enqueue(job, run, f"waiting for {device}", **(note or {}))
             return self._status_of(job, run)
+
+    def _queue_detached(self, run: Run, config: RunConfig, device: str, message: str, **note: Any) -> JobStatus:
+        """Caller holds the lock: hand the run to the runs folder's scheduler (runner process) or to Ray."""
+        self._jobs.pop(run.name, None)
+        self._detached.pop(run.name, None)
+        self._detached[run.name] = None
+        if config.train.runner == "ray":
+            ray_jobs.submit_run(run, config, "waiting for Ray to place it on a node", queue_device="ray", **note)
+        else:
+            launcher.queue_run(run, config, message, queue_device=device, **note)
+        return self._disk_status(run)
 
     def resume(self, name: str) -> JobStatus:
         """Queue a stopped, interrupted or failed run again to continue from its latest checkpoint.
@@ -335,7 +384,8 @@ class JobManager:
             st = effective_status(run)
             state = st.get("state")
             if state in ("running", "queued"):
-                raise GenAIError(f"run {name!r} is {state} in another process (pid {st.get('pid')})")
+                where = "in another process" if st.get("runner", "thread") == "thread" else "already"
+                raise GenAIError(f"run {name!r} is {state} {where}")
             if state == "completed":
                 raise GenAIError(f"run {name!r} has already completed ({st.get('step', '?')} steps); "
                                  "start a new run to train for longer")
@@ -345,6 +395,8 @@ class JobManager:
             config = run.config()
             device = device_key(config.train.device)
             check_runs_cap(self.runs_root)
+            if config.train.runner != "thread":
+                return self._queue_detached(run, config, device, f"waiting for {device} (to resume)")
             job = _Job(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))
             self._enqueue(job, run, f"waiting for {device} (to resume)")
             return self._status_of(job, run)
@@ -363,7 +415,8 @@ class JobManager:
     def _enqueue(self, job: _Job, run: Run, message: str, **note: Any) -> None:
         """Caller holds the lock: mark the run queued on disk, queue it, make sure a worker serves it."""
         # The pid token lets a later process tell a dead queue from a live one (see effective_status).
-        run.write_status("queued", message, queued_at=job.queued_at, **note)
+        run.write_status("queued", message, runner="thread", queued_at=job.queued_at, **note)
+        self._detached.pop(job.name, None)
         self._jobs.pop(job.name, None)  # re-insert so that jobs() lists in order of (re)submission
         self._jobs[job.name] = job
         self._queues.setdefault(job.device, deque()).append(job)
@@ -396,6 +449,10 @@ class JobManager:
         if not run.path.is_dir():
             raise GenAIError(f"no run named {name!r} in {self.runs_root}")
         st = effective_status(run)
+        runner = st.get("runner", "thread")
+        if st.get("state") in ("running", "queued") and runner != "thread":
+            (ray_jobs.stop_run if runner == "ray" else launcher.stop_run)(run)
+            return self._disk_status(run)
         if st.get("state") in ("running", "queued"):
             raise GenAIError(f"run {name!r} is {st['state']} in another process (pid {st.get('pid')}); stop it there")
         raise GenAIError(f"run {name!r} is not running or queued (it is {st.get('state')})")
@@ -565,6 +622,70 @@ class JobManager:
             job = self._jobs.get(name)
             if job is not None and job.done.is_set():
                 del self._jobs[name]
+            self._detached.pop(name, None)
+
+    # ------------------------------------------------------------------ runs trained elsewhere
+    def _detached_runs(self) -> list[tuple[Run, dict[str, Any]]]:
+        """Runs handed to the scheduler or Ray that are queued or running now (by whichever server handed them
+        over, so a restarted server re-attaches), and every run this manager handed over; by queueing time."""
+        found: list[tuple[float, Run, dict[str, Any]]] = []
+        try:
+            paths = list(self.runs_root.iterdir())
+        except OSError:
+            return []
+        for path in paths:
+            if path.name.startswith(".") or not path.is_dir():
+                continue
+            run = Run(path)
+            raw = run.read_status_raw()
+            if raw.get("runner", "thread") == "thread":
+                continue
+            if raw.get("state") in ACTIVE_STATES or path.name in self._detached:
+                found.append((float(raw.get("queued_at") or 0.0), run, effective_status(run)))
+        found.sort(key=lambda x: (x[0], x[1].name))
+        self._keep_queue_moving([(r, st) for _, r, st in found])
+        return [(r, st) for _, r, st in found]
+
+    def _keep_queue_moving(self, runs: list[tuple[Run, dict[str, Any]]]) -> None:
+        """The scheduler exits when its queue is empty and is started again by the next submit; should it have
+        died (killed with its machine's session), the app's polling starts a new one for runs that can go."""
+        if time.monotonic() - self._scheduler_checked < SCHEDULER_CHECK_S:
+            return
+        self._scheduler_checked = time.monotonic()
+        if any(st.get("state") == "queued" and st.get("runner") == "process" and launcher.startable(r)
+               for r, st in runs):
+            launcher.ensure_scheduler(self.runs_root)
+
+    def _disk_status(self, run: Run, st: dict[str, Any] | None = None) -> JobStatus:
+        """Status of a run this process does not train, live fields read from its folder."""
+        st = effective_status(run) if st is None else st
+        state = str(st.get("state", "created"))
+        live = disk_live(run, st)
+        devices = st.get("devices")
+        return JobStatus(
+            name=run.name, state=state, message=str(st.get("message", "")),
+            device=", ".join(devices) if devices else st.get("device"), here=state in ACTIVE_STATES,
+            phase=state, step=live["step"], total_steps=live["total_steps"], train_loss=live["train_loss"],
+            val_loss=live["val_loss"], lr=live["lr"], tokens_per_s=live["tokens_per_s"], eta_s=live["eta_s"],
+            sample=live["sample"], sample_step=live["sample_step"], queued_at=st.get("queued_at"),
+            started_at=st.get("started_at"), finished_at=st.get("updated_at") if state not in ACTIVE_STATES else None,
+            error=str(st.get("message")) if state == "failed" else None, runner=str(st.get("runner", "thread")),
+            backend_state=st.get("ray_state"),
+        )
+
+    def log(self, name: str, max_chars: int = 20_000) -> str:
+        """The tail of the output of a run's own training process (runner process: `train.log`; Ray: the job's
+        log as Ray keeps it); empty for thread runs, whose events the live view shows."""
+        run = self.run(name)
+        runner = run.read_status_raw().get("runner", "thread")
+        if runner == "ray":
+            return ray_jobs.job_log(run, max_chars)
+        try:
+            with open(run.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, 2) - max_chars))
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
 
     # ------------------------------------------------------------------ reading
     def status(self, name: str) -> JobStatus:
@@ -574,13 +695,7 @@ class JobManager:
         run = Run(job.path) if job is not None else self.run(name)
         if job is None and not run.path.is_dir():
             raise GenAIError(f"no run named {name!r} in {self.runs_root}")
-        return self._status_of(job, run) if job is not None else self._disk_only(run)
-
-    def _disk_only(self, run: Run) -> JobStatus:
-        st = effective_status(run)
-        return JobStatus(name=run.name, state=str(st.get("state", "created")), message=str(st.get("message", "")),
-                         step=st.get("step"), total_steps=st.get("total_steps"), queued_at=st.get("queued_at"),
-                         started_at=st.get("started_at"))
+        return self._status_of(job, run) if job is not None else self._disk_status(run)
 
     def _status_of(self, job: _Job, run: Run) -> JobStatus:
         """Snapshot of a job of this manager. Takes no lock (submit/resume/stop call it holding one)."""
@@ -611,58 +726,78 @@ class JobManager:
         return queue.index(job) + 1 if job in queue else None
 
     def jobs(self) -> list[JobStatus]:
-        """Every job of this manager (queued, running, finished), in order of submission."""
+        """Every job of this manager (queued, running, finished), in order of submission, then the runs handed
+        to the scheduler or Ray: those this manager handed over and any queued or running now."""
         with self._lock:
             jobs = list(self._jobs.values())
-        return [self._status_of(j, Run(j.path)) for j in jobs]
+        return [self._status_of(j, Run(j.path)) for j in jobs] + [self._disk_status(r, st)
+                                                                  for r, st in self._detached_runs()]
 
     def queue(self, device: str | None = None) -> list[JobStatus]:
-        """Queued jobs in the order they will start (per device; all devices when None)."""
+        """Queued jobs in the order they will start (per device; all devices when None); runs queued for the
+        scheduler or Ray follow, oldest first."""
         with self._lock:
             jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
-        return [self._status_of(j, Run(j.path)) for j in jobs]
+        mine = [self._status_of(j, Run(j.path)) for j in jobs]
+        return mine + [self._disk_status(r, st) for r, st in self._detached_runs()
+                       if st.get("state") == "queued" and device in (None, st.get("queue_device"))]
 
     def queue_waits(self) -> dict[str, float | None]:
         """Seconds until each queued job starts (None when unknown): what is left of the device's running job
         (its live ETA) plus the estimated time of every job ahead of it (`estimates.estimate`, nothing timed
         anew). A job waiting for its parent, or behind a job whose length is unknown, reads None."""
         with self._lock:
-            queues = {d: list(q) for d, q in self._queues.items()}
-            running = dict(self._running)
+            queues = {d: [(j.name, j.config, j.path, j.resume, j.live.snapshot()["phase"].startswith("waiting for"))
+                          for j in q]
+                      for d, q in self._queues.items()}
+            running = {d: (j.live.snapshot()["eta_s"], j.config, j.path, j.resume) for d, j in self._running.items()}
+        # The scheduler's queue (runner process) is served the same way, one run per device; Ray's is Ray's.
+        for run, st in self._detached_runs():
+            device = str(st.get("queue_device") or "")
+            if st.get("runner") != "process" or not device:
+                continue
+            if st.get("state") == "running":
+                eta = disk_live(run, st)["eta_s"]
+                running.setdefault(device, (eta, None, run.path, False))
+            elif st.get("state") == "queued":
+                try:
+                    cfg = run.config()
+                except GenAIError:
+                    continue
+                queues.setdefault(device, []).append(
+                    (run.name, cfg, run.path, run.latest_checkpoint() is not None, bool(st.get("waiting_for"))))
         waits: dict[str, float | None] = {}
         for device, queue in queues.items():
             ahead: float | None = 0.0
-            job = running.get(device)
-            if job is not None:
-                ahead = job.live.snapshot()["eta_s"]
-                if ahead is None:
-                    ahead = self._job_seconds(job)
-            for job in queue:
-                waiting = job.live.snapshot()["phase"].startswith("waiting for")
-                waits[job.name] = None if waiting else ahead
-                own = None if waiting else self._job_seconds(job)
+            if device in running:
+                eta, cfg, path, resume = running[device]
+                ahead = eta if eta is not None or cfg is None else self._run_seconds(cfg, path, resume)
+            for name, cfg, path, resume, waiting in queue:
+                waits[name] = None if waiting else ahead
+                own = None if waiting else self._run_seconds(cfg, path, resume)
                 ahead = None if ahead is None or (own is None and not waiting) else ahead + (own or 0.0)
         return waits
 
     @staticmethod
-    def _job_seconds(job: _Job) -> float | None:
-        """Estimated seconds of a job's training (what is left of it, when resumed)."""
+    def _run_seconds(config: RunConfig, path: Path, resume: bool) -> float | None:
+        """Estimated seconds of a run's training (what is left of it, when resumed)."""
         from .estimates import estimate  # imports torch-heavy timing code: only when a queue is shown
 
         try:
-            est = estimate(job.config, calibrate=False)
+            est = estimate(config, calibrate=False)
         except Exception:  # an estimate must never break the queue view
             return None
         if est.total_seconds is None or not est.total_steps:
             return None
-        done = (Run(job.path).status().get("step") or 0) if job.resume else 0
+        done = (Run(path).status().get("step") or 0) if resume else 0
         return est.total_seconds * max(0, est.total_steps - int(done)) / est.total_steps
 
     def active(self) -> list[JobStatus]:
-        """The running jobs: at most one per device."""
+        """The running jobs (at most one per device), then the runs training in their own process or on Ray."""
         with self._lock:
             jobs = [self._running[d] for d in sorted(self._running)]
-        return [self._status_of(j, Run(j.path)) for j in jobs]
+        return [self._status_of(j, Run(j.path)) for j in jobs] + [
+            self._disk_status(r, st) for r, st in self._detached_runs() if st.get("state") == "running"]
 
     def recent_metrics(self, name: str) -> list[dict[str, Any]]:
         """The last metric rows of run `name` (up to `live_rows`): from memory while it is queued or
@@ -675,16 +810,25 @@ class JobManager:
         return run.metrics()[-self._live_rows:]
 
     def wait(self, name: str, timeout: float | None = None) -> JobStatus:
-        """Block until job `name` of this manager has ended; its final status.
+        """Block until job `name` of this manager, or a run handed to the scheduler or Ray by any manager, has
+        ended; its final status.
 
-        Raises TimeoutError if it is still queued or running after `timeout` seconds. A run that
-        is not a job of this manager is returned as it is on disk, without waiting.
+        Raises TimeoutError if it is still queued or running after `timeout` seconds. A run trained by another
+        process's thread is returned as it is on disk, without waiting.
         """
         with self._lock:
             job = self._jobs.get(name)
+        detached = job is None and self.run(name).read_status_raw().get("runner", "thread") != "thread"
         if job is not None and not job.done.wait(timeout):
             st = self._status_of(job, Run(job.path))
             raise TimeoutError(f"run {name!r} is still {st.state} (step {st.step}) after {timeout} s")
+        if detached:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while (st := self.status(name)).active:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"run {name!r} is still {st.state} (step {st.step}) after {timeout} s")
+                self._detached_runs()  # keeps the scheduler alive while we wait, as the app's polling does
+                time.sleep(0.2)
         return self.status(name)
 
 

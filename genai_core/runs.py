@@ -6,6 +6,7 @@ Layout of `runs/<name>/`:
     status.json        state (running/completed/stopped/failed/interrupted), message, pid, heartbeat
     metrics.jsonl      one JSON object per logged step; evaluation lines add val_loss / val_ppl
     samples.jsonl      periodic sample text
+    train.log          output of the run's own training process (runner process; see launcher.py)
     checkpoints/step_XXXXXXXX/{model,optimizer}.safetensors + state.json
     checkpoints/latest  name of the newest complete checkpoint
     eval/              saved evaluations (perplexity-<data>.json, qa-<file>.json), see evaluation.py
@@ -45,6 +46,8 @@ RESUMABLE_STATES = ("stopped", "interrupted", "failed")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 KEEP_CHECKPOINTS = 2
+LOG_NAME = "train.log"
+"""Output of a run's own training process (runner process), in its folder."""
 
 
 def runs_dir() -> Path:
@@ -195,6 +198,10 @@ class Run:
         return self.path / "metrics.jsonl"
 
     @property
+    def log_path(self) -> Path:
+        return self.path / LOG_NAME
+
+    @property
     def samples_path(self) -> Path:
         return self.path / "samples.jsonl"
 
@@ -224,8 +231,9 @@ class Run:
         return run
 
     def _is_placeholder(self) -> bool:
-        """A folder with a config and a status but nothing trained (the job manager writes one at submit)."""
-        return self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"config.json", "status.json"}
+        """A folder with a config and a status but nothing trained (the job manager writes one at submit; the
+        scheduler adds the training process's log before the process starts)."""
+        return self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"config.json", "status.json", LOG_NAME}
 
     def check_creatable(self, overwrite: bool = False) -> None:
         """Refuse a bad name, an existing run (unless `overwrite`), and ever deleting a folder that is not a run."""
@@ -254,11 +262,15 @@ class Run:
         return load_tokenizer(self.tokenizer_path)
 
     # -- status
-    def write_status(self, state: State, message: str = "", **extra: Any) -> None:
+    def write_status(self, state: State, message: str = "", *, owner: dict[str, Any] | None = None,
+                     **extra: Any) -> None:
+        """Record the run's state. A `running` or `queued` run is owned by a process (this one, or `owner`, a
+        `process_token`): when that process is gone the run reads `interrupted`. A run queued on disk for the
+        scheduler or Ray (`runner` process/ray) has no owner: it waits whoever is up."""
         prev = self.read_status_raw()
         data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
-        if state in ("running", "queued"):
-            data.update(process_token())
+        if state == "running" or (state == "queued" and data.get("runner", "thread") == "thread"):
+            data.update(owner or process_token())
         atomic_write_json(self.path / "status.json", data)
 
     def heartbeat(self, **extra: Any) -> None:
@@ -274,7 +286,8 @@ class Run:
     def status(self) -> dict[str, Any]:
         """Status as stored, except that `running` left by a dead process reads `interrupted`."""
         data = self.read_status_raw() or {"state": "created", "message": ""}
-        if data.get("state") in ("running", "queued") and not process_alive(data):
+        ownerless = data.get("state") == "queued" and data.get("runner", "thread") != "thread"
+        if data.get("state") in ("running", "queued") and not ownerless and not process_alive(data):
             message = ("the process training this run ended unexpectedly; resume to continue"
                        if data["state"] == "running" else
                        "it was queued by a process that has ended; resume it if it has a checkpoint, "

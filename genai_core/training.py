@@ -219,6 +219,8 @@ class Trainer:
             path = self.run.save_checkpoint(step, state_for_save(model), opt.state_tensors(names), state)
             self.emit("checkpoint", step, path=str(path), reason=reason)
 
+        last_save = time.monotonic()
+
         ckpt_every = t.checkpoint_interval or t.eval_interval
         sample_every = t.sample_interval or t.eval_interval
         final_state = "completed"
@@ -281,6 +283,10 @@ class Trainer:
                 self.emit("sample", step, text=text)
             if step % ckpt_every == 0 or is_last:
                 save("interval" if not is_last else "final")
+                last_save = time.monotonic()
+            elif self._agree(t.checkpoint_seconds > 0 and time.monotonic() - last_save >= t.checkpoint_seconds):
+                save("time")
+                last_save = time.monotonic()
         del last_log_time
         if final_state == "stopped":
             save("stop")
@@ -291,7 +297,11 @@ class Trainer:
         return final_state
 
     def _should_stop(self) -> bool:
-        flag = self.stop_event.is_set()
+        return self._agree(self.stop_event.is_set())
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every rank when it is true on any: decisions that lead to a collective (stopping, a save)
+        must be taken by all processes together, even when their clocks or signals differ."""
         if self.dist.world > 1 and dist.is_initialized():
             t = torch.tensor([1.0 if flag else 0.0])
             if dist.get_backend() == "nccl":
