@@ -50,9 +50,30 @@ def ray_cluster() -> Iterator[str]:
     try:
         for cmd in (head, worker):
             subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
-        yield f"http://127.0.0.1:{dash}"
+        address = f"http://127.0.0.1:{dash}"
+        _wait_for_job_agents(address)
+        yield address
     finally:
         subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _wait_for_job_agents(address: str, timeout: float = 120.0) -> None:
+    """`ray start` returns before the nodes' job agents accept work: run no-op jobs until both nodes do."""
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ids = [client.submit_job(entrypoint="true", entrypoint_num_cpus=1) for _ in range(2)]
+            break
+        except RuntimeError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+    while not all(client.get_job_status(i).is_terminal() for i in ids):
+        assert time.monotonic() < deadline, "the Ray cluster did not run a no-op job"
+        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -81,11 +102,17 @@ def test_a_grid_runs_as_parallel_ray_jobs_on_two_nodes(ray_cluster: str, corpus:
     assert {n: s.state for n, s in finals.items()} == dict.fromkeys(names, "completed")
 
     client = ray_jobs.client(ray_cluster)
-    infos = [client.get_job_info(str(Run(root / n).read_status_raw()["ray_job"])) for n in names]
+    ids = [str(Run(root / n).read_status_raw()["ray_job"]) for n in names]
+    deadline = time.monotonic() + 30  # the folder says completed a moment before the process has exited
+    while not all(client.get_job_status(i).is_terminal() for i in ids):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    infos = [client.get_job_info(i) for i in ids]
     assert {str(getattr(i.status, "value", i.status)) for i in infos} == {"SUCCEEDED"}
     assert len({i.driver_node_id for i in infos}) == 2, "the cells did not spread over both nodes"
     # Two 1-CPU nodes: two cells at a time, never more (each reserves its one torch thread).
-    spans = sorted((i.start_time, i.end_time) for i in infos)
+    # Each span: the training process's start (its pid token) to its final status.
+    spans = [(st["started"], st["updated_at"]) for st in (Run(root / n).read_status_raw() for n in names)]
     overlap = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert overlap == 2
     for name in names:
