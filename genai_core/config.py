@@ -24,6 +24,9 @@ NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and
 MLPKind = Literal["relu2", "gelu"]
 OptimizerKind = Literal["muon", "adamw"]
 RunnerKind = Literal["thread", "process", "ray"]
+APP_RUNNER: RunnerKind = "process"
+"""The app starts runs in their own process (a server restart or a crashing run then costs nothing); the Python
+API and the CLI keep `TrainConfig.runner`'s default, a thread, or the process they run in."""
 
 
 class _Config(BaseModel):

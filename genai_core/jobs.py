@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from . import launcher, ray_jobs, training
-from .config import RunConfig
+from .config import RunConfig, RunnerKind
 from .corpus import open_corpus
 from .devices import resolve_device
 from .errors import GenAIError
@@ -280,9 +280,12 @@ class JobManager:
     Torch's thread count is left to `config.train.num_threads` (which the Trainer applies).
     """
 
-    def __init__(self, runs_root: Path | str | None = None, *, live_rows: int = LIVE_ROWS) -> None:
+    def __init__(self, runs_root: Path | str | None = None, *, live_rows: int = LIVE_ROWS,
+                 default_runner: RunnerKind = "thread") -> None:
         # Absolute, so that the run folders stay the same whatever the working directory becomes later.
         self.runs_root = Path(runs_root if runs_root is not None else runs_dir()).absolute()
+        self.default_runner = default_runner
+        """The runner of a submitted config that does not choose one (`train.runner` left at its default)."""
         self._live_rows = live_rows
         self._lock = threading.Lock()
         self._queues: dict[str, deque[_Job]] = {}
@@ -321,6 +324,9 @@ class JobManager:
         with, which the app shows beside the measured speed).
         """
         validate_run_name(name)
+        if "runner" not in config.train.model_fields_set and config.train.runner != self.default_runner:
+            config = config.model_copy(update={"train": config.train.model_copy(
+                update={"runner": self.default_runner})})
         device = device_key(config.train.device)
         if config.task == "qa":
             read_qa_table(config.data.corpus, max_rows=5)

@@ -56,6 +56,11 @@ def client(address: str) -> Any:
         raise GenAIError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
 
 
+def default_address() -> str:
+    """The Ray dashboard address offered by default: $GENAI_RAY_ADDRESS, else Ray's own $RAY_API_SERVER_ADDRESS."""
+    return os.environ.get("GENAI_RAY_ADDRESS") or os.environ.get("RAY_API_SERVER_ADDRESS") or ""
+
+
 def reserved_threads(config: RunConfig) -> int:
     """The CPUs a job reserves, and the torch threads it may use: the run's `num_threads`, else one."""
     return config.train.num_threads or 1

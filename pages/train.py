@@ -23,6 +23,7 @@ import streamlit as st
 import torch
 from pydantic import BaseModel, ValidationError
 
+from genai_core import ray_jobs
 from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, TrainConfig, recipe_values
 from genai_core.corpus import open_corpus
 from genai_core.demo import demo_qa_config
@@ -183,6 +184,33 @@ def available_devices() -> list[str]:
     return devices
 
 
+RUNNER_LABELS = {"process": "This machine, in its own process", "thread": "This machine, inside the app's server",
+                 "ray": "A Ray cluster"}
+
+
+def run_on_controls(prefix: str, device: str) -> dict[str, Any]:
+    """Where the run trains: `TrainConfig.runner` (the app's default first: its own process, which survives the
+    server) and what that runner needs (the Ray address; GPUs per run where there are several)."""
+    first = ui.job_manager().default_runner
+    choices = [first, *(r for r in RUNNER_LABELS if r != first)]
+    if not ray_jobs.available():
+        choices.remove("ray")
+    runner = st.selectbox("Run on", choices, key=f"{prefix}_runner", persist_state=PERSIST,
+                          format_func=RUNNER_LABELS.get, help=field_help(TrainConfig, "runner"))
+    out: dict[str, Any] = {"runner": runner}
+    if runner == "ray":
+        address = st.text_input("Ray dashboard address", key=f"{prefix}_ray_address", persist_state=PERSIST,
+                                value=ray_jobs.default_address(), placeholder="http://head-node:8265",
+                                help=field_help(TrainConfig, "ray_address")).strip()
+        out["ray_address"] = address or None
+    gpus = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    if runner == "process" and gpus > 1:
+        out["gpus"] = int(st.number_input(f"GPUs for this run (of {gpus})", min_value=1, max_value=gpus, value=1,
+                                          key=f"{prefix}_gpus", persist_state=PERSIST,
+                                          help=field_help(TrainConfig, "gpus")))
+    return out
+
+
 def run_name_input(key: str, default: str, help_text: str, problems: Problems) -> str:
     """The run-name box: empty means `default`; a name that cannot be used is added to `problems`."""
     if st.session_state.pop(f"{key}_clear", False):
@@ -333,6 +361,13 @@ def show_run(name: str, waits: dict[str, float | None]) -> None:
         st.code(sample, language=None, wrap_lines=True)
     for notice in s.notices:
         st.caption(f":material/info: {notice}")
+    if s.runner != "thread":
+        where = RUNNER_LABELS[s.runner].lower()
+        if s.runner == "ray":
+            state = s.backend_state or "state unknown"
+            where += f" ({status.get('ray_address')}), job {status.get('ray_job')}: {state}"
+        with st.expander(f"Trains on {where} · its log"):
+            st.code(jm.log(name, max_chars=6000) or "(nothing written yet)", language=None)
 
     b1, b2, _ = st.columns([1, 1, 4])
     if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
@@ -655,6 +690,7 @@ def qa_mode() -> None:
             weight_decay = qa_knob("Weight decay", T, "weight_decay", min_value=0.0, value=d.weight_decay, step=0.05)
             threads = qa_knob("CPU threads (0 = torch's default)", T, "num_threads", min_value=0,
                               value=d.num_threads or 0, step=1)
+        run_on = run_on_controls("qa", device)
 
     train_cfg: TrainConfig | None = None
     with ui.user_errors(problems):
@@ -662,7 +698,7 @@ def qa_mode() -> None:
             batch_size=int(batch_size), max_steps=max_steps, epochs=epochs, lr=float(lr), warmup_steps=int(warmup),
             seed=int(seed), device=device, precision=precision, eval_interval=int(eval_interval),
             eval_batches=int(eval_batches), log_interval=int(log_interval), grad_accum_steps=int(grad_accum),
-            weight_decay=float(weight_decay), num_threads=int(threads) or None,
+            weight_decay=float(weight_decay), num_threads=int(threads) or None, **run_on,
         )
     model_cfg: ModelConfig | None = None
     with ui.user_errors(problems):
@@ -780,7 +816,8 @@ def apply_recipe() -> None:
 MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "pos_encoding", "norm", "mlp",
                "qk_norm", "tie_embeddings", "zero_init", "logit_softcap")
 TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
-               "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads")
+               "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads",
+               "checkpoint_seconds")
 PREFILLED = "train_prefilled_from"
 COMPILE_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 
@@ -893,6 +930,7 @@ with col_hw:
                           help=field_help(T, "device"))
     precision = st.selectbox("Precision", _literals(T, "precision"), key="train_precision",
                              persist_state=PERSIST, help=field_help(T, "precision"))
+    run_on = run_on_controls("train", device)
     with st.expander("More training settings"):
         eval_interval = knob("Evaluate every N steps", T, "eval_interval", step=50)
         eval_batches = knob("Validation batches", T, "eval_batches", step=5)
@@ -900,6 +938,8 @@ with col_hw:
         grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", step=1)
         weight_decay = knob("Weight decay", T, "weight_decay", step=0.05)
         threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", step=1)
+        checkpoint_seconds = knob("Checkpoint at least every N seconds (0 = by steps only)", T,
+                                  "checkpoint_seconds", step=30.0)
         compile_choice = st.selectbox("torch.compile", list(COMPILE_CHOICES), key="train_compile",
                                       persist_state=PERSIST, help=field_help(T, "compile"))
 
@@ -928,7 +968,7 @@ with ui.user_errors(problems):
         seed=int(seed), device=device, precision=precision, eval_interval=int(eval_interval),
         eval_batches=int(eval_batches), log_interval=int(log_interval), grad_accum_steps=int(grad_accum),
         weight_decay=float(weight_decay), num_threads=int(threads) or None,
-        compile=COMPILE_CHOICES[compile_choice],
+        compile=COMPILE_CHOICES[compile_choice], checkpoint_seconds=float(checkpoint_seconds), **run_on,
     )
 if data_cfg is None:
     problems.error("There is no corpus to train on: choose one on the Data page.")
@@ -986,9 +1026,12 @@ def parse_values(raw: str, kind: type) -> list[Any]:
     return values
 
 
-with st.expander("Explore: train a grid of runs one after another"):
+with st.expander("Explore: train a grid of runs"):
+    together = ("they train in parallel on the Ray cluster, each reserving as many CPUs as its torch threads "
+                "(one unless set above)" if run_on["runner"] == "ray" else
+                "they train one after another on this machine (one run per device)")
     st.caption("Pick up to two knobs and up to four values each; every combination becomes a run with the "
-               "settings above, named after its values, and they train one after another.")
+               f"settings above, named after its values; {together}.")
     knobs = st.multiselect("Knobs to vary", list(EXPLORABLE), max_selections=MAX_EXPLORE_KNOBS,
                            key="train_explore_knobs", persist_state=PERSIST)
     prefix = st.text_input("Name prefix", value="explore", key="train_explore_prefix",

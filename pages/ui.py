@@ -14,14 +14,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import plotly.graph_objects as go
 import streamlit as st
 from pydantic import ValidationError
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from genai_core.config import DataConfig
+from genai_core.config import APP_RUNNER, DataConfig, RunnerKind
 from genai_core.corpus import detect_format
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.estimates import format_bytes
@@ -60,8 +60,12 @@ MAX_POINTS = 2000  # plotly figures re-sent every second must stay small (stream
 
 @st.cache_resource(show_spinner=False)
 def job_manager() -> JobManager:
-    """The single JobManager of this server process, shared by every session and tab."""
-    return JobManager(runs_dir())
+    """The single JobManager of this server process, shared by every session and tab. Runs that do not choose
+    where they train get their own process (`APP_RUNNER`; $GENAI_RUNNER overrides it, as the tests do)."""
+    runner = os.environ.get("GENAI_RUNNER") or APP_RUNNER
+    if runner not in get_args(RunnerKind):
+        raise GenAIError(f"GENAI_RUNNER must be one of {', '.join(get_args(RunnerKind))}, not {runner!r}")
+    return JobManager(runs_dir(), default_runner=runner)  # type: ignore[arg-type]  # checked just above
 
 
 def runs_root() -> Path:

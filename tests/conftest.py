@@ -85,6 +85,7 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setenv("GENAI_RUNS_DIR", str(runs))
+    monkeypatch.setenv("GENAI_RUNNER", "thread")  # in-process training: AppTest waits on it directly
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     st.cache_resource.clear()
     yield runs
