@@ -113,10 +113,9 @@ def artifacts(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def server(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> Iterator[tuple[str, Path]]:
-    """A real `streamlit run app.py` on a free port, over an empty runs folder whose data choice is the tiny
-    English-like corpus (written as pages/ui.py's save_data_choice writes it). Yields (url, runs dir)."""
+def runs_with_data_choice(tmp_path: Path, tiny_txt: Path) -> Path:
+    """An empty runs folder whose data choice is the tiny English-like corpus (written as pages/ui.py's
+    save_data_choice writes it)."""
     runs = tmp_path / "runs"
     playground = runs / ".playground"
     playground.mkdir(parents=True)
@@ -124,21 +123,36 @@ def server(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> Iterator[tuple[st
     shutil.copyfile(tiny_txt, corpus)  # its own copy: the run folder records the path
     atomic_write_json(playground / "data.json",
                       json.loads(DataConfig(corpus=corpus, tokenizer="char").model_dump_json()))
+    return runs
 
+
+def start_server(runs: Path, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """A real `streamlit run app.py` on a free port over `runs`, healthy; (url, process)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = artifacts / "server.log"
     env = {**os.environ, "GENAI_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
            "--server.address=127.0.0.1", f"--server.port={port}", "--server.fileWatcherType=none",
            "--browser.gatherUsageStats=false",
            "--client.toolbarMode=minimal"]  # no "Deploy" button in the screenshots
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         # A session of its own, so teardown can signal the whole process group.
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         wait_healthy(url, proc, log)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return url, proc
+
+
+@pytest.fixture
+def server(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> Iterator[tuple[str, Path]]:
+    """A real server over a fresh runs folder with the tiny corpus chosen. Yields (url, runs dir)."""
+    runs = runs_with_data_choice(tmp_path, tiny_txt)
+    url, proc = start_server(runs, artifacts / "server.log")
+    try:
         yield url, runs
     finally:
         stop_server(proc)
@@ -494,3 +508,64 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             raise
         finally:
             browser.close()
+
+
+# --------------------------------------------------------------------------- a server that dies
+def test_a_run_started_from_the_train_page_survives_kill_9_of_the_server(
+        tmp_path: Path, tiny_txt: Path, artifacts: Path) -> None:
+    """The app's default runner: the run trains in its own process, so killing the server outright loses no
+    step; a new server shows the run live and stops it (SIGTERM: a checkpoint, then `stopped`)."""
+    runs = runs_with_data_choice(tmp_path, tiny_txt)
+    name = "survivor"
+
+    def logged() -> int:
+        path = runs / name / "metrics.jsonl"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        return int(json.loads(lines[-1])["step"]) if lines else 0
+
+    url, first = start_server(runs, artifacts / "server.log")
+    second: subprocess.Popen[bytes] | None = None
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(url, timeout=60_000)
+            settle(page)
+            open_page(page, "Train", "Train", "train")
+            page.get_by_label("Run name", exact=True).fill(name)  # every knob at the page's defaults
+            page.get_by_label("Run name", exact=True).press("Enter")
+            settle(page)
+            page.get_by_role("button", name="Start training").click()
+            wait_until("the run to log steps", lambda: logged() >= 20, timeout=180)
+            assert run_status(runs, name)["runner"] == "process"
+            assert run_status(runs, name)["pid"] != first.pid
+
+            first.kill()  # SIGKILL: no atexit, no shutdown of anything
+            first.wait()
+            at_kill = logged()
+            wait_until("steps after the server died", lambda: logged() >= at_kill + 20, timeout=180)
+
+            url, second = start_server(runs, artifacts / "server.log")
+            page.goto(url.rstrip("/") + "/train", timeout=60_000)
+            page.get_by_role("heading", name=name).wait_for(timeout=60_000)
+            wait_until("the live view to show the running run",
+                       lambda: "running" in page.get_by_test_id("stMain").inner_text(), timeout=30)
+            page.get_by_test_id("stMetricValue").first.wait_for()
+            settle(page)
+            screenshot(page, "train-reattached", artifacts, readme=False)
+            page.get_by_role("button", name="Stop", exact=True).first.click()
+            wait_until("the stop", lambda: run_state(runs, name) == "stopped", timeout=120)
+            status = run_status(runs, name)
+            assert status["step"] > at_kill
+            assert (runs / name / "checkpoints" / "latest").read_text().strip() == f"step_{status['step']:08d}"
+        except BaseException:
+            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+            stop_server(first)
+            if second is not None:
+                stop_server(second)
+            if run_state(runs, name) == "running":
+                os.kill(int(run_status(runs, name)["pid"]), signal.SIGKILL)
