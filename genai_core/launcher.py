@@ -232,8 +232,8 @@ def _devices_for(config: RunConfig, busy: set[str]) -> list[str] | None:
 
 
 class _Child:
-    def __init__(self, run: Run, proc: subprocess.Popen[bytes], devices: list[str]) -> None:
-        self.run, self.proc, self.devices = run, proc, devices
+    def __init__(self, run: Run, proc: subprocess.Popen[bytes], devices: list[str], started_at: float) -> None:
+        self.run, self.proc, self.devices, self.started_at = run, proc, devices, started_at
 
 
 def serve(root: Path, *, poll_s: float = POLL_S) -> None:
@@ -324,17 +324,19 @@ def _launch(run: Run, config: RunConfig, devices: list[str]) -> _Child:
         proc = subprocess.Popen(train_command(run, config), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=_child_env(**env))
     owner = {"pid": proc.pid, "host": _host(), "started": round(psutil.Process(proc.pid).create_time(), 2)}
+    started_at = time.time()
     run.write_status("running", "starting its training process", owner=owner, devices=devices,
-                     started_at=time.time(), waiting_for=None, stop_requested=False, exit_code=None)
-    return _Child(run, proc, devices)
+                     started_at=started_at, waiting_for=None, stop_requested=False, exit_code=None)
+    return _Child(run, proc, devices, started_at)
 
 
 def _record_exit(child: _Child) -> None:
     """A child ended: if it left no final state (killed, crashed in native code), say how it ended."""
     code = child.proc.returncode
     raw = child.run.read_status_raw()
-    # Only a state this child left: the run may already be stopped, or queued again by a resume.
-    if raw.get("state") != "running" or raw.get("pid") not in (child.proc.pid, None):
+    # Only a state this child left (its launch stamp; under torchrun the pid is rank 0's, not the child's): the
+    # run may already be stopped, or queued again by a resume.
+    if raw.get("state") != "running" or raw.get("started_at") != child.started_at:
         return
     if raw.get("stop_requested"):
         child.run.write_status("stopped", "stopped by request before training began", exit_code=code)

@@ -261,3 +261,15 @@ def test_scheduler_lock_is_exclusive(tmp_path: Path) -> None:
                               check=True).stdout.strip() == "False"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip() == "True"
+
+
+def test_a_run_over_several_processes_starts_under_torchrun(root: Path, corpus: Path) -> None:
+    """`gpus` N starts the run with torchrun --nproc_per_node N. Here, without GPUs, `auto` falls back to the
+    CPU and the N processes train with DDP over gloo: the same launch path as on a multi-GPU node."""
+    jm = JobManager(root)
+    config = cfg(corpus, max_steps=20, device="auto", gpus=2)
+    assert launcher.train_command(Run(root / "ddp"), config)[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    jm.submit(config, "ddp")
+    final = jm.wait("ddp", timeout=TIMEOUT)
+    assert final.state == "completed", final.message
+    assert Run(root / "ddp").status()["world_size"] == 2
