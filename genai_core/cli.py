@@ -19,6 +19,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -141,6 +142,12 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--log-interval", "train", "log_interval", type=int, metavar="N")
     _add_field(g, "--sample-tokens", "train", "sample_tokens", type=int, metavar="N")
     _add_field(g, "--checkpoint-interval", "train", "checkpoint_interval", type=int, metavar="N")
+    _add_field(g, "--checkpoint-seconds", "train", "checkpoint_seconds", type=float, metavar="S")
+    _add_field(g, "--runner", "train", "runner", choices=_choices(TrainConfig, "runner"),
+               help=_field_help(TrainConfig, "runner") + " From the CLI, `process` and `ray` queue the run and "
+                    "follow it here (Ctrl-C stops it); the default trains in this process.")
+    _add_field(g, "--ray-address", "train", "ray_address", metavar="URL")
+    _add_field(g, "--gpus", "train", "gpus", type=int, metavar="N")
     _add_field(g, "--device", "train", "device", choices=_choices(TrainConfig, "device"))
     _add_field(g, "--precision", "train", "precision", choices=_choices(TrainConfig, "precision"))
     _add_field(g, "--compile", "train", "compile", action=argparse.BooleanOptionalAction)
@@ -607,6 +614,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = _validated(RunConfig, values)
         path = _run_path(args.out)  # after validation: resolving a run name imports torch
         _new_run_preflight(config, path, overwrite=args.overwrite)
+        if config.train.runner != "thread":
+            return _queue_and_follow(config, path, replace=args.overwrite)
 
     from . import training
     from .launcher import apply_memory_limit
@@ -634,6 +643,37 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"stopped at step {step:,}; checkpoint saved. Continue with: "
               f"{PROG} train --out {shlex.quote(args.out)} --resume", flush=True)
     return code
+
+
+def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
+    """Hand a new run to the runs folder's scheduler or to Ray, then print its progress until it ends. The run
+    does not depend on this command: Ctrl-C stops it (a checkpoint is saved) rather than leaving it unwatched."""
+    from .jobs import JobManager
+    from .runs import Run
+
+    jm = JobManager(path.parent)
+    st = jm.submit(config, path.name, replace=replace)
+    where = "the Ray cluster at " + str(config.train.ray_address) if config.train.runner == "ray" else "its own process"
+    print(f"queued {path.name} to train in {where}; its folder: {path}", flush=True)
+    printed = 0
+    try:
+        while True:
+            st = jm.status(path.name)
+            rows = Run(path).metrics()
+            for row in rows[printed:]:
+                val = f" | val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""
+                print(f"step {row['step']}/{st.total_steps or '?'} | loss {row['train_loss']:.4f}{val}", flush=True)
+            printed = len(rows)
+            if not st.active:
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        jm.stop(path.name)
+        print(f"stopping {path.name}: it saves a checkpoint; continue with "
+              f"{PROG} train --out {shlex.quote(str(path))} --resume", flush=True)
+        return EXIT_INTERRUPTED
+    print(f"{path.name}: {st.state}" + (f" ({st.message})" if st.message else ""), flush=True)
+    return 0 if st.state == "completed" else EXIT_INTERRUPTED if st.state in ("stopped", "interrupted") else 1
 
 
 def _saved_preflight(path: Path) -> tuple[RunConfig, bool]:

@@ -273,3 +273,19 @@ def test_a_run_over_several_processes_starts_under_torchrun(root: Path, corpus: 
     final = jm.wait("ddp", timeout=TIMEOUT)
     assert final.state == "completed", final.message
     assert Run(root / "ddp").status()["world_size"] == 2
+
+
+def test_cli_queues_a_process_run_and_follows_it(root: Path, corpus: Path) -> None:
+    cmd = [sys.executable, "-m", "genai_core", "train", "--corpus", str(corpus), "--d-model", "32", "--n-heads", "2",
+           "--n-layers", "2", "--seq-len", "16", "--max-steps", "20", "--log-interval", "10", "--eval-interval", "10",
+           "--device", "cpu", "--runner", "process", "--out", str(root / "cli")]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert "to train in its own process" in done.stdout and "step 20/20" in done.stdout
+    assert done.stdout.strip().endswith("cli: completed (finished)")
+    status = Run(root / "cli").status()
+    assert status["runner"] == "process" and status["pid"] != os.getpid()
+    bad = subprocess.run([*cmd[:-2], "--runner", "ray", "--out", str(root / "x")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=TIMEOUT)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: runner ray needs ray_address: the Ray dashboard's address, e.g. http://head-node:8265")
