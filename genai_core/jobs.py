@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -670,7 +670,8 @@ class JobManager:
         devices = st.get("devices")
         return JobStatus(
             name=run.name, state=state, message=str(st.get("message", "")),
-            device=", ".join(devices) if devices else st.get("device"), here=state in ACTIVE_STATES,
+            device=st.get("queue_device") if state == "queued" or not devices else ", ".join(devices),
+            here=state in ACTIVE_STATES,
             phase=state, step=live["step"], total_steps=live["total_steps"], train_loss=live["train_loss"],
             val_loss=live["val_loss"], lr=live["lr"], tokens_per_s=live["tokens_per_s"], eta_s=live["eta_s"],
             sample=live["sample"], sample_step=live["sample_step"], queued_at=st.get("queued_at"),
@@ -745,8 +746,14 @@ class JobManager:
         with self._lock:
             jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
         mine = [self._status_of(j, Run(j.path)) for j in jobs]
-        return mine + [self._disk_status(r, st) for r, st in self._detached_runs()
-                       if st.get("state") == "queued" and device in (None, st.get("queue_device"))]
+        theirs: list[JobStatus] = []
+        positions: dict[str, int] = {}
+        for r, st in self._detached_runs():
+            queue = str(st.get("queue_device") or "")
+            if st.get("state") == "queued" and device in (None, queue):
+                positions[queue] = positions.get(queue, 0) + 1
+                theirs.append(replace(self._disk_status(r, st), queue_position=positions[queue]))
+        return mine + theirs
 
     def queue_waits(self) -> dict[str, float | None]:
         """Seconds until each queued job starts (None when unknown): what is left of the device's running job
