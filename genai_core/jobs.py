@@ -1,8 +1,16 @@
 """Background training jobs: one run at a time per device, the others queued first-in first-out.
 
 A `JobManager` is what the app (and a Python shell) uses to train without blocking: `submit` creates
-the run folder at once with status `queued`, so a refresh, another tab or another process sees it,
-and a worker thread per device trains the queued runs one after another with `training.train`.
+the run folder at once with status `queued`, so a refresh, another tab or another process sees it.
+Where it then trains is the config's `train.runner`:
+
+- `thread`: a worker thread per device of this manager trains its queue with `training.train`;
+- `process`: the run waits in the runs folder's on-disk queue and the scheduler (`launcher.py`) trains it
+  in its own OS process, so it outlives this process;
+- `ray`: a Ray job (`ray_jobs.py`).
+
+The reading methods (`status`, `jobs`, `active`, `queue`, `recent_metrics`) merge the three: thread jobs
+from memory, the others from their folders (so a restarted server re-attaches to runs still training).
 
     jm = JobManager()                      # runs_dir() by default
     jm.submit(config, "tiny-gpt")          # starts now, or queues behind the device's current job
@@ -327,7 +335,8 @@ class JobManager:
         if "runner" not in config.train.model_fields_set and config.train.runner != self.default_runner:
             config = config.model_copy(update={"train": config.train.model_copy(
                 update={"runner": self.default_runner})})
-        device = device_key(config.train.device)
+        # A Ray run's device is the node's business: this machine may have no GPU where the cluster has many.
+        device = "ray" if config.train.runner == "ray" else device_key(config.train.device)
         if config.task == "qa":
             read_qa_table(config.data.corpus, max_rows=5)
             if config.data.val_corpus is not None:
@@ -399,7 +408,7 @@ class JobManager:
                 raise GenAIError(f"cannot resume run {name!r}: it has no checkpoint yet; start it again "
                                  "(replace it) or under a new name")
             config = run.config()
-            device = device_key(config.train.device)
+            device = "ray" if config.train.runner == "ray" else device_key(config.train.device)
             check_runs_cap(self.runs_root)
             if config.train.runner != "thread":
                 return self._queue_detached(run, config, device, f"waiting for {device} (to resume)")

@@ -145,7 +145,9 @@ def anything_active(jm: JobManager) -> bool:
 
 def live_estimate(est: Estimate | None, again: Callable[[], Estimate]) -> None:
     """The estimate, shown at once; while real steps are timed in the background it redraws every second
-    (`again` re-asks the engine, which then returns the timed figure) instead of holding the page back."""
+    (`again` re-asks the engine, which then returns the timed figure) instead of holding the page back.
+    It redraws itself only, never the whole page: a full rerun started here when the timing lands would swallow
+    a click on Start made in that moment (seen in the browser test)."""
     def draw() -> None:
         shown = est
         if est is not None and est.pending:
@@ -153,8 +155,6 @@ def live_estimate(est: Estimate | None, again: Callable[[], Estimate]) -> None:
                 shown = again()
             except GenAIError:
                 shown = est
-            if not shown.pending:
-                st.rerun()  # timed: redraw the page once with it (and stop this fragment's ticking)
         show_estimate(shown)
 
     st.fragment(draw, run_every=1.0 if est is not None and est.pending else None)()
