@@ -971,17 +971,29 @@ def _cmd_demo_qa(args: argparse.Namespace) -> int:
     steps = {k: v for k, v in (("pretrain_steps", args.pretrain_steps), ("qa_steps", args.qa_steps)) if v}
     stop = threading.Event()
     with _StopOnCtrlC(stop, announce=True):
-        report = demo.run_demo_qa(out, **steps, evaluate=() if args.no_eval else ("test", "test_unseen_phrasing"),
+        report = demo.run_demo_qa(out, **steps, evaluate=() if args.no_eval else demo.EVAL_SPLITS,
                                   overwrite=args.overwrite, callbacks=[_TrainPrinter(not args.json)],
                                   stop_event=stop, log=lambda m: None if args.json else print(f"== {m}", flush=True))
     result = {"pretrain": str(report.pretrain), "qa": str(report.qa),
               "minutes": {k: round(v, 2) for k, v in report.minutes.items()},
-              "scores": {split: r["metrics"] for split, r in report.scores.items()}}
+              "scores": {split: r["metrics"] for split, r in report.scores.items()},
+              "abstention": {split: r.get("abstention") for split, r in report.scores.items()},
+              "by_kind": {split: {k: m["exact_match"] for k, m in r.get("by_kind", {}).items()}
+                          for split, r in report.scores.items()}}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     for split, metrics in result["scores"].items():
-        print(f"{split}: " + ", ".join(f"{k} {v:.1f}" for k, v in metrics.items() if v is not None))
+        ab = result["abstention"][split] or {}
+        line = ", ".join(f"{k} {v:.1f}" for k, v in metrics.items() if v is not None)
+        if ab.get("abstained") is not None:
+            line += f" | said not stated on {ab['abstained']:.1f}% of {ab['unanswerable']} unanswerable"
+        if ab.get("false_abstention") is not None:
+            line += f" | not stated on {ab['false_abstention']:.1f}% of {ab['answerable']} answerable"
+        print(f"{split}: {line}")
+        kinds = result["by_kind"][split]
+        if kinds:
+            print("  exact match by kind: " + ", ".join(f"{k} {v:.0f}" for k, v in kinds.items()))
     print("minutes: " + ", ".join(f"{k} {v:.1f}" for k, v in result["minutes"].items()))
     print(f"runs: {report.pretrain} -> {report.qa}")
     return 0

@@ -82,8 +82,13 @@ class DemoReport:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+EVAL_SPLITS = ("test", "test_unseen_phrasing", "test_unanswerable")
+"""What `demo-qa` scores: unseen values in drilled wording, in unseen wording, and questions the context does not
+answer (abstention)."""
+
+
 def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = QA_STEPS,
-                evaluate: Iterable[str] = ("test", "test_unseen_phrasing"), overwrite: bool = False,
+                evaluate: Iterable[str] = EVAL_SPLITS, overwrite: bool = False,
                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
                 log: Callable[[str], None] = lambda m: None) -> DemoReport:
     """Train both stages into `out`/pretrain and `out`/qa, then score the QA run on the named splits."""

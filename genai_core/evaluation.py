@@ -263,6 +263,8 @@ class QARow:
     question: str
     context: str
     answer: str | None
+    kind: str | None = None
+    """What the question asks (age, drug, ...), from the file's optional `kind` column."""
 
 
 @dataclass
@@ -289,7 +291,9 @@ def read_qa_file(path: Path | str) -> QAFile:
             hint = " (leave the answer column out to get predictions only)" if column == "answer" else ""
             raise GenAIError(f"{path.name}: {len(empty)} row(s) have an empty {column} (line {lines}){hint}")
     answers = df["answer"].str.strip().tolist() if has_answers else [None] * len(df)
-    rows = [QARow(q.strip(), c, a) for q, c, a in zip(df["question"], df["context"], answers, strict=True)]
+    kinds = [k.strip() or None for k in df["kind"]] if "kind" in df.columns else [None] * len(df)
+    rows = [QARow(q.strip(), c, a, k)
+            for q, c, a, k in zip(df["question"], df["context"], answers, kinds, strict=True)]
     return QAFile(path, rows, has_answers)
 
 
@@ -301,10 +305,11 @@ def _question_patterns() -> list[tuple[str, re.Pattern[str]]]:
 
 
 def question_kind(question: str) -> str | None:
-    """The kind of a question of the bundled QA files (age, dose, imaging, ...), or None when unsure.
+    """The kind of a question of a QA file without a `kind` column (age, dose, imaging, ...), or None when unsure.
 
     A question is given a kind only when it is exactly one phrasing of the generator (`synthetic.QUESTIONS`,
-    the held-out phrasings included) and matches phrasings of that kind alone; anything else is None.
+    the held-out phrasings included) and matches phrasings of that kind alone; anything else is None. Files
+    with a `kind` column (the bundled splits, and any labelled set) are grouped by that column instead.
     """
     kinds = {kind for kind, pattern in _question_patterns() if pattern.match(question.strip())}
     return kinds.pop() if len(kinds) == 1 else None
@@ -360,7 +365,7 @@ def evaluate_qa(
     kinds: list[str | None] = []
     for i, row in enumerate(rows):
         got = answer(sampler, row.question, row.context, sample, lowercase=lowercase)
-        kind = question_kind(row.question)
+        kind = row.kind or question_kind(row.question)
         pred: dict[str, Any] = {"question": row.question}
         if row.answer is None:
             pred["prediction"] = got.text
@@ -402,6 +407,7 @@ def evaluate_qa(
         "scale": "percent (0-100)",
         "metrics": mean_percent(scores) if data.has_answers else None,
         "by_kind": _by_kind(scores, kinds) if data.has_answers else {},
+        "abstention": _abstention(predictions) if data.has_answers else None,
         "in_context": 100 * sum(p["in_context"] for p in predictions) / n,
         "worst": _worst(predictions, worst) if data.has_answers else [],
         "predictions": predictions,
@@ -433,6 +439,25 @@ def _by_kind(scores: list[AnswerScore], kinds: list[str | None]) -> dict[str, di
     for score, kind in zip(scores, kinds, strict=True):
         groups.setdefault(kind or "other", []).append(score)
     return {k: mean_percent(v) for k, v in sorted(groups.items())}
+
+
+def _abstention(predictions: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    """How the model treats questions its context does not answer (expected answer NOT_STATED): `abstained` is
+    the percent of those it answered NOT_STATED, `false_abstention` the percent of answerable ones it answered
+    NOT_STATED (None where a file has no rows of that sort)."""
+    from .synthetic import NOT_STATED
+
+    def said(p: dict[str, Any]) -> bool:
+        return str(p["prediction"]).strip().lower() == NOT_STATED
+
+    unanswerable = [p for p in predictions if str(p["answer"]).strip().lower() == NOT_STATED]
+    answerable = [p for p in predictions if str(p["answer"]).strip().lower() != NOT_STATED]
+    return {
+        "unanswerable": len(unanswerable),
+        "abstained": 100 * sum(map(said, unanswerable)) / len(unanswerable) if unanswerable else None,
+        "answerable": len(answerable),
+        "false_abstention": 100 * sum(map(said, answerable)) / len(answerable) if answerable else None,
+    }
 
 
 def _worst(predictions: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:

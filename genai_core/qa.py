@@ -35,6 +35,7 @@ from .inspection import QA_TEMPLATE
 from .retrieval import select_context
 from .runs import atomic_write_json, read_json
 from .sampling import Generation, PromptInfo, Sampler
+from .synthetic import NOT_STATED
 from .tokenization import Tokenizer, load_tokenizer
 from .tokenstore import Batch, Progress, token_dtype
 
@@ -121,40 +122,101 @@ def find_span(context: str, answer: str) -> tuple[int, int] | None:
 
 
 class SpanConstraint:
-    """Extractive decoding: every answer is a span of the context.
+    """Extractive decoding: every answer is a whole-word span of the context, or NOT_STATED.
 
     Tracks where the tokens generated so far occur as a contiguous run of the context's tokens; the
     next token may only extend one of those runs, or be the end marker once something was generated.
-    A model that has learned to copy rarely needs it, but on text unlike its training data (a real
-    case report) it turns "almost the drug name" into the drug name, and never invents one.
+    Runs start and end on word boundaries only (given the tokens' text), so an answer never stops inside a
+    word ("Colorad", "infiltrat") nor starts in one. Beside the spans, the fixed answer NOT_STATED is always
+    open, so the model can say the context does not answer. A model that has learned to copy rarely needs
+    any of this, but on text unlike its training data (a real case report) it turns "almost the drug name"
+    into the drug name, and never invents one.
     """
 
-    def __init__(self, context_ids: list[int], vocab_size: int, end_id: int) -> None:
+    def __init__(self, context_ids: list[int], vocab_size: int, end_id: int, *,
+                 pieces: list[str] | None = None, alternative: list[int] = ()) -> None:
+        n = len(context_ids)
         self.context = torch.tensor(context_ids, dtype=torch.long)
         self.vocab_size = vocab_size
         self.end_id = end_id
-        self.ends = torch.arange(len(context_ids) + 1)  # runs ending at each position: any start is open
+        self.may_start, self.may_end = _word_boundaries(pieces, n)
+        self.ends = torch.nonzero(self.may_start).flatten()  # the next position of each live run: any start
+        self.alternative = list(alternative)
+        self.alt_pos: int | None = 0 if self.alternative else None
         self.generated = 0
 
     @classmethod
     def for_context(cls, tokenizer: Tokenizer, context: str) -> SpanConstraint:
         # " " + context: in the prompt the context follows "Context:" and a space, and byte-level BPE
         # gives a word its leading space, so answers (which follow "A: ") share the context's tokens.
-        return cls(tokenizer.encode(" " + context).ids, tokenizer.vocab_size, tokenizer.eot_id)
+        ids = tokenizer.encode(" " + context).ids
+        pieces = tokenizer.token_strings(ids)
+        if "".join(pieces) != tokenizer.decode(ids):  # a character split over tokens: no reliable offsets
+            pieces = None
+        return cls(ids, tokenizer.vocab_size, tokenizer.eot_id, pieces=pieces,
+                   alternative=tokenizer.encode(" " + NOT_STATED).ids)
 
     def allowed(self) -> torch.Tensor:
-        """(vocab,) bool: the tokens that keep the answer a span of the context."""
+        """(vocab,) bool: the tokens that keep the answer a whole-word span of the context or NOT_STATED."""
         mask = torch.zeros(self.vocab_size, dtype=torch.bool)
         ends = self.ends[self.ends < len(self.context)]
         mask[self.context[ends]] = True
-        if self.generated:
+        if self.generated and bool(self.may_end[self.ends].any()):
             mask[self.end_id] = True
+        if self.alt_pos is not None:
+            if self.alt_pos < len(self.alternative):
+                mask[self.alternative[self.alt_pos]] = True
+            else:
+                mask[self.end_id] = True
         return mask
 
     def update(self, token: int) -> None:
         ends = self.ends[self.ends < len(self.context)]
         self.ends = ends[self.context[ends] == token] + 1
+        if self.alt_pos is not None:
+            on_track = self.alt_pos < len(self.alternative) and self.alternative[self.alt_pos] == token
+            self.alt_pos = self.alt_pos + 1 if on_track else None
         self.generated += 1
+
+
+def _word_boundaries(pieces: list[str] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(may_start, may_end) over token positions 0..n: an answer may start at token i when a word starts there
+    (the previous token ends, or token i starts, with a character that is not a letter or digit), and end before
+    token e (e = n: the end of the context) under the same rule. Without the tokens' text, anywhere."""
+    if pieces is None:
+        return torch.ones(n + 1, dtype=torch.bool), torch.ones(n + 1, dtype=torch.bool)
+
+    def boundary(left: str, right: str) -> bool:
+        return not left[-1:].isalnum() or not right[:1].isalnum()
+
+    cut = [True] + [boundary(pieces[i - 1], pieces[i]) for i in range(1, n)] + [True]
+    may_start = torch.tensor(cut, dtype=torch.bool)
+    may_start[n] = False  # nothing starts at the end
+    return may_start, torch.tensor(cut, dtype=torch.bool)
+
+
+LOW_CONFIDENCE = 0.5
+"""An answer whose tokens' geometric-mean probability is below this is shown as a low-confidence answer."""
+
+
+def check_question(question: str, context: str) -> None:
+    """Refuse what no model can answer from: an empty context, or a question without a word in it."""
+    if not context.strip():
+        raise GenAIError("the context is empty: paste the clinical paragraph the question is about")
+    if not any(ch.isalnum() for ch in question):
+        raise GenAIError(f"{question.strip()!r} has no words: ask a question, e.g. “How old is the patient?”")
+
+
+def is_not_stated(text: str) -> bool:
+    """The answer says the context does not hold one (NOT_STATED, however cased or spaced)."""
+    return " ".join(text.split()).lower() == NOT_STATED
+
+
+def answer_confidence(probs: list[float]) -> float | None:
+    """The geometric mean of the answer tokens' probabilities (how sure the model was, per token), or None."""
+    if not probs:
+        return None
+    return math.exp(sum(math.log(max(p, 1e-12)) for p in probs) / len(probs))
 
 
 def answer_config(cfg: SampleConfig | None = None) -> SampleConfig:
@@ -239,7 +301,7 @@ def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int |
                           f"{', '.join(need)} (found: {', '.join(map(repr, df.columns))})")
     if max_rows is not None:
         df = df.head(max_rows)
-    keep = [c for c in QA_COLUMNS if c in df.columns]
+    keep = [c for c in (*QA_COLUMNS, "kind") if c in df.columns]  # kind: optional, what a question asks
     df = df[keep].fillna("").astype(str)
     if df.empty:
         raise CorpusError(f"{path.name} holds no QA records")

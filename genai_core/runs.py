@@ -274,7 +274,8 @@ class Run:
         atomic_write_json(self.path / "status.json", data)
 
     def heartbeat(self, **extra: Any) -> None:
-        self.write_status("running", **extra)
+        """Progress of a running run (step, total), keeping what its status says it is doing."""
+        self.write_status("running", str(self.read_status_raw().get("message", "")), **extra)
 
     def read_status_raw(self) -> dict[str, Any]:
         try:

@@ -52,18 +52,28 @@ from typing import Literal
 Pool = Literal["train", "reserved", "all"]
 """Which part of a value or phrasing pool to draw from."""
 Register = Literal["narrative", "terse"]
-Split = Literal["train", "val", "test", "test_unseen_phrasing"]
+Split = Literal["train", "val", "test", "test_unseen_phrasing", "test_unanswerable"]
 
-SPLITS: tuple[Split, ...] = ("train", "val", "test", "test_unseen_phrasing")
+SPLITS: tuple[Split, ...] = ("train", "val", "test", "test_unseen_phrasing", "test_unanswerable")
 # (value pool, phrasing pool) of each QA split.
 SPLIT_POOLS: dict[Split, tuple[Pool, Pool]] = {
     "train": ("train", "train"),
     "val": ("train", "train"),
     "test": ("reserved", "train"),
     "test_unseen_phrasing": ("reserved", "reserved"),
+    "test_unanswerable": ("reserved", "train"),
 }
+UNANSWERABLE_SHARE: dict[Split, float] = {"train": 0.15, "val": 0.15, "test": 0.0, "test_unseen_phrasing": 0.0,
+                                          "test_unanswerable": 1.0}
+"""Share of each split's questions whose context does not hold the answer (answered NOT_STATED). The two scored
+test splits stay answerable, so their exact match compares with earlier releases; `test_unanswerable` measures
+abstention alone."""
 DEFAULT_CASES = 4000
-DEFAULT_QA = {"train": 7000, "val": 500, "test": 500, "test_unseen_phrasing": 500}
+DEFAULT_QA = {"train": 7000, "val": 500, "test": 500, "test_unseen_phrasing": 500, "test_unanswerable": 300}
+NOT_STATED = "not stated"
+"""The answer to a question its context does not answer (SQuAD 2.0's "no answer"): one fixed string, trained
+like any answer, which the Chat shows as "not stated in the context" and the evaluation counts as an abstention."""
+QA_HEADER = ("question", "context", "answer", "kind")
 DEFAULT_SEED = 0
 CORPUS_FILE = Path("corpora") / "clinical_cases.csv"
 QA_DIR = Path("qa")
@@ -2875,10 +2885,26 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
 # Kinds whose answers carry the reserved values; the test splits ask about them more often.
 RESERVED_VALUE_KINDS = ("age", "symptoms", "drug", "treatment", "dose")
 
+ABSENT_QUESTIONS: dict[str, tuple[str, ...]] = {
+    # What a case report never says: asked, the answer is NOT_STATED whatever the context.
+    "blood type": ("What is the patient's blood type?", "Blood group?", "What blood group is {he}?",
+                   "Which blood type does the patient have?", "Blood type?"),
+    "insurance": ("What insurance does the patient have?", "Insurance provider?", "Who insures the patient?",
+                  "Is the patient insured, and with whom?"),
+    "address": ("What is the patient's home address?", "Address?", "What is {his} street address?",
+                "Patient's postal address?"),
+    "phone": ("What is the patient's phone number?", "Contact number?", "What number can {he} be reached on?"),
+    "religion": ("What is the patient's religion?", "Religion?", "Which faith does the patient follow?"),
+    "eye colour": ("What colour are the patient's eyes?", "Eye colour?", "What colour are {his} eyes?"),
+}
+# Kinds that may be asked of a window left without their answer: values stated once, in one form. Not sex (a
+# pronoun still tells it), nor a diagnosis or symptoms (other sentences may name them in other words).
+_WINDOWED_ABSENCE_KINDS = ("age", "drug", "dose", "spo2", "hr", "temp", "los")
+
 
 def questions(kind: str, pool: Pool) -> list[str]:
     """The question phrasings of `kind` in the train, reserved or whole pool (a quarter reserved)."""
-    return _pick_pool(QUESTIONS[kind], pool, 0.25)
+    return _pick_pool(QUESTIONS[kind] if kind in QUESTIONS else ABSENT_QUESTIONS[kind], pool, 0.25)
 
 
 _PLACEHOLDER_PATTERNS = {
@@ -2932,10 +2958,46 @@ def _context(case: Case, kind: str, rng: random.Random) -> str:
     return case.text[case.sentences[lo][0] : case.sentences[hi][1]]
 
 
+def _window_without(case: Case, kind: str, rng: random.Random) -> str | None:
+    """A window of 2-6 consecutive sentences of `case` that does not hold the answer of `kind` anywhere (compared
+    without case), or None when every window does."""
+    answer = case.answer(kind).lower()
+    sentences = case.sentences
+    for _ in range(8):
+        size = rng.randint(2, 6)
+        if size > len(sentences):
+            return None
+        lo = rng.randrange(0, len(sentences) - size + 1)
+        text = case.text[sentences[lo][0] : sentences[lo + size - 1][1]]
+        if answer not in text.lower():
+            return text
+    return None
+
+
+def unanswerable_for_case(case: Case, rng: random.Random, phrasings: Pool) -> QARecord:
+    """A question `case` (or the window given of it) does not answer, with the answer NOT_STATED: half of the
+    time a kind no case report holds (blood type, insurance, ...), else a kind it holds, asked of a window of
+    sentences that leaves the answer out (so the model must read the context, not guess what cases say)."""
+    present = [k for k in _WINDOWED_ABSENCE_KINDS if k in case.spans]
+    if present and rng.random() < 0.5:
+        kind = rng.choice(present)
+        context = _window_without(case, kind, rng)
+        if context is not None:
+            template = rng.choice(questions(kind, phrasings))
+            question = template.format(drug=case.primary_drug, **_PRONOUNS[case.sex])
+            return QARecord(question, context, NOT_STATED, kind, case.id, template)
+    kind = rng.choice(list(ABSENT_QUESTIONS))
+    template = rng.choice(questions(kind, phrasings))
+    context = case.text if rng.random() < 0.5 else (_window_without(case, "age", rng) or case.text)
+    return QARecord(template.format(**_PRONOUNS[case.sex]), context, NOT_STATED, kind, case.id, template)
+
+
 def qa_for_case(
-    case: Case, rng: random.Random, n: int, phrasings: Pool, *, favour: Sequence[str] = ()
+    case: Case, rng: random.Random, n: int, phrasings: Pool, *, favour: Sequence[str] = (),
+    unanswerable: float = 0.0,
 ) -> list[QARecord]:
-    """`n` questions of different kinds about `case`; kinds in `favour` are drawn more often."""
+    """`n` questions of different kinds about `case`; kinds in `favour` are drawn more often, and each question is
+    one its context does not answer with probability `unanswerable`."""
     kinds = [k for k in QUESTIONS if k in case.spans]
     # "64M": a one-letter sex is a poor answer span (an "M" can sit anywhere), so it is not asked.
     kinds = [k for k in kinds if k != "sex" or len(case.answer("sex")) > 1]
@@ -2947,6 +3009,9 @@ def qa_for_case(
             chosen.append(k)
     out = []
     for kind in chosen:
+        if unanswerable and rng.random() < unanswerable:
+            out.append(unanswerable_for_case(case, rng, phrasings))
+            continue
         template = rng.choice(questions(kind, phrasings))
         question = template.format(drug=case.primary_drug, **_PRONOUNS[case.sex])
         out.append(QARecord(question, _context(case, kind, rng), case.answer(kind), kind, case.id, template))
@@ -2963,7 +3028,8 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
     per_case = 2 if split in ("train", "val") else 1
     favour = RESERVED_VALUE_KINDS if values == "reserved" else ()
     for i, case in enumerate(iter_cases(seed, values=values, phrasings=phrasings, stream=f"qa-{split}")):
-        yield from qa_for_case(case, _case_rng(seed, f"qa-{split}-q", i), per_case, phrasings, favour=favour)
+        yield from qa_for_case(case, _case_rng(seed, f"qa-{split}-q", i), per_case, phrasings, favour=favour,
+                               unanswerable=UNANSWERABLE_SHARE[split])
 
 
 def qa_cases(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[Case]:
@@ -3004,26 +3070,25 @@ def write_dataset(
     qa_val: int = DEFAULT_QA["val"],
     qa_test: int = DEFAULT_QA["test"],
     qa_test_unseen: int = DEFAULT_QA["test_unseen_phrasing"],
+    qa_test_unanswerable: int = DEFAULT_QA["test_unanswerable"],
     seed: int = DEFAULT_SEED,
 ) -> dict[str, dict]:
-    """Write the corpus and the four QA splits under `out_dir`; returns rows and bytes per file.
+    """Write the corpus and the QA splits under `out_dir`; returns rows and bytes per file.
 
-    Layout: corpora/clinical_cases.csv (id,text) and qa/{train,val,test,test_unseen_phrasing}.csv
-    (question,context,answer).
+    Layout: corpora/clinical_cases.csv (id,text) and qa/{train,val,test,test_unseen_phrasing,
+    test_unanswerable}.csv (question,context,answer,kind; the answer NOT_STATED where the context holds none).
     """
     out = Path(out_dir)
     report: dict[str, dict] = {}
     path = out / CORPUS_FILE
     n = _write_csv(path, ("id", "text"), ((c.id, c.text) for c in generate_cases(cases, seed)))
     report[str(CORPUS_FILE)] = {"rows": n, "bytes": path.stat().st_size}
-    sizes = {"train": qa_train, "val": qa_val, "test": qa_test, "test_unseen_phrasing": qa_test_unseen}
+    sizes = {"train": qa_train, "val": qa_val, "test": qa_test, "test_unseen_phrasing": qa_test_unseen,
+             "test_unanswerable": qa_test_unanswerable}
     for split, count in sizes.items():
         path = out / QA_DIR / f"{split}.csv"
-        n = _write_csv(
-            path,
-            ("question", "context", "answer"),
-            ((r.question, r.context, r.answer) for r in generate_qa(split, count, seed)),
-        )
+        n = _write_csv(path, QA_HEADER,
+                       ((r.question, r.context, r.answer, r.kind) for r in generate_qa(split, count, seed)))
         report[str(QA_DIR / f"{split}.csv")] = {"rows": n, "bytes": path.stat().st_size}
     return report
 
@@ -3035,7 +3100,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "generate-corpus",
         help="write the synthetic clinical case corpus and QA splits",
         description="Write SYNTHETIC clinical case reports (corpora/clinical_cases.csv) and extractive QA splits "
-        "(qa/train.csv, val.csv, test.csv, test_unseen_phrasing.csv) under --out. Deterministic by seed.",
+        "(qa/train.csv, val.csv, test.csv, test_unseen_phrasing.csv, test_unanswerable.csv) under --out. "
+        "Deterministic by seed.",
     )
     _add_arguments(p)
     p.set_defaults(handler=run_cli)

@@ -43,7 +43,15 @@ from genai_core.inspection import (
     token_labels,
     unique_labels,
 )
-from genai_core.qa import QAPrompt, answer_stream, find_span
+from genai_core.qa import (
+    LOW_CONFIDENCE,
+    QAPrompt,
+    answer_confidence,
+    answer_stream,
+    check_question,
+    find_span,
+    is_not_stated,
+)
 from genai_core.runs import Run, list_runs
 from genai_core.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
 from pages.ui import ASSETS, runs_root, user_errors
@@ -215,7 +223,16 @@ def confidence_html(tokens: list[dict[str, Any]], text: str) -> str:
 
 
 def render_answer(m: dict[str, Any]) -> None:
-    """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on."""
+    """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on. A "not
+    stated" answer, or an unsure one, is shown as such, never as a confident answer."""
+    if is_not_stated(m["content"]):
+        st.info("**Not stated** in the context: the model found no answer to this question in the paragraph.",
+                icon=":material/help:")
+        return
+    confidence = answer_confidence([t["prob"] for t in m.get("tokens") or []])
+    if confidence is not None and confidence < LOW_CONFIDENCE:
+        st.warning(f"Low confidence ({confidence:.0%} per token): the model was unsure; check the context.",
+                   icon=":material/warning:")
     if m["content"] and m.get("tokens") and st.session_state.get("chat_confidence"):
         st.markdown(confidence_html(m["tokens"], m["content"]), unsafe_allow_html=True)
     else:
@@ -468,7 +485,14 @@ with chat_box:
         render_message(m, str(i))
 
 question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
+refused = None
 if question and cfg_error is None:
+    try:
+        check_question(question, context)
+    except GenAIError as e:
+        refused = str(e)
+        st.error(f"No answer: {refused}.", icon=":material/block:")
+if question and cfg_error is None and refused is None:
     with_probs = bool(st.session_state["chat_confidence"])
     qa_format = st.session_state["chat_template"] == QA_TEMPLATE
     qa_prompt: QAPrompt | None = None
@@ -507,7 +531,7 @@ if question and cfg_error is None:
                         st.write_stream(stream_and_save(gen, reply))
             if qa_prompt is not None and reply["content"].strip():
                 reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
-            if reply["content"] and (reply.get("tokens") or reply.get("beams")):
+            if reply["content"] and (reply.get("tokens") or reply.get("beams") or is_not_stated(reply["content"])):
                 with answer_box:  # the finished answer replaces the plain streamed text
                     render_answer(reply)
             elif not reply["content"]:

@@ -43,7 +43,7 @@ def evaluable_runs() -> list[Run]:
 def bundled_files() -> dict[str, Path]:
     """The bundled QA splits by file name, in the order a person evaluates them (val, test, the rest)."""
     files = {p.name: p for p in sorted(QA_DIR.glob("*.csv"))}
-    first = [n for n in ("val.csv", "test.csv", "test_unseen_phrasing.csv") if n in files]
+    first = [n for n in ("val.csv", "test.csv", "test_unseen_phrasing.csv", "test_unanswerable.csv") if n in files]
     return {n: files[n] for n in [*first, *sorted(set(files) - set(first))]}
 
 
@@ -106,6 +106,17 @@ def show_qa(result: dict[str, Any]) -> None:
     else:
         st.info("This file has no answer column: the questions were answered, not scored. Download the "
                 "predictions below.", icon=":material/info:")
+    ab = result.get("abstention") or {}
+    if ab.get("abstained") is not None or ab.get("false_abstention") is not None:
+        a1, a2, _, _ = st.columns(4)
+        if ab.get("abstained") is not None:
+            a1.metric("Said “not stated”", f"{ab['abstained']:.0f} %",
+                      help=f"Of the {ab['unanswerable']:,} questions whose context does not hold the answer: the "
+                           "model said so instead of inventing one (higher is better)")
+        if ab.get("false_abstention") is not None:
+            a2.metric("“Not stated” when it was", f"{ab['false_abstention']:.0f} %",
+                      help=f"Of the {ab['answerable']:,} answerable questions: the model wrongly said the context "
+                           "does not answer (lower is better)")
     for note in result.get("notes", []):
         st.caption(f"Note: {note}")
     if result.get("by_kind"):

@@ -23,6 +23,7 @@ SHIPPED_ROWS = {
     "qa/val.csv": syn.DEFAULT_QA["val"],
     "qa/test.csv": syn.DEFAULT_QA["test"],
     "qa/test_unseen_phrasing.csv": syn.DEFAULT_QA["test_unseen_phrasing"],
+    "qa/test_unanswerable.csv": syn.DEFAULT_QA["test_unanswerable"],
 }
 BUDGET_BYTES = 10 * 1024 * 1024
 PREFIX = 150  # rows regenerated to check the shipped files; the streams are prefix-stable
@@ -52,12 +53,13 @@ def test_cases_are_deterministic_by_seed() -> None:
 
 
 def test_written_files_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
-    kwargs = {"cases": 60, "qa_train": 80, "qa_val": 20, "qa_test": 20, "qa_test_unseen": 20}
+    kwargs = {"cases": 60, "qa_train": 80, "qa_val": 20, "qa_test": 20, "qa_test_unseen": 20,
+              "qa_test_unanswerable": 10}
     syn.write_dataset(tmp_path / "a", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "b", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "c", seed=4, **kwargs)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
-    assert len(files) == 5
+    assert len(files) == 6
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
         assert (tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes(), rel
@@ -89,8 +91,11 @@ def test_every_span_is_the_recorded_value() -> None:
 @pytest.mark.parametrize("split", syn.SPLITS)
 def test_every_shipped_answer_occurs_verbatim_in_its_context(split: str) -> None:
     df = _read(f"qa/{split}.csv")
-    assert list(df.columns) == ["question", "context", "answer"]
-    missing = [i for i, (ctx, ans) in enumerate(zip(df["context"], df["answer"], strict=True)) if ans not in ctx]
+    assert list(df.columns) == ["question", "context", "answer", "kind"]
+    # An unanswerable question's answer is NOT_STATED, which is not a span (tests/test_qa_abstention.py checks
+    # that its context leaves the real answer out).
+    missing = [i for i, (ctx, ans) in enumerate(zip(df["context"], df["answer"], strict=True))
+               if ans not in ctx and ans != syn.NOT_STATED]
     assert not missing, df.iloc[missing[:3]].to_dict("records")
     assert (df["answer"].str.len() > 0).all() and (df["question"].str.len() > 0).all()
 
@@ -101,7 +106,7 @@ def test_reserved_values_never_reach_qa_train(
 ) -> None:
     train_answers = {r.answer for r in train_records}
     train_words = {w for r in train_records for w in re.findall(r"[A-Za-z]+", f"{r.question} {r.context}")}
-    train_ages = {r.answer for r in train_records if r.kind == "age"}
+    train_ages = {r.answer for r in train_records if r.kind == "age" and r.answer != syn.NOT_STATED}
     assert train_ages and not any(syn.is_reserved_age(int(a)) for a in train_ages)
     for split, records in test_records.items():
         kinds = {r.kind for r in records}
@@ -232,7 +237,7 @@ def test_shipped_files_are_reproduced_by_the_generator() -> None:
     assert corpus["text"].tolist()[:PREFIX] == [c.text for c in cases]
     for split in syn.SPLITS:
         df = _read(f"qa/{split}.csv")
-        rows = [[r.question, r.context, r.answer] for r in syn.generate_qa(split, PREFIX, SHIPPED_SEED)]
+        rows = [[r.question, r.context, r.answer, r.kind] for r in syn.generate_qa(split, PREFIX, SHIPPED_SEED)]
         assert df.head(PREFIX).values.tolist() == rows, split
 
 
