@@ -332,9 +332,7 @@ class JobManager:
         with, which the app shows beside the measured speed).
         """
         validate_run_name(name)
-        if "runner" not in config.train.model_fields_set and config.train.runner != self.default_runner:
-            config = config.model_copy(update={"train": config.train.model_copy(
-                update={"runner": self.default_runner})})
+        config = self._with_default_runner(config)
         # A Ray run's device is the node's business: this machine may have no GPU where the cluster has many.
         device = "ray" if config.train.runner == "ray" else device_key(config.train.device)
         if config.task == "qa":
@@ -373,6 +371,12 @@ class JobManager:
             self._enqueue(job, run, f"waiting for {device}", **(note or {}))
             return self._status_of(job, run)
 
+    def _with_default_runner(self, config: RunConfig) -> RunConfig:
+        """`config` with this manager's default runner when it does not choose one itself."""
+        if "runner" in config.train.model_fields_set or config.train.runner == self.default_runner:
+            return config
+        return config.model_copy(update={"train": config.train.model_copy(update={"runner": self.default_runner})})
+
     def _queue_detached(self, run: Run, config: RunConfig, device: str, message: str, **note: Any) -> JobStatus:
         """Caller holds the lock: hand the run to the runs folder's scheduler (runner process) or to Ray."""
         self._jobs.pop(run.name, None)
@@ -407,7 +411,7 @@ class JobManager:
             if run.latest_checkpoint() is None:
                 raise GenAIError(f"cannot resume run {name!r}: it has no checkpoint yet; start it again "
                                  "(replace it) or under a new name")
-            config = run.config()
+            config = self._with_default_runner(run.config())  # a run saved before runners existed: ours
             device = "ray" if config.train.runner == "ray" else device_key(config.train.device)
             check_runs_cap(self.runs_root)
             if config.train.runner != "thread":

@@ -181,13 +181,16 @@ class SpanConstraint:
 
 def _word_boundaries(pieces: list[str] | None, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(may_start, may_end) over token positions 0..n: an answer may start at token i when a word starts there
-    (the previous token ends, or token i starts, with a character that is not a letter or digit), and end before
-    token e (e = n: the end of the context) under the same rule. Without the tokens' text, anywhere."""
+    (the previous token ends, or token i starts, with a character that is not a letter or digit, or a letter
+    meets a digit), and end before token e (e = n: the end of the context) under the same rule. Without the
+    tokens' text, anywhere."""
     if pieces is None:
         return torch.ones(n + 1, dtype=torch.bool), torch.ones(n + 1, dtype=torch.bool)
 
     def boundary(left: str, right: str) -> bool:
-        return not left[-1:].isalnum() or not right[:1].isalnum()
+        a, b = left[-1:], right[:1]
+        # Letters meeting digits count as a boundary: ward notes glue them ("52M", "40mg"), and the age is "52".
+        return not (a.isalnum() and b.isalnum()) or a.isdigit() != b.isdigit()
 
     cut = [True] + [boundary(pieces[i - 1], pieces[i]) for i in range(1, n)] + [True]
     may_start = torch.tensor(cut, dtype=torch.bool)

@@ -81,6 +81,11 @@ def test_answers_start_and_end_on_word_boundaries_only() -> None:
     assert _decode_greedy(SpanConstraint.for_context(tok, context), tok, " infiltrates")[-1]
     assert not _decode_greedy(SpanConstraint.for_context(tok, context), tok, " infiltrat")[-1]
     assert all(_decode_greedy(SpanConstraint.for_context(tok, context), tok, " 40 mg"))
+    glued = "Pt 52M, given 40mg."  # ward shorthand: a letter meeting a digit is a boundary
+    tok = CharTokenizer(sorted(set(glued + " not stated")))
+    assert all(_decode_greedy(SpanConstraint.for_context(tok, glued), tok, " 52"))
+    assert all(_decode_greedy(SpanConstraint.for_context(tok, glued), tok, "40"))
+    assert not _decode_greedy(SpanConstraint.for_context(tok, glued), tok, " 5")[-1]
 
 
 def test_bpe_answers_end_on_word_boundaries() -> None:
