@@ -46,6 +46,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -2902,6 +2903,142 @@ ABSENT_QUESTIONS: dict[str, tuple[str, ...]] = {
 _WINDOWED_ABSENCE_KINDS = ("age", "drug", "dose", "spo2", "hr", "temp", "los")
 
 
+# =========================================================================== a question language
+# The fixed phrasings above are few (about 150 for training), too few for a model trained from scratch to learn
+# that "age", "how old" and "years" ask the same thing. Training questions are therefore also sampled from a small
+# compositional grammar: slot words and their synonyms and abbreviations, in wh-, imperative, polite and terse
+# frames, with lower case, a missing "?" and the odd typo. The reserved (held-out) phrasings above are never
+# produced (a sampled question that matches one is drawn again), so `test_unseen_phrasing` still measures
+# wording the model never saw; the core words people use (sex/gender, age/how old, drug/medication) are all in.
+SLOT_WORDS: dict[str, tuple[str, ...]] = {
+    "age": ("age", "age in years", "age at presentation", "age on admission", "years of age"),
+    "sex": ("sex", "gender", "biological sex"),
+    "diagnosis": ("diagnosis", "final diagnosis", "working diagnosis", "main diagnosis", "dx", "condition"),
+    "symptoms": ("presenting symptoms", "symptoms", "presenting complaint", "complaints on admission",
+                 "symptoms at presentation"),
+    "history": ("past medical history", "medical history", "comorbidities", "background", "pmh", "co-morbidities"),
+    "treatment": ("treatment", "medication and dose", "drug and dose", "treatment regimen", "main treatment"),
+    "drug": ("drug", "medication", "medicine", "drug started", "medication started", "new medication"),
+    "dose": ("dose of {drug}", "dosage of {drug}", "{drug} dose", "{drug} dosage", "dose of {drug} given"),
+    "oxygen": ("oxygen therapy", "respiratory support", "oxygen support", "O2 requirement", "oxygen requirement"),
+    "physio": ("physiotherapy", "physio", "physiotherapy input", "rehabilitation", "rehab"),
+    "outcome": ("outcome", "clinical course", "response to treatment", "progress"),
+    "los": ("length of stay", "LOS", "hospital stay", "length of admission", "duration of admission"),
+    "discharge": ("discharge destination", "destination on discharge", "discharge plan", "d/c destination"),
+    "spo2": ("oxygen saturation", "SpO2", "sats", "saturations", "O2 sats"),
+    "hr": ("heart rate", "pulse", "HR", "pulse rate"),
+    "temp": ("temperature", "temp", "body temperature"),
+    "imaging": ("imaging findings", "imaging", "radiology findings", "scan findings", "imaging result"),
+    "incidental": ("incidental finding", "incidental lesion", "unrelated finding", "incidental result"),
+    "blood type": ("blood type", "blood group", "ABO group"),
+    "insurance": ("insurance", "insurance provider", "insurer", "health insurance"),
+    "address": ("home address", "address", "postal address", "street address"),
+    "phone": ("phone number", "contact number", "telephone number", "mobile number"),
+    "religion": ("religion", "faith", "religious affiliation"),
+    "eye colour": ("eye colour", "eye color", "colour of the eyes"),
+}
+SLOT_QUESTIONS: dict[str, tuple[str, ...]] = {
+    # Whole questions a slot word does not make: {subj} is "the patient", "this patient", "the pt" or a pronoun.
+    "age": ("how old is {subj}", "how old was {subj}", "how many years old is {subj}", "how old",
+            "what age is {subj}", "how old is {subj} in years"),
+    "sex": ("is {subj} male or female", "was {subj} a man or a woman", "male or female", "what gender is {subj}",
+            "what sex is {subj}", "man or woman", "is {subj} a man or a woman"),
+    "diagnosis": ("what was {subj} diagnosed with", "what did {subj} have", "what was wrong with {subj}"),
+    "symptoms": ("what did {subj} present with", "what did {subj} complain of", "what brought {subj} in"),
+    "history": ("what conditions does {subj} have", "what is {subj} known to have"),
+    "treatment": ("what was {subj} given and at what dose", "what was {subj} treated with"),
+    "drug": ("what was {subj} started on", "which drug was {subj} given", "what medication did {subj} get",
+             "what medicine was {subj} given", "which medication was started"),
+    "dose": ("how much {drug} was given", "how much {drug} did {subj} get", "what dose of {drug} did {subj} get"),
+    "oxygen": ("how much oxygen did {subj} need", "what oxygen was {subj} on"),
+    "physio": ("what physio did {subj} get", "what rehab did {subj} have"),
+    "outcome": ("how did {subj} get on", "what happened in the end", "did {subj} get better"),
+    "los": ("how long was {subj} in hospital", "how many days was {subj} admitted", "how long did {subj} stay"),
+    "discharge": ("where was {subj} discharged to", "where did {subj} go after discharge",
+                  "where did {subj} go home to"),
+    "spo2": ("what were {subj_poss} sats", "what was {subj_poss} oxygen saturation on arrival"),
+    "hr": ("what was {subj_poss} pulse", "how fast was {subj_poss} heart rate"),
+    "temp": ("was {subj} febrile, and what was the temperature", "what temp did {subj} have"),
+    "imaging": ("what did the imaging show", "what did the x-ray or scan show"),
+    "incidental": ("what else was found", "was there an incidental finding"),
+    "blood type": ("what blood group is {subj}",),
+    "insurance": ("who insures {subj}",),
+    "address": ("where does {subj} live",),
+    "phone": ("how can {subj} be reached by phone",),
+    "religion": ("what faith is {subj}",),
+    "eye colour": ("what colour are {subj_poss} eyes",),
+}
+_WH_FRAMES = ("what is the {poss} {slot}", "what was the {poss} {slot}", "what was {subj_poss} {slot}",
+              "what is {subj_poss} {slot}", "what {slot} was recorded", "what's the {slot}", "what was the {slot}",
+              "which {slot} is documented", "what {slot} did {subj} have", "{poss} {slot}", "{slot}",
+              "{slot} of the patient", "pt {slot}", "the {poss} {slot}", "{slot} please")
+_COMMAND_FRAMES = ("give the {poss} {slot}", "state the {slot}", "tell me the {poss} {slot}",
+                   "please give the {slot}", "report the {slot}", "list the {slot}", "i need the {poss} {slot}",
+                   "find the {slot}", "look up the {poss} {slot}")
+_POLITE_FRAMES = ("could you tell me the {poss} {slot}", "can you give me {subj_poss} {slot}",
+                  "do you know the {poss} {slot}", "would you tell me the {slot}")
+_SUBJECTS = (("the patient", "patient's"), ("this patient", "patient's"), ("the pt", "pt's"))
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """One swap of neighbouring letters inside a longer word (never the slot-word's drug name)."""
+    words = text.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not long:
+        return text
+    i = rng.choice(long)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 2)
+    words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    return " ".join(words)
+
+
+def sample_question(kind: str, rng: random.Random, *, drug: str, sex: str) -> str:
+    """A question asking for `kind`, drawn from the grammar (never a reserved phrasing; see SLOT_WORDS)."""
+    pronouns = _PRONOUNS[sex]
+    for _ in range(10):
+        subj, poss = rng.choice(_SUBJECTS)
+        if rng.random() < 0.25:
+            subj_text, subj_poss = pronouns["he"], pronouns["his"]
+        else:
+            subj_text, subj_poss = subj, f"{subj}'s"
+        if kind in SLOT_QUESTIONS and rng.random() < 0.4:
+            text, end = rng.choice(SLOT_QUESTIONS[kind]), "?"
+        else:
+            frames = rng.choice((_WH_FRAMES, _WH_FRAMES, _COMMAND_FRAMES, _POLITE_FRAMES))
+            text = rng.choice(frames)
+            end = "." if frames is _COMMAND_FRAMES else "?"
+            text = text.replace("{slot}", rng.choice(SLOT_WORDS[kind]))
+        text = text.replace("{subj_poss}", subj_poss).replace("{subj}", subj_text).replace("{poss}", poss)
+        text = text.replace("{drug}", drug)
+        text = text[0].upper() + text[1:] if rng.random() < 0.75 else text.lower().replace(drug.lower(), drug)
+        if rng.random() < 0.8:
+            text += end
+        if rng.random() < 0.05:
+            text = _typo(text, rng)
+        if not _is_reserved_phrasing(text):
+            return text
+    return rng.choice(questions(kind, "train")).format(drug=drug, **pronouns)
+
+
+@lru_cache(maxsize=1)
+def _reserved_patterns() -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(question_pattern(t).pattern, re.IGNORECASE)
+                 for k in (*QUESTIONS, *ABSENT_QUESTIONS) for t in questions(k, "reserved"))
+
+
+def _is_reserved_phrasing(text: str) -> bool:
+    """Whether `text` is one of the held-out phrasings (ignoring case and a missing question mark)."""
+    stripped = text.rstrip("?.")
+    return any(p.match(text) or p.match(stripped + "?") or p.match(stripped + ".") for p in _reserved_patterns())
+
+
+GRAMMAR_TEMPLATE = "(grammar)"
+"""QARecord.template of a question sampled from the grammar."""
+GRAMMAR_SHARE = 0.6
+"""Share of the train and val questions sampled from the grammar; the rest use the fixed train phrasings."""
+
+
 def questions(kind: str, pool: Pool) -> list[str]:
     """The question phrasings of `kind` in the train, reserved or whole pool (a quarter reserved)."""
     return _pick_pool(QUESTIONS[kind] if kind in QUESTIONS else ABSENT_QUESTIONS[kind], pool, 0.25)
@@ -2994,10 +3131,11 @@ def unanswerable_for_case(case: Case, rng: random.Random, phrasings: Pool) -> QA
 
 def qa_for_case(
     case: Case, rng: random.Random, n: int, phrasings: Pool, *, favour: Sequence[str] = (),
-    unanswerable: float = 0.0,
+    unanswerable: float = 0.0, grammar: float = 0.0,
 ) -> list[QARecord]:
-    """`n` questions of different kinds about `case`; kinds in `favour` are drawn more often, and each question is
-    one its context does not answer with probability `unanswerable`."""
+    """`n` questions of different kinds about `case`; kinds in `favour` are drawn more often, each question is
+    one its context does not answer with probability `unanswerable`, and is worded by the grammar
+    (`sample_question`) rather than a fixed phrasing with probability `grammar`."""
     kinds = [k for k in QUESTIONS if k in case.spans]
     # "64M": a one-letter sex is a poor answer span (an "M" can sit anywhere), so it is not asked.
     kinds = [k for k in kinds if k != "sex" or len(case.answer("sex")) > 1]
@@ -3010,10 +3148,17 @@ def qa_for_case(
     out = []
     for kind in chosen:
         if unanswerable and rng.random() < unanswerable:
-            out.append(unanswerable_for_case(case, rng, phrasings))
+            rec = unanswerable_for_case(case, rng, phrasings)
+            if grammar and rng.random() < grammar:
+                rec = QARecord(sample_question(rec.kind, rng, drug=case.primary_drug, sex=case.sex), rec.context,
+                               rec.answer, rec.kind, rec.case_id, GRAMMAR_TEMPLATE)
+            out.append(rec)
             continue
-        template = rng.choice(questions(kind, phrasings))
-        question = template.format(drug=case.primary_drug, **_PRONOUNS[case.sex])
+        if grammar and rng.random() < grammar:
+            question, template = sample_question(kind, rng, drug=case.primary_drug, sex=case.sex), GRAMMAR_TEMPLATE
+        else:
+            template = rng.choice(questions(kind, phrasings))
+            question = template.format(drug=case.primary_drug, **_PRONOUNS[case.sex])
         out.append(QARecord(question, _context(case, kind, rng), case.answer(kind), kind, case.id, template))
     return out
 
@@ -3029,7 +3174,8 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
     favour = RESERVED_VALUE_KINDS if values == "reserved" else ()
     for i, case in enumerate(iter_cases(seed, values=values, phrasings=phrasings, stream=f"qa-{split}")):
         yield from qa_for_case(case, _case_rng(seed, f"qa-{split}-q", i), per_case, phrasings, favour=favour,
-                               unanswerable=UNANSWERABLE_SHARE[split])
+                               unanswerable=UNANSWERABLE_SHARE[split],
+                               grammar=GRAMMAR_SHARE if split in ("train", "val") else 0.0)
 
 
 def qa_cases(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[Case]:

@@ -270,3 +270,29 @@ def test_cli_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def _read_at(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+# --------------------------------------------------------------------------- the question grammar
+def test_the_grammar_never_says_a_held_out_phrasing_and_speaks_the_core_words() -> None:
+    import random
+
+    rng = random.Random(0)
+    reserved = [syn.question_pattern(t) for k in (*syn.QUESTIONS, *syn.ABSENT_QUESTIONS)
+                for t in syn.questions(k, "reserved")]
+    said: dict[str, list[str]] = {}
+    for kind in syn.SLOT_WORDS:
+        said[kind] = [syn.sample_question(kind, rng, drug="Zoravimab", sex=rng.choice(["male", "female"]))
+                      for _ in range(600)]
+        for q in said[kind]:
+            for variant in (q, q.rstrip("?.") + "?", q.rstrip("?.") + "."):
+                assert not any(p.match(variant) for p in reserved), q
+        assert len(set(said[kind])) > 50, kind  # a language, not a list
+    text = {k: " ".join(v).lower() for k, v in said.items()}
+    for kind, words in {"sex": ("sex", "gender", "male or female"), "age": ("age", "how old"),
+                        "drug": ("drug", "medication", "medicine"), "dose": ("dose", "how much")}.items():
+        assert all(w in text[kind] for w in words), (kind, words)
+    # In the shipped training file: many more distinct questions than fixed phrasings, none held out.
+    train_q = _read("qa/train.csv")["question"]
+    assert train_q.nunique() > 2000
+    assert not any(any(p.match(q) for p in reserved) for q in train_q)
+    assert all(r.template != syn.GRAMMAR_TEMPLATE for r in syn.generate_qa("test_unseen_phrasing", 100))
