@@ -64,7 +64,7 @@ SPLIT_POOLS: dict[Split, tuple[Pool, Pool]] = {
     "test_unseen_phrasing": ("reserved", "reserved"),
     "test_unanswerable": ("reserved", "train"),
 }
-UNANSWERABLE_SHARE: dict[Split, float] = {"train": 0.15, "val": 0.15, "test": 0.0, "test_unseen_phrasing": 0.0,
+UNANSWERABLE_SHARE: dict[Split, float] = {"train": 0.25, "val": 0.25, "test": 0.0, "test_unseen_phrasing": 0.0,
                                           "test_unanswerable": 1.0}
 """Share of each split's questions whose context does not hold the answer (answered NOT_STATED). The two scored
 test splits stay answerable, so their exact match compares with earlier releases; `test_unanswerable` measures

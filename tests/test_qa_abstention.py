@@ -31,7 +31,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 def test_train_split_mixes_in_unanswerable_questions_whose_context_lacks_the_answer() -> None:
     rows = syn.generate_qa("train", 1500)
     unanswerable = [r for r in rows if r.answer == syn.NOT_STATED]
-    assert 0.10 < len(unanswerable) / len(rows) < 0.20
+    assert 0.20 < len(unanswerable) / len(rows) < 0.30  # synthetic.UNANSWERABLE_SHARE: a quarter
     cases = {c.id: c for c in syn.qa_cases("train", 1000)}
     windowed = [r for r in unanswerable if r.kind in syn.QUESTIONS]
     absent = [r for r in unanswerable if r.kind in syn.ABSENT_QUESTIONS]
