@@ -1,7 +1,7 @@
 """Which CPU training path pays, per model size: fp32 or bf16 autocast, eager or torch.compile, 1 or 2 threads.
 
 For each shape (the demo's d_model 128 and d_model 256 / 384), the engine's own training step
-(`genai_core.optim.TrainStep`) of the modern and classic recipes is timed on random ids in every path,
+(`genai_core.train.optim.TrainStep`) of the modern and classic recipes is timed on random ids in every path,
 the paths interleaved round by round so that all see the same machine load. torch.compile is timed
 twice: its first step (the compile time) and its steady steps; "pays after" is the number of steps at
 which the compile time is won back. Prints a table; figures go to the README.
@@ -22,9 +22,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genai_core.config import RECIPES, ModelConfig, TrainConfig
-from genai_core.estimates import random_batch
 from genai_core.model import build_model
-from genai_core.optim import TrainStep, make_optimizer
+from genai_core.train.estimates import random_batch
+from genai_core.train.optim import TrainStep, make_optimizer
 
 SHAPES = {128: (4, 64, 12), 256: (6, 128, 16), 384: (6, 256, 16)}  # d_model: (layers, seq_len, batch)
 

@@ -1,4 +1,4 @@
-"""How far are `genai_core.estimates` from reality? Estimated vs measured step time and peak memory.
+"""How far are `genai_core.train.estimates` from reality? Estimated vs measured step time and peak memory.
 
 For each configuration, on a synthetic corpus (random words, char or BPE tokenizer):
 
@@ -34,15 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from genai_core.estimates import (  # noqa: E402
+from genai_core.train.estimates import (  # noqa: E402
     clear_cache,
     device_throughput,
     estimate,
-    format_bytes,
-    format_seconds,
     measure_cpu_peak_memory,
 )
-from genai_core.training import Trainer, TrainEvent, setup_run  # noqa: E402
+from genai_core.train.trainer import Trainer, TrainEvent, setup_run  # noqa: E402
+from genai_core.units import format_bytes, format_seconds  # noqa: E402
 
 # name: (model overrides, train overrides, tokenizer, measured steps)
 CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any], str, int | None]] = {

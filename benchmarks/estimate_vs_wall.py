@@ -1,7 +1,7 @@
 """Does the Train page's time estimate hold? Estimate first, as the page does, then train, and compare.
 
 For the default knobs (the configs' defaults on the bundled clinical corpus, 200 steps) and the two demo
-presets (`genai_core.demo`, the fine-tune shortened to 300 steps), in this order, in one fresh process:
+presets (`genai_core.clinical.demo`, the fine-tune shortened to 300 steps), in this order, in one fresh process:
 
 1. `estimate(config, calibrate=True)`: what the Train page shows before Start (a few real steps timed
    on this machine when cheap, with the thread count a run started now would get);
@@ -25,11 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from genai_core.clinical.demo import DEMO_CORPUS, demo_pretrain_config, demo_qa_config
 from genai_core.config import DataConfig, RunConfig, TrainConfig
-from genai_core.demo import DEMO_CORPUS, demo_pretrain_config, demo_qa_config
 from genai_core.devices import busy_cores
-from genai_core.estimates import estimate, format_seconds
-from genai_core.training import TrainEvent, setup_run, train
+from genai_core.train.estimates import estimate
+from genai_core.train.trainer import TrainEvent, setup_run, train
+from genai_core.units import format_seconds
 
 
 def timed_train(config: RunConfig, out: Path) -> float:

@@ -4,7 +4,7 @@
 
 Writes the bench's synthetic CSV to a temp folder, then runs `prepare` (char tokenizer) in child
 processes, alternately with the current `clean_text` and with `fast_clean_text` below (patched into
-`genai_core.tokenstore` in the child only), and reports seconds, MB/s and peak RSS of each.
+`genai_core.data.tokenstore` in the child only), and reports seconds, MB/s and peak RSS of each.
 `--profile` prints the cProfile top of the current version; `--check` fuzzes `fast_clean_text`
 against `clean_text` (they must agree exactly).
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genai_core.bench import write_english_csv  # noqa: E402
-from genai_core.corpus import _MANY_NL, _NL_SPACES, _WS_RUN, clean_text  # noqa: E402
+from genai_core.bench.speed import write_english_csv  # noqa: E402
+from genai_core.data.corpus import _MANY_NL, _NL_SPACES, _WS_RUN, clean_text  # noqa: E402
 
 # In ASCII text the only characters `_WS_RUN` can match, besides a run of two spaces.
 _ASCII_WS_CONTROLS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f"
@@ -71,7 +71,7 @@ _CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[4])
 from genai_core.config import DataConfig
-import genai_core.tokenstore as ts
+import genai_core.data.tokenstore as ts
 if sys.argv[3] == "fast":
     sys.path.insert(0, sys.argv[4] + "/benchmarks")
     from ingest_profile import fast_clean_text

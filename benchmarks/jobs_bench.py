@@ -37,9 +37,9 @@ os.environ.setdefault("GENAI_NUM_THREADS", "1")
 from conftest import english_like  # noqa: E402  (the tests' deterministic text)
 
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from genai_core.jobs import JobManager  # noqa: E402
-from genai_core.runs import Run  # noqa: E402
-from genai_core.training import train  # noqa: E402
+from genai_core.runs.folder import Run  # noqa: E402
+from genai_core.train.jobs import JobManager  # noqa: E402
+from genai_core.train.trainer import train  # noqa: E402
 
 
 def config(corpus: Path, steps: int, **train_kw: object) -> RunConfig:

@@ -22,11 +22,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genai_core.bench import _bench_config, _load_baseline, _val_loss, english_text  # noqa: E402
+from genai_core.bench.speed import _bench_config, _load_baseline, _val_loss, english_text  # noqa: E402
+from genai_core.data.tokenstore import prepare_cached, windows_to_batch  # noqa: E402
 from genai_core.model import build_model, load_state  # noqa: E402
-from genai_core.runs import Run  # noqa: E402
-from genai_core.tokenstore import prepare_cached, windows_to_batch  # noqa: E402
-from genai_core.training import token_cache_dir, train  # noqa: E402
+from genai_core.runs.folder import Run  # noqa: E402
+from genai_core.train.trainer import train  # noqa: E402
 
 
 def _to_baseline_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -52,7 +52,7 @@ def main() -> None:
         corpus.write_text(english_text(), encoding="utf-8")
         config = _bench_config(corpus, args.steps, "cpu", seed=args.seed)
         run_path = work / "runs" / "ours"
-        store = prepare_cached(config.data, token_cache_dir(run_path))
+        store = prepare_cached(config.data, Run(run_path).token_cache)
         T, B = config.model.seq_len, config.train.batch_size
         model_cfg = config.model.model_copy(update={"vocab_size": store.tokenizer.vocab_size})
 

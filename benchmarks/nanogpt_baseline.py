@@ -1,4 +1,4 @@
-"""A nanoGPT-style training loop, re-implemented from memory as the reference for `genai_core.bench`.
+"""A nanoGPT-style training loop, re-implemented from memory as the reference for `genai_core.bench.speed`.
 
 It follows the style of Karpathy's nanoGPT (`model.py` + `train.py`) without being a copy of it:
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from genai_core.bench_recipes import SHAKESPEARE, train_arm
+from genai_core.bench.recipes import SHAKESPEARE, train_arm
 from genai_core.config import RunConfig, with_recipe
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/seed_study.py [--steps 2000] [--seeds 0 1 2] [--keep DIR]
 
-Runs the bench's interleaved training comparison (`genai_core.bench.bench_training`) once per seed
+Runs the bench's interleaved training comparison (`genai_core.bench.speed.bench_training`) once per seed
 (each seed changes the initialisation and the batch order of both loops) and prints the validation
 loss of each loop, scored on the same windows, with the mean and spread of the difference.
 `--keep DIR` copies our trained run of the first seed there (for later experiments on a real model).
@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from genai_core.bench import bench_training, english_text
+from genai_core.bench.speed import bench_training, english_text
 
 
 def main() -> None:

@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from genai_core.config import ModelConfig  # noqa: E402
+from genai_core.data.tokenstore import windows_to_batch  # noqa: E402
 from genai_core.model import GPT  # noqa: E402
-from genai_core.tokenstore import windows_to_batch  # noqa: E402
-from genai_core.training import lr_at  # noqa: E402
+from genai_core.train.trainer import lr_at  # noqa: E402
 
 
 def _baseline_module() -> object:

@@ -1,5 +1,5 @@
 """`python -m genai_core ...`: see genai_core/cli.py."""
 
-from .cli import main
+from genai_core.cli import main
 
 raise SystemExit(main())

@@ -27,13 +27,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from .config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, with_recipe
-from .errors import GenAIError, user_message
-from .synthetic import add_parser as _add_generate_corpus_parser
+from genai_core.clinical.synthetic import add_parser as _add_generate_corpus_parser
+from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, with_recipe
+from genai_core.errors import GenAIError, user_message
+from genai_core.units import format_count, format_seconds
 
 if TYPE_CHECKING:
-    from .runs import Run
-    from .training import TrainEvent
+    from genai_core.runs.folder import Run
+    from genai_core.train.trainer import TrainEvent
 
 PROG = "python -m genai_core"
 EXIT_USER_ERROR = 2
@@ -381,7 +382,7 @@ def _run_path(arg: str) -> Path:
     # Test the raw text: pathlib turns "./name" into "name", but "./name" clearly means a path.
     separators = [s for s in (os.sep, os.altsep) if s]
     if arg not in ("", ".", "..") and not any(s in arg for s in separators):
-        from .runs import runs_dir
+        from genai_core.runs.folder import runs_dir
 
         return runs_dir() / arg
     return Path(arg)
@@ -394,7 +395,7 @@ def _existing_run(arg: str) -> Run:
     if not (path / "config.json").is_file():
         where = f" (bare names are looked up in {path.parent})" if path != Path(arg) else ""
         raise GenAIError(f"{arg} is not a run folder: there is no {path / 'config.json'}{where}")
-    from .runs import Run  # imports torch: only once the cheap checks have passed
+    from genai_core.runs.folder import Run  # imports torch: only once the cheap checks have passed
 
     return Run(path)
 
@@ -434,24 +435,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-def _human(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return f"{n:.0f}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(round(seconds), 60)
-    return f"{m}m {s:02d}s" if m < 60 else f"{m // 60}h {m % 60:02d}m"
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -494,10 +477,10 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     # prepare() replaces its output folder wholesale: never let a typo point it at someone's files.
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
         raise GenAIError(f"{out} exists and is not a token store; choose another --out (it would be replaced)")
-    from .corpus import open_corpus
+    from genai_core.data.corpus import open_corpus
 
     open_corpus(cfg.corpus, cfg.text_column)  # a bad file is reported before torch is even imported
-    from .tokenstore import prepare
+    from genai_core.data.tokenstore import prepare
 
     progress = _ProgressLine.for_terminal()
     try:
@@ -617,15 +600,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if config.train.runner != "thread":
             return _queue_and_follow(config, path, replace=args.overwrite)
 
-    from . import training
-    from .launcher import apply_memory_limit
+    from genai_core.train import trainer
+    from genai_core.train.launcher import apply_memory_limit
 
     apply_memory_limit(config.train.device)
     stop = threading.Event()
-    with training.distributed(config.train.device), _StopOnCtrlC(stop, announce=main_rank):
+    with trainer.distributed(config.train.device), _StopOnCtrlC(stop, announce=main_rank):
         progress = _ProgressLine.for_terminal() if main_rank else None
         try:
-            result = training.train(config, path, resume=args.resume, overwrite=args.overwrite,
+            result = trainer.train(config, path, resume=args.resume, overwrite=args.overwrite,
                                     callbacks=[_TrainPrinter(main_rank)], stop_event=stop, progress=progress)
         finally:
             _close(progress)
@@ -637,7 +620,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.state == "completed":
         best = s.get("best_val_loss")
         val = f"; best val loss {best:.4f} (perplexity {s['best_val_ppl']:.2f})" if best is not None else ""
-        print(f"completed {step:,} steps in {_duration(s['elapsed_s'])}{val}", flush=True)
+        print(f"completed {step:,} steps in {format_seconds(s['elapsed_s'])}{val}", flush=True)
         print(f"run folder: {result.run.path}", flush=True)
     else:
         print(f"stopped at step {step:,}; checkpoint saved. Continue with: "
@@ -648,8 +631,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
     """Hand a new run to the runs folder's scheduler or to Ray, then print its progress until it ends. The run
     does not depend on this command: Ctrl-C stops it (a checkpoint is saved) rather than leaving it unwatched."""
-    from .jobs import JobManager
-    from .runs import Run
+    from genai_core.runs.folder import Run
+    from genai_core.train.jobs import JobManager
 
     jm = JobManager(path.parent)
     st = jm.submit(config, path.name, replace=replace)
@@ -678,7 +661,7 @@ def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
 
 def _saved_preflight(path: Path) -> tuple[RunConfig, bool]:
     """(config, resume) of a run folder created by a queue: its saved config, resumed when it has a checkpoint."""
-    from .runs import Run
+    from genai_core.runs.folder import Run
 
     if not (path / "config.json").is_file():
         raise GenAIError(f"{path} is not a run folder (no config.json)")
@@ -687,7 +670,7 @@ def _saved_preflight(path: Path) -> tuple[RunConfig, bool]:
 
 
 def _cmd_scheduler(args: argparse.Namespace) -> int:
-    from .launcher import serve
+    from genai_core.train.launcher import serve
 
     serve(Path(args.runs_dir))
     return 0
@@ -697,8 +680,8 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
     """The saved config of a run that can be resumed, or None (after saying so) if it is already complete."""
     if not (path / "config.json").is_file():
         raise GenAIError(f"cannot resume: {path} is not a run folder (no config.json)")
-    from .devices import resolve_device, resolve_precision
-    from .runs import Run
+    from genai_core.devices import resolve_device, resolve_precision
+    from genai_core.runs.folder import Run
 
     run = Run(path)
     if ignored and _world()[0] == 0:
@@ -723,12 +706,12 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
 def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> None:
     """Catch what would fail at the start of training before a run folder is created (or replaced),
     so a mistake leaves no half-made run behind and never marks an existing run as failed."""
-    from .corpus import open_corpus
+    from genai_core.data.corpus import open_corpus
 
     if config.task == "lm":
         open_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
-    from .devices import resolve_device, resolve_precision
-    from .runs import Run, validate_run_name
+    from genai_core.devices import resolve_device, resolve_precision
+    from genai_core.runs.folder import Run, validate_run_name
 
     validate_run_name(path.name)
     if path.exists() and not path.is_dir():
@@ -747,26 +730,22 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
     if _world()[1] > 1:
         return  # under torchrun rank 0 prepares the data inside train(), behind a barrier
     if config.task == "qa":
-        from .qa import read_qa_table
-        from .training import fine_tune_config
+        from genai_core.generate.qa import read_qa_table
+        from genai_core.train.trainer import fine_tune_config
 
         fine_tune_config(config)  # the parent exists and has weights
         for f in (config.data.corpus, config.data.val_corpus):
             if f is not None:
                 read_qa_table(f, max_rows=5)
         return  # the QA examples are tokenized by train(), with the parent's tokenizer
-    from .tokenstore import prepare_cached
-    from .training import token_cache_dir
+    from genai_core.data.tokenstore import prepare_cached
 
     progress = _ProgressLine.for_terminal()
     try:
-        store = prepare_cached(config.data, token_cache_dir(path), progress)
+        store = prepare_cached(config.data, Run(path).token_cache, progress)
     finally:
         _close(progress)
-    limit = store.max_seq_len()
-    if config.model.seq_len > limit:
-        raise GenAIError(f"--seq-len {config.model.seq_len} is too long for this corpus: its smaller split holds "
-                         f"only {limit + 1:,} tokens; use --seq-len {limit} or less, or a larger corpus")
+    store.check_seq_len(config.model.seq_len, knob="--seq-len")
 
 
 # --------------------------------------------------------------------------- sample
@@ -784,7 +763,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
                          "needs --beams (beam search)")
     cfg: SampleConfig = _validated(SampleConfig, given, "sample")
     run = _existing_run(args.run)
-    from .sampling import Sampler
+    from genai_core.generate.sampling import Sampler
 
     sampler = Sampler.from_run(run, device=args.device)
     if beam:
@@ -842,7 +821,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise GenAIError(f"--limit must be at least 1 (got {args.limit})")
         return _cmd_eval_qa(args)
     run = _existing_run(args.run)
-    from .evaluation import evaluate_run
+    from genai_core.evaluate.perplexity import evaluate_run
 
     progress = _ProgressLine.for_terminal()
     try:
@@ -874,7 +853,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_eval_qa(args: argparse.Namespace) -> int:
     run = _existing_run(args.run)
-    from .evaluation import evaluate_qa
+    from genai_core.evaluate.perplexity import evaluate_qa
 
     progress = _ProgressLine.for_terminal()
     try:
@@ -915,7 +894,7 @@ def _cmd_eval_qa(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- runs
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from .runs import list_runs, runs_dir
+    from genai_core.runs.folder import list_runs, runs_dir
 
     root = Path(args.root) if args.root else runs_dir()
     if args.root and not root.is_dir():
@@ -934,7 +913,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         return 0
     headers = ["NAME", "STATE", "ARCH", "PARAMS", "STEP", "TRAIN", "BEST VAL", "PPL", "TOKENIZER"]
     table = [[
-        str(r["name"]), str(r.get("state") or "-"), str(r.get("arch") or "-"), _human(r.get("params")),
+        str(r["name"]), str(r.get("state") or "-"), str(r.get("arch") or "-"), format_count(r.get("params")),
         f"{r.get('step', 0) or 0:,}", _num(r.get("train_loss"), ".4f"), _num(r.get("best_val_loss"), ".4f"),
         _num(r.get("best_val_ppl"), ".2f"), str(r.get("tokenizer") or "-"),
     ] for r in rows]
@@ -945,11 +924,11 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- bench
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.recipes:
-        from .bench_recipes import main
+        from genai_core.bench.recipes import main
 
         main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps, ablation=not args.no_ablation)
         return 0
-    from .bench import run_bench  # another module's heavy imports: only when asked for
+    from genai_core.bench.speed import run_bench  # another module's heavy imports: only when asked for
 
     run_bench(json_output=args.json, quick=args.quick, train_steps=args.train_steps, corpus_mb=args.corpus_mb)
     return 0
@@ -966,7 +945,7 @@ def _cmd_demo_qa(args: argparse.Namespace) -> int:
         taken = [str(out / n) for n in ("pretrain", "qa") if (out / n).exists()]
         if taken:
             raise GenAIError(f"{' and '.join(taken)} already exist(s); use --overwrite or another --out")
-    from . import demo
+    from genai_core.clinical import demo
 
     steps = {k: v for k, v in (("pretrain_steps", args.pretrain_steps), ("qa_steps", args.qa_steps)) if v}
     stop = threading.Event()

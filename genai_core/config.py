@@ -27,6 +27,9 @@ RunnerKind = Literal["thread", "process", "ray"]
 APP_RUNNER: RunnerKind = "process"
 """The app starts runs in their own process (a server restart or a crashing run then costs nothing); the Python
 API and the CLI keep `TrainConfig.runner`'s default, a thread, or the process they run in."""
+SUGGESTED_MAX_STEPS = 1000
+"""What a form offers when the person chooses to train for a number of steps (a config left without a length
+trains one epoch, `RunConfig`'s default)."""
 
 
 class _Config(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .errors import GenAIError
+from genai_core.errors import GenAIError
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from .config import ModelConfig
-from .errors import CheckpointError
+from genai_core.config import ModelConfig
+from genai_core.errors import CheckpointError
 
 NORM_EPS = 1e-5
 """Epsilon of every LayerNorm, RMSNorm and QK-norm (torch's LayerNorm default)."""
@@ -617,7 +617,6 @@ class RecurrentLM(nn.Module):
         return RecurrentState()
 
 
-LSTMLM = RecurrentLM  # the name before the GRU joined; kept for code and tests that use it
 LanguageModel = GPT | RecurrentLM
 
 

@@ -9,7 +9,7 @@ prompt tokens the answer's predictions attended to (GPT runs), and for a copy-he
 answer token was copied from.
 
 With the default question-answering format, a context longer than the model's window is cut down to
-the sentences most relevant to the question (`genai_core.qa`); the answer shows which sentences the
+the sentences most relevant to the question (`genai_core.generate.qa`); the answer shows which sentences the
 model saw and where in the context its answer is. "Answer with a span of the context" constrains the
 answer to a span of what the model saw (extractive decoding).
 """
@@ -28,9 +28,9 @@ import torch
 from pydantic import ValidationError
 
 from genai_core.config import SampleConfig
-from genai_core.corpus import clean_text
+from genai_core.data.corpus import clean_text
 from genai_core.errors import GenAIError, user_message
-from genai_core.inspection import (
+from genai_core.generate.inspection import (
     QA_TEMPLATE,
     AnswerAttention,
     NextTokenView,
@@ -43,7 +43,7 @@ from genai_core.inspection import (
     token_labels,
     unique_labels,
 )
-from genai_core.qa import (
+from genai_core.generate.qa import (
     LOW_CONFIDENCE,
     QAPrompt,
     answer_confidence,
@@ -52,8 +52,8 @@ from genai_core.qa import (
     find_span,
     is_not_stated,
 )
-from genai_core.runs import Run, list_runs
-from genai_core.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
+from genai_core.generate.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
+from genai_core.runs.folder import Run, list_runs
 from pages.ui import ASSETS, runs_root, user_errors
 
 CONTEXTS = ASSETS / "contexts"

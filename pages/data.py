@@ -22,11 +22,12 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import DataConfig
-from genai_core.corpus import FORMATS, check_text, clean_text, detect_format, open_corpus, preview
+from genai_core.data.corpus import FORMATS, check_text, clean_text, detect_format, open_corpus, preview
+from genai_core.data.tokenization import BPETokenizer, CharTokenizer, train_tokenizer
+from genai_core.data.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
 from genai_core.errors import CorpusError
-from genai_core.tokenization import BPETokenizer, CharTokenizer, train_tokenizer
-from genai_core.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
-from genai_core.training import token_cache_dir
+from genai_core.runs.folder import token_cache_dir
+from genai_core.units import format_bytes, format_count
 from pages import ui
 
 PREVIEW_ROWS = 20
@@ -67,23 +68,12 @@ def recent_label(path: Path, choice: DataConfig | None) -> str:
     """Name, size and time: two uploads of the same name (different contents) must be told apart."""
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     current = " · current choice" if choice is not None and path.resolve() == Path(choice.corpus).resolve() else ""
-    return f"{path.name} · {mb(path.stat().st_size)} · {when}{current}"
+    return f"{path.name} · {format_bytes(path.stat().st_size)} · {when}{current}"
 
 
 def file_key(path: Path) -> FileKey:
     st_ = path.stat()
     return str(path.resolve()), st_.st_mtime_ns, st_.st_size
-
-
-def mb(n: float) -> str:
-    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 2**10:,.1f} KB"
-
-
-def compact(n: float) -> str:
-    for suffix, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {suffix}"
-    return f"{n:,.0f}"
 
 
 # --------------------------------------------------------------------------- uploads
@@ -378,7 +368,7 @@ if source == "bundled":
         st.session_state["data_bundled"] = last if last in options else options[0]
     st.session_state["data_bundled"] = st.session_state["data_bundled"]
     picked = st.selectbox("Bundled corpus", options, key="data_bundled",
-                          format_func=lambda p: f"{Path(p).name} ({mb(Path(p).stat().st_size)})")
+                          format_func=lambda p: f"{Path(p).name} ({format_bytes(Path(p).stat().st_size)})")
     file_slot = st.container()
     st.caption(":material/science: The bundled corpora are **synthetic**: generated for this playground. The "
                "clinical cases describe fictional patients; they contain no real patient data.")
@@ -454,11 +444,11 @@ if has_records:
         "Text column", columns, key="data_column", accept_new_options=True,
         help="The column that holds the text. You can also type a name (JSON lines may have keys the first "
              "rows lack).")
-    right.caption(f"{path.name} · {mb(size)} · {fmt.upper()} · {len(df.columns)} columns"
+    right.caption(f"{path.name} · {format_bytes(size)} · {fmt.upper()} · {len(df.columns)} columns"
                   + ("" if "text" in df.columns else " · no `text` column: guessed the one with the longest text"))
     column_slot = column_slot.container()
 else:
-    st.caption(f"{path.name} · {mb(size)} · plain text: one continuous text (the first lines below)")
+    st.caption(f"{path.name} · {format_bytes(size)} · plain text: one continuous text (the first lines below)")
 
 corpus_ok = False
 with ui.user_errors(column_slot if has_records else file_slot):
@@ -545,17 +535,17 @@ with stats_slot, ui.user_errors():
     approx = "" if exact else "≈ "
     m = st.columns(4)
     if has_records:
-        m[0].metric("Records", approx + (f"{stats['records']:,.0f}" if exact else compact(stats["records"])),
+        m[0].metric("Records", approx + (f"{stats['records']:,.0f}" if exact else format_count(stats["records"])),
                     help="Non-empty records after cleaning.")
     else:
-        m[0].metric("Lines", approx + (f"{stats['lines']:,.0f}" if exact else compact(stats["lines"])),
+        m[0].metric("Lines", approx + (f"{stats['lines']:,.0f}" if exact else format_count(stats["lines"])),
                     help="A .txt file is one continuous text; its last part becomes the validation split.")
-    m[1].metric("Characters", approx + (f"{stats['characters']:,.0f}" if exact else compact(stats["characters"])))
+    m[1].metric("Characters", approx + (f"{stats['characters']:,.0f}" if exact else format_count(stats["characters"])))
     m[2].metric("Distinct characters", f"{stats['distinct']:,}",
                 help="The char tokenizer's vocabulary: these plus end-of-text and unknown"
                      + ("." if exact else ", counted on the sample."))
     m[3].metric(f"Tokens ({kind})",
-                f"{stats['tokens']:,.0f}" if stats["tokens_exact"] else "≈ " + compact(stats["tokens"]),
+                f"{stats['tokens']:,.0f}" if stats["tokens_exact"] else "≈ " + format_count(stats["tokens"]),
                 help="What preparing writes: the cleaned text's tokens plus an end-of-text token per record.")
     bpe_note = (f" BPE tokens: a tokenizer trained on the first {TOKENIZER_CHARS:,} characters, scaled up; the "
                 "one prepared below learns from more text." if kind == "bpe" and not stats["tokens_exact"] else "")
@@ -585,7 +575,7 @@ with ui.user_errors(prep_slot):
 if cfg is None:
     st.stop()
 assert cfg is not None
-cache = token_cache_dir(ui.runs_root() / "x")  # where the trainer looks: preparing here serves every run
+cache = token_cache_dir(ui.runs_root())  # where the trainer looks: preparing here serves every run
 store = cache / store_key(cfg)
 was_prepared = (store / "meta.json").is_file()
 chosen = same_choice(choice, cfg)

@@ -1,6 +1,6 @@
 """Evaluate: score a run on question answering (exact match, F1, ROUGE-L) and measure its held-out perplexity.
 
-The numbers come from `genai_core.evaluation`; every result is saved in the run folder (eval/), so this
+The numbers come from `genai_core.evaluate.perplexity`; every result is saved in the run folder (eval/), so this
 page draws what is on disk: a fresh result and one from last week look the same, and the Runs page shows
 the same scores as columns. An evaluation runs in the script itself, with a progress bar: a few hundred
 questions take seconds to a minute on a laptop CPU.
@@ -17,8 +17,8 @@ import pandas as pd
 import streamlit as st
 
 from genai_core.errors import GenAIError
-from genai_core.evaluation import evaluate_qa, evaluate_run
-from genai_core.runs import Run, list_runs, slugify
+from genai_core.evaluate.perplexity import evaluate_qa, evaluate_run
+from genai_core.runs.folder import Run, list_runs, slugify
 from pages.ui import ASSETS, can_change, runs_root, user_errors
 
 QA_DIR = ASSETS / "qa"

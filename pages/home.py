@@ -6,13 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
+from genai_core.clinical.demo import demo_estimates, demo_pretrain_config, demo_qa_config
 from genai_core.config import RunConfig
-from genai_core.demo import demo_estimates, demo_pretrain_config, demo_qa_config
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
-from genai_core.estimates import Estimate, format_seconds
-from genai_core.jobs import JobManager, JobStatus
-from genai_core.runs import RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
+from genai_core.train.estimates import Estimate
+from genai_core.train.jobs import JobManager, JobStatus
+from genai_core.units import format_seconds
 from pages import ui
 
 st.title("GenAI Playground")
@@ -34,7 +35,7 @@ DEMO_NAMES = ("demo-qa-pretrain", "demo-qa")  # run names of the two stages; ui.
 
 
 def demo_presets() -> tuple[RunConfig, RunConfig]:
-    """The engine's clinical QA demo (`genai_core.demo`); the fine-tune's parent is a placeholder here, read
+    """The engine's clinical QA demo (`genai_core.clinical.demo`); the fine-tune's parent is a placeholder here, read
     for its knobs and name only."""
     return demo_pretrain_config(), demo_qa_config(parent=Path("parent"))
 

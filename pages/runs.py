@@ -5,7 +5,7 @@ scores of each run's latest saved QA evaluation (Evaluate page or `eval --qa`) s
 judged on answer quality as well as on loss.
 
 Every number comes from the run folders (`Run.summary()`, `Run.metrics()`); moving runs around is
-`genai_core.archive`. Actions that change the runs (rename, delete, import) run in widget callbacks:
+`genai_core.runs.archive`. Actions that change the runs (rename, delete, import) run in widget callbacks:
 those run before the page, so the table drawn afterwards already shows the result, and they may
 update the state of the selection widgets. Their outcome is kept in session state ("flash") and
 shown next to the section that caused it.
@@ -21,9 +21,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from genai_core import archive, compare
 from genai_core.errors import user_message
-from genai_core.runs import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
+from genai_core.runs import archive, compare
+from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from pages.ui import (
     PALETTE,
     TABLE_COLUMNS,

@@ -1,7 +1,7 @@
 """Train: set the knobs, see what the run will cost, start it (or a grid of runs), and watch it learn live.
 
 The page only gathers inputs, asks `genai_core` and draws. Numbers (parameters, memory, time) come from
-`genai_core.estimates.estimate`; validation comes from the config models; training runs in the job
+`genai_core.train.estimates.estimate`; validation comes from the config models; training runs in the job
 manager's background thread, which this page polls from one periodic fragment. What run to show is
 found from the job manager and the disk, never from session_state, so a refresh or a second tab sees
 the same run, and after a server restart a run that was training reads `interrupted` with Resume.
@@ -23,17 +23,26 @@ import streamlit as st
 import torch
 from pydantic import BaseModel, ValidationError
 
-from genai_core import ray_jobs
-from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, TrainConfig, recipe_values
-from genai_core.corpus import open_corpus
-from genai_core.demo import demo_qa_config
+from genai_core.clinical.demo import demo_qa_config
+from genai_core.config import (
+    RECIPES,
+    SUGGESTED_MAX_STEPS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    recipe_values,
+)
+from genai_core.data.corpus import open_corpus
+from genai_core.data.tokenstore import TokenStore, prepare_cached, seq_len_problem, store_key
 from genai_core.errors import GenAIError, user_message
-from genai_core.estimates import Estimate, estimate, format_bytes, format_seconds
-from genai_core.jobs import JobManager, JobStatus
-from genai_core.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
-from genai_core.runs import RESUMABLE_STATES, Run, list_runs, slugify, validate_run_name
-from genai_core.tokenstore import TokenStore, prepare_cached, store_key
-from genai_core.training import fine_tune_config, token_cache_dir
+from genai_core.generate.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
+from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs, slugify, token_cache_dir, validate_run_name
+from genai_core.train import ray_jobs
+from genai_core.train.estimates import Estimate, estimate
+from genai_core.train.jobs import JobManager, JobStatus
+from genai_core.train.trainer import fine_tune_config
+from genai_core.units import format_bytes, format_seconds
 from pages import ui
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
@@ -86,7 +95,7 @@ def data_choice() -> tuple[DataConfig | None, str]:
 
 def token_cache() -> Path:
     # The folder where the trainer looks for prepared corpora: preparing here once serves every run after.
-    return token_cache_dir(ui.runs_root() / "_")
+    return token_cache_dir(ui.runs_root())
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -107,14 +116,6 @@ def corpus_stats(cfg: DataConfig) -> dict[str, int]:
         prepare_cached(cfg, cache, progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
         bar.empty()
     return _store_stats(str(cache), key)
-
-
-def seq_len_problem(seq_len: int, stats: dict[str, int] | None) -> str | None:
-    """The trainer refuses windows longer than the smaller split; say so before it is started."""
-    if stats is None or seq_len <= stats["max_seq_len"]:
-        return None
-    return (f"seq_len {seq_len} is too long for this corpus: the smaller split holds only "
-            f"{stats['max_seq_len'] + 1:,} tokens; use seq_len ≤ {stats['max_seq_len']:,} or a larger corpus")
 
 
 # --------------------------------------------------------------------------- which run to show
@@ -442,13 +443,13 @@ def show_live_view() -> None:
 # --------------------------------------------------------------------------- fine-tuning for QA
 MODES = {"lm": "Pretrain (next token)", "qa": "Fine-tune for QA"}
 PARENT_STATES = ("completed", "stopped")  # a run still training has no final weights to start from
-QA_FILE_TYPES = ["csv", "tsv", "jsonl", "ndjson", "parquet"]  # what genai_core.qa.read_qa_table reads
+QA_FILE_TYPES = ["csv", "tsv", "jsonl", "ndjson", "parquet"]  # what genai_core.generate.qa.read_qa_table reads
 QA_TRAIN_SOURCES = {"bundled": "Bundled clinical QA set", "upload": "Upload a file"}
 QA_VAL_SOURCES = {"bundled": "Bundled validation set", "holdout": "Hold out part of the training file"}
 
 
 def qa_preset() -> RunConfig:
-    """The clinical QA demo's fine-tune (`genai_core.demo`): its bundled files and tuned knobs are the form's
+    """The clinical QA demo's fine-tune (`genai_core.clinical.demo`): its bundled files and tuned knobs are the form's
     defaults. The parent is a placeholder; the form's own choice replaces it."""
     return demo_qa_config(parent=Path("parent"))
 
@@ -560,7 +561,8 @@ def qa_stats(cfg: RunConfig) -> dict[str, Any]:
 
 
 def qa_knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
-    """A number input as the pretraining knobs, under a key of its own: each form keeps its own values."""
+    """A number input as the pretraining knobs, under a key of its own: each form keeps its own values. No
+    bounds here: the config's own say what is out of range (Start stays disabled with its message)."""
     return st.number_input(label, key=f"qa_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
 
 
@@ -633,8 +635,7 @@ def qa_mode() -> None:
                 st.caption("Your examples are validated on the bundled clinical questions: hold out part of your "
                            "file instead unless it asks about the same kind of text.")
         else:
-            val_fraction = qa_knob("Share held out", DataConfig, "val_fraction", min_value=0.0, max_value=0.5,
-                                   value=val_fraction, step=0.05)
+            val_fraction = qa_knob("Share held out", DataConfig, "val_fraction", value=val_fraction, step=0.05)
     data_cfg: DataConfig | None = None
     files_ok = train_path is not None and (val_source == "holdout" or val_path is not None)
     if files_ok:
@@ -665,30 +666,30 @@ def qa_mode() -> None:
         max_steps: int | None = None
         epochs: float | None = None
         if length_mode == "steps":
-            max_steps = int(qa_knob("Max steps", T, "max_steps", min_value=1, value=d.max_steps or 1000, step=100))
+            max_steps = int(qa_knob("Max steps", T, "max_steps", value=d.max_steps or SUGGESTED_MAX_STEPS, step=100))
         else:
-            epochs = float(qa_knob("Epochs", T, "epochs", min_value=0.01, value=d.epochs or 1.0, step=0.5))
-        batch_size = qa_knob("Batch size", T, "batch_size", min_value=1, value=d.batch_size, step=4)
+            epochs = float(qa_knob("Epochs", T, "epochs", value=d.epochs or 1.0, step=0.5))
+        batch_size = qa_knob("Batch size", T, "batch_size", value=d.batch_size, step=4)
         lr = qa_knob("Learning rate", T, "lr", value=d.lr, step=5e-4, format="%.5f")
-        warmup = qa_knob("Warmup steps", T, "warmup_steps", min_value=0, value=d.warmup_steps, step=10)
-        dropout = qa_knob("Dropout", ModelConfig, "dropout", min_value=0.0, max_value=0.95,
+        warmup = qa_knob("Warmup steps", T, "warmup_steps", value=d.warmup_steps, step=10)
+        dropout = qa_knob("Dropout", ModelConfig, "dropout",
                           value=preset.model.dropout, step=0.05)
     with col_eval:
-        eval_interval = qa_knob("Evaluate every N steps", T, "eval_interval", min_value=1, value=d.eval_interval,
+        eval_interval = qa_knob("Evaluate every N steps", T, "eval_interval", value=d.eval_interval,
                                 step=50)
-        eval_batches = qa_knob("Validation batches", T, "eval_batches", min_value=1, value=d.eval_batches, step=5)
-        log_interval = qa_knob("Log every N steps", T, "log_interval", min_value=1, value=d.log_interval, step=5)
-        seed = qa_knob("Seed", T, "seed", min_value=0, value=d.seed, step=1)
+        eval_batches = qa_knob("Validation batches", T, "eval_batches", value=d.eval_batches, step=5)
+        log_interval = qa_knob("Log every N steps", T, "log_interval", value=d.log_interval, step=5)
+        seed = qa_knob("Seed", T, "seed", value=d.seed, step=1)
     with col_hw:
         device = st.selectbox("Device", available_devices(), key="qa_device", persist_state=PERSIST,
                               help=field_help(T, "device"))
-        precision = st.selectbox("Precision", ["auto", "fp32", "bf16", "fp16"], key="qa_precision",
+        precision = st.selectbox("Precision", _literals(T, "precision"), key="qa_precision",
                                  persist_state=PERSIST, help=field_help(T, "precision"))
         with st.expander("More training settings"):
-            grad_accum = qa_knob("Gradient accumulation", T, "grad_accum_steps", min_value=1,
+            grad_accum = qa_knob("Gradient accumulation", T, "grad_accum_steps",
                                  value=d.grad_accum_steps, step=1)
-            weight_decay = qa_knob("Weight decay", T, "weight_decay", min_value=0.0, value=d.weight_decay, step=0.05)
-            threads = qa_knob("CPU threads (0 = torch's default)", T, "num_threads", min_value=0,
+            weight_decay = qa_knob("Weight decay", T, "weight_decay", value=d.weight_decay, step=0.05)
+            threads = qa_knob("CPU threads (0 = torch's default)", T, "num_threads",
                               value=d.num_threads or 0, step=1)
         run_on = run_on_controls("qa", device)
 
@@ -913,8 +914,7 @@ with col_train:
     max_steps: int | None = None
     epochs: float | None = None
     if length_mode == "steps":
-        # The config has no step count of its own (a run is one epoch unless told): the page offers this one.
-        max_steps = int(knob("Max steps", T, "max_steps", value=1000, step=100))
+        max_steps = int(knob("Max steps", T, "max_steps", value=SUGGESTED_MAX_STEPS, step=100))
     else:
         epochs = float(knob("Epochs", T, "epochs", value=1.0, step=0.5))  # RunConfig's default length
     batch_size = knob("Batch size", T, "batch_size", step=4)
@@ -974,7 +974,7 @@ if data_cfg is None:
     problems.error("There is no corpus to train on: choose one on the Data page.")
 elif stats is None:
     problems.error("The corpus could not be read or prepared (see above): fix it or choose another on the Data page.")
-if model_cfg is not None and (msg := seq_len_problem(model_cfg.seq_len, stats)):
+if model_cfg is not None and stats is not None and (msg := seq_len_problem(model_cfg.seq_len, stats["max_seq_len"])):
     problems.error(msg)
 
 est: Estimate | None = None
@@ -1060,7 +1060,7 @@ with st.expander("Explore: train a grid of runs"):
                 t = TrainConfig(**{**train_cfg.model_dump(), **{k: v for k, v in over.items()
                                                                 if EXPLORABLE[k][0] == "train"}})
                 cfg = RunConfig(name=run_name, data=data_cfg, model=m, train=t)
-                problem = seq_len_problem(m.seq_len, stats) or ""
+                problem = (seq_len_problem(m.seq_len, stats["max_seq_len"]) if stats else None) or ""
                 if (ui.runs_root() / run_name).exists():
                     problem = "a run of this name exists (change the prefix)"
             except (ValidationError, GenAIError) as e:

@@ -22,18 +22,12 @@ from pydantic import ValidationError
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import APP_RUNNER, DataConfig, RunnerKind
-from genai_core.corpus import detect_format
+from genai_core.data.corpus import detect_format
 from genai_core.errors import CorpusError, GenAIError, user_message
-from genai_core.estimates import format_bytes
-from genai_core.jobs import JobManager
-from genai_core.runs import (
-    atomic_write_bytes,
-    atomic_write_json,
-    check_runs_cap,
-    downsample_rows,
-    runs_dir,
-    slugify,
-)
+from genai_core.files import atomic_write_bytes, atomic_write_json
+from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify
+from genai_core.train.jobs import JobManager
+from genai_core.units import format_bytes
 
 
 def _leave_legacy_pages_mode() -> None:
@@ -100,10 +94,6 @@ def user_errors(where: Any = None) -> Iterator[None]:
         if msg is None:
             raise
         (where or st).error(msg, icon=":material/block:")
-
-
-def validation_message(exc: ValidationError | GenAIError) -> str:
-    return user_message(exc) or str(exc)
 
 
 # --------------------------------------------------------------------------- data choice on disk
@@ -349,7 +339,7 @@ def unique_run_name(base: str) -> str:
 
 DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
 """The bundled corpus the Train page pretrains on while no corpus is chosen (the Home page's QA demo uses the
-engine's own presets, `genai_core.demo`)."""
+engine's own presets, `genai_core.clinical.demo`)."""
 
 
 def demo_data_config() -> DataConfig | None:

@@ -142,7 +142,7 @@ def qa_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_qa_runs(tmp_path_factory: pytest.TempPathFactory, qa_files: dict[str, Path]) -> dict[str, Path]:
     """A tiny char GPT with a copy head pretrained on the cases, and its QA fine-tune (parent -> child)."""
-    from genai_core.training import train
+    from genai_core.train.trainer import train
 
     root = tmp_path_factory.mktemp("qa-runs")
     torch.set_num_threads(1)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from genai_core.config import SampleConfig
-from genai_core.inspection import QA_TEMPLATE, format_qa_prompt
-from genai_core.sampling import Sampler
-from genai_core.training import train
+from genai_core.generate.inspection import QA_TEMPLATE, format_qa_prompt
+from genai_core.generate.sampling import Sampler
+from genai_core.train.trainer import train
 from tests.conftest import tiny_config
 
 ROOT = Path(__file__).resolve().parent.parent

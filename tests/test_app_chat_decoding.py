@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from genai_core.config import SampleConfig
-from genai_core.qa import answer_stream, build_prompt
-from genai_core.sampling import Sampler, beam_search
-from genai_core.training import train
+from genai_core.generate.qa import answer_stream, build_prompt
+from genai_core.generate.sampling import Sampler, beam_search
+from genai_core.train.trainer import train
 from tests.conftest import app_test, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def test_greedy_answer_is_the_engines_and_is_shaded_by_confidence(run: Path) -> 
 
 def _page_functions(*names: str) -> dict[str, Any]:
     """Functions of the Chat page, compiled on their own (importing the page would run it)."""
-    from genai_core.inspection import display_token
+    from genai_core.generate.inspection import display_token
 
     namespace: dict[str, Any] = {"html": html, "display_token": display_token, "Any": Any}
     tree = ast.parse((ROOT / PAGE).read_text(encoding="utf-8"))

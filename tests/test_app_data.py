@@ -15,9 +15,9 @@ import pytest
 from conftest import app_test, english_like
 
 from genai_core.config import DataConfig
-from genai_core.corpus import clean_text
-from genai_core.tokenstore import TokenStore, store_key
-from genai_core.training import token_cache_dir
+from genai_core.data.corpus import clean_text
+from genai_core.data.tokenstore import TokenStore, store_key
+from genai_core.runs.folder import token_cache_dir
 
 PAGE = "pages/data.py"
 
@@ -238,7 +238,7 @@ def test_prepare_writes_the_token_store_and_the_choice(bundled: Path, app_env: P
 
     cfg = saved_choice()
     assert Path(cfg.corpus) == bundled.resolve() and cfg.text_column == "text" and cfg.tokenizer == "char"
-    store = TokenStore(token_cache_dir(app_env / "x") / store_key(cfg))
+    store = TokenStore(token_cache_dir(app_env) / store_key(cfg))
     stats = store.stats
     assert stats.records == 80 and stats.train_tokens + stats.val_tokens == estimated
     assert number(metric(at, "Train tokens")) == stats.train_tokens
@@ -259,7 +259,7 @@ def test_prepare_writes_the_token_store_and_the_choice(bundled: Path, app_env: P
     assert not at.exception and not at.error, errors(at)
     cfg = saved_choice()
     assert cfg.tokenizer == "bpe" and cfg.vocab_size == 300
-    stats = TokenStore(token_cache_dir(app_env / "x") / store_key(cfg)).stats
+    stats = TokenStore(token_cache_dir(app_env) / store_key(cfg)).stats
     assert stats.train_tokens + stats.val_tokens == estimated
 
     # A new session (another tab) finds the choice on disk and says the Train page uses it.

@@ -14,8 +14,8 @@ import torch
 from conftest import app_test, tiny_config
 
 from genai_core.config import DataConfig
-from genai_core.runs import Run
-from genai_core.training import train
+from genai_core.runs.folder import Run
+from genai_core.train.trainer import train
 
 TIMEOUT = 60.0
 

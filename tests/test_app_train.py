@@ -19,10 +19,10 @@ import streamlit as st
 from conftest import app_test, english_like
 
 from genai_core.config import DataConfig, ModelConfig
-from genai_core.jobs import JobManager
+from genai_core.data.tokenstore import prepare_cached
 from genai_core.model import build_model, count_parameters
-from genai_core.runs import Run
-from genai_core.tokenstore import prepare_cached
+from genai_core.runs.folder import Run
+from genai_core.train.jobs import JobManager
 
 TIMEOUT = 60.0
 TINY = {"d_model": 32, "n_heads": 2, "n_layers": 2, "seq_len": 16, "batch_size": 4, "max_steps": 20,
@@ -225,7 +225,7 @@ def test_explore_grid_queues_named_runs(corpus: Path) -> None:
 
 
 def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path) -> None:
-    from genai_core.demo import demo_pretrain_config, demo_qa_config
+    from genai_core.clinical.demo import demo_pretrain_config, demo_qa_config
 
     at = app_test()
     assert at.title[0].value == "GenAI Playground"

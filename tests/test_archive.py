@@ -20,10 +20,10 @@ import torch
 from conftest import tiny_config
 from safetensors.torch import load_file
 
-from genai_core import archive
 from genai_core.errors import CheckpointError, GenAIError
-from genai_core.runs import Run, list_runs
-from genai_core.training import train
+from genai_core.runs import archive
+from genai_core.runs.folder import Run, list_runs
+from genai_core.train.trainer import train
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +312,7 @@ def test_html_report_is_one_offline_file(run: Run) -> None:
 
 
 def test_saved_evaluations_travel_with_the_run(run: Run, tmp_path: Path) -> None:
-    from genai_core.evaluation import evaluate_run
+    from genai_core.evaluate.perplexity import evaluate_run
 
     evaluate_run(run)  # writes eval/perplexity-val.json
     (run.eval_path / "notes.txt").write_text("not an evaluation")  # only .json/.csv results are exported

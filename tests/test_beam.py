@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from torch.nn import functional as F
 
 from genai_core.config import RECIPES, ModelConfig, SampleConfig
+from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import GenAIError
+from genai_core.generate.sampling import Sampler, apply_repetition_penalty, length_penalty
 from genai_core.model import GPT, GPTDecoder, KVCache, RecurrentState, build_model
-from genai_core.sampling import Sampler, apply_repetition_penalty, length_penalty
-from genai_core.tokenization import CharTokenizer
-from genai_core.training import train
+from genai_core.train.trainer import train
 from tests.conftest import tiny_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genai_core.bench import _finite, english_text, write_english_csv
+from genai_core.bench.speed import _finite, english_text, write_english_csv
 
 
 def test_english_text_is_deterministic_and_about_the_size_asked() -> None:
@@ -38,9 +38,9 @@ def test_report_is_strict_json() -> None:
 
 
 def test_recipe_benchmark_trains_every_arm_into_run_folders_the_ablation_view_reads(tmp_path: Path) -> None:
-    from genai_core.bench_recipes import KNOBS, SHAKESPEARE, format_report, run_recipes
-    from genai_core.compare import ablation
-    from genai_core.runs import list_runs
+    from genai_core.bench.recipes import KNOBS, SHAKESPEARE, format_report, run_recipes
+    from genai_core.runs.compare import ablation
+    from genai_core.runs.folder import list_runs
 
     assert SHAKESPEARE.is_file() and 1_000_000 < SHAKESPEARE.stat().st_size < 1_300_000
     report = run_recipes(tmp_path, steps=20, ablation_steps=10, seeds=2, log=lambda m: None)

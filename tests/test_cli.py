@@ -256,9 +256,9 @@ def test_eval_json_on_another_corpus_counts_unknown_characters(
 def test_evaluation_counts_every_token_once_whatever_the_batch(
     trained: tuple[Path, subprocess.CompletedProcess[str]]
 ) -> None:
-    from genai_core.evaluation import evaluate_run, sum_loss
+    from genai_core.evaluate.perplexity import evaluate_run, sum_loss
     from genai_core.model import build_model, load_state
-    from genai_core.runs import Run
+    from genai_core.runs.folder import Run
 
     run = Run(trained[0])
     one = evaluate_run(run, device="cpu", batch_size=1)
@@ -435,7 +435,7 @@ def test_help_shows_config_docstrings_and_defaults(cli: Cli) -> None:
     flat = " ".join(res.stdout.split())
     assert TrainConfig.model_fields["warmup_steps"].description in flat
     assert f"(default: {TrainConfig.model_fields['lr'].default})" in flat
-    from genai_core.evaluation import DEFAULT_MAX_TOKENS
+    from genai_core.evaluate.perplexity import DEFAULT_MAX_TOKENS
 
     assert f"(default: {DEFAULT_MAX_TOKENS:,})" in " ".join(cli("eval", "--help").stdout.split())
 

@@ -9,10 +9,17 @@ import pandas as pd
 import pytest
 
 from genai_core.config import DataConfig
-from genai_core.corpus import clean_text, open_corpus, preview
+from genai_core.data.corpus import clean_text, open_corpus, preview
+from genai_core.data.tokenization import (
+    EOT,
+    BPETokenizer,
+    CharTokenizer,
+    StreamDecoder,
+    load_tokenizer,
+    train_tokenizer,
+)
+from genai_core.data.tokenstore import TokenStore, prepare, prepare_cached, token_dtype
 from genai_core.errors import CheckpointError, CorpusError
-from genai_core.tokenization import EOT, BPETokenizer, CharTokenizer, StreamDecoder, load_tokenizer, train_tokenizer
-from genai_core.tokenstore import TokenStore, prepare, prepare_cached, token_dtype
 
 
 @pytest.mark.parametrize("name", ["tiny.csv", "tiny.tsv", "tiny.jsonl", "tiny.parquet"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from genai_core.model import build_model, load_state
-from genai_core.runs import Run
+from genai_core.runs.folder import Run
 
 
 def _free_port() -> int:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from genai_core.config import DataConfig
-from genai_core.runs import atomic_write_json
+from genai_core.files import atomic_write_json
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

@@ -17,20 +17,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
 from genai_core.devices import autocast
-from genai_core.estimates import (
+from genai_core.model import build_model
+from genai_core.train.estimates import (
     Estimate,
     clear_cache,
     count_params,
     estimate,
     flops_per_token,
-    format_bytes,
-    format_seconds,
     matmul_params,
     measure_cpu_peak_memory,
     memory_estimate,
 )
-from genai_core.model import build_model
-from genai_core.training import make_optimizer
+from genai_core.train.trainer import make_optimizer
+from genai_core.units import format_bytes, format_seconds
 
 
 def run_config(model: ModelConfig | None = None, **train: object) -> RunConfig:
@@ -258,7 +257,7 @@ def _independent_step_seconds(cfg: RunConfig, steps: int = 5) -> float:
 
 
 def test_default_config_is_calibrated_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)  # quiet, whatever else runs beside
+    monkeypatch.setattr("genai_core.train.estimates.busy_cores", lambda: 0.0)  # quiet, whatever else runs beside
     clear_cache()
     cfg = run_config(max_steps=500)
     first = estimate(cfg, "cpu")
@@ -338,17 +337,17 @@ def test_cuda_estimate_against_measured_peak() -> None:
 
 
 def test_a_busy_machine_is_said_and_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 1.5)
+    monkeypatch.setattr("genai_core.train.estimates.busy_cores", lambda: 1.5)
     clear_cache()
     est = estimate(run_config(max_steps=50), "cpu")
     assert not est.calibrated and est.busy_cores == 1.5
     assert "busy" in est.message and "slower" in est.message
-    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)
+    monkeypatch.setattr("genai_core.train.estimates.busy_cores", lambda: 0.0)
     assert estimate(run_config(max_steps=50), "cpu").calibrated  # nothing slow was cached meanwhile
 
 
 def test_background_calibration_answers_at_once_then_times(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("genai_core.estimates.busy_cores", lambda: 0.0)
+    monkeypatch.setattr("genai_core.train.estimates.busy_cores", lambda: 0.0)
     clear_cache()
     cfg = run_config(max_steps=50)
     first = estimate(cfg, "cpu", background=True)
@@ -363,7 +362,7 @@ def test_background_calibration_answers_at_once_then_times(monkeypatch: pytest.M
 def test_runs_of_the_same_shape_calibrate_the_estimate(tmp_path: Path, tiny_txt: Path) -> None:
     from conftest import tiny_config
 
-    from genai_core.training import train
+    from genai_core.train.trainer import train
 
     cfg = tiny_config(tiny_txt, max_steps=40, log_interval=5)
     done = train(cfg, tmp_path / "done").run

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from genai_core.config import ModelConfig, SampleConfig
+from genai_core.data.tokenization import CharTokenizer
+from genai_core.generate.sampling import Generation, Sampler, filter_logits, generate_uncached, token_distribution
 from genai_core.model import GPT, GPTDecoder, build_model
-from genai_core.sampling import Generation, Sampler, filter_logits, generate_uncached, token_distribution
-from genai_core.tokenization import CharTokenizer
 
 GPT_CONFIGS = [
     ModelConfig(vocab_size=40, d_model=32, n_heads=4, n_layers=2, seq_len=24),

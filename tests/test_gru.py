@@ -13,12 +13,12 @@ from safetensors.torch import load_file
 
 from genai_core.cli import build_parser
 from genai_core.config import DataConfig, ModelConfig, SampleConfig
-from genai_core.estimates import count_params, estimate, flops_per_token, matmul_params
+from genai_core.data.tokenstore import prepare_cached
+from genai_core.generate.sampling import Sampler
 from genai_core.model import RecurrentLM, RecurrentState, build_model, load_state, state_for_save
-from genai_core.runs import Run
-from genai_core.sampling import Sampler
-from genai_core.tokenstore import prepare_cached
-from genai_core.training import train
+from genai_core.runs.folder import Run
+from genai_core.train.estimates import count_params, estimate, flops_per_token, matmul_params
+from genai_core.train.trainer import train
 from tests.conftest import app_test, tiny_config
 
 GRU = ModelConfig(arch="gru", vocab_size=50, d_model=32, n_layers=2, seq_len=24)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import tiny_config
 
-from genai_core import archive
 from genai_core.errors import GenAIError, user_message
-from genai_core.runs import Run, validate_run_name
-from genai_core.training import train
+from genai_core.runs import archive
+from genai_core.runs.folder import Run, validate_run_name
+from genai_core.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import torch
 
 from genai_core.config import ModelConfig, SampleConfig
 from genai_core.errors import GenAIError
-from genai_core.inspection import (
+from genai_core.generate.inspection import (
     QA_TEMPLATE,
     answer_attention,
     display_token,
@@ -17,8 +17,8 @@ from genai_core.inspection import (
     next_token_view,
     unique_labels,
 )
+from genai_core.generate.sampling import apply_repetition_penalty, filter_logits
 from genai_core.model import build_model
-from genai_core.sampling import apply_repetition_penalty, filter_logits
 
 
 def _logits(V: int = 50, seed: int = 0) -> torch.Tensor:

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from conftest import english_like, tiny_config
 
-from genai_core import training
 from genai_core.config import RunConfig
 from genai_core.errors import CorpusError, GenAIError
-from genai_core.jobs import JobManager, JobStatus
-from genai_core.runs import Run
+from genai_core.runs.folder import Run
+from genai_core.train import trainer
+from genai_core.train.jobs import JobManager, JobStatus
 
 TIMEOUT = 60.0  # generous for a loaded 2-core machine; a healthy run of these tests takes seconds
 
@@ -142,7 +142,7 @@ def test_live_status_then_stop_and_resume_continue_the_curve(jm: JobManager, cor
     # The schedule continued: every logged lr is the schedule's value at its step, across the stop.
     t = run.config().train
     for r in run.metrics():
-        assert r["lr"] == pytest.approx(training.lr_at(r["step"] - 1, t.lr, t.warmup_steps, total, t.min_lr_ratio))
+        assert r["lr"] == pytest.approx(trainer.lr_at(r["step"] - 1, t.lr, t.warmup_steps, total, t.min_lr_ratio))
 
 
 def test_stopping_a_queued_job_removes_it_from_the_queue(jm: JobManager, corpus: Path) -> None:
@@ -191,14 +191,14 @@ def test_failing_jobs_are_marked_failed_and_the_queue_goes_on(jm: JobManager, co
 
 
 def test_a_bug_in_a_job_does_not_kill_the_worker(jm: JobManager, corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_train = training.train
+    real_train = trainer.train
 
-    def flaky_train(config: RunConfig, out: Path, **kw: Any) -> training.TrainResult:
+    def flaky_train(config: RunConfig, out: Path, **kw: Any) -> trainer.TrainResult:
         if Path(out).name == "buggy":
             raise RuntimeError("boom")  # outside train's own handler: nothing on disk says failed
         return real_train(config, out, **kw)
 
-    monkeypatch.setattr(training, "train", flaky_train)
+    monkeypatch.setattr(trainer, "train", flaky_train)
     jm.submit(cfg(corpus, max_steps=10), "buggy")
     jm.submit(cfg(corpus, max_steps=10), "fine")
     bug = jm.wait("buggy", TIMEOUT)

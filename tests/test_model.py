@@ -7,7 +7,7 @@ import torch
 
 from genai_core.config import ModelConfig
 from genai_core.errors import CheckpointError
-from genai_core.model import GPT, LSTMLM, build_model, load_state, state_for_save
+from genai_core.model import GPT, RecurrentLM, build_model, load_state, state_for_save
 
 CONFIGS = [
     ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, seq_len=24),
@@ -109,5 +109,7 @@ def test_state_roundtrip_and_bad_checkpoints(cfg: ModelConfig) -> None:
         load_state(b, extra)
 
 
-def test_lstm_is_selectable() -> None:
-    assert isinstance(build_model(CONFIGS[-1]), LSTMLM)
+@pytest.mark.parametrize("arch, cell", [("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)])
+def test_recurrent_arch_builds_its_own_cell(arch: str, cell: type[torch.nn.RNNBase]) -> None:
+    model = build_model(CONFIGS[-1].model_copy(update={"arch": arch}))
+    assert isinstance(model, RecurrentLM) and type(model.rnn) is cell

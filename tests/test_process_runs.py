@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from conftest import english_like, tiny_config
 
-from genai_core import launcher
 from genai_core.config import RunConfig
-from genai_core.jobs import JobManager
-from genai_core.runs import Run
+from genai_core.runs.folder import Run
+from genai_core.train import launcher
+from genai_core.train.jobs import JobManager
 
 TIMEOUT = 120.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +135,7 @@ def test_queued_run_leaves_the_queue_when_stopped(root: Path, corpus: Path) -> N
 
 def _server(root: Path, config: RunConfig, name: str) -> subprocess.Popen[str]:
     """A stand-in for the app's server: a process whose JobManager submits a run and then just lives."""
-    code = ("import sys, time; from genai_core.config import RunConfig; from genai_core.jobs import JobManager;"
+    code = ("import sys, time; from genai_core.config import RunConfig; from genai_core.train.jobs import JobManager;"
             f"jm = JobManager({str(root)!r});"
             f"jm.submit(RunConfig.model_validate_json(sys.stdin.read()), {name!r});"
             "print('submitted', flush=True); time.sleep(600)")
@@ -254,8 +254,8 @@ def test_scheduler_lock_is_exclusive(tmp_path: Path) -> None:
     lock = tmp_path / "x.lock"
     with launcher.file_lock(lock) as got:
         assert got
-        code = (f"from genai_core.launcher import file_lock\nwith file_lock(__import__('pathlib').Path({str(lock)!r}),"
-                " blocking=False) as g: print(g)")
+        code = ("from genai_core.train.launcher import file_lock\n"
+                f"with file_lock(__import__('pathlib').Path({str(lock)!r}), blocking=False) as g: print(g)")
         assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip() == "False"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -14,15 +14,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from genai_core import qa
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.data.retrieval import select_context, split_sentences
+from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import CorpusError, GenAIError
+from genai_core.generate import qa
+from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, state_for_save
-from genai_core.retrieval import select_context, split_sentences
-from genai_core.runs import Run
-from genai_core.sampling import Sampler
-from genai_core.tokenization import CharTokenizer
-from genai_core.training import fine_tune_config, init_from_parent, train
+from genai_core.runs.folder import Run
+from genai_core.train.trainer import fine_tune_config, init_from_parent, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -282,7 +282,7 @@ def test_cli_demo_qa_makes_two_linked_runs(tmp_path: Path) -> None:
 
 def test_attention_view_shows_where_the_copy_head_copied_from(tiny_qa_runs: dict[str, Path],
                                                                qa_files: dict[str, Path]) -> None:
-    from genai_core.inspection import answer_attention
+    from genai_core.generate.inspection import answer_attention
 
     sampler = Sampler.from_run(tiny_qa_runs["qa"], device="cpu")
     row = pd.read_csv(qa_files["test"], dtype=str).iloc[0]

@@ -14,9 +14,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from genai_core import qa
 from genai_core.errors import CheckpointError, GenAIError
-from genai_core.evaluation import (
+from genai_core.evaluate.perplexity import (
     PREDICTION_COLUMNS,
     evaluate_qa,
     evaluate_run,
@@ -24,9 +23,10 @@ from genai_core.evaluation import (
     read_qa_file,
     save_evaluation,
 )
-from genai_core.runs import Run
-from genai_core.sampling import Sampler
-from genai_core.scoring import score_answer
+from genai_core.evaluate.scoring import score_answer
+from genai_core.generate import qa
+from genai_core.generate.sampling import Sampler
+from genai_core.runs.folder import Run
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from conftest import app_test, english_like, tiny_config
 
-from genai_core import ray_jobs
 from genai_core.config import RunConfig
-from genai_core.jobs import JobManager
-from genai_core.runs import Run
+from genai_core.runs.folder import Run
+from genai_core.train import ray_jobs
+from genai_core.train.jobs import JobManager
 
 pytestmark = pytest.mark.skipif(not ray_jobs.available() or shutil.which("ray") is None,
                                 reason="ray is not installed (pip install 'ray[default]')")

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from genai_core.compare import ablation, baselines
 from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, with_recipe
 from genai_core.devices import resolve_threads
+from genai_core.generate.sampling import Sampler
 from genai_core.model import GPT, apply_rope, build_model, rope_tables
-from genai_core.optim import is_hidden_matrix, make_optimizer
-from genai_core.runs import Run
-from genai_core.sampling import Sampler
-from genai_core.training import train
+from genai_core.runs.compare import ablation, baselines
+from genai_core.runs.folder import Run
+from genai_core.train.optim import is_hidden_matrix, make_optimizer
+from genai_core.train.trainer import train
 from tests.conftest import tiny_config
 
 MODERN = ModelConfig(vocab_size=40, d_model=32, n_heads=4, n_layers=2, seq_len=24)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from genai_core.config import ModelConfig, SampleConfig
+from genai_core.data.tokenization import CharTokenizer
+from genai_core.generate.sampling import Sampler, choose_token, filter_logits, generate_uncached
 from genai_core.model import build_model
-from genai_core.sampling import Sampler, choose_token, filter_logits, generate_uncached
-from genai_core.tokenization import CharTokenizer
 
 
 def test_top_k_keeps_exactly_k() -> None:

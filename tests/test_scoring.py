@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genai_core.scoring import aggregate, exact_match, normalize_answer, rouge_l, score_answer, token_f1
+from genai_core.evaluate.scoring import aggregate, exact_match, normalize_answer, rouge_l, score_answer, token_f1
 
 
 @pytest.mark.parametrize(("text", "normalized"), [

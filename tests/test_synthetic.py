@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genai_core import synthetic as syn
+from genai_core.clinical import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"

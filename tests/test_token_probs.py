@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from genai_core.config import ModelConfig, SampleConfig
+from genai_core.data.tokenization import CharTokenizer
+from genai_core.generate.sampling import ALTERNATIVES, Sampler, apply_repetition_penalty, filter_logits
 from genai_core.model import build_model
-from genai_core.sampling import ALTERNATIVES, Sampler, apply_repetition_penalty, filter_logits
-from genai_core.tokenization import CharTokenizer
 
 ARCHS = {"gpt": {}, "gpt-copy": {"copy_head": True}, "lstm": {"arch": "lstm"}, "gru": {"arch": "gru"}}
 KNOBS = [

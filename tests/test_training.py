@@ -18,9 +18,9 @@ import torch
 from conftest import tiny_config
 
 from genai_core.errors import GenAIError
-from genai_core.runs import Run
-from genai_core.sampling import Sampler
-from genai_core.training import Trainer, TrainEvent, lr_at, setup_run, train
+from genai_core.generate.sampling import Sampler
+from genai_core.runs.folder import Run
+from genai_core.train.trainer import Trainer, TrainEvent, lr_at, setup_run, train
 
 CURVE_KEYS = ("step", "epoch", "tokens", "train_loss", "lr", "val_loss", "grad_norm")
 
@@ -166,7 +166,7 @@ _CHILD = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {tests!r})
     from conftest import tiny_config
-    from genai_core.training import train
+    from genai_core.train.trainer import train
     torch.set_num_threads(1)
     cfg = tiny_config(__import__("pathlib").Path({corpus!r}), max_steps=100000, checkpoint_interval=1,
                       eval_interval=1000, sample_tokens=1)

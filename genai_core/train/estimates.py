@@ -115,9 +115,17 @@ from typing import Any
 
 import torch
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
-from .devices import busy_cores, cpu_cores, resolve_compile, resolve_device, resolve_precision, resolve_threads
-from .tokenstore import Batch
+from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
+from genai_core.data.tokenstore import Batch
+from genai_core.devices import (
+    busy_cores,
+    cpu_cores,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    resolve_threads,
+)
+from genai_core.units import format_bytes
 
 MB = 1_000_000
 CPU_RUNTIME_BYTES = 90 * MB
@@ -570,8 +578,8 @@ def random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) ->
 
 def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> _Timing:
     """Time 1 warmup + TIMED_STEPS training steps of this exact model as the Trainer runs them (median)."""
-    from .model import build_model
-    from .optim import TrainStep, make_optimizer
+    from genai_core.model import build_model
+    from genai_core.train.optim import TrainStep, make_optimizer
 
     t1 = t.model_copy(update={"grad_accum_steps": 1})
     fork_devices = [device.index or 0] if device.type in ("cuda", "mps") else []
@@ -703,7 +711,7 @@ def _history_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precis
     """The step time runs of this exact shape measured while they trained on this machine (the trainer's own
     tokens/s, evaluations excluded), split into forward/backward/optimizer as the throughput model splits it.
     None when no such run has logged enough steps."""
-    from .runs import list_runs
+    from genai_core.runs.folder import list_runs
 
     rates: list[float] = []
     source = ""
@@ -874,8 +882,8 @@ def _measure_child() -> None:
     import resource
     import sys
 
-    from .model import build_model
-    from .optim import TrainStep, make_optimizer
+    from genai_core.model import build_model
+    from genai_core.train.optim import TrainStep, make_optimizer
 
     def rss() -> int:
         with open("/proc/self/statm") as f:
@@ -924,49 +932,12 @@ def measure_cpu_peak_memory(config: RunConfig | ModelConfig, train: TrainConfig 
     root = str(Path(__file__).resolve().parents[1])
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
-    script = "from genai_core.estimates import _measure_child; _measure_child()"
+    script = "from genai_core.train.estimates import _measure_child; _measure_child()"
     proc = subprocess.run([sys.executable, "-c", script, cfg.model_dump_json(), str(steps)],
                           capture_output=True, text=True, env=child_env, cwd=root, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-# --------------------------------------------------------------------------- formatting
-def format_bytes(n: float | None) -> str:
-    """`1234567` -> `1.2 MB` (decimal units, as disks and the OS's memory meters show them)."""
-    if n is None:
-        return "?"
-    n = float(n)
-    sign = "-" if n < 0 else ""
-    n = abs(n)
-    if n < 1000:
-        return f"{sign}{int(n)} B"
-    for unit in ("kB", "MB", "GB", "TB", "PB"):
-        n /= 1000
-        if n < 999.5 or unit == "PB":
-            break
-    return f"{sign}{n:.1f} {unit}" if n < 100 else f"{sign}{n:.0f} {unit}"
-
-
-def format_seconds(s: float | None) -> str:
-    """`0.0123` -> `12 ms`, `75` -> `1 min 15 s`, `7500` -> `2 h 05 min`, `200000` -> `2 d 7 h`."""
-    if s is None or math.isnan(s):
-        return "?"
-    if math.isinf(s):
-        return "forever"
-    if s < 1e-3:
-        return f"{s * 1e6:.0f} µs"
-    if s < 1:
-        return f"{s * 1e3:.0f} ms"
-    if s < 60:
-        return f"{s:.1f} s"
-    s = round(s)
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 __all__ = [
@@ -979,8 +950,6 @@ __all__ = [
     "device_throughput",
     "estimate",
     "flops_per_token",
-    "format_bytes",
-    "format_seconds",
     "matmul_params",
     "measure_cpu_peak_memory",
     "memory_estimate",

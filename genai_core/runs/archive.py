@@ -40,18 +40,11 @@ from pydantic import ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .config import RunConfig
-from .errors import CheckpointError, GenAIError, describe_validation_error
-from .runs import (
-    ACTIVE_STATES,
-    Run,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    downsample_rows,
-    read_json,
-    validate_run_name,
-)
+from genai_core.config import RunConfig
+from genai_core.units import format_bytes, format_seconds
+from genai_core.errors import CheckpointError, GenAIError, describe_validation_error
+from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from genai_core.runs.folder import ACTIVE_STATES, Run, downsample_rows, validate_run_name
 
 FORMAT = "genai-playground-run"
 FORMAT_VERSION = 1
@@ -238,17 +231,17 @@ def _plan(zf: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> tuple[dic
     text = [i for i in files if not i.filename.endswith(".safetensors")]
     for i in files:
         if i.file_size > 2**20 and i.file_size > MAX_RATIO * max(i.compress_size, 1):
-            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)} from "
-                             f"{_size(i.compress_size)} ({i.file_size // max(i.compress_size, 1):,}:1, past the "
+            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {format_bytes(i.file_size)} from "
+                             f"{format_bytes(i.compress_size)} ({i.file_size // max(i.compress_size, 1):,}:1, past the "
                              f"{MAX_RATIO}:1 limit): a zip bomb?")
         if i in text and i.file_size > MAX_TEXT_MEMBER_BYTES:
-            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {_size(i.file_size)}, more than "
-                             f"the {_size(MAX_TEXT_MEMBER_BYTES)} a run's text file may hold")
+            raise GenAIError(f"refusing archive: {i.filename!r} would unpack to {format_bytes(i.file_size)}, more than "
+                             f"the {format_bytes(MAX_TEXT_MEMBER_BYTES)} a run's text file may hold")
     if sum(i.file_size for i in text) > MAX_TEXT_BYTES:
-        raise GenAIError(f"refusing archive: its text files would unpack to more than {_size(MAX_TEXT_BYTES)}")
+        raise GenAIError(f"refusing archive: its text files would unpack to more than {format_bytes(MAX_TEXT_BYTES)}")
     total = sum(i.file_size for i in files)
     if total > max_bytes:
-        raise GenAIError(f"refusing archive: it would unpack to {_size(total)}, more than the {_size(max_bytes)} "
+        raise GenAIError(f"refusing archive: it would unpack to {format_bytes(total)}, more than the {format_bytes(max_bytes)} "
                          "limit (a zip bomb, or a run too large to import through the browser)")
 
     # Our own exports put everything under one folder named after the run; accept a flat zip too.
@@ -288,7 +281,7 @@ def _extract(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], dest: Pat
                     total += len(chunk)
                     if written > info.file_size or total > max_bytes:
                         raise GenAIError(f"refusing archive: {rel!r} unpacks to more than it declares "
-                                         f"(limit {_size(max_bytes)}): a zip bomb?")
+                                         f"(limit {format_bytes(max_bytes)}): a zip bomb?")
                     out.write(chunk)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
             raise GenAIError(f"the archive is damaged: {rel!r} cannot be unpacked ({e})") from None
@@ -312,7 +305,7 @@ def _validate_folder(folder: Path) -> tuple[RunConfig, dict[str, Any]]:
     except UnicodeDecodeError:
         raise GenAIError("config.json is not UTF-8 text") from None
 
-    from .tokenization import load_tokenizer
+    from genai_core.data.tokenization import load_tokenizer
 
     try:
         tok = load_tokenizer(folder / "tokenizer.json")
@@ -383,7 +376,7 @@ def _validate_checkpoints(folder: Path, config: RunConfig) -> None:
     if latest not in {p.name for p in steps}:
         raise CheckpointError(f"checkpoints/latest names {latest!r}, which is not in the archive")
 
-    from .model import build_model, load_state
+    from genai_core.model import build_model, load_state
 
     with torch.device("meta"):
         model = build_model(config.model)
@@ -446,7 +439,7 @@ def _install(tmp: Path, root: Path, wanted: str, config: RunConfig, source_name:
 
 
 def _as_run_name(text: str) -> str:
-    from .runs import slugify
+    from genai_core.runs.folder import slugify
 
     try:
         return validate_run_name(text)
@@ -549,7 +542,7 @@ def html_report(run: Run) -> str:
         ("parameters", _num(summary.get("params"))),
         ("steps", _num(summary.get("step"))),
         ("tokens seen", _num(summary.get("tokens"))),
-        ("training time", _duration(summary.get("elapsed_s"))),
+        ("training time", format_seconds(summary.get("elapsed_s"))),
         ("final train loss (nats/token)", _fmt(summary.get("train_loss"))),
         ("best validation loss (nats/token)", _fmt(summary.get("best_val_loss"))),
         ("best validation perplexity", _fmt(summary.get("best_val_ppl"), 2)),
@@ -606,35 +599,11 @@ def _num(v: Any) -> str:
     return "—" if v is None else f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)
 
 
-def _duration(seconds: Any) -> str:
-    if seconds is None:
-        return "—"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.1f} s"
-    m, s = divmod(round(s), 60)
-    h, m = divmod(m, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min {s:02d} s"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def _relative(message: str, folder: Path) -> str:
     """Engine messages name files by path; the staging folder means nothing to the person importing."""
     return message.replace(str(folder) + os.sep, "").replace(str(folder), "the archive")
 
 
-def format_duration(seconds: float | None) -> str:
-    """`12.3 s`, `4 min 05 s`, `2 h 03 min` (for tables and the report)."""
-    return _duration(seconds)
-
-
-__all__ = ["FORMAT", "MAX_IMPORT_BYTES", "MAX_MEMBERS", "delete_run", "export_run", "format_duration",
+__all__ = ["FORMAT", "MAX_IMPORT_BYTES", "MAX_MEMBERS", "delete_run", "export_run",
            "html_report", "import_run", "is_active", "rename_run"]
 

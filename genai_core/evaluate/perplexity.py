@@ -37,15 +37,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import DataConfig, RunConfig, SampleConfig
-from .corpus import open_corpus
-from .devices import autocast, resolve_device, resolve_precision
-from .errors import CheckpointError, CorpusError, GenAIError
-from .model import LanguageModel, build_model, load_state
-from .runs import Run, atomic_write_json, atomic_write_text, slugify
-from .scoring import AnswerScore, mean_percent, score_answer
-from .tokenization import BPETokenizer, CharTokenizer
-from .tokenstore import TokenStore, prepare, prepare_cached, windows_to_batch
+from genai_core.config import DataConfig, RunConfig, SampleConfig
+from genai_core.data.corpus import open_corpus
+from genai_core.data.tokenization import BPETokenizer, CharTokenizer
+from genai_core.data.tokenstore import TokenStore, prepare, prepare_cached, windows_to_batch
+from genai_core.devices import autocast, resolve_device, resolve_precision
+from genai_core.errors import CheckpointError, CorpusError, GenAIError
+from genai_core.evaluate.scoring import AnswerScore, mean_percent, score_answer
+from genai_core.files import atomic_write_json, atomic_write_text
+from genai_core.model import LanguageModel, build_model, load_state
+from genai_core.runs.folder import Run, slugify
 
 DEFAULT_MAX_TOKENS = 2_000_000
 _LOGITS_BUDGET = 64 << 20  # logits elements per batch (x4 bytes): keeps big vocabularies in memory
@@ -190,7 +191,6 @@ def _own_validation(
     run: Run, cfg: RunConfig, tok: CharTokenizer | BPETokenizer, limit: int, notes: list[str],
     progress: Progress | None,
 ) -> tuple[np.ndarray, int, str]:
-    from .training import token_cache_dir
 
     corpus = Path(cfg.data.corpus)
     if not corpus.is_file():
@@ -198,7 +198,7 @@ def _own_validation(
             f"the corpus of run {run.name} ({corpus}) is not there any more; "
             "evaluate on a file instead (--corpus)"
         )
-    store = prepare_cached(cfg.data, token_cache_dir(run.path), progress)
+    store = prepare_cached(cfg.data, run.token_cache, progress)
     source = f"validation split of {corpus.name}"
     if _same_tokenizer(store.tokenizer, tok):
         return _head(store.val, limit), max(0, len(store.val) - 1), source
@@ -277,7 +277,7 @@ class QAFile:
 def read_qa_file(path: Path | str) -> QAFile:
     """The rows of a question,context[,answer] table (`qa.read_qa_table`: .csv, .tsv, .jsonl, .parquet),
     checked: a bad file, or a row with an empty cell, raises a GenAIError saying which."""
-    from .qa import read_qa_table
+    from genai_core.generate.qa import read_qa_table
 
     path = Path(path)
     df = read_qa_table(path, need_answer=False)
@@ -299,7 +299,7 @@ def read_qa_file(path: Path | str) -> QAFile:
 
 @lru_cache(maxsize=1)
 def _question_patterns() -> list[tuple[str, re.Pattern[str]]]:
-    from .synthetic import QUESTIONS, question_pattern
+    from genai_core.clinical.synthetic import QUESTIONS, question_pattern
 
     return [(kind, question_pattern(t)) for kind, templates in QUESTIONS.items() for t in templates]
 
@@ -354,8 +354,8 @@ def evaluate_qa(
     ckpt = run.latest_checkpoint()
     if ckpt is None:
         raise CheckpointError(f"run {run.name} has no checkpoint yet")
-    from .qa import answer  # the QA prompt format; imported here so perplexity alone never needs it
-    from .sampling import Sampler
+    from genai_core.generate.qa import answer  # the QA prompt format; imported here so perplexity alone never needs it
+    from genai_core.generate.sampling import Sampler
 
     sampler = Sampler.from_run(run, device=device)
     cfg = run.config()
@@ -445,7 +445,7 @@ def _abstention(predictions: list[dict[str, Any]]) -> dict[str, float | int | No
     """How the model treats questions its context does not answer (expected answer NOT_STATED): `abstained` is
     the percent of those it answered NOT_STATED, `false_abstention` the percent of answerable ones it answered
     NOT_STATED (None where a file has no rows of that sort)."""
-    from .synthetic import NOT_STATED
+    from genai_core.clinical.synthetic import NOT_STATED
 
     def said(p: dict[str, Any]) -> bool:
         return str(p["prediction"]).strip().lower() == NOT_STATED

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig, with_recipe
+from genai_core.config import RunConfig, with_recipe
 
 SHAKESPEARE = Path(__file__).resolve().parents[1] / "assets" / "corpora" / "shakespeare.txt"
 SHAPE = {"n_layers": 4, "n_heads": 4, "d_model": 128, "seq_len": 64}
@@ -102,7 +102,7 @@ def arm_config(recipe: str, changes: dict[str, dict[str, Any]], steps: int, seed
 
 def train_arm(name: str, config: RunConfig, out: Path, folder: str) -> Arm:
     """Train one arm with the real trainer into `out/<folder>-s<seed>`; its curve and step times."""
-    from .training import train
+    from genai_core.train.trainer import train
 
     arm = Arm(name, config.train.seed, config.train.max_steps or 0,
               tokens_per_step=config.train.batch_size * config.model.seq_len)

@@ -27,15 +27,16 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import RunConfig, SampleConfig
-from .devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
-from .errors import GenAIError, TrainingError, user_message
-from .model import build_model, count_parameters, load_state, state_for_save, unwrap
-from .optim import TrainStep, lr_at, make_optimizer
-from .qa import QAStore, check_parent, prepare_qa
-from .runs import Run, atomic_write_text
-from .sampling import Sampler
-from .tokenstore import TokenStore, prepare_cached
+from genai_core.config import RunConfig, SampleConfig
+from genai_core.data.tokenstore import TokenStore, prepare_cached
+from genai_core.devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
+from genai_core.errors import GenAIError, TrainingError, user_message
+from genai_core.files import atomic_write_text
+from genai_core.generate.qa import QAStore, check_parent, prepare_qa
+from genai_core.generate.sampling import Sampler
+from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
+from genai_core.runs.folder import Run
+from genai_core.train.optim import TrainStep, lr_at, make_optimizer
 
 
 @dataclass
@@ -381,10 +382,6 @@ class TrainResult:
     message: str = ""
 
 
-def token_cache_dir(run_path: Path) -> Path:
-    return Path(run_path).resolve().parent / ".tokens"
-
-
 def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
               progress: Callable[[float, str], None] | None = None) -> tuple[RunConfig, Run, TokenStore]:
     """Prepare the token store, check the config against it, then create (or reopen) the run folder.
@@ -402,7 +399,7 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
         config = run.config()
     else:
         run.check_creatable(overwrite)
-    cache = token_cache_dir(run.path)
+    cache = run.token_cache
     tokenizer_path = None
     if config.task == "qa":
         if resume:
@@ -425,12 +422,8 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
     else:
         store = prepare(progress)
     tok = store.tokenizer
-    limit = store.max_seq_len() if isinstance(store, TokenStore) else config.model.seq_len
-    if config.model.seq_len > limit:
-        raise GenAIError(
-            f"seq_len {config.model.seq_len} is too long for this corpus: the smaller split holds only "
-            f"{limit + 1} tokens; use seq_len <= {limit} or a larger corpus"
-        )
+    if isinstance(store, TokenStore):
+        store.check_seq_len(config.model.seq_len)
     if resume:
         if config.model.vocab_size != tok.vocab_size:
             raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "

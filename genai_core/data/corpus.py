@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import CorpusError
+from genai_core.errors import CorpusError
 
 FORMATS = {".txt": "txt", ".text": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet"}

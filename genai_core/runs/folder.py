@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +34,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .config import RunConfig
-from .errors import CheckpointError, GenAIError
+from genai_core.config import RunConfig
+from genai_core.errors import CheckpointError, GenAIError
+from genai_core.files import atomic_write_json, atomic_write_text, read_json, staged_folder
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 ACTIVE_STATES = ("running", "queued")
@@ -53,6 +53,12 @@ LOG_NAME = "train.log"
 def runs_dir() -> Path:
     """Root folder of runs: `$GENAI_RUNS_DIR` or ./runs."""
     return Path(os.environ.get("GENAI_RUNS_DIR") or "runs")
+
+
+def token_cache_dir(runs_folder: Path) -> Path:
+    """The runs folder's cache of prepared corpora (`.tokens/<key>`), shared by every run in it: a corpus is
+    tokenized once, by the Data page, the Train page or the first run that needs it."""
+    return Path(runs_folder).resolve() / ".tokens"
 
 
 RUNS_CAP_ENV = "GENAI_RUNS_MAX_GB"
@@ -116,39 +122,6 @@ def slugify(text: str) -> str:
     return (s or "run")[:80]
 
 
-# --------------------------------------------------------------------------- atomic writes
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=str))
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
-
-
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -186,6 +159,11 @@ class Run:
         return f"Run({str(self.path)!r})"
 
     @property
+    def token_cache(self) -> Path:
+        """Where this run's corpus is tokenized: its runs folder's shared cache."""
+        return token_cache_dir(self.path.resolve().parent)
+
+    @property
     def config_path(self) -> Path:
         return self.path / "config.json"
 
@@ -211,7 +189,7 @@ class Run:
 
     @property
     def eval_path(self) -> Path:
-        """Saved evaluations: eval/perplexity-<data>.json and eval/qa-<file>.json (`genai_core.evaluation`)."""
+        """Saved evaluations: eval/perplexity-<data>.json and eval/qa-<file>.json (`genai_core.evaluate.perplexity`)."""
         return self.path / "eval"
 
     def exists(self) -> bool:
@@ -257,7 +235,7 @@ class Run:
             raise CheckpointError(f"{self.config_path} is not a valid run config: {e}") from None
 
     def tokenizer(self):
-        from .tokenization import load_tokenizer
+        from genai_core.data.tokenization import load_tokenizer
 
         return load_tokenizer(self.tokenizer_path)
 
@@ -354,20 +332,10 @@ class Run:
         self.checkpoints_path.mkdir(parents=True, exist_ok=True)
         name = f"step_{step:08d}"
         final = self.checkpoints_path / name
-        tmp = Path(tempfile.mkdtemp(dir=self.checkpoints_path, prefix=f".{name}."))
-        try:
+        with staged_folder(final, fsync=True) as tmp:
             save_file(_contiguous(model_state), str(tmp / "model.safetensors"), metadata={"step": str(step)})
             save_file(_contiguous(optimizer_state), str(tmp / "optimizer.safetensors"))
             (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         atomic_write_text(self.checkpoints_path / "latest", name)
         self._prune_checkpoints(keep=name)
         return final

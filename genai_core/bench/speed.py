@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import RunConfig, SampleConfig, with_recipe
-from .devices import resolve_device, resolve_precision
+from genai_core.config import RunConfig, SampleConfig, with_recipe
+from genai_core.devices import resolve_device, resolve_precision
 
 ENGLISH_BYTES = 1 << 20
 GEN_TOKENS = 500
@@ -212,7 +212,7 @@ def _load_baseline() -> types.ModuleType | None:
 @torch.no_grad()
 def _val_loss(model: torch.nn.Module, val: np.ndarray, seq_len: int, batch: int, batches: int = 50) -> float:
     """Mean loss over fixed validation windows (the same for every model scored in one bench)."""
-    from .tokenstore import windows_to_batch
+    from genai_core.data.tokenstore import windows_to_batch
 
     was = model.training
     model.eval()
@@ -249,7 +249,7 @@ def _train_interleaved(config: RunConfig, out: Path, partner: Any | None) -> dic
     go on a shared machine). Each loop times its own steps only: the trainer measures `dt` before it
     calls the step callback, where the partner's step runs.
     """
-    from .training import train
+    from genai_core.train.trainer import train
 
     dts: list[float] = []
     vals: list[float] = []
@@ -289,16 +289,15 @@ def bench_training(corpus: Path, work: Path, steps: int, *, bf16_steps: int = 0,
 
     Returns the figures and `run_path`, our trained run (the generation benchmark samples from it).
     """
-    from .model import build_model, load_state
-    from .runs import Run
-    from .tokenstore import prepare_cached
-    from .training import token_cache_dir
+    from genai_core.data.tokenstore import prepare_cached
+    from genai_core.model import build_model, load_state
+    from genai_core.runs.folder import Run
 
     device = resolve_device("auto")
     config = _bench_config(corpus, steps, device.type, seed=seed)
     run_path = work / "runs" / f"ours-{seed}"
     # Prepare the token store first (train() finds it in its cache) so the baseline reads the same files.
-    store = prepare_cached(config.data, token_cache_dir(run_path))
+    store = prepare_cached(config.data, Run(run_path).token_cache)
     T, B = config.model.seq_len, config.train.batch_size
     base_mod = _load_baseline()
 
@@ -355,7 +354,7 @@ def bench_training(corpus: Path, work: Path, steps: int, *, bf16_steps: int = 0,
 def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5) -> dict[str, Any]:
     """Tokens/s of cached greedy, uncached greedy, cached sampled decoding (with and without per-token
     probabilities) and beam search of width BEAM_WIDTH, interleaved repeats."""
-    from .sampling import Sampler, generate_uncached
+    from genai_core.generate.sampling import Sampler, generate_uncached
 
     sampler = Sampler.from_run(run_path, device="cpu")
     model = sampler.model
@@ -429,7 +428,7 @@ _PREPARE_CHILD = r"""
 import json, resource, sys, time
 import psutil
 from genai_core.config import DataConfig
-from genai_core.tokenstore import prepare
+from genai_core.data.tokenstore import prepare
 before = psutil.Process().memory_info().rss // 1024  # KiB, like ru_maxrss on Linux
 t0 = time.perf_counter()
 store = prepare(DataConfig(corpus=sys.argv[1], tokenizer="char"), sys.argv[2])

@@ -31,7 +31,7 @@ Determinism: every case and every QA row is drawn from its own `random.Random` s
 runs and processes, and the first N rows of a stream do not depend on how many rows follow
 (a prefix can be regenerated without generating the whole file).
 
-Command line: ``python -m genai_core.synthetic --out assets`` (or, once wired into cli.py,
+Command line: ``python -m genai_core.clinical.synthetic --out assets`` (or, once wired into cli.py,
 ``python -m genai_core generate-corpus --out assets``).
 """
 
@@ -3254,7 +3254,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags shared by `generate-corpus` and `python -m genai_core.synthetic`."""
+    """The flags shared by `generate-corpus` and `python -m genai_core.clinical.synthetic`."""
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (corpora/ and qa/ are made inside it)")
     p.add_argument(
         "--cases", type=int, default=DEFAULT_CASES, metavar="N", help=f"cases in the corpus (default: {DEFAULT_CASES})"
@@ -3300,8 +3300,9 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m genai_core.synthetic --out DIR ...` (same flags as `generate-corpus`)."""
-    parser = argparse.ArgumentParser(prog="python -m genai_core.synthetic", description=__doc__.splitlines()[0])
+    """`python -m genai_core.clinical.synthetic --out DIR ...` (same flags as `generate-corpus`)."""
+    parser = argparse.ArgumentParser(prog="python -m genai_core.clinical.synthetic",
+                                     description=__doc__.splitlines()[0])
     _add_arguments(parser)
     return run_cli(parser.parse_args(argv))
 

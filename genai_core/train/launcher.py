@@ -39,9 +39,9 @@ from typing import Any
 
 import psutil
 
-from .config import RunConfig
-from .errors import GenAIError
-from .runs import ACTIVE_STATES, Run, process_alive, process_token
+from genai_core.config import RunConfig
+from genai_core.errors import GenAIError
+from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def train_command(run: Run, config: RunConfig) -> list[str]:
 
 def _devices_for(config: RunConfig, busy: set[str]) -> list[str] | None:
     """The devices a run would take now, or None if they are not free (one run per device)."""
-    from .devices import resolve_device
+    from genai_core.devices import resolve_device
 
     dev = resolve_device(config.train.device)
     if dev.type == "cuda":

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from .config import RunConfig, TrainConfig
-from .devices import autocast
-from .errors import CheckpointError
+from genai_core.config import RunConfig, TrainConfig
+from genai_core.devices import autocast
+from genai_core.errors import CheckpointError
 
 MUON_MOMENTUM = 0.95
 MUON_NS_STEPS = 5

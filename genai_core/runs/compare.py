@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .runs import Run
+from genai_core.runs.folder import Run
 
 IGNORED = {"name", "train.seed", "train.num_threads", "train.device", "train.log_interval", "train.sample_interval",
            "train.sample_tokens", "train.checkpoint_interval", "train.compile", "model.vocab_size"}

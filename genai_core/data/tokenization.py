@@ -8,14 +8,14 @@ a model learns where a record ends and generation can stop there.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .errors import CheckpointError, CorpusError
+from genai_core.errors import CheckpointError, CorpusError
 
 EOT = "<|endoftext|>"
 UNK = "<|unk|>"
@@ -99,7 +99,7 @@ class CharTokenizer:
         return [self.decode([i]) for i in ids]
 
     def save(self, path: Path) -> None:
-        from .runs import atomic_write_text
+        from genai_core.files import atomic_write_text
 
         atomic_write_text(path, json.dumps({"format": _CHAR_FORMAT, "chars": "".join(self.chars)}))
 
@@ -157,7 +157,7 @@ class BPETokenizer:
         return [self.decode([i]) for i in ids]
 
     def save(self, path: Path) -> None:
-        from .runs import atomic_write_text
+        from genai_core.files import atomic_write_text
 
         atomic_write_text(path, self._tok.to_str())
 
@@ -237,8 +237,3 @@ class StreamDecoder:
         piece = full[len(self.text):]
         self.text = full
         return piece
-
-
-def iter_texts(chunks: Iterable[list[str]]) -> Iterator[str]:
-    for chunk in chunks:
-        yield from chunk

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DataConfig, steps_per_epoch
-from .corpus import Corpus, check_text, clean_text, open_corpus
-from .errors import CheckpointError, CorpusError
-from .runs import atomic_write_json, read_json
-from .tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
+from genai_core.config import DataConfig, steps_per_epoch
+from genai_core.data.corpus import Corpus, check_text, clean_text, open_corpus
+from genai_core.data.tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
+from genai_core.errors import CheckpointError, CorpusError, GenAIError
+from genai_core.files import atomic_write_json, read_json, staged_folder
 
 Progress = Callable[[float, str], None]
 MIN_RECORDS_FOR_RECORD_SPLIT = 20
@@ -67,6 +65,14 @@ class Batch:
     weights: torch.Tensor | None = None
 
 
+def seq_len_problem(seq_len: int, max_seq_len: int, knob: str = "seq_len") -> str | None:
+    """Why a window of `seq_len` tokens cannot be trained on a store whose splits serve `max_seq_len`, or None."""
+    if seq_len <= max_seq_len:
+        return None
+    return (f"{knob} {seq_len} is too long for this corpus: the smaller split holds only {max_seq_len + 1:,} "
+            f"tokens; use {knob} {max_seq_len:,} or less, or a larger corpus")
+
+
 class TokenStore:
     """A prepared corpus: `train` and `val` id arrays (memmaps), the tokenizer and stats.
 
@@ -104,6 +110,11 @@ class TokenStore:
     def max_seq_len(self) -> int:
         """Longest window both splits can serve (a window needs seq_len + 1 tokens)."""
         return max(0, min(len(self.train), len(self.val)) - 1)
+
+    def check_seq_len(self, seq_len: int, knob: str = "seq_len") -> None:
+        """Raise the one message that says a window is too long for this store (`knob`: the CLI's flag name)."""
+        if (problem := seq_len_problem(seq_len, self.max_seq_len(), knob)) is not None:
+            raise GenAIError(problem)
 
     def get_batch(
         self, split: str, batch_size: int, seq_len: int, rng: np.random.Generator, device: torch.device | None = None
@@ -216,9 +227,7 @@ def prepare(
     by_record = corpus.has_records and n_records >= MIN_RECORDS_FOR_RECORD_SPLIT
     val_char_start = int(n_chars * (1.0 - cfg.val_fraction))
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with staged_folder(out_dir) as tmp:
         n_train = n_val = 0
         done_records = 0
         chars_seen = 0
@@ -280,12 +289,6 @@ def prepare(
             "stats": stats.__dict__,
             "unknown_id": getattr(tokenizer, "unk_id", None),
         })
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report(1.0, "done")
     return TokenStore(out_dir)
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +26,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .config import DataConfig, SampleConfig
-from .corpus import clean_text, reading_error
-from .errors import CheckpointError, CorpusError, GenAIError
-from .inspection import QA_TEMPLATE
-from .retrieval import select_context
-from .runs import atomic_write_json, read_json
-from .sampling import Generation, PromptInfo, Sampler
-from .synthetic import NOT_STATED
-from .tokenization import Tokenizer, load_tokenizer
-from .tokenstore import Batch, Progress, token_dtype
+from genai_core.clinical.synthetic import NOT_STATED
+from genai_core.config import DataConfig, SampleConfig
+from genai_core.data.corpus import clean_text, reading_error
+from genai_core.data.retrieval import select_context
+from genai_core.data.tokenization import Tokenizer, load_tokenizer
+from genai_core.data.tokenstore import Batch, Progress, token_dtype
+from genai_core.errors import CheckpointError, CorpusError, GenAIError
+from genai_core.files import atomic_write_json, read_json, staged_folder
+from genai_core.generate.inspection import QA_TEMPLATE
+from genai_core.generate.sampling import Generation, PromptInfo, Sampler
 
 ANSWER_ROOM = 48
 """Tokens kept free for the answer when the context has to be shortened to fit the window."""
@@ -455,10 +453,8 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
             is_val[0] = False
         val_df, train_df = train_df[is_val].reset_index(drop=True), train_df[~is_val].reset_index(drop=True)
     dtype = token_dtype(tokenizer.vocab_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     stats: dict[str, Any] = {"seq_len": seq_len}
-    try:
+    with staged_folder(out) as tmp:
         total = len(train_df) + len(val_df)
         done = 0
         for name, df in (("train", train_df), ("val", val_df)):
@@ -500,19 +496,13 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
         atomic_write_json(tmp / "meta.json", {"format": "genai-qa-store/1", "dtype": dtype.name, "seq_len": seq_len,
                                               "data": json.loads(cfg.model_dump_json()), "stats": stats})
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report(1.0, "done")
     return QAStore(out)
 
 
 def check_parent(parent: Path | str) -> None:
     """A fine-tune's parent must be a run folder with weights."""
-    from .runs import Run
+    from genai_core.runs.folder import Run
 
     run = Run(parent)
     if not run.exists():

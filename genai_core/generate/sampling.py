@@ -28,12 +28,12 @@ from typing import Protocol
 import torch
 from torch.nn import functional as F
 
-from .config import SampleConfig
-from .devices import resolve_device
-from .errors import GenAIError
-from .model import GPT, GPTDecoder, KVCache, LanguageModel, RecurrentState, build_model, load_state
-from .runs import Run
-from .tokenization import StreamDecoder, Tokenizer
+from genai_core.config import SampleConfig
+from genai_core.data.tokenization import StreamDecoder, Tokenizer
+from genai_core.devices import resolve_device
+from genai_core.errors import GenAIError
+from genai_core.model import GPT, GPTDecoder, KVCache, LanguageModel, RecurrentState, build_model, load_state
+from genai_core.runs.folder import Run
 
 
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:

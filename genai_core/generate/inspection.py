@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import SampleConfig
-from .errors import GenAIError
-from .model import GPT, LanguageModel
-from .sampling import apply_repetition_penalty, filter_logits
-from .tokenization import EOT, Tokenizer
+from genai_core.config import SampleConfig
+from genai_core.data.tokenization import EOT, Tokenizer
+from genai_core.errors import GenAIError
+from genai_core.generate.sampling import apply_repetition_penalty, filter_logits
+from genai_core.model import GPT, LanguageModel
 
 QA_TEMPLATE = "Q: {question}\nContext: {context}\nA:"
 """The default question-answering format: the answer is whatever the model writes after `A:`."""

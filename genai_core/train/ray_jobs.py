@@ -21,9 +21,9 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from .config import RunConfig
-from .errors import GenAIError
-from .runs import Run, process_alive, process_token
+from genai_core.config import RunConfig
+from genai_core.errors import GenAIError
+from genai_core.runs.folder import Run, process_alive, process_token
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 """Ray job states after which nothing more will happen."""
@@ -73,7 +73,7 @@ def submit_run(run: Run, config: RunConfig, message: str, **note: Any) -> str:
     python = os.environ.get("GENAI_RAY_PYTHON", "python")
     # exec: the training process replaces the shell, so Ray's stop signal reaches it (and it checkpoints).
     entrypoint = f"exec {shlex.quote(python)} -m genai_core train --out {shlex.quote(str(run.path))} --from-saved"
-    from .launcher import PACKAGE_ROOT
+    from genai_core.train.launcher import PACKAGE_ROOT
 
     job_id = f"genai-{run.name}-{time.time_ns() // 1_000_000}"
     try:

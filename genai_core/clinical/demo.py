@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .errors import GenAIError
-from .estimates import Estimate, estimate
-from .training import Callback, train
+from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.errors import GenAIError
+from genai_core.train.estimates import Estimate, estimate
+from genai_core.train.trainer import Callback, train
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
@@ -92,7 +92,7 @@ def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = Q
                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
                 log: Callable[[str], None] = lambda m: None) -> DemoReport:
     """Train both stages into `out`/pretrain and `out`/qa, then score the QA run on the named splits."""
-    from .evaluation import evaluate_qa
+    from genai_core.evaluate.perplexity import evaluate_qa
 
     out = Path(out)
     report = DemoReport(out / "pretrain", out / "qa")

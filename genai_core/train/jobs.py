@@ -4,7 +4,7 @@ A `JobManager` is what the app (and a Python shell) uses to train without blocki
 the run folder at once with status `queued`, so a refresh, another tab or another process sees it.
 Where it then trains is the config's `train.runner`:
 
-- `thread`: a worker thread per device of this manager trains its queue with `training.train`;
+- `thread`: a worker thread per device of this manager trains its queue with `trainer.train`;
 - `process`: the run waits in the runs folder's on-disk queue and the scheduler (`launcher.py`) trains it
   in its own OS process, so it outlives this process;
 - `ray`: a Ray job (`ray_jobs.py`).
@@ -42,14 +42,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import launcher, ray_jobs, training
-from .config import RunConfig, RunnerKind
-from .corpus import open_corpus
-from .devices import resolve_device
-from .errors import GenAIError
-from .qa import read_qa_table
-from .runs import ACTIVE_STATES, Run, check_runs_cap, runs_dir, validate_run_name
-from .training import TrainEvent
+from genai_core.config import RunConfig, RunnerKind
+from genai_core.data.corpus import open_corpus
+from genai_core.devices import resolve_device
+from genai_core.errors import GenAIError
+from genai_core.generate.qa import read_qa_table
+from genai_core.runs.folder import ACTIVE_STATES, Run, check_runs_cap, runs_dir, validate_run_name
+from genai_core.train import launcher, ray_jobs, trainer
+from genai_core.train.trainer import TrainEvent
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class JobStatus:
 
     `state` and `message` come from the run's status.json (see `effective_status`); the only
     exception is the moment between a fresh job leaving the queue and the run folder being
-    re-created by `training.train`, which reads `running` / "preparing data" instead of nothing.
+    re-created by `trainer.train`, which reads `running` / "preparing data" instead of nothing.
     Live fields are None for runs this manager has not run (they are then taken from status.json
     where it has them: `step`, `total_steps`).
     """
@@ -283,7 +283,7 @@ class JobManager:
     """Thread-safe queue of training jobs, one running job per device, each in a daemon worker thread.
 
     All public methods may be called from any thread. A worker thread exists only while its
-    device has work; it runs `training.train` itself, and any exception (the run's status.json
+    device has work; it runs `trainer.train` itself, and any exception (the run's status.json
     then says `failed` with the message) is caught so that the next queued job still starts.
     Torch's thread count is left to `config.train.num_threads` (which the Trainer applies).
     """
@@ -607,7 +607,7 @@ class JobManager:
 
         job.live.set_phase("preparing data")
         try:
-            training.train(job.config, job.path, resume=job.resume, callbacks=[job.live, on_event],
+            trainer.train(job.config, job.path, resume=job.resume, callbacks=[job.live, on_event],
                            stop_event=job.stop_event, progress=on_progress)
         except GenAIError as e:
             job.error = str(e)
@@ -807,7 +807,7 @@ class JobManager:
     @staticmethod
     def _run_seconds(config: RunConfig, path: Path, resume: bool) -> float | None:
         """Estimated seconds of a run's training (what is left of it, when resumed)."""
-        from .estimates import estimate  # imports torch-heavy timing code: only when a queue is shown
+        from genai_core.train.estimates import estimate  # imports torch-heavy timing code: only when a queue is shown
 
         try:
             est = estimate(config, calibrate=False)

@@ -1,0 +1,79 @@
+"""Crash-safe writes: every file and folder the engine publishes appears whole or not at all.
+
+A file is written to a temporary name beside it, flushed to disk and renamed into place; a folder (a token
+store, a QA store, a checkpoint) is built in a temporary folder beside it and renamed into place. Rename is
+atomic on POSIX, so a kill at any moment leaves the previous version readable, and a reader never sees
+half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from genai_core.errors import CheckpointError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file; a missing file raises FileNotFoundError, an unreadable one a CheckpointError."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+
+
+@contextmanager
+def staged_folder(final: Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `final`; when the block ends cleanly it replaces `final`.
+
+    The temporary folder is hidden (`.name.xxxx`) so listings skip it; on any error, Ctrl-C included, it is
+    removed and `final` is left as it was. `fsync` flushes each file first (checkpoints: a power cut must
+    not leave a renamed folder of empty files).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        yield tmp
+        if fsync:
+            for f in tmp.iterdir():
+                if f.is_file():
+                    with open(f, "rb") as fh:
+                        os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
