@@ -14,6 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout the engine runs from: child processes (training runs, probes, benchmarks) import it from here."""
+ASSETS_DIR = REPO_ROOT / "assets"
+"""Bundled data: the demo corpora and the synthetic clinical QA splits (assets/README.md says how they were made)."""
+
 Arch = Literal["gpt", "lstm", "gru"]
 Task = Literal["lm", "qa"]
 TokenizerKind = Literal["char", "bpe"]

@@ -52,3 +52,11 @@ def format_count(n: float | None) -> str:
         if abs(n) >= size:
             return f"{n / size:.1f}{unit}"
     return f"{n:,.0f}"
+
+
+def format_si(value: float, unit: str) -> str:
+    """`1.2e10, "FLOP"` -> `12.0 GFLOP`: a decimal SI prefix for quantities that are not bytes."""
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.0f} {unit}"

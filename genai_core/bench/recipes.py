@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_core.config import RunConfig, with_recipe
+from genai_core.config import ASSETS_DIR, RunConfig, with_recipe
 
-SHAKESPEARE = Path(__file__).resolve().parents[1] / "assets" / "corpora" / "shakespeare.txt"
+SHAKESPEARE = ASSETS_DIR / "corpora" / "shakespeare.txt"
 SHAPE = {"n_layers": 4, "n_heads": 4, "d_model": 128, "seq_len": 64}
 BATCH = 12
 EVAL_EVERY = 50

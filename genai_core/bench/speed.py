@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genai_core.config import RunConfig, SampleConfig, with_recipe
+from genai_core.config import REPO_ROOT, RunConfig, SampleConfig, with_recipe
 from genai_core.devices import resolve_device, resolve_precision
 
 ENGLISH_BYTES = 1 << 20
@@ -59,7 +59,7 @@ WARMUP_STEPS = 20  # excluded from the median step time: allocator, caches and t
 # GUI), test suites, or nothing but data.
 _DENY = {"antigravity", "this", "idlelib", "turtle", "turtledemo", "tkinter", "test", "lib2to3", "ensurepip",
          "pydoc_data", "xxlimited", "xxlimited_35", "xxsubtype"}
-_BASELINE = Path(__file__).resolve().parent.parent / "benchmarks" / "nanogpt_baseline.py"
+_BASELINE = REPO_ROOT / "benchmarks" / "nanogpt_baseline.py"
 
 
 # --------------------------------------------------------------------------- English text
@@ -446,7 +446,7 @@ def bench_ingestion(work: Path, megabytes: float, records: int = CSV_RECORDS,
     path = work / "ingest.csv"
     made = write_english_csv(path, megabytes, records, source=source)
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(REPO_ROOT)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.run([sys.executable, "-c", _PREPARE_CHILD, str(path), str(work / "ingest-store")],
                           capture_output=True, text=True, env=env, timeout=3600, check=False)
