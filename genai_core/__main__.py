@@ -1,4 +1,4 @@
-"""`python -m genai_core ...`: see genai_core/cli.py."""
+"""`python -m genai_core ...`: see genai_core/cli/."""
 
 from genai_core.cli import main
 

@@ -12,14 +12,18 @@ With the default question-answering format, a context longer than the model's wi
 the sentences most relevant to the question (`genai_core.generate.qa`); the answer shows which sentences the
 model saw and where in the context its answer is. "Answer with a span of the context" constrains the
 answer to a span of what the model saw (extractive decoding).
+
+The rules (which runs can chat, what each decoding mode means, how a question becomes a prompt) are the
+engine's, in `genai_core.generate.chat`; this page gathers the knobs and draws.
 """
 
 from __future__ import annotations
 
 import html
 import math
-import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -30,6 +34,17 @@ from pydantic import ValidationError
 from genai_core.config import SampleConfig
 from genai_core.data.corpus import clean_text
 from genai_core.errors import GenAIError, user_message
+from genai_core.generate.beam import BeamResult, beam_search
+from genai_core.generate.chat import (
+    DECODING_MODES,
+    ChatPrompt,
+    chat_prompt,
+    chat_runs,
+    decoding_config,
+    example_contexts,
+    parse_stops,
+)
+from genai_core.generate.decoding import TokenInfo
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
     AnswerAttention,
@@ -40,32 +55,29 @@ from genai_core.generate.inspection import (
     has_attention,
     next_token_logits,
     next_token_view,
+    prompt_share,
     token_labels,
     unique_labels,
 )
 from genai_core.generate.qa import (
     LOW_CONFIDENCE,
-    QAPrompt,
     answer_confidence,
-    answer_stream,
     check_question,
     find_span,
     is_not_stated,
 )
-from genai_core.generate.sampling import BeamResult, Generation, Sampler, TokenInfo, beam_search
-from genai_core.runs.folder import Run, list_runs
+from genai_core.generate.sampling import Generation, Sampler
+from genai_core.runs.folder import Run
 from pages.ui import ASSETS, runs_root, user_errors
 
 CONTEXTS = ASSETS / "contexts"
 TRAIN_PAGE = "pages/train.py"
-CHATTABLE = ("completed", "stopped")
 PREVIEW_QUESTION = "What was the main problem?"
 TOP_N = 20  # bars in the distribution chart: enough to see the tail, few enough to read
 DEFAULT_STOP = "\\nQ:"  # as typed in the text box: a model trained on Q/A pairs starts the next question there
 FINISH = {"end": "the model ended its answer", "stop": "a stop string appeared", "length": "max new tokens reached"}
-DECODING = {"sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
 
-# Widget values with their defaults. They are re-assigned on every run (below) because Streamlit drops
+# Widget values with their defaults. They are re-assigned on every run (keep_widget_state) because Streamlit drops
 # the state of widgets a run does not draw: without it, visiting another page would reset the sliders.
 DEFAULTS: dict[str, Any] = {
     "chat_temperature": 0.8,
@@ -86,7 +98,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-# --------------------------------------------------------------------------- cached model and maths
+# --------------------------------------------------------------------------- cached model and forward passes
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def load_sampler(run_path: str, checkpoint: str, mtime_ns: int) -> Sampler:
     """One Sampler per run checkpoint, shared by every session.
@@ -111,35 +123,6 @@ def cached_attention(model_key: tuple[str, str, int], prompt_ids: tuple[int, ...
 
 
 # --------------------------------------------------------------------------- small helpers
-def chat_runs() -> list[Run]:
-    """Runs with weights to talk to, newest first; a run still training is left out (its checkpoint moves)."""
-    out = []
-    for run in list_runs(runs_root()):
-        try:
-            if run.state in CHATTABLE and run.latest_checkpoint() is not None:
-                out.append(run)
-        except (GenAIError, OSError):  # a half-written or damaged folder is simply not offered
-            continue
-    return out
-
-
-def load_examples() -> dict[str, str]:
-    """Example contexts by display name: the file name without its ordering prefix, `_` as spaces."""
-    examples = {}
-    for p in sorted(CONTEXTS.glob("*.txt")):
-        try:
-            examples[re.sub(r"^\d+_", "", p.stem).replace("_", " ")] = p.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            continue
-    return examples
-
-
-def parse_stops(typed: str) -> list[str]:
-    r"""Comma-separated stop strings, with \n and \t typed as two characters meaning newline and tab."""
-    parts = (s.replace("\\n", "\n").replace("\\t", "\t") for s in typed.split(","))
-    return [s for s in parts if s.strip(" ")]
-
-
 OWN_TEXT = "Your own text"
 COLLAPSE_CHARS = 160
 """Unseen context longer than this is collapsed to a note (a long case would unroll into a very long page)."""
@@ -148,7 +131,7 @@ COLLAPSE_CHARS = 160
 def use_example() -> None:
     """Selectbox callback: put the chosen example into the context box (which stays editable)."""
     if st.session_state["chat_example"] != OWN_TEXT:
-        st.session_state["chat_context"] = load_examples().get(st.session_state["chat_example"], "")
+        st.session_state["chat_context"] = example_contexts(CONTEXTS).get(st.session_state["chat_example"], "")
 
 
 def clear_chat() -> None:
@@ -348,169 +331,186 @@ def attention_figure(matrix: torch.Tensor, prompt_labels: list[str], answer_labe
     return fig
 
 
-# --------------------------------------------------------------------------- page
-st.title("Chat")
-st.caption("Ask a trained model about a clinical case. The answer streams in as it is generated; below it you "
-           "can see the exact prompt, what the sampling sliders do, and where the model looked.")
+# --------------------------------------------------------------------------- page sections
+@dataclass
+class Loaded:
+    """The run chosen in the sidebar, with its model loaded."""
 
-runs = chat_runs()
-if not runs:
-    st.info("No trained model to chat with yet. Runs appear here once they have completed or been stopped "
-            "with a checkpoint.", icon=":material/lightbulb:")
-    train_link()
-    st.stop()
+    run: Run
+    checkpoint: Path
+    model_key: tuple[str, str, int]
+    """(run folder, checkpoint name, weights mtime): names the model in caches and in each reply."""
+    sampler: Sampler
 
-by_name = {r.name: r for r in runs}
-for key, default in DEFAULTS.items():
-    st.session_state[key] = st.session_state.get(key, default)
-if st.session_state.get("chat_run") not in by_name:
-    st.session_state["chat_run"] = runs[0].name
-st.session_state["chat_run"] = st.session_state["chat_run"]
-st.session_state.setdefault("chat_messages", [])
 
-with st.sidebar:
-    st.header("Model")
-    st.selectbox("Run", list(by_name), key="chat_run", format_func=lambda n: f"{n} · {by_name[n].state}",
-                 help="Completed or stopped runs with a checkpoint, newest first.")
-run = by_name[st.session_state["chat_run"]]
-try:
-    ckpt = run.latest_checkpoint()
-    if ckpt is None:
-        raise GenAIError(f"run {run.name} has no checkpoint yet")
-    model_key = (str(run.path.resolve()), ckpt.name, (ckpt / "model.safetensors").stat().st_mtime_ns)
-    sampler = load_sampler(*model_key)
-except (GenAIError, OSError) as e:
-    st.error(f"Cannot load run **{run.name}**: {user_message(e) or e}", icon=":material/block:")
-    st.caption("Pick another run in the sidebar, or train (or resume) this one.")
-    train_link()
-    st.stop()
+def header() -> None:
+    st.title("Chat")
+    st.caption("Ask a trained model about a clinical case. The answer streams in as it is generated; below it you "
+               "can see the exact prompt, what the sampling sliders do, and where the model looked.")
 
-mcfg = sampler.model.config
-vocab = mcfg.vocab_size
-st.session_state["chat_top_k"] = min(int(st.session_state["chat_top_k"]), vocab)  # a smaller vocabulary than before
-# Fewer beams than answers asked for: ask for all of them (the slider below cannot show a value above its max).
-st.session_state["chat_num_return"] = min(int(st.session_state["chat_num_return"]), int(st.session_state["chat_beams"]))
 
-with st.sidebar:
-    st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
-               f"tokens · vocabulary {vocab} ({sampler.tokenizer.kind}) · checkpoint {ckpt.name}")
-    st.header("Decoding")
-    decoding = st.radio("Decoding", list(DECODING), key="chat_decoding", format_func=DECODING.get, horizontal=True,
-                        label_visibility="collapsed",
-                        help="Sampling draws each token at random from the filtered distribution; greedy always "
-                             "takes the most likely token; beam search keeps several hypotheses and returns the "
-                             "best ones with their scores (it does not stream).")
-    # Only the knobs of the chosen decoding are drawn; the others keep their values (re-assigned above).
-    if decoding == "sampling":
-        st.slider("Temperature", 0.0, 2.0, step=0.05, key="chat_temperature",
-                  help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 always takes "
-                       "the most likely token.")
-        st.slider("Top-k", 0, vocab, step=1, key="chat_top_k",
-                  help="Keep only the k most likely tokens (0 = off).")
-        st.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
-                  help="Keep the smallest set of most likely tokens whose probabilities add up to p (1 = off).")
-    elif decoding == "beam":
-        st.slider("Beams", 1, 16, step=1, key="chat_beams", help=SampleConfig.model_fields["num_beams"].description)
-        st.slider("Length penalty", 0.0, 2.0, step=0.1, key="chat_length_penalty",
-                  help=SampleConfig.model_fields["length_penalty"].description)
-        if st.session_state["chat_beams"] > 1:  # one beam (greedy) has one answer: no slider from 1 to 1
-            st.slider("Answers shown", 1, int(st.session_state["chat_beams"]), step=1, key="chat_num_return",
-                      help="How many of the best hypotheses to list, with their scores (at most one per beam).")
-    st.slider("Max new tokens", 1, 1000, step=1, key="chat_max_new", help="Longest answer, in tokens.")
-    st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="chat_rep_penalty",
-              help="Makes tokens already in the prompt or answer less likely (1 = off).")
-    if decoding == "sampling":
-        st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
-                        help="Same seed, settings and question give the same answer; change it for another draw.")
-        st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
-    st.checkbox("Answer with a span of the context", key="chat_extractive",
-                help="Extractive decoding: each answer token must continue a span of the context the model sees, "
-                     "so the answer is always copied from the case and never invented (beam search and custom "
-                     "prompt formats are not constrained).")
-    st.checkbox("Shade the answer by confidence", key="chat_confidence",
-                help="Each token's background darkens the less likely it was; hover a token for its probability "
-                     "and the five most likely tokens at that point. Sampling: the distribution it was drawn from "
-                     "(after every filter); greedy and beam search: the model's softmax after the repetition "
-                     "penalty.")
-    st.button("Clear the conversation", on_click=clear_chat, width="stretch")
+def keep_widget_state(by_name: dict[str, Run]) -> None:
+    """Re-assign every widget value (see DEFAULTS) and keep the chosen run among the runs offered."""
+    for key, default in DEFAULTS.items():
+        st.session_state[key] = st.session_state.get(key, default)
+    if st.session_state.get("chat_run") not in by_name:
+        st.session_state["chat_run"] = next(iter(by_name))
+    st.session_state["chat_run"] = st.session_state["chat_run"]
+    st.session_state.setdefault("chat_messages", [])
 
-# --- context and prompt format
-examples = load_examples()
-if "chat_context" not in st.session_state:
-    st.session_state["chat_context"] = next(iter(examples.values()), "")
-st.session_state["chat_context"] = st.session_state["chat_context"]
-if examples:
-    # The label follows the text: once the context is not an example any more, it says so.
-    shown = next((name for name, text in examples.items() if text == st.session_state["chat_context"]), OWN_TEXT)
-    st.session_state["chat_example"] = shown
-    st.selectbox("Example case (fictional)", [*examples, OWN_TEXT], key="chat_example", on_change=use_example,
-                 help="Fills the context box below with an example; edit it freely.")
-context = st.text_area("Clinical context", key="chat_context", height=170,
-                       help="Every question is asked about this text.")
 
-with st.expander("Prompt format"):
-    st.text_area("Template", key="chat_template", height=90,
-                 help="How a question and the context become the model's input. Use the format the model was "
-                      "trained on; {question} and {context} are filled in, a literal brace is {{ or }}.")
-    st.text_input("Stop the answer at", key="chat_stop",
-                  help=r"Comma-separated strings that end the answer; \n means a new line. Empty = no stop string.")
-    st.button("Reset to the default format", on_click=reset_format)
-
-cfg_error = None
-try:
-    common = {"max_new_tokens": st.session_state["chat_max_new"], "stop": parse_stops(st.session_state["chat_stop"]),
-              "repetition_penalty": st.session_state["chat_rep_penalty"]}
-    if decoding == "sampling":
-        cfg = SampleConfig(
-            temperature=st.session_state["chat_temperature"], top_k=st.session_state["chat_top_k"],
-            top_p=st.session_state["chat_top_p"],
-            seed=None if st.session_state["chat_fresh_seed"] else int(st.session_state["chat_seed"]), **common)
-    elif decoding == "greedy":
-        cfg = SampleConfig(temperature=0.0, **common)
-    else:
-        cfg = SampleConfig(temperature=0.0, num_beams=st.session_state["chat_beams"],
-                           length_penalty=st.session_state["chat_length_penalty"],
-                           num_return=min(st.session_state["chat_num_return"], st.session_state["chat_beams"]),
-                           **common)
-    format_qa_prompt(PREVIEW_QUESTION, context, st.session_state["chat_template"])  # check the template now
-except (GenAIError, ValidationError) as e:
-    cfg_error = user_message(e) or str(e)
-    st.error(cfg_error, icon=":material/block:")
-
-# --- the conversation
-messages: list[dict[str, Any]] = st.session_state["chat_messages"]
-chat_box = st.container()
-with chat_box:
-    for i, m in enumerate(messages):
-        render_message(m, str(i))
-
-question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg_error is not None)
-refused = None
-if question and cfg_error is None:
+def choose_run() -> Loaded:
+    """The run picker in the sidebar and its loaded model; stops the page when there is nothing to load."""
+    runs = chat_runs(runs_root())
+    if not runs:
+        st.info("No trained model to chat with yet. Runs appear here once they have completed or been stopped "
+                "with a checkpoint.", icon=":material/lightbulb:")
+        train_link()
+        st.stop()
+    by_name = {r.name: r for r in runs}
+    keep_widget_state(by_name)
+    with st.sidebar:
+        st.header("Model")
+        st.selectbox("Run", list(by_name), key="chat_run", format_func=lambda n: f"{n} · {by_name[n].state}",
+                     help="Completed or stopped runs with a checkpoint, newest first.")
+    run = by_name[st.session_state["chat_run"]]
     try:
-        check_question(question, context)
-    except GenAIError as e:
-        refused = str(e)
-        st.error(f"No answer: {refused}.", icon=":material/block:")
-if question and cfg_error is None and refused is None:
-    with_probs = bool(st.session_state["chat_confidence"])
-    qa_format = st.session_state["chat_template"] == QA_TEMPLATE
-    qa_prompt: QAPrompt | None = None
-    gen: Generation | None = None
-    if qa_format:  # the trained format: fit the context to the window by relevance, answer extractively
-        qa_prompt, gen = answer_stream(sampler, question, context, cfg if decoding != "beam" else None,
-                                       extractive=bool(st.session_state["chat_extractive"]), with_probs=with_probs)
-        prompt_ids, prompt_info = qa_prompt.ids, gen.info
-    else:
-        prompt_ids, prompt_info = sampler.encode_prompt(format_qa_prompt(question, context,
-                                                                         st.session_state["chat_template"]))
-    reply = {"role": "assistant", "content": "", "run": run.name, "model_key": model_key, "question": question,
-             "prompt_ids": prompt_ids, "ids": [], "warnings": prompt_info.warnings(), "finish": None,
-             "partial": True}
-    if qa_prompt is not None:
-        reply.update(qa_context=clean_text(context), qa_sentences=qa_prompt.sentences, qa_selected=qa_prompt.selected,
-                     qa_window=mcfg.seq_len)
-    messages += [{"role": "user", "content": question}, reply]
+        ckpt = run.latest_checkpoint()
+        if ckpt is None:
+            raise GenAIError(f"run {run.name} has no checkpoint yet")
+        model_key = (str(run.path.resolve()), ckpt.name, (ckpt / "model.safetensors").stat().st_mtime_ns)
+        sampler = load_sampler(*model_key)
+    except (GenAIError, OSError) as e:
+        st.error(f"Cannot load run **{run.name}**: {user_message(e) or e}", icon=":material/block:")
+        st.caption("Pick another run in the sidebar, or train (or resume) this one.")
+        train_link()
+        st.stop()
+    return Loaded(run, ckpt, model_key, sampler)
+
+
+def fit_knobs_to_model(vocab: int) -> None:
+    """Bring remembered slider values inside the ranges this model's sliders can show."""
+    st.session_state["chat_top_k"] = min(int(st.session_state["chat_top_k"]), vocab)  # a smaller vocabulary
+    # Fewer beams than answers asked for: ask for all of them (the slider cannot show a value above its max).
+    st.session_state["chat_num_return"] = min(int(st.session_state["chat_num_return"]),
+                                              int(st.session_state["chat_beams"]))
+
+
+def sampling_knobs(vocab: int) -> None:
+    st.slider("Temperature", 0.0, 2.0, step=0.05, key="chat_temperature",
+              help="Divides the logits: below 1 sharpens the distribution, above 1 flattens it; 0 always takes "
+                   "the most likely token.")
+    st.slider("Top-k", 0, vocab, step=1, key="chat_top_k",
+              help="Keep only the k most likely tokens (0 = off).")
+    st.slider("Top-p", 0.05, 1.0, step=0.05, key="chat_top_p",
+              help="Keep the smallest set of most likely tokens whose probabilities add up to p (1 = off).")
+
+
+def beam_knobs() -> None:
+    st.slider("Beams", 1, 16, step=1, key="chat_beams", help=SampleConfig.model_fields["num_beams"].description)
+    st.slider("Length penalty", 0.0, 2.0, step=0.1, key="chat_length_penalty",
+              help=SampleConfig.model_fields["length_penalty"].description)
+    if st.session_state["chat_beams"] > 1:  # one beam (greedy) has one answer: no slider from 1 to 1
+        st.slider("Answers shown", 1, int(st.session_state["chat_beams"]), step=1, key="chat_num_return",
+                  help="How many of the best hypotheses to list, with their scores (at most one per beam).")
+
+
+def decoding_sidebar(loaded: Loaded) -> str:
+    """The model's card and the decoding knobs in the sidebar; the chosen decoding mode."""
+    mcfg, vocab = loaded.sampler.model.config, loaded.sampler.model.config.vocab_size
+    fit_knobs_to_model(vocab)
+    with st.sidebar:
+        st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
+                   f"tokens · vocabulary {vocab} ({loaded.sampler.tokenizer.kind}) · checkpoint "
+                   f"{loaded.checkpoint.name}")
+        st.header("Decoding")
+        decoding = st.radio("Decoding", list(DECODING_MODES), key="chat_decoding", format_func=DECODING_MODES.get,
+                            horizontal=True, label_visibility="collapsed",
+                            help="Sampling draws each token at random from the filtered distribution; greedy always "
+                                 "takes the most likely token; beam search keeps several hypotheses and returns the "
+                                 "best ones with their scores (it does not stream).")
+        # Only the knobs of the chosen decoding are drawn; the others keep their values (see keep_widget_state).
+        if decoding == "sampling":
+            sampling_knobs(vocab)
+        elif decoding == "beam":
+            beam_knobs()
+        st.slider("Max new tokens", 1, 1000, step=1, key="chat_max_new", help="Longest answer, in tokens.")
+        st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="chat_rep_penalty",
+                  help="Makes tokens already in the prompt or answer less likely (1 = off).")
+        if decoding == "sampling":
+            st.number_input("Seed", 0, 2**31 - 1, step=1, key="chat_seed",
+                            help="Same seed, settings and question give the same answer; change it for another draw.")
+            st.checkbox("New randomness each time", key="chat_fresh_seed", help="Ignore the seed.")
+        st.checkbox("Answer with a span of the context", key="chat_extractive",
+                    help="Extractive decoding: each answer token must continue a span of the context the model sees, "
+                         "so the answer is always copied from the case and never invented (beam search and custom "
+                         "prompt formats are not constrained).")
+        st.checkbox("Shade the answer by confidence", key="chat_confidence",
+                    help="Each token's background darkens the less likely it was; hover a token for its probability "
+                         "and the five most likely tokens at that point. Sampling: the distribution it was drawn "
+                         "from (after every filter); greedy and beam search: the model's softmax after the "
+                         "repetition penalty.")
+        st.button("Clear the conversation", on_click=clear_chat, width="stretch")
+    return str(decoding)
+
+
+def context_inputs() -> str:
+    """The example picker, the context box and the prompt format; the context."""
+    examples = example_contexts(CONTEXTS)
+    if "chat_context" not in st.session_state:
+        st.session_state["chat_context"] = next(iter(examples.values()), "")
+    st.session_state["chat_context"] = st.session_state["chat_context"]
+    if examples:
+        # The label follows the text: once the context is not an example any more, it says so.
+        shown = next((name for name, text in examples.items() if text == st.session_state["chat_context"]), OWN_TEXT)
+        st.session_state["chat_example"] = shown
+        st.selectbox("Example case (fictional)", [*examples, OWN_TEXT], key="chat_example", on_change=use_example,
+                     help="Fills the context box below with an example; edit it freely.")
+    context = st.text_area("Clinical context", key="chat_context", height=170,
+                           help="Every question is asked about this text.")
+
+    with st.expander("Prompt format"):
+        st.text_area("Template", key="chat_template", height=90,
+                     help="How a question and the context become the model's input. Use the format the model was "
+                          "trained on; {question} and {context} are filled in, a literal brace is {{ or }}.")
+        st.text_input("Stop the answer at", key="chat_stop",
+                      help=r"Comma-separated strings that end the answer; \n means a new line. Empty = no stop string.")
+        st.button("Reset to the default format", on_click=reset_format)
+    return context
+
+
+def chosen_config(decoding: str, context: str) -> SampleConfig | None:
+    """The decoding config the knobs describe, with the prompt template checked; None (and the error shown)
+    when a value is not valid."""
+    s = st.session_state
+    try:
+        cfg = decoding_config(
+            decoding, max_new_tokens=s["chat_max_new"], stop=parse_stops(s["chat_stop"]),
+            repetition_penalty=s["chat_rep_penalty"], temperature=s["chat_temperature"], top_k=s["chat_top_k"],
+            top_p=s["chat_top_p"], seed=s["chat_seed"], fresh_seed=s["chat_fresh_seed"], num_beams=s["chat_beams"],
+            length_penalty=s["chat_length_penalty"], num_return=s["chat_num_return"])
+        format_qa_prompt(PREVIEW_QUESTION, context, s["chat_template"])  # check the template now
+    except (GenAIError, ValidationError) as e:
+        st.error(user_message(e) or str(e), icon=":material/block:")
+        return None
+    return cfg
+
+
+def new_reply(loaded: Loaded, question: str, context: str, prompt: ChatPrompt) -> dict[str, Any]:
+    """The reply to a new question as saved in the conversation, empty: it is filled in as the answer comes."""
+    reply = {"role": "assistant", "content": "", "run": loaded.run.name, "model_key": loaded.model_key,
+             "question": question, "prompt_ids": prompt.ids, "ids": [], "warnings": prompt.info.warnings(),
+             "finish": None, "partial": True}
+    if prompt.qa is not None:
+        reply.update(qa_context=clean_text(context), qa_sentences=prompt.qa.sentences, qa_selected=prompt.qa.selected,
+                     qa_window=loaded.sampler.model.config.seq_len)
+    return reply
+
+
+def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decoding: str,
+                    messages: list[dict[str, Any]], chat_box: Any) -> None:
+    """Draw the question and its answer as it is generated, filling in the reply saved in the conversation."""
+    reply = messages[-1]
     with chat_box:
         render_message(messages[-2], str(len(messages) - 2))
         with st.chat_message("assistant"):
@@ -520,16 +520,15 @@ if question and cfg_error is None and refused is None:
             with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
                 if decoding == "beam":
                     with st.spinner(f"Beam search with {cfg.num_beams} beams…"):
-                        result = beam_search(sampler, prompt_ids, cfg, info=prompt_info, with_probs=with_probs)
+                        result = beam_search(loaded.sampler, prompt.ids, cfg, info=prompt.info,
+                                             with_probs=bool(st.session_state["chat_confidence"]))
                     best = result.best
                     reply.update(content=best.text, ids=list(best.ids), finish=best.finish_reason, partial=False,
                                  tokens=token_dicts(best.tokens), beams=beam_rows(result), num_beams=cfg.num_beams)
-                else:
-                    if gen is None:
-                        gen = Generation(sampler, prompt_ids, prompt_info, cfg, with_probs=with_probs)
+                elif prompt.generation is not None:
                     with answer_box:
-                        st.write_stream(stream_and_save(gen, reply))
-            if qa_prompt is not None and reply["content"].strip():
+                        st.write_stream(stream_and_save(prompt.generation, reply))
+            if prompt.qa is not None and reply["content"].strip():
                 reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
             if reply["content"] and (reply.get("tokens") or reply.get("beams") or is_not_stated(reply["content"])):
                 with answer_box:  # the finished answer replaces the plain streamed text
@@ -541,17 +540,37 @@ if question and cfg_error is None and refused is None:
             render_context_used(reply, str(len(messages) - 1))
             st.caption(reply_caption(reply))
 
-# --- inside the model
-if cfg_error is None:
-    st.divider()
-    st.subheader("Inside the model")
+
+def conversation(loaded: Loaded, context: str, cfg: SampleConfig | None, decoding: str) -> list[dict[str, Any]]:
+    """The messages so far, the question box, and the answer to a new question; the messages."""
+    messages: list[dict[str, Any]] = st.session_state["chat_messages"]
+    chat_box = st.container()
+    with chat_box:
+        for i, m in enumerate(messages):
+            render_message(m, str(i))
+    question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg is None)
+    if not question or cfg is None:
+        return messages
+    try:
+        check_question(question, context)
+    except GenAIError as e:
+        st.error(f"No answer: {e}.", icon=":material/block:")
+        return messages
+    prompt = chat_prompt(loaded.sampler, question, context, st.session_state["chat_template"], mode=decoding, cfg=cfg,
+                         extractive=bool(st.session_state["chat_extractive"]),
+                         with_probs=bool(st.session_state["chat_confidence"]))
+    messages += [{"role": "user", "content": question}, new_reply(loaded, question, context, prompt)]
+    answer_question(loaded, prompt, cfg, decoding, messages, chat_box)
+    return messages
+
+
+# --------------------------------------------------------------------------- inside the model
+def what_the_model_sees(loaded: Loaded, context: str, messages: list[dict[str, Any]]) -> list[int]:
+    """The prompt of the last question (or an example one) as the model sees it; its ids."""
+    sampler = loaded.sampler
     last_q = next((m["content"] for m in reversed(messages) if m["role"] == "user"), None)
-    if st.session_state["chat_template"] == QA_TEMPLATE:  # as the answers above were asked
-        shown_prompt, shown_gen = answer_stream(sampler, last_q or PREVIEW_QUESTION, context)
-        prompt_ids, info = shown_prompt.ids, shown_gen.info
-    else:
-        prompt_ids, info = sampler.encode_prompt(
-            format_qa_prompt(last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"]))
+    shown = chat_prompt(sampler, last_q or PREVIEW_QUESTION, context, st.session_state["chat_template"])
+    info = shown.info  # as the answers above were asked
     shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
     st.caption(f"For the current context and {shown_q}.")
     # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing.
@@ -561,14 +580,18 @@ if cfg_error is None:
         if w not in already:
             st.warning(w, icon=":material/warning:")
 
-    with st.expander(f"What the model sees ({info.tokens} of {mcfg.seq_len} tokens)"):
+    with st.expander(f"What the model sees ({info.tokens} of {sampler.model.config.seq_len} tokens)"):
         st.caption("The exact input after cropping to the model's context window"
                    + (f": the first {info.cropped_tokens} tokens did not fit." if info.cropped_tokens else "."))
         st.code(info.text, language=None, wrap_lines=True)
+    return shown.ids
 
+
+def what_the_sliders_do(loaded: Loaded, prompt_ids: list[int], cfg: SampleConfig, decoding: str) -> None:
     st.markdown("**What the sampling sliders do**")
+    sampler = loaded.sampler
     unk = getattr(sampler.tokenizer, "unk_id", None)
-    view = next_token_view(cached_logits(model_key, tuple(prompt_ids), sampler), cfg, seen_ids=prompt_ids,
+    view = next_token_view(cached_logits(loaded.model_key, tuple(prompt_ids), sampler), cfg, seen_ids=prompt_ids,
                            banned_ids=[] if unk is None else [unk], top_n=TOP_N)
     labels = unique_labels(token_labels(sampler.tokenizer, view.top_ids))
     st.plotly_chart(distribution_figure(view, labels, cfg))
@@ -581,49 +604,85 @@ if cfg_error is None:
                    "top-k and top-p have no effect.")
     else:
         st.caption(f"Grey: the model's own probabilities for the first token of the answer. Blue: what sampling "
-                   f"draws from after the repetition penalty, temperature, top-k and top-p: {view.kept} of {vocab} "
-                   f"tokens remain; entropy {max(0.0, view.entropy('before')):.2f} → "
-                   f"{max(0.0, view.entropy('after')):.2f} nats.")
+                   f"draws from after the repetition penalty, temperature, top-k and top-p: {view.kept} of "
+                   f"{sampler.model.config.vocab_size} tokens remain; entropy {view.entropy('before'):.2f} → "
+                   f"{view.entropy('after'):.2f} nats.")
 
+
+def chosen_attention(att: AnswerAttention) -> tuple[torch.Tensor, str]:
+    """The layer and head pickers; the (answer, prompt) matrix they choose and its description."""
+    c1, c2 = st.columns(2)
+    copy_choice = ["copy head"] if att.copy is not None else []
+    layer = c1.selectbox("Layer", [*copy_choice, "mean", *range(1, att.n_layers + 1)], key="chat_att_layer",
+                         help="The copy head points at the context token each answer token was copied from.")
+    if layer == "copy head":
+        return att.copy, "copy head"
+    head = c2.selectbox("Head", ["mean", *range(1, att.n_heads + 1)], key="chat_att_head")
+    li = None if layer == "mean" else int(layer) - 1
+    hi = None if head == "mean" else int(head) - 1
+    what = ("mean of layers" if li is None else f"layer {li + 1}") + ", " + (
+        "mean of heads" if hi is None else f"head {hi + 1}")
+    return att.matrix(li, hi), what
+
+
+def attention_view(loaded: Loaded, last: dict[str, Any]) -> None:
+    """Which prompt tokens the last answer's predictions attended to (or copied from), with notes."""
+    sampler, seq_len = loaded.sampler, loaded.sampler.model.config.seq_len
+    att = cached_attention(loaded.model_key, tuple(last["prompt_ids"]), tuple(last["ids"]), sampler)
+    matrix, what = chosen_attention(att)
+    prompt_labels = token_labels(sampler.tokenizer, att.prompt_ids)
+    answer_labels = unique_labels(token_labels(sampler.tokenizer, att.answer_ids))
+    st.plotly_chart(attention_figure(matrix, prompt_labels, answer_labels, what))
+    notes = [f"Row i: where the model looked when it chose generated token i. On average "
+             f"{prompt_share(matrix):.0%} of its attention went to the prompt, the rest to the answer so far."]
+    if att.copy_share is not None:
+        notes.append(f"The copy head's gate gave {att.copy_share:.0%} of the answer's probability to "
+                     "copying (row by row in the copy head view), the rest to the vocabulary.")
+    if att.prompt_cropped:
+        notes.append(f"The first {att.prompt_cropped} prompt tokens are not shown (window or size limit).")
+    if att.answer_omitted:
+        notes.append(f"The last {att.answer_omitted} answer tokens are not shown: the view is one forward pass, "
+                     f"so prompt and answer must fit one {seq_len}-token window (and a size limit).")
+    st.caption(" ".join(notes))
+
+
+def where_the_answer_looked(loaded: Loaded, messages: list[dict[str, Any]]) -> None:
     st.markdown("**Where the answer looked**")
+    mcfg = loaded.sampler.model.config
     last = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
-    if not has_attention(sampler.model):
+    if not has_attention(loaded.sampler.model):
         st.info(f"This run is {'an' if mcfg.arch == 'lstm' else 'a'} {mcfg.arch.upper()}: it reads the prompt through "
                 "a recurrent state and has no attention weights to show. Train a GPT run to see which prompt "
                 "tokens each answer token attended to.", icon=":material/lightbulb:")
     elif last is None:
         st.caption("Ask a question: the attention of the answer over the prompt appears here.")
-    elif last.get("model_key") != model_key:
+    elif last.get("model_key") != loaded.model_key:
         st.caption(f"The last answer came from another model ({last.get('run')}); ask again to see this one's.")
     elif not last.get("ids"):
         st.caption("The last answer is empty: there is no generated token to explain.")
     else:
-        att = cached_attention(model_key, tuple(last["prompt_ids"]), tuple(last["ids"]), sampler)
-        c1, c2 = st.columns(2)
-        copy_choice = ["copy head"] if att.copy is not None else []
-        layer = c1.selectbox("Layer", [*copy_choice, "mean", *range(1, att.n_layers + 1)], key="chat_att_layer",
-                             help="The copy head points at the context token each answer token was copied from.")
-        if layer == "copy head":
-            matrix, what = att.copy, "copy head"
-        else:
-            head = c2.selectbox("Head", ["mean", *range(1, att.n_heads + 1)], key="chat_att_head")
-            li = None if layer == "mean" else int(layer) - 1
-            hi = None if head == "mean" else int(head) - 1
-            matrix = att.matrix(li, hi)
-            what = ("mean of layers" if li is None else f"layer {li + 1}") + ", " + (
-                "mean of heads" if hi is None else f"head {hi + 1}")
-        prompt_labels = token_labels(sampler.tokenizer, att.prompt_ids)
-        answer_labels = unique_labels(token_labels(sampler.tokenizer, att.answer_ids))
-        st.plotly_chart(attention_figure(matrix, prompt_labels, answer_labels, what))
-        notes = [f"Row i: where the model looked when it chose generated token i. On average "
-                 f"{float(matrix.sum(1).mean()):.0%} of its attention went to the prompt, the rest to the answer "
-                 f"so far."]
-        if att.copied is not None:
-            notes.append(f"The copy head's gate gave {float(att.copied.mean()):.0%} of the answer's probability to "
-                         "copying (row by row in the copy head view), the rest to the vocabulary.")
-        if att.prompt_cropped:
-            notes.append(f"The first {att.prompt_cropped} prompt tokens are not shown (window or size limit).")
-        if att.answer_omitted:
-            notes.append(f"The last {att.answer_omitted} answer tokens are not shown: the view is one forward pass, "
-                         f"so prompt and answer must fit one {mcfg.seq_len}-token window (and a size limit).")
-        st.caption(" ".join(notes))
+        attention_view(loaded, last)
+
+
+def inside_the_model(loaded: Loaded, context: str, cfg: SampleConfig, decoding: str,
+                     messages: list[dict[str, Any]]) -> None:
+    st.divider()
+    st.subheader("Inside the model")
+    prompt_ids = what_the_model_sees(loaded, context, messages)
+    what_the_sliders_do(loaded, prompt_ids, cfg, decoding)
+    where_the_answer_looked(loaded, messages)
+
+
+# --------------------------------------------------------------------------- the page
+def main() -> None:
+    header()
+    loaded = choose_run()
+    decoding = decoding_sidebar(loaded)
+    context = context_inputs()
+    cfg = chosen_config(decoding, context)
+    messages = conversation(loaded, context, cfg, decoding)
+    if cfg is not None:
+        inside_the_model(loaded, context, cfg, decoding, messages)
+
+
+main()

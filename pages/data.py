@@ -1,11 +1,11 @@
 """Data: choose the text a model learns from, see it cleaned and tokenized, and prepare it for the Train page.
 
 The page gathers choices and asks `genai_core`: the engine reads, validates and cleans the corpus, trains
-tokenizers and writes the token store. Statistics come from a bounded sample (the first
-`SAMPLE_CHARS` characters), so a 400 MB upload answers in seconds; beyond the sample they are scaled
-to the file and labelled as estimates. Uploads arrive in memory and are spilled once to
-`<runs>/.playground/uploads/<content hash>/<sanitised name>`, so a new tab (or a restart) finds them
-again under Recent files and a re-upload of the same bytes reuses its prepared token store.
+tokenizers, estimates statistics from a bounded sample (`genai_core.data.preview`: a 400 MB upload answers
+in seconds, and counts beyond the sample are labelled as estimates) and writes the token store. Uploads
+arrive in memory and are spilled once to `<runs>/.playground/uploads/<content hash>/<sanitised name>`, so a
+new tab (or a restart) finds them again under Recent files and a re-upload of the same bytes reuses its
+prepared token store.
 """
 
 from __future__ import annotations
@@ -19,21 +19,30 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import DataConfig
-from genai_core.data.corpus import FORMATS, check_text, clean_text, detect_format, open_corpus, preview
-from genai_core.data.tokenization import BPETokenizer, CharTokenizer, train_tokenizer
+from genai_core.data import preview as engine
+from genai_core.data.corpus import CORPUS_FILE_TYPES, clean_text, detect_format, list_corpus_files, preview
+from genai_core.data.preview import (
+    TOKENIZER_CHARS,
+    CorpusStats,
+    Sample,
+    Tokenizer,
+    cleaning_example,
+    example_sentence,
+    guess_text_column,
+    split_tokens,
+    tokenizer_budget,
+    tokenizer_saw_everything,
+)
 from genai_core.data.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
-from genai_core.errors import CorpusError
 from genai_core.runs.folder import token_cache_dir
 from genai_core.units import format_bytes, format_count
 from pages import ui
 
 PREVIEW_ROWS = 20
-SAMPLE_CHARS = 8_000_000  # statistics read at most this much text: about a second, whatever the file size
-TOKENIZER_CHARS = 1_000_000  # the preview BPE learns from this much (training and counting take ~1 s each)
-EXAMPLE_CHARS = 400  # length of the before/after cleaning excerpt
 MAX_SENTENCE = 500  # characters of the tokenizer playground: chips stay readable and fast
 SOURCES = {"bundled": "Bundled corpus", "upload": "Upload a file", "recent": "Recent files"}
 TOKENIZERS = {"char": "Characters (one token per character)", "bpe": "BPE (byte-level subwords)"}
@@ -53,15 +62,6 @@ def bundled_dir() -> Path:
 
 def uploads_dir() -> Path:
     return ui.ensure_dir(ui.playground_dir() / "uploads")
-
-
-def corpus_files(folder: Path, pattern: str = "*") -> list[Path]:
-    """Readable corpus files of a folder, newest first (temporary files of atomic writes start with a dot)."""
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.glob(pattern)
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FORMATS]
-    return sorted(files, key=lambda p: (-p.stat().st_mtime, p.name))
 
 
 def recent_label(path: Path, choice: DataConfig | None) -> str:
@@ -84,136 +84,50 @@ def forget_rejected_upload(path: Path) -> None:
     if path.resolve().parent.parent == folder:  # uploads live in uploads/<digest>/<name>
         shutil.rmtree(path.resolve().parent, ignore_errors=True)
 
+
 def spill_upload(upload: UploadedFile) -> Path:
     """Write an upload to the uploads folder once (`ui.spill_upload`), where Recent files finds it again."""
+    detect_format(Path(Path(upload.name).name))  # unsupported types are refused before anything is written
     return ui.spill_upload(upload, uploads_dir())
 
 
-# --------------------------------------------------------------------------- bounded sample and statistics
+# --------------------------------------------------------------------------- cached engine calls
 # Samples are resources, not data: cache_data would unpickle a fresh copy of megabytes of text on every
 # rerun (each keystroke in the sentence box). Callers treat them as read-only.
 @st.cache_resource(show_spinner="Reading a sample of the corpus…", max_entries=4)
-def read_sample(file: FileKey, column: str | None) -> dict[str, Any]:
-    """The first `SAMPLE_CHARS` raw characters of the corpus, as records (or one piece of a .txt)."""
-    corpus = open_corpus(file[0], column)
-    texts: list[str] = []
-    chars = 0
-    complete = True
-    for chunk in corpus.chunks():
-        for text in chunk:
-            room = SAMPLE_CHARS - chars
-            if len(text) > room:
-                complete = False
-                if not texts or not corpus.has_records:
-                    # A text file comes in 8 MB blocks; cut the block at a line end inside the budget.
-                    cut = text.rfind("\n", 0, room) + 1 if not corpus.has_records else 0
-                    texts.append(text[: cut or room])
-                break
-            texts.append(text)
-            chars += len(text)
-        if not complete:
-            break
-    return {
-        "texts": texts,
-        "complete": complete,
-        "format": corpus.format,
-        "has_records": corpus.has_records,
-        "raw_bytes": sum(len(t.encode("utf-8")) for t in texts) if not corpus.has_records else 0,
-        "raw_newlines": sum(t.count("\n") for t in texts),
-    }
+def read_sample(file: FileKey, column: str | None) -> Sample:
+    """The first `SAMPLE_CHARS` raw characters of the corpus (`engine.read_sample`); `file` keys the cache."""
+    return engine.read_sample(file[0], column)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def cleaned_sample(file: FileKey, column: str | None, lowercase: bool, normalize: bool) -> list[str]:
     """The sample as the engine's `prepare` sees it: cleaned, and empty records dropped."""
-    s = read_sample(file, column)
-    out = [clean_text(t, lowercase=lowercase, normalize_whitespace=normalize, strip=s["has_records"])
-           for t in s["texts"]]
-    return [t for t in out if t] if s["has_records"] else out
-
-
-def tokenizer_texts(texts: list[str]) -> list[str]:
-    """The first `TOKENIZER_CHARS` of the sample (whole records; a .txt piece cut at a line end)."""
-    out: list[str] = []
-    chars = 0
-    for t in texts:
-        if chars + len(t) > TOKENIZER_CHARS:
-            if not out:
-                cut = t.rfind("\n", 0, TOKENIZER_CHARS) + 1
-                out.append(t[: cut or TOKENIZER_CHARS])
-            break
-        out.append(t)
-        chars += len(t)
-    return out
+    return engine.clean_sample(read_sample(file, column), lowercase=lowercase, normalize_whitespace=normalize)
 
 
 @st.cache_resource(show_spinner="Training a tokenizer on the sample…", max_entries=8)
 def sample_tokenizer(file: FileKey, column: str | None, lowercase: bool, normalize: bool, kind: str,
-                     vocab_size: int) -> CharTokenizer | BPETokenizer:
+                     vocab_size: int) -> Tokenizer:
     """A tokenizer trained on the sample, as `prepare` will train one on the whole corpus."""
     texts = cleaned_sample(file, column, lowercase, normalize)
-    if not any(texts):
-        raise CorpusError(f"{Path(file[0]).name} holds no text" + (f" in column {column!r}" if column else ""))
-    if kind == "char":
-        # Every character of the sample, so no character of it is flagged unknown. One joined text: the
-        # engine histograms all 1.1M code points once per text it is given.
-        return train_tokenizer("char", ["".join(texts)])
-    return train_tokenizer(kind, tokenizer_texts(texts), vocab_size)
+    return engine.train_sample_tokenizer(read_sample(file, column), texts, kind, vocab_size)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def records_in_file(file: FileKey, fmt: str, newlines_per_record: float) -> float:
-    """Records of a whole tabular file, without parsing it: Parquet metadata, or line counts."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return float(pq.ParquetFile(file[0]).metadata.num_rows)
-    lines = 0
-    last = b"\n"
-    with open(file[0], "rb") as f:
-        while block := f.read(8 << 20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    lines += last != b"\n"
-    if fmt == "jsonl":
-        return float(lines)
-    # CSV/TSV: a header line, and quoted line breaks inside the text make one record span several lines.
-    return max(lines - 1, 0) / (1.0 + newlines_per_record)
+    """Records of a whole tabular file (`engine.count_records` reads all of a CSV's lines: cached)."""
+    return engine.count_records(file[0], fmt, newlines_per_record)
 
 
 @st.cache_data(show_spinner="Counting…", max_entries=32)
 def corpus_stats(file: FileKey, column: str | None, lowercase: bool, normalize: bool, kind: str,
-                 vocab_size: int) -> dict[str, Any]:
-    """Records, characters, distinct characters and tokens: exact when the sample is the whole file,
-    else measured on the sample and scaled by the share of the file it covers. BPE is counted on the
-    tokenizer's own (smaller) sample and scaled by characters."""
-    s = read_sample(file, column)
-    texts = cleaned_sample(file, column, lowercase, normalize)
-    tok = sample_tokenizer(file, column, lowercase, normalize, kind, vocab_size)
-    chars = sum(len(t) for t in texts)
-    eots = len(texts) if s["has_records"] else 0  # prepare ends every record with an end-of-text token
-    body: float = chars
-    tokens_exact = s["complete"]
-    if kind == "bpe":
-        head = tokenizer_texts(texts)
-        head_chars = sum(len(t) for t in head)
-        body = sum(len(ids) for ids in tok.encode_batch(head)) * chars / max(head_chars, 1)
-        tokens_exact = s["complete"] and head_chars == chars  # else prepare's tokenizer learns from more text
-    scale = 1.0
-    if not s["complete"]:
-        if s["has_records"]:
-            per_record = s["raw_newlines"] / max(len(s["texts"]), 1)
-            scale = max(records_in_file(file, s["format"], per_record) / max(len(s["texts"]), 1), 1.0)
-        else:
-            scale = max(file[2] / max(s["raw_bytes"], 1), 1.0)
-    # Lines of a .txt: its line breaks, plus a last line that has none.
-    lines = sum(t.count("\n") for t in texts) + (bool(texts) and not texts[-1].endswith("\n"))
-    return {
-        "complete": s["complete"], "tokens_exact": tokens_exact, "has_records": s["has_records"],
-        "sample_records": len(s["texts"]), "sample_chars": chars, "records": len(texts) * scale,
-        "lines": lines * scale, "characters": chars * scale, "distinct": len(set("".join(texts))),
-        "tokens": (body + eots) * scale, "vocab_size": tok.vocab_size, "share": 1.0 / scale,
-    }
+                 vocab_size: int) -> CorpusStats:
+    """The corpus's statistics (`engine.estimate_stats`), exact or scaled up from the sample."""
+    return engine.estimate_stats(
+        read_sample(file, column), cleaned_sample(file, column, lowercase, normalize),
+        sample_tokenizer(file, column, lowercase, normalize, kind, vocab_size), kind, size_bytes=file[2],
+        records_counter=lambda _path, fmt, per_record: records_in_file(file, fmt, per_record))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -223,45 +137,11 @@ def prepared_stats(store: str, mtime_ns: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- display helpers
-def guess_column(df: pd.DataFrame) -> str:
-    """`text` when present, else the column with the longest strings in the preview rows."""
-    cols = [str(c) for c in df.columns]
-    if "text" in cols:
-        return "text"
-    lengths = {c: df[c].astype(str).str.len().mean() for c in cols}
-    return max(cols, key=lambda c: (lengths[c] if pd.notna(lengths[c]) else 0.0))
-
-
 def visible_whitespace(text: str) -> str:
     """Show what whitespace normalisation changes: tabs, carriage returns, odd spaces, runs of blanks."""
     for ch, mark in (("\r", "␍"), ("\t", "⇥"), ("\xa0", "⍽"), ("\u3000", "⍽")):
         text = text.replace(ch, mark)
     return re.sub(r" {2,}", lambda m: "·" * len(m.group()), text)
-
-
-def cleaning_example(texts: list[str], lowercase: bool, normalize: bool, strip: bool) -> tuple[str, str]:
-    """An excerpt of the first record that cleaning changes (around the first change) and its cleaned form.
-
-    The excerpt is cleaned without stripping unless it reaches the record's start or end, so cutting it
-    out of a longer record does not show a change that cleaning the whole record would not make.
-    """
-    def clean(t: str, strip_: bool) -> str:
-        return clean_text(t, lowercase=lowercase, normalize_whitespace=normalize, strip=strip_)
-
-    candidates = [t for t in texts[:200] if t.strip()] or [""]
-    raw = next((t for t in candidates if clean(t, strip) != t), candidates[0])
-    done = clean(raw, strip)
-    first_change = next((i for i, (a, b) in enumerate(zip(raw, done, strict=False)) if a != b),
-                        min(len(raw), len(done)))
-    unchanged = done == raw
-    start = 0 if unchanged else max(0, min(first_change - EXAMPLE_CHARS // 4, len(raw) - EXAMPLE_CHARS))
-    excerpt = raw[start:start + EXAMPLE_CHARS]
-    out = clean(excerpt, False)
-    if strip and start == 0:
-        out = out.lstrip()
-    if strip and start + EXAMPLE_CHARS >= len(raw):
-        out = out.rstrip()
-    return excerpt, out
 
 
 def chip_label(piece: str) -> str:
@@ -287,13 +167,9 @@ def token_chips(pieces: list[tuple[str, int, bool]]) -> str:
     return f'<div class="token-chips" style="display:flex;flex-wrap:wrap">{"".join(chips)}</div>'
 
 
-def tokenize_pieces(tok: CharTokenizer | BPETokenizer, text: str) -> tuple[list[tuple[str, int, bool]], list[str]]:
-    """(piece, id, unknown) per token, and the distinct characters the tokenizer cannot represent."""
-    enc = tok.encode(text)
-    if isinstance(tok, CharTokenizer):
-        # One id per code point: show the character itself, not "<|unk|>", so the person sees what is missing.
-        return [(ch, tid, tid == tok.unk_id) for ch, tid in zip(text, enc.ids, strict=True)], enc.unknown
-    return [(p, tid, False) for p, tid in zip(tok.token_strings(enc.ids), enc.ids, strict=True)], []
+def count_label(value: float, exact: bool) -> str:
+    """A count as a metric shows it: every digit when exact, else `≈` and a short form."""
+    return f"{value:,.0f}" if exact else "≈ " + format_count(value)
 
 
 def same_choice(a: DataConfig | None, b: DataConfig | None) -> bool:
@@ -329,113 +205,150 @@ def show_prepared(stats: StoreStats | dict[str, Any], has_records: bool) -> None
                f"{s['characters']:,} characters after cleaning.")
 
 
-# --------------------------------------------------------------------------- page: the corpus
-st.title("Data")
-st.caption("Choose the text the model learns from, check how it is cleaned and split into tokens, then prepare "
-           "it for training. Everything here runs on a sample first, so big files answer quickly.")
-choice = ui.load_data_choice()
-if choice is not None:
-    st.info(f"The Train page uses {describe(choice)}.", icon=":material/menu_book:")
-if flash := st.session_state.pop("data_flash", None):
-    st.toast(flash, icon=":material/check_circle:")  # said after the rerun that follows preparing
-bundled = corpus_files(bundled_dir())
-recent = corpus_files(uploads_dir(), "*/*")
-if choice is not None and Path(choice.corpus).resolve() not in {p.resolve() for p in bundled + recent}:
-    recent.insert(0, Path(choice.corpus))  # chosen elsewhere (the CLI, an older session): keep it reachable
-sources = [k for k in SOURCES if k != "recent" or recent]
+# --------------------------------------------------------------------------- page sections
+def draw_header() -> DataConfig | None:
+    """Title, and the corpus the Train page uses now (the saved choice)."""
+    st.title("Data")
+    st.caption("Choose the text the model learns from, check how it is cleaned and split into tokens, then "
+               "prepare it for training. Everything here runs on a sample first, so big files answer quickly.")
+    choice = ui.load_data_choice()
+    if choice is not None:
+        st.info(f"The Train page uses {describe(choice)}.", icon=":material/menu_book:")
+    if flash := st.session_state.pop("data_flash", None):
+        st.toast(flash, icon=":material/check_circle:")  # said after the rerun that follows preparing
+    return choice
 
-# Where to start: the file this session looked at last, else the saved choice, else a bundled corpus.
-last = st.session_state.get("data_path") or (str(choice.corpus) if choice else None)
-if st.session_state.get("data_source") not in sources:
-    in_recent = last and any(str(p) == last for p in recent)
-    st.session_state["data_source"] = "recent" if in_recent else ("bundled" if bundled else "upload")
-# Streamlit drops the state of widgets a run does not draw; re-assigning keeps it across page visits.
-st.session_state["data_source"] = st.session_state["data_source"]
 
-st.subheader("1 · Corpus")
-source = st.radio("Source", sources, format_func=SOURCES.__getitem__, horizontal=True, key="data_source",
-                  label_visibility="collapsed")
-file_slot = st.container()  # errors about the file itself appear right under the file's widget
-path: Path | None = None
+def keep_option(key: str, options: list[str], last: str | None) -> None:
+    """Start a file picker on the last file looked at when it is offered, else its first option.
 
-if source == "bundled":
+    Streamlit drops the state of widgets a run does not draw; re-assigning keeps it across page visits.
+    """
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = last if last in options else options[0]
+    st.session_state[key] = st.session_state[key]
+
+
+def choose_file(choice: DataConfig | None) -> tuple[Path, DeltaGenerator]:
+    """Section 1: the corpus file (bundled, uploaded or recent), and the slot for errors about the file."""
+    bundled = list_corpus_files(bundled_dir())
+    recent = list_corpus_files(uploads_dir(), "*/*")
+    if choice is not None and Path(choice.corpus).resolve() not in {p.resolve() for p in bundled + recent}:
+        recent.insert(0, Path(choice.corpus))  # chosen elsewhere (the CLI, an older session): keep it reachable
+    sources = [k for k in SOURCES if k != "recent" or recent]
+
+    # Where to start: the file this session looked at last, else the saved choice, else a bundled corpus.
+    last = st.session_state.get("data_path") or (str(choice.corpus) if choice else None)
+    if st.session_state.get("data_source") not in sources:
+        in_recent = last and any(str(p) == last for p in recent)
+        st.session_state["data_source"] = "recent" if in_recent else ("bundled" if bundled else "upload")
+    st.session_state["data_source"] = st.session_state["data_source"]  # kept across page visits
+
+    st.subheader("1 · Corpus")
+    source = st.radio("Source", sources, format_func=SOURCES.__getitem__, horizontal=True, key="data_source",
+                      label_visibility="collapsed")
+    file_slot = st.container()  # errors about the file itself appear right under the file's widget
+    if source == "bundled":
+        return pick_bundled(bundled, last, file_slot)
+    if source == "upload":
+        return pick_upload(file_slot)
+    return pick_recent(recent, last, choice)
+
+
+def pick_bundled(bundled: list[Path], last: str | None, file_slot: DeltaGenerator) -> tuple[Path, DeltaGenerator]:
     if not bundled:
         file_slot.info("No bundled corpora are installed (assets/corpora/ is empty). Upload a file instead.",
                        icon=":material/inventory_2:")
         st.stop()
     options = [str(p) for p in bundled]
-    if st.session_state.get("data_bundled") not in options:
-        st.session_state["data_bundled"] = last if last in options else options[0]
-    st.session_state["data_bundled"] = st.session_state["data_bundled"]
+    keep_option("data_bundled", options, last)
     picked = st.selectbox("Bundled corpus", options, key="data_bundled",
                           format_func=lambda p: f"{Path(p).name} ({format_bytes(Path(p).stat().st_size)})")
     file_slot = st.container()
     st.caption(":material/science: The bundled corpora are **synthetic**: generated for this playground. The "
                "clinical cases describe fictional patients; they contain no real patient data.")
-    path = Path(picked)
-elif source == "upload":
+    return Path(picked), file_slot
+
+
+def pick_upload(file_slot: DeltaGenerator) -> tuple[Path, DeltaGenerator]:
     limit = int(st.get_option("server.maxUploadSize"))
+    # No `type=` filter: the engine refuses another type with a message that names the types it reads.
     upload = st.file_uploader(
         "Upload a corpus", key="data_upload", disabled=not ui.can_change(),
-        help=f"{', '.join(sorted(FORMATS))}: UTF-8 text, or tabular files with a text column. Up to {limit:,} MB.")
+        help=f"{', '.join(CORPUS_FILE_TYPES)}: UTF-8 text, or tabular files with a text column. Up to {limit:,} MB.")
     file_slot = st.container()
     if upload is None:
         st.caption("Plain text (.txt) is one continuous text; .csv, .tsv, .jsonl and .parquet hold records, one "
                    "text per row. Uploads are kept on this server under Recent files.")
         st.stop()
+    path: Path | None = None
     with ui.user_errors(file_slot):
         path = spill_upload(upload)
-else:
+    if path is None:
+        st.stop()
+    assert path is not None
+    return path, file_slot
+
+
+def pick_recent(recent: list[Path], last: str | None, choice: DataConfig | None) -> tuple[Path, DeltaGenerator]:
     options = [str(p) for p in recent]
-    if st.session_state.get("data_recent") not in options:
-        st.session_state["data_recent"] = last if last in options else options[0]
-    st.session_state["data_recent"] = st.session_state["data_recent"]
+    keep_option("data_recent", options, last)
     picked = st.selectbox("Recent file", options, key="data_recent",
                           format_func=lambda p: recent_label(Path(p), choice))
-    file_slot = st.container()
-    path = Path(picked)
+    return Path(picked), st.container()
 
-if path is None:
-    st.stop()
-assert path is not None
 
-# Per-file widgets start from the saved choice when it is this file, else from the defaults.
-file_changed = st.session_state.get("data_path") != str(path)
-st.session_state["data_path"] = str(path)
-mine = choice if choice is not None and Path(choice.corpus).resolve() == path.resolve() else None
-base = mine or DataConfig(corpus=path)
-defaults: dict[str, Any] = {
-    "data_lowercase": base.lowercase, "data_normalize": base.normalize_whitespace,
-    "data_tokenizer": base.tokenizer, "data_vocab": base.vocab_size, "data_val_fraction": base.val_fraction,
-    "data_seed": base.seed, "data_max_records": base.max_records or 0,
-}
-if file_changed:
-    st.session_state.pop("data_column", None)
-    st.session_state.pop("data_sentence", None)
-    if mine is not None:
-        st.session_state.update(defaults)
-for key, value in defaults.items():
-    st.session_state[key] = st.session_state.get(key, value)
+def start_file_widgets(path: Path, choice: DataConfig | None) -> DataConfig | None:
+    """Per-file widgets start from the saved choice when it is this file, else from the defaults.
 
-df: pd.DataFrame | None = None
-with ui.user_errors(file_slot):
-    fmt = detect_format(path)
-    df = preview(path, PREVIEW_ROWS)  # the engine validates: missing, empty, binary, not UTF-8, unparsable
-if df is None:
-    forget_rejected_upload(path)
-    st.stop()
-assert df is not None
-size = path.stat().st_size
-has_records = fmt != "txt"
+    Returns the saved choice when it is this file.
+    """
+    file_changed = st.session_state.get("data_path") != str(path)
+    st.session_state["data_path"] = str(path)
+    mine = choice if choice is not None and Path(choice.corpus).resolve() == path.resolve() else None
+    base = mine or DataConfig(corpus=path)
+    defaults: dict[str, Any] = {
+        "data_lowercase": base.lowercase, "data_normalize": base.normalize_whitespace,
+        "data_tokenizer": base.tokenizer, "data_vocab": base.vocab_size, "data_val_fraction": base.val_fraction,
+        "data_seed": base.seed, "data_max_records": base.max_records or 0,
+    }
+    if file_changed:
+        st.session_state.pop("data_column", None)
+        st.session_state.pop("data_sentence", None)
+        if mine is not None:
+            st.session_state.update(defaults)
+    for key, value in defaults.items():
+        st.session_state[key] = st.session_state.get(key, value)
+    return mine
 
-# --------------------------------------------------------------------------- page: preview and statistics
-st.subheader("2 · Preview")
-column: str | None = None
-column_slot = st.container()
-if has_records:
+
+def read_table(path: Path, file_slot: DeltaGenerator) -> tuple[str, pd.DataFrame]:
+    """The file's format and first rows; a file the engine refuses stops the page (and leaves Recent files)."""
+    df: pd.DataFrame | None = None
+    fmt = ""
+    with ui.user_errors(file_slot):
+        fmt = detect_format(path)
+        df = preview(path, PREVIEW_ROWS)  # the engine validates: missing, empty, binary, not UTF-8, unparsable
+    if df is None:
+        forget_rejected_upload(path)
+        st.stop()
+    assert df is not None
+    return fmt, df
+
+
+def pick_column(path: Path, fmt: str, df: pd.DataFrame, mine: DataConfig | None,
+                file_slot: DeltaGenerator) -> tuple[str | None, DeltaGenerator]:
+    """Section 2's header: the text column of a tabular file (none for .txt), and the slot for errors about
+    the text: under the column picker, or under the file's widget for a .txt."""
+    st.subheader("2 · Preview")
+    size = path.stat().st_size
+    column_slot = st.container()
+    if fmt == "txt":
+        st.caption(f"{path.name} · {format_bytes(size)} · plain text: one continuous text (the first lines below)")
+        return None, file_slot
     columns = [str(c) for c in df.columns]
     if "data_column" not in st.session_state:
-        st.session_state["data_column"] = mine.text_column if mine and mine.text_column else guess_column(df)
+        st.session_state["data_column"] = mine.text_column if mine and mine.text_column else guess_text_column(df)
     st.session_state["data_column"] = st.session_state["data_column"]
     if st.session_state["data_column"] not in columns:
         columns.append(st.session_state["data_column"])  # a saved or typed name: the engine says if it exists
@@ -446,147 +359,180 @@ if has_records:
              "rows lack).")
     right.caption(f"{path.name} · {format_bytes(size)} · {fmt.upper()} · {len(df.columns)} columns"
                   + ("" if "text" in df.columns else " · no `text` column: guessed the one with the longest text"))
-    column_slot = column_slot.container()
-else:
-    st.caption(f"{path.name} · {format_bytes(size)} · plain text: one continuous text (the first lines below)")
+    return column, column_slot.container()
 
-corpus_ok = False
-with ui.user_errors(column_slot if has_records else file_slot):
-    open_corpus(path, column)  # a column that does not exist: the engine names the ones that do
-    key = file_key(path)
-    sample = read_sample(key, column)  # reads further than the preview: a bad byte later is caught here
-    check_text(sample["texts"], open_corpus(path, column))  # numbers or blanks are no corpus: the engine says so
-    corpus_ok = True
-if not corpus_ok:
-    st.stop()
 
-config = {column: st.column_config.TextColumn(f"{column} (text)", width="large")} if column in df.columns else None
-st.dataframe(df, hide_index=True, width="stretch", height=min(38 + 35 * len(df), 400), column_config=config)
-stats_slot = st.container()  # filled once cleaning and tokenizer are chosen below
+def read_checked_sample(path: Path, column: str | None, slot: DeltaGenerator) -> tuple[FileKey, Sample]:
+    """The sample the statistics come from; a column that does not exist, or holds no language, stops the page."""
+    checked: tuple[FileKey, Sample] | None = None
+    with ui.user_errors(slot):
+        # Reads further than the preview: a bad byte later is caught here. A column that does not exist, or
+        # numbers or blanks instead of text: the engine says so.
+        key = file_key(path)
+        sample = read_sample(key, column)
+        engine.check_sample(sample)
+        checked = key, sample
+    if checked is None:
+        st.stop()
+    assert checked is not None
+    return checked
 
-# --------------------------------------------------------------------------- page: cleaning
-st.subheader("3 · Cleaning")
-c1, c2, _ = st.columns([1, 1, 2])
-lowercase = c1.checkbox("Lowercase", key="data_lowercase", help=field_help("lowercase"))
-normalize = c2.checkbox("Normalise whitespace", key="data_normalize", help=field_help("normalize_whitespace"))
-raw, cleaned = cleaning_example(sample["texts"], lowercase, normalize, strip=has_records)
-before, after = st.columns(2)
-with before:
-    st.markdown("**Before**")
-    st.code(visible_whitespace(raw) or " ", language=None, wrap_lines=True)
-with after:
-    st.markdown("**After**")
-    st.code(visible_whitespace(cleaned) or " ", language=None, wrap_lines=True)
-st.caption(f"An excerpt of the first {'record' if has_records else 'passage'} that cleaning changes "
-           f"({len(raw):,} → {len(cleaned):,} characters). "
-           "Shown visibly: ⇥ tab, ␍ carriage return, ⍽ non-breaking space, ·· runs of spaces."
-           if raw != cleaned else "Cleaning changes nothing in the first records with these options.")
 
-# --------------------------------------------------------------------------- page: tokenizer
-st.subheader("4 · Tokenizer")
-t1, t2, _ = st.columns([2, 1, 1], vertical_alignment="bottom")
-kind = t1.radio("Tokenizer", list(TOKENIZERS), format_func=TOKENIZERS.__getitem__, key="data_tokenizer",
-                horizontal=True, help=field_help("tokenizer"))
-vocab = int(st.session_state["data_vocab"])
-if kind == "bpe":
-    vocab = int(t2.number_input("Vocabulary size", min_value=64, max_value=65536, step=256, key="data_vocab",
-                                help=field_help("vocab_size")))
-texts = cleaned_sample(key, column, lowercase, normalize)
-if "data_sentence" not in st.session_state:
-    first = next((t for t in texts if t.strip()), FALLBACK_SENTENCE).strip().split("\n")[0]
-    st.session_state["data_sentence"] = first[:120].rsplit(" ", 1)[0] if len(first) > 120 else first
-st.session_state["data_sentence"] = st.session_state["data_sentence"]
-sentence = st.text_input("Try a sentence", key="data_sentence", max_chars=MAX_SENTENCE,
-                         help="Edit it to see how the tokenizer splits any text (after the cleaning above).")
-tok_slot = st.container()
-tok: CharTokenizer | BPETokenizer | None = None
-with ui.user_errors(tok_slot):
-    tok = sample_tokenizer(key, column, lowercase, normalize, kind, vocab if kind == "bpe" else 0)
-if tok is None:
-    st.stop()
-assert tok is not None
-shown = clean_text(sentence, lowercase=lowercase, normalize_whitespace=normalize)
-if shown:
-    pieces, unknown = tokenize_pieces(tok, shown)
-    st.html(token_chips(pieces))
-    budget = SAMPLE_CHARS if kind == "char" else TOKENIZER_CHARS
-    learned = sum(len(t) for t in (texts if kind == "char" else tokenizer_texts(texts)))
-    where = ("corpus" if sample["complete"] and learned == sum(len(t) for t in texts)
-             else f"first {budget:,} characters")
-    st.caption(f"{len(shown):,} characters → {len(pieces):,} tokens ({len(shown) / len(pieces):.2f} characters "
+def draw_table(df: pd.DataFrame, column: str | None) -> DeltaGenerator:
+    """Section 2's table, with the text column widened; returns the slot the statistics fill later."""
+    config = {column: st.column_config.TextColumn(f"{column} (text)", width="large")} if column in df.columns else None
+    st.dataframe(df, hide_index=True, width="stretch", height=min(38 + 35 * len(df), 400), column_config=config)
+    return st.container()  # filled once cleaning and tokenizer are chosen below
+
+
+def cleaning_section(sample: Sample) -> tuple[bool, bool]:
+    """Section 3: the cleaning options (lowercase, normalise whitespace), shown on an excerpt before/after."""
+    st.subheader("3 · Cleaning")
+    c1, c2, _ = st.columns([1, 1, 2])
+    lowercase = c1.checkbox("Lowercase", key="data_lowercase", help=field_help("lowercase"))
+    normalize = c2.checkbox("Normalise whitespace", key="data_normalize", help=field_help("normalize_whitespace"))
+    raw, cleaned = cleaning_example(sample.texts, lowercase, normalize, strip=sample.has_records)
+    before, after = st.columns(2)
+    with before:
+        st.markdown("**Before**")
+        st.code(visible_whitespace(raw) or " ", language=None, wrap_lines=True)
+    with after:
+        st.markdown("**After**")
+        st.code(visible_whitespace(cleaned) or " ", language=None, wrap_lines=True)
+    st.caption(f"An excerpt of the first {'record' if sample.has_records else 'passage'} that cleaning changes "
+               f"({len(raw):,} → {len(cleaned):,} characters). "
+               "Shown visibly: ⇥ tab, ␍ carriage return, ⍽ non-breaking space, ·· runs of spaces."
+               if raw != cleaned else "Cleaning changes nothing in the first records with these options.")
+    return lowercase, normalize
+
+
+def tokenizer_section(key: FileKey, column: str | None, sample: Sample, lowercase: bool,
+                      normalize: bool) -> tuple[str, int]:
+    """Section 4: the tokenizer kind and vocabulary, tried on a sentence the person can edit."""
+    st.subheader("4 · Tokenizer")
+    t1, t2, _ = st.columns([2, 1, 1], vertical_alignment="bottom")
+    kind = t1.radio("Tokenizer", list(TOKENIZERS), format_func=TOKENIZERS.__getitem__, key="data_tokenizer",
+                    horizontal=True, help=field_help("tokenizer"))
+    vocab = int(st.session_state["data_vocab"])
+    if kind == "bpe":
+        vocab = int(t2.number_input("Vocabulary size", min_value=64, max_value=65536, step=256, key="data_vocab",
+                                    help=field_help("vocab_size")))
+    texts = cleaned_sample(key, column, lowercase, normalize)
+    if "data_sentence" not in st.session_state:
+        st.session_state["data_sentence"] = example_sentence(texts, FALLBACK_SENTENCE)
+    st.session_state["data_sentence"] = st.session_state["data_sentence"]
+    sentence = st.text_input("Try a sentence", key="data_sentence", max_chars=MAX_SENTENCE,
+                             help="Edit it to see how the tokenizer splits any text (after the cleaning above).")
+    tok_slot = st.container()
+    tok: Tokenizer | None = None
+    with ui.user_errors(tok_slot):
+        tok = sample_tokenizer(key, column, lowercase, normalize, kind, vocab if kind == "bpe" else 0)
+    if tok is None:
+        st.stop()
+    assert tok is not None
+    shown = clean_text(sentence, lowercase=lowercase, normalize_whitespace=normalize)
+    if shown:
+        where = ("corpus" if tokenizer_saw_everything(sample, texts, kind)
+                 else f"first {tokenizer_budget(kind):,} characters")
+        draw_tokens(split_tokens(tok, shown), tok, kind, vocab, where, changed=shown != sentence)
+    else:
+        st.caption("Type a sentence to see its tokens.")
+    return kind, vocab
+
+
+def draw_tokens(split: engine.TokenSplit, tok: Tokenizer, kind: str, vocab: int, where: str, changed: bool) -> None:
+    """The sentence as token chips, what it costs in tokens, and the characters the vocabulary lacks."""
+    st.html(token_chips(split.pieces))
+    st.caption(f"{split.chars:,} characters → {len(split.pieces):,} tokens ({split.chars_per_token:.2f} characters "
                f"per token) with a {tok.vocab_size:,}-token vocabulary trained on the {where}."
                + (f" (You asked for {vocab:,}: this text supports no more merges.)"
                   if kind == "bpe" and tok.vocab_size < vocab else "")
-               + (" The sentence is shown after cleaning." if shown != sentence else "")
+               + (" The sentence is shown after cleaning." if changed else "")
                + (" � marks one byte of a character the vocabulary has no whole token for: byte-level BPE can "
-                  "write any text, a byte at a time." if any("\ufffd" in p for p, _, _ in pieces) else ""))
-    if unknown:
-        st.warning(f"{len(unknown)} character(s) never occur in the {where}: "
-                   f"{' '.join(repr(c) for c in unknown)}. The char tokenizer maps them to the unknown token "
+                  "write any text, a byte at a time." if any("\ufffd" in p for p, _, _ in split.pieces) else ""))
+    if split.unknown:
+        st.warning(f"{len(split.unknown)} character(s) never occur in the {where}: "
+                   f"{' '.join(repr(c) for c in split.unknown)}. The char tokenizer maps them to the unknown token "
                    "(outlined in red), so a model trained on this corpus can neither read nor write them.",
                    icon=":material/warning:")
-else:
-    st.caption("Type a sentence to see its tokens.")
 
-# --------------------------------------------------------------------------- page: statistics (filled above)
-with stats_slot, ui.user_errors():
-    stats = corpus_stats(key, column, lowercase, normalize, kind, vocab if kind == "bpe" else 0)
-    exact = stats["complete"]
-    approx = "" if exact else "≈ "
-    m = st.columns(4)
-    if has_records:
-        m[0].metric("Records", approx + (f"{stats['records']:,.0f}" if exact else format_count(stats["records"])),
-                    help="Non-empty records after cleaning.")
-    else:
-        m[0].metric("Lines", approx + (f"{stats['lines']:,.0f}" if exact else format_count(stats["lines"])),
-                    help="A .txt file is one continuous text; its last part becomes the validation split.")
-    m[1].metric("Characters", approx + (f"{stats['characters']:,.0f}" if exact else format_count(stats["characters"])))
-    m[2].metric("Distinct characters", f"{stats['distinct']:,}",
-                help="The char tokenizer's vocabulary: these plus end-of-text and unknown"
-                     + ("." if exact else ", counted on the sample."))
-    m[3].metric(f"Tokens ({kind})",
-                f"{stats['tokens']:,.0f}" if stats["tokens_exact"] else "≈ " + format_count(stats["tokens"]),
-                help="What preparing writes: the cleaned text's tokens plus an end-of-text token per record.")
-    bpe_note = (f" BPE tokens: a tokenizer trained on the first {TOKENIZER_CHARS:,} characters, scaled up; the "
-                "one prepared below learns from more text." if kind == "bpe" and not stats["tokens_exact"] else "")
-    if exact:
-        st.caption("Counted on the whole file." + bpe_note)
-    else:
-        measured = (f"{stats['sample_records']:,} records ({stats['sample_chars']:,} characters)" if has_records
-                    else f"{stats['sample_chars']:,} characters")
-        st.caption(f"Estimated: measured on the first {measured}, about {stats['share']:.0%} of the file, and "
-                   "scaled to the whole file." + bpe_note)
 
-# --------------------------------------------------------------------------- page: prepare
-st.subheader("5 · Use this corpus")
-with st.expander("Validation split and size"):
-    a1, a2, a3 = st.columns(3)
-    val_fraction = a1.slider("Validation share", min_value=0.01, max_value=0.49, step=0.01,
-                             key="data_val_fraction", help=field_help("val_fraction"))
-    seed = a2.number_input("Split seed", min_value=0, step=1, key="data_seed", help=field_help("seed"))
-    max_records = a3.number_input("Use only the first N records (0 = all)", min_value=0, step=1000,
-                                  key="data_max_records", help=field_help("max_records"), disabled=not has_records)
-prep_slot = st.container()
-cfg: DataConfig | None = None
-with ui.user_errors(prep_slot):
-    cfg = DataConfig(corpus=path.resolve(), text_column=column, tokenizer=kind, vocab_size=vocab,
-                     lowercase=lowercase, normalize_whitespace=normalize, val_fraction=val_fraction,
-                     seed=int(seed), max_records=int(max_records) if has_records and max_records else None)
-if cfg is None:
-    st.stop()
-assert cfg is not None
-cache = token_cache_dir(ui.runs_root())  # where the trainer looks: preparing here serves every run
-store = cache / store_key(cfg)
-was_prepared = (store / "meta.json").is_file()
-chosen = same_choice(choice, cfg)
-label = "Use this corpus" if was_prepared else "Prepare and use this corpus"
-if st.button(label, type="primary",
-             icon=":material/check_circle:", key="data_prepare",
-             disabled=(chosen and was_prepared) or not ui.can_change(),
-             help="Tokenize the whole corpus once (reused by every run with these options) and make it the "
-                  "Train page's corpus."):
-    prepared = False
+def statistics_section(slot: DeltaGenerator, key: FileKey, column: str | None, lowercase: bool, normalize: bool,
+                       kind: str, vocab: int) -> None:
+    """Section 2's statistics (drawn in `slot`, under the table): exact, or labelled as estimates."""
+    with slot, ui.user_errors():
+        stats = corpus_stats(key, column, lowercase, normalize, kind, vocab if kind == "bpe" else 0)
+        exact = stats.complete
+        m = st.columns(4)
+        if stats.has_records:
+            m[0].metric("Records", count_label(stats.records, exact), help="Non-empty records after cleaning.")
+        else:
+            m[0].metric("Lines", count_label(stats.lines, exact),
+                        help="A .txt file is one continuous text; its last part becomes the validation split.")
+        m[1].metric("Characters", count_label(stats.characters, exact))
+        m[2].metric("Distinct characters", f"{stats.distinct:,}",
+                    help="The char tokenizer's vocabulary: these plus end-of-text and unknown"
+                         + ("." if exact else ", counted on the sample."))
+        m[3].metric(f"Tokens ({kind})", count_label(stats.tokens, stats.tokens_exact),
+                    help="What preparing writes: the cleaned text's tokens plus an end-of-text token per record.")
+        bpe_note = (f" BPE tokens: a tokenizer trained on the first {TOKENIZER_CHARS:,} characters, scaled up; "
+                    "the one prepared below learns from more text." if kind == "bpe" and not stats.tokens_exact
+                    else "")
+        if exact:
+            st.caption("Counted on the whole file." + bpe_note)
+        else:
+            measured = (f"{stats.sample_records:,} records ({stats.sample_chars:,} characters)" if stats.has_records
+                        else f"{stats.sample_chars:,} characters")
+            st.caption(f"Estimated: measured on the first {measured}, about {stats.share:.0%} of the file, and "
+                       "scaled to the whole file." + bpe_note)
+
+
+def prepare_section(path: Path, column: str | None, kind: str, vocab: int, lowercase: bool, normalize: bool,
+                    choice: DataConfig | None, has_records: bool) -> None:
+    """Section 5: the split options, then prepare (or reuse) the token store and make it the Train page's."""
+    st.subheader("5 · Use this corpus")
+    with st.expander("Validation split and size"):
+        a1, a2, a3 = st.columns(3)
+        val_fraction = a1.slider("Validation share", min_value=0.01, max_value=0.49, step=0.01,
+                                 key="data_val_fraction", help=field_help("val_fraction"))
+        seed = a2.number_input("Split seed", min_value=0, step=1, key="data_seed", help=field_help("seed"))
+        max_records = a3.number_input("Use only the first N records (0 = all)", min_value=0, step=1000,
+                                      key="data_max_records", help=field_help("max_records"),
+                                      disabled=not has_records)
+    prep_slot = st.container()
+    cfg: DataConfig | None = None
     with ui.user_errors(prep_slot):
+        cfg = DataConfig(corpus=path.resolve(), text_column=column, tokenizer=kind, vocab_size=vocab,
+                         lowercase=lowercase, normalize_whitespace=normalize, val_fraction=val_fraction,
+                         seed=int(seed), max_records=int(max_records) if has_records and max_records else None)
+    if cfg is None:
+        st.stop()
+    assert cfg is not None
+    cache = token_cache_dir(ui.runs_root())  # where the trainer looks: preparing here serves every run
+    store = cache / store_key(cfg)
+    was_prepared = (store / "meta.json").is_file()
+    chosen = same_choice(choice, cfg)
+    label = "Use this corpus" if was_prepared else "Prepare and use this corpus"
+    if st.button(label, type="primary",
+                 icon=":material/check_circle:", key="data_prepare",
+                 disabled=(chosen and was_prepared) or not ui.can_change(),
+                 help="Tokenize the whole corpus once (reused by every run with these options) and make it the "
+                      "Train page's corpus."):
+        prepare(cfg, cache, prep_slot, was_prepared)
+    if chosen and (store / "meta.json").is_file():
+        st.success("The Train page will train on this corpus.", icon=":material/check_circle:")
+        show_prepared(prepared_stats(str(store), (store / "meta.json").stat().st_mtime_ns), has_records)
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
+    elif was_prepared:
+        st.caption("Prepared earlier with these options: using it is instant.")
+    else:
+        st.caption("Preparing reads the whole file and writes its token ids to disk; a large corpus takes a minute.")
+
+
+def prepare(cfg: DataConfig, cache: Path, slot: DeltaGenerator, was_prepared: bool) -> None:
+    """Prepare the token store (with a progress bar), save the choice, and redraw the page from the top."""
+    prepared = False
+    with ui.user_errors(slot):
         bar = st.progress(0.0, text="Preparing the corpus…")
         prepare_cached(cfg, cache, progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
         bar.empty()
@@ -596,11 +542,17 @@ if st.button(label, type="primary",
         st.session_state["data_flash"] = ("Reused the corpus prepared earlier with these options." if was_prepared
                                           else "Corpus prepared: the Train page will use it.")
         st.rerun()  # redraw from the top: the banner and the button now reflect the new choice
-if chosen and (store / "meta.json").is_file():
-    st.success("The Train page will train on this corpus.", icon=":material/check_circle:")
-    show_prepared(prepared_stats(str(store), (store / "meta.json").stat().st_mtime_ns), has_records)
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
-elif was_prepared:
-    st.caption("Prepared earlier with these options: using it is instant.")
-else:
-    st.caption("Preparing reads the whole file and writes its token ids to disk; a large corpus takes a minute.")
+
+
+# --------------------------------------------------------------------------- the page
+choice = draw_header()
+path, file_slot = choose_file(choice)
+mine = start_file_widgets(path, choice)
+fmt, df = read_table(path, file_slot)
+column, error_slot = pick_column(path, fmt, df, mine, file_slot)
+key, sample = read_checked_sample(path, column, error_slot)
+stats_slot = draw_table(df, column)
+lowercase, normalize = cleaning_section(sample)
+kind, vocab = tokenizer_section(key, column, sample, lowercase, normalize)
+statistics_section(stats_slot, key, column, lowercase, normalize, kind, vocab)
+prepare_section(path, column, kind, vocab, lowercase, normalize, choice, sample.has_records)

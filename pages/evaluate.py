@@ -15,14 +15,20 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
-from genai_core.evaluate.perplexity import evaluate_qa, evaluate_run
+from genai_core.evaluate.answers import evaluate_qa
+from genai_core.evaluate.perplexity import evaluate_run
+from genai_core.evaluate.results import checkpoint_step
 from genai_core.runs.folder import Run, list_runs, slugify
 from pages.ui import ASSETS, can_change, runs_root, user_errors
 
 QA_DIR = ASSETS / "qa"
 UPLOAD = "Upload a file…"
+QA_UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]  # tables `genai_core.generate.qa.read_qa_table` reads
 EMPTY = "(empty answer)"
 
 
@@ -162,61 +168,67 @@ def show_perplexity(result: dict[str, Any]) -> None:
         st.caption(f"Note: {note}")
 
 
-# --------------------------------------------------------------------------- page
-st.title("Evaluate")
-st.caption("Score a run on question answering: exact match, F1 and ROUGE-L against the expected answers, the "
-           "worst answers, and every prediction to download. Results are saved with the run and appear as "
-           "columns on the Runs page.")
+# --------------------------------------------------------------------------- page sections
+def choose_run() -> tuple[Run, RunConfig]:
+    """Title, and the run to evaluate (with what it is); stops with a pointer to Train when none can be."""
+    st.title("Evaluate")
+    st.caption("Score a run on question answering: exact match, F1 and ROUGE-L against the expected answers, "
+               "the worst answers, and every prediction to download. Results are saved with the run and appear "
+               "as columns on the Runs page.")
+    runs = evaluable_runs()
+    if not runs:
+        st.info("No run has a checkpoint yet: train one on the Train page (or import one on the Runs page).",
+                icon=":material/info:")
+        st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
+        st.stop()
 
-runs = evaluable_runs()
-if not runs:
-    st.info("No run has a checkpoint yet: train one on the Train page (or import one on the Runs page).",
-            icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to the Train page", icon=":material/fitness_center:")
-    st.stop()
+    by_name = {r.name: r for r in runs}
+    if st.session_state.get("eval_run") not in by_name:
+        st.session_state["eval_run"] = runs[0].name
+    cfg_of = {name: r.config() for name, r in by_name.items()}
 
-by_name = {r.name: r for r in runs}
-if st.session_state.get("eval_run") not in by_name:
-    st.session_state["eval_run"] = runs[0].name
-cfg_of = {name: r.config() for name, r in by_name.items()}
+    def run_label(name: str) -> str:
+        return f"{name} · {'QA fine-tune' if cfg_of[name].task == 'qa' else 'language model'}"
+
+    name = st.selectbox("Run", list(by_name), key="eval_run", format_func=run_label,
+                        help="Runs with a checkpoint, newest first; the latest checkpoint is evaluated.")
+    run, cfg = by_name[name], cfg_of[name]
+    lineage = f"started from **{cfg.parent.name}**" if cfg.parent else "trained from scratch"
+    step = checkpoint_step(run) if run.latest_checkpoint() is not None else 0
+    st.caption(f"Task **{cfg.task}** · {lineage} · checkpoint step {step:,} · context window "
+               f"{cfg.model.seq_len} tokens")
+    if cfg.task == "lm":
+        st.caption("A language model was never taught to answer: expect low scores until it is fine-tuned for QA "
+                   "(the prompt is `Q: …` / `Context: …` / `A:`).")
+    return run, cfg
 
 
-def run_label(name: str) -> str:
-    cfg = cfg_of[name]
-    return f"{name} · {'QA fine-tune' if cfg.task == 'qa' else 'language model'}"
+def qa_section(run: Run) -> None:
+    """Question answering: pick a file (bundled split or upload), evaluate it, and show a saved result."""
+    st.subheader("Question answering")
+    files = bundled_files()
+    c1, c2 = st.columns([3, 1])
+    choice = c1.selectbox("Questions", [*files, UPLOAD], key="eval_file",
+                          help="Bundled synthetic splits (question, context, answer), or your own file. A file "
+                               "without an answer column is answered, not scored.")
+    limit = c2.number_input("Questions to answer (0 = all)", min_value=0, value=100, step=50, key="eval_limit",
+                            help="The first N rows of the file; all 500 of a bundled split take longer on a CPU.")
+    upload = None
+    if choice == UPLOAD:
+        upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
+                                  type=QA_UPLOAD_TYPES, key="eval_upload", disabled=not can_change())
+    clicked = st.button("Evaluate", type="primary",
+                        icon=":material/target:", key="eval_qa", disabled=choice == UPLOAD and upload is None)
+    shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
+    slot = st.container()
+    if clicked:
+        run_qa(run, files.get(choice), upload, int(limit), shown_key, slot)
+    show_saved_qa(run, shown_key)
 
 
-name = st.selectbox("Run", list(by_name), key="eval_run", format_func=run_label,
-                    help="Runs with a checkpoint, newest first; the latest checkpoint is evaluated.")
-run = by_name[name]
-cfg = cfg_of[name]
-ckpt = run.latest_checkpoint()
-lineage = f"started from **{cfg.parent.name}**" if cfg.parent else "trained from scratch"
-st.caption(f"Task **{cfg.task}** · {lineage} · checkpoint step "
-           f"{int(ckpt.name.removeprefix('step_')) if ckpt else 0:,} · context window {cfg.model.seq_len} tokens")
-if cfg.task == "lm":
-    st.caption("A language model was never taught to answer: expect low scores until it is fine-tuned for QA "
-               "(the prompt is `Q: …` / `Context: …` / `A:`).")
-
-# ----------------------------------------------------------------- question answering
-st.subheader("Question answering")
-files = bundled_files()
-c1, c2 = st.columns([3, 1])
-choice = c1.selectbox("Questions", [*files, UPLOAD], key="eval_file",
-                      help="Bundled synthetic splits (question, context, answer), or your own file. A file without "
-                           "an answer column is answered, not scored.")
-limit = c2.number_input("Questions to answer (0 = all)", min_value=0, value=100, step=50, key="eval_limit",
-                        help="The first N rows of the file; all 500 of a bundled split take longer on a CPU.")
-upload = None
-if choice == UPLOAD:
-    upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
-                              type=["csv", "tsv", "jsonl", "parquet"], key="eval_upload",
-                              disabled=not can_change())
-clicked = st.button("Evaluate", type="primary",
-                    icon=":material/target:", key="eval_qa", disabled=choice == UPLOAD and upload is None)
-shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
-slot = st.container()
-if clicked:
+def run_qa(run: Run, bundled: Path | None, upload: UploadedFile | None, limit: int, shown_key: str,
+           slot: DeltaGenerator) -> None:
+    """Evaluate the run on a bundled split or an upload (with a progress bar); the result is then shown."""
     bar = slot.progress(0.0, text="Answering…")
     try:
         with user_errors(slot), tempfile.TemporaryDirectory(prefix="genai-eval-") as tmp:
@@ -225,17 +237,23 @@ if clicked:
                 stem = slugify(Path(upload.name).stem)
                 path = Path(tmp) / f"{stem}{Path(upload.name).suffix.lower()}"
                 path.write_bytes(upload.getvalue())
-                result_name = f"upload-{stem}"  # never replaces the result of a bundled split of the same name
+                result_name: str | None = f"upload-{stem}"  # never replaces the result of a bundled split
             else:
-                path, result_name = files[choice], None
-            result = evaluate_qa(run, path, limit=int(limit) or None, name=result_name,
+                assert bundled is not None
+                path, result_name = bundled, None
+            result = evaluate_qa(run, path, limit=limit or None, name=result_name,
                                  progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
             st.session_state[shown_key] = result["saved_to"]  # show what was just measured
     finally:
         bar.empty()
 
-qa_saved = [e for e in run.saved_evaluations() if e.get("kind") == "qa"]
-if qa_saved:
+
+def show_saved_qa(run: Run, shown_key: str) -> None:
+    """The saved QA result chosen (the latest evaluated, unless the person picks another)."""
+    qa_saved = [e for e in run.saved_evaluations() if e.get("kind") == "qa"]
+    if not qa_saved:
+        st.caption("No question answering result for this run yet: pick a file and press Evaluate.")
+        return
     labels = {e["saved_to"]: f"{e.get('file') or e.get('name')} · {when(e.get('timestamp'))}" for e in qa_saved}
     if st.session_state.get(shown_key) not in labels:
         st.session_state[shown_key] = qa_saved[0]["saved_to"]
@@ -243,15 +261,15 @@ if qa_saved:
         st.selectbox("Result shown", list(labels), format_func=labels.__getitem__, key=shown_key,
                      help="The latest evaluation of each file is kept")
     show_qa(next(e for e in qa_saved if e["saved_to"] == st.session_state[shown_key]))
-else:
-    st.caption("No question answering result for this run yet: pick a file and press Evaluate.")
 
-# ----------------------------------------------------------------- perplexity
-st.subheader("Held-out perplexity")
-if cfg.task == "qa":
-    st.caption("A QA fine-tune learned from question/answer pairs, not running text: its held-out measure is the "
-               "question answering score above (its validation loss on answers is on the Runs page).")
-else:
+
+def perplexity_section(run: Run, cfg: RunConfig) -> None:
+    """Held-out perplexity of a language model (a QA fine-tune is measured by its QA score instead)."""
+    st.subheader("Held-out perplexity")
+    if cfg.task == "qa":
+        st.caption("A QA fine-tune learned from question/answer pairs, not running text: its held-out measure is "
+                   "the question answering score above (its validation loss on answers is on the Runs page).")
+        return
     st.caption("Exact mean loss over the whole validation split of the run's corpus (every token predicted once), "
                "not the sampled estimate of the training curves.")
     if st.button("Measure perplexity", icon=":material/straighten:", key="eval_ppl"):
@@ -268,11 +286,20 @@ else:
     else:
         st.caption("Not measured yet.")
 
-# ----------------------------------------------------------------- everything saved
-everything = run.saved_evaluations()
-with st.expander(f"All saved results of {run.name} ({len(everything)})"):
-    if everything:
-        st.dataframe(saved_table(everything), hide_index=True, column_config=SAVED_COLUMNS, key="eval_saved")
-        st.caption(f"Files in {run.eval_path}; the latest evaluation of each file replaces the previous one.")
-    else:
-        st.caption("Nothing saved yet.")
+
+def saved_section(run: Run) -> None:
+    """Everything saved for the run, one row per result."""
+    everything = run.saved_evaluations()
+    with st.expander(f"All saved results of {run.name} ({len(everything)})"):
+        if everything:
+            st.dataframe(saved_table(everything), hide_index=True, column_config=SAVED_COLUMNS, key="eval_saved")
+            st.caption(f"Files in {run.eval_path}; the latest evaluation of each file replaces the previous one.")
+        else:
+            st.caption("Nothing saved yet.")
+
+
+# --------------------------------------------------------------------------- the page
+run, cfg = choose_run()
+qa_section(run)
+perplexity_section(run, cfg)
+saved_section(run)

@@ -112,57 +112,7 @@ def _import(root: Path, upload_key: str) -> None:
     _flash("import", "success", f"Imported {upload.name} as run {run.name} ({state}).")
 
 
-# --------------------------------------------------------------------------- data
-def _rows(runs: list[Run]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """One summary row per readable run, and (name, reason) for the others."""
-    rows, broken = [], []
-    for run in runs:
-        try:
-            s = run.summary()
-            cfg = run.config()
-        except Exception as e:  # a damaged run must not take the page down
-            msg = user_message(e)
-            if msg is None:
-                raise
-            broken.append((run.name, msg))
-            continue
-        heldout = next((e for e in run.saved_evaluations() if e.get("kind") == "perplexity" and e.get("name") == "val"),
-                       None)
-        rows.append({**s, "dropout": cfg.model.dropout, "weight_decay": cfg.train.weight_decay,
-                     "grad_accum": cfg.train.grad_accum_steps,
-                     "heldout_ppl": heldout.get("perplexity") if heldout else None})
-    return lineage_order(rows), broken
-
-
-def lineage_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs in the given order (newest first), except that each run is followed by the runs started from it.
-
-    A run whose parent is not in the list (deleted, or elsewhere) stays where it is.
-    """
-    names = {r["name"] for r in rows}
-    children: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        if r.get("parent") in names and r["parent"] != r["name"]:
-            children.setdefault(r["parent"], []).append(r)
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-
-    def visit(r: dict[str, Any]) -> None:
-        if r["name"] in seen:  # a renamed folder could make a cycle: list each run once
-            return
-        seen.add(r["name"])
-        out.append(r)
-        for c in children.get(r["name"], []):
-            visit(c)
-
-    for r in rows:
-        if not (r.get("parent") in names and r["parent"] != r["name"]):
-            visit(r)
-    for r in rows:  # runs caught in a cycle have no root: keep them anyway
-        visit(r)
-    return out
-
-
+# --------------------------------------------------------------------------- the table
 def lineage_lines(rows: list[dict[str, Any]]) -> list[str]:
     """A markdown tree of the runs that have a parent or children: `parent (lm)` then `↳ child (qa) · F1 ...`."""
     names = {r["name"] for r in rows}
@@ -175,7 +125,7 @@ def lineage_lines(rows: list[dict[str, Any]]) -> list[str]:
         parent = r.get("parent")
         d = depth.get(parent, -1) + 1 if parent in names else 0
         depth[r["name"]] = d
-        scores = [f"{name} F1 {r[key]:.1f}" for key, name in _qa_keys(r, "f1") if r.get(key) is not None]
+        scores = [f"{name} F1 {r[key]:.1f}" for key, name in compare.qa_score_keys(r, "f1") if r.get(key) is not None]
         text = f"**{r['name']}** ({r.get('task') or 'lm'})" + (" · " + ", ".join(scores) if scores else "")
         if parent and parent not in names:
             text += f" · started from {parent} (not in this folder)"
@@ -183,18 +133,12 @@ def lineage_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _qa_keys(row: dict[str, Any], metric: str) -> list[tuple[str, str]]:
-    """(column, file name) of the QA scores `metric` in a summary row (`qa_<file>_<metric>`)."""
-    suffix = f"_{metric}"
-    return sorted((k, k[3:-len(suffix)]) for k in row if k.startswith("qa_") and k.endswith(suffix))
-
-
 QA_METRICS = {"exact_match": "EM", "f1": "F1", "rougeL": "ROUGE-L"}
 
 
 def qa_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Column configs of the QA scores present in any row: per evaluated file, EM, F1 and ROUGE-L (percent)."""
-    files = sorted({name for r in rows for _k, name in _qa_keys(r, "f1")})
+    files = sorted({name for r in rows for _k, name in compare.qa_score_keys(r, "f1")})
     return {f"qa_{f}_{m}": st.column_config.NumberColumn(f"QA {f} {label} (%)", format="%.1f",
                                                          help=f"Latest saved QA evaluation on {f}: {label}, percent")
             for f in files for m, label in QA_METRICS.items()}
@@ -372,38 +316,34 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- page
-st.title("Runs")
-st.caption("Compare runs, see which hyperparameters matter, and share a run as a report or a zip.")
+def runs_table(runs: list[Run], rows: list[dict[str, Any]], broken: list[tuple[str, str]]) -> None:
+    """Every run as a row (QA scores right after the status), the lineage tree, and the runs that cannot be read."""
+    head, refresh = st.columns([6, 1])
+    head.subheader(f"All runs ({len(runs)})")
+    refresh.button("Refresh",
+                   icon=":material/refresh:", help="Re-read the runs folder (runs in progress change as they train)")
+    if rows:
+        # QA scores right after the status, where they are seen without scrolling.
+        columns = dict(TABLE_COLUMNS)
+        qa = qa_columns(rows)
+        columns = {**{k: columns[k] for k in ("name", "state", "task", "parent")}, **qa, **columns}
+        frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
+        st.dataframe(frame, hide_index=True, column_config=columns, key="runs_table")
+        if not qa:
+            st.caption("No QA scores yet: evaluate a run on the Evaluate page and they appear here as columns.")
+        lineage = lineage_lines(rows)
+        if lineage:
+            with st.expander("Lineage: which run started from which", expanded=True):
+                st.markdown("\n".join(lineage))
+    elif not runs:
+        st.info("No runs yet: train one on the Train page, or import a run archive below.", icon=":material/info:")
+    for name, reason in broken:
+        st.error(f"Run {name} cannot be read: {reason}", icon=":material/block:")
 
-root = runs_root()
-runs = list_runs(root)
-rows, broken = _rows(runs)
-names = [r["name"] for r in rows]
 
-head, refresh = st.columns([6, 1])
-head.subheader(f"All runs ({len(runs)})")
-refresh.button("Refresh",
-               icon=":material/refresh:", help="Re-read the runs folder (runs in progress change as they train)")
-if rows:
-    # QA scores right after the status, where they are seen without scrolling.
-    columns = dict(TABLE_COLUMNS)
-    qa = qa_columns(rows)
-    columns = {**{k: columns[k] for k in ("name", "state", "task", "parent")}, **qa, **columns}
-    frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
-    st.dataframe(frame, hide_index=True, column_config=columns, key="runs_table")
-    if not qa:
-        st.caption("No QA scores yet: evaluate a run on the Evaluate page and they appear here as columns.")
-    lineage = lineage_lines(rows)
-    if lineage:
-        with st.expander("Lineage: which run started from which", expanded=True):
-            st.markdown("\n".join(lineage))
-elif not runs:
-    st.info("No runs yet: train one on the Train page, or import a run archive below.", icon=":material/info:")
-for name, reason in broken:
-    st.error(f"Run {name} cannot be read: {reason}", icon=":material/block:")
-
-if rows:
-    lifecycle_section(root, rows)
+def compare_curves(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Loss curves of the chosen runs, overlaid."""
+    names = [r["name"] for r in rows]
     st.subheader("Compare loss curves")
     # Sanitised before the widget exists: a run deleted or renamed elsewhere must not linger in the selection.
     if COMPARE not in st.session_state:
@@ -425,9 +365,13 @@ if rows:
     else:
         st.caption("Pick one or more runs to draw their curves.")
 
+
+def hyperparameters_vs_results(rows: list[dict[str, Any]]) -> None:
+    """A parallel-coordinates chart of the knobs against the best validation loss or a QA score."""
     st.subheader("Hyperparameters vs results")
     targets = {"best_val_loss": "best val loss (nats/token)"}
-    targets.update({key: f"QA {name} F1 (%)" for key, name in sorted({k for r in rows for k in _qa_keys(r, "f1")})})
+    scores = sorted({k for r in rows for k in compare.qa_score_keys(r, "f1")})
+    targets.update({key: f"QA {name} F1 (%)" for key, name in scores})
     target = "best_val_loss"
     if st.session_state.get("runs_target") not in targets:
         st.session_state.pop("runs_target", None)  # a score that is gone (run deleted) must not linger
@@ -444,9 +388,9 @@ if rows:
     else:
         st.caption("No run has a validation loss yet." if target == "best_val_loss" else "No run has this score yet.")
 
-    ablation_section(runs)
 
-if runs:
+def manage_section(root: Path, runs: list[Run], readable_names: list[str]) -> None:
+    """Share (HTML report, zip), rename or delete one run."""
     st.subheader("Share and manage a run")
     all_names = [r.name for r in runs]
     if st.session_state.get(FOCUS) not in all_names:
@@ -455,7 +399,7 @@ if runs:
     run = Run(root / focus)
     status = run.status()
     active = status.get("state") in ACTIVE_STATES
-    readable = focus in names
+    readable = focus in readable_names
     st.caption(f"Status: **{status.get('state', 'created')}**" + (f" — {status['message']}" if status.get("message")
                                                                    else ""))
     _show_flash("manage")
@@ -489,14 +433,33 @@ if runs:
                   disabled=active or not confirm or not can_change(),
                   icon=":material/delete:")
 
-st.subheader("Import a run")
-upload_key = f"runs_upload_{st.session_state.get(UPLOAD_GEN, 0)}"
-upload = st.file_uploader("Run archive (.zip exported from a playground)", type=["zip"], key=upload_key,
-                          disabled=not can_change(),
-                 help="Checked before anything is written: only run files, no pickles, size limits, weights that "
-                      "match the config.")
-st.text_input("Name (optional)", key="import_name", placeholder="default: the exported run's name",
-              help="A name that is taken gets a -2, -3, ... suffix")
-st.button("Import", on_click=_import, args=(root, upload_key), key="runs_import",
-          icon=":material/upload:", disabled=upload is None or not can_change())
-_show_flash("import")
+
+def import_section(root: Path) -> None:
+    """Import a run archive exported from a playground (checked before anything is written)."""
+    st.subheader("Import a run")
+    upload_key = f"runs_upload_{st.session_state.get(UPLOAD_GEN, 0)}"
+    upload = st.file_uploader("Run archive (.zip exported from a playground)", type=["zip"], key=upload_key,
+                              disabled=not can_change(),
+                     help="Checked before anything is written: only run files, no pickles, size limits, weights that "
+                          "match the config.")
+    st.text_input("Name (optional)", key="import_name", placeholder="default: the exported run's name",
+                  help="A name that is taken gets a -2, -3, ... suffix")
+    st.button("Import", on_click=_import, args=(root, upload_key), key="runs_import",
+              icon=":material/upload:", disabled=upload is None or not can_change())
+    _show_flash("import")
+
+
+st.title("Runs")
+st.caption("Compare runs, see which hyperparameters matter, and share a run as a report or a zip.")
+runs_folder = runs_root()
+all_runs = list_runs(runs_folder)
+summary, unreadable = compare.summary_rows(all_runs)
+runs_table(all_runs, summary, unreadable)
+if summary:
+    lifecycle_section(runs_folder, summary)
+    compare_curves(runs_folder, summary)
+    hyperparameters_vs_results(summary)
+    ablation_section(all_runs)
+if all_runs:
+    manage_section(runs_folder, all_runs, [r["name"] for r in summary])
+import_section(runs_folder)

@@ -145,7 +145,7 @@ def test_import_valid_and_invalid_archives(runs: Path) -> None:
 
 def test_lineage_and_qa_scores_as_columns(tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path],
                                           app_env: Path) -> None:
-    from genai_core.evaluate.perplexity import evaluate_qa
+    from genai_core.evaluate.answers import evaluate_qa
 
     for name in ("pretrain", "qa"):
         shutil.copytree(tiny_qa_runs[name], app_env / name)

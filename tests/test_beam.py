@@ -17,7 +17,9 @@ from torch.nn import functional as F
 from genai_core.config import RECIPES, ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import GenAIError
-from genai_core.generate.sampling import Sampler, apply_repetition_penalty, length_penalty
+from genai_core.generate.beam import length_penalty
+from genai_core.generate.decoding import apply_repetition_penalty
+from genai_core.generate.sampling import Sampler
 from genai_core.model import GPT, GPTDecoder, KVCache, RecurrentState, build_model
 from genai_core.train.trainer import train
 from tests.conftest import tiny_config

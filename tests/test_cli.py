@@ -441,11 +441,11 @@ def test_help_shows_config_docstrings_and_defaults(cli: Cli) -> None:
 
 
 def test_first_ctrl_c_requests_a_stop_and_the_second_aborts() -> None:
-    from genai_core.cli import _StopOnCtrlC
+    from genai_core.cli import StopOnCtrlC
 
     stop = threading.Event()
     before = signal.getsignal(signal.SIGINT)
-    with _StopOnCtrlC(stop, announce=False) as guard:
+    with StopOnCtrlC(stop, announce=False) as guard:
         assert signal.getsignal(signal.SIGINT) == guard._handle
         guard._handle(signal.SIGINT, None)
         assert stop.is_set()

@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 
 from genai_core.config import DataConfig
-from genai_core.data.corpus import clean_text, open_corpus, preview
+from genai_core.data.corpus import (
+    CORPUS_FILE_TYPES,
+    check_corpus,
+    clean_text,
+    list_corpus_files,
+    open_corpus,
+    preview,
+)
+from genai_core.data.preview import clean_sample, estimate_stats, read_sample, train_sample_tokenizer
 from genai_core.data.tokenization import (
     EOT,
     BPETokenizer,
@@ -170,3 +178,59 @@ def test_prepare_reports_progress(tmp_path: Path, tiny_csv: Path) -> None:
     seen: list[float] = []
     prepare(DataConfig(corpus=tiny_csv), tmp_path / "s", progress=lambda f, m: seen.append(f))
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+# --------------------------------------------------------------------------- statistics from a bounded sample
+def _sample_stats(path: Path, max_chars: int, kind: str = "char") -> tuple:
+    sample = read_sample(path, max_chars=max_chars)
+    texts = clean_sample(sample, lowercase=False, normalize_whitespace=True)
+    tok = train_sample_tokenizer(sample, texts, kind, 300)
+    return sample, estimate_stats(sample, texts, tok, kind, size_bytes=path.stat().st_size)
+
+
+def test_sample_statistics_scale_to_the_whole_csv(tmp_path: Path) -> None:
+    # 1,000 records of equal length, each with a line break inside its quoted text: the file has 2,001
+    # lines, so the record count must come from lines / (1 + line breaks per record), not from lines.
+    texts = [f"Record {i:04d}: the nurse walked to the garden.\nShe came back at dusk." for i in range(1000)]
+    path = tmp_path / "notes.csv"
+    pd.DataFrame({"id": range(1000), "text": texts}).to_csv(path, index=False)
+    sample, stats = _sample_stats(path, max_chars=250 * len(texts[0]) + 10)
+    assert not sample.complete and len(sample.texts) == 250
+    assert not stats.complete and not stats.tokens_exact
+    assert stats.share == pytest.approx(0.25)
+    assert stats.records == pytest.approx(1000)
+    chars = sum(len(clean_text(t)) for t in texts)
+    assert stats.characters == pytest.approx(chars)
+    assert stats.tokens == pytest.approx(chars + 1000)  # an end-of-text token per record
+
+    # The whole file in the sample: exact, and what preparing writes.
+    _, full = _sample_stats(path, max_chars=10**7)
+    store = prepare(DataConfig(corpus=path), tmp_path / "s")
+    assert full.complete and full.tokens_exact and full.share == 1.0
+    assert full.records == store.stats.records == 1000
+    assert full.tokens == store.stats.train_tokens + store.stats.val_tokens
+    assert full.characters == chars and full.distinct == len(set("".join(clean_text(t) for t in texts)))
+
+
+def test_sample_statistics_scale_a_text_file_by_bytes(tmp_path: Path) -> None:
+    line = "The patient walked to the garden before noon, café au lait in hand."  # é: bytes != characters
+    path = tmp_path / "story.txt"
+    path.write_text((line + "\n") * 400, encoding="utf-8")
+    sample, stats = _sample_stats(path, max_chars=100 * (len(line) + 1) + 5)
+    assert "".join(sample.texts) == (line + "\n") * 100  # cut at a line end inside the budget
+    assert not stats.complete and not stats.has_records
+    assert stats.share == pytest.approx(0.25)
+    assert stats.lines == pytest.approx(400)
+    assert stats.characters == pytest.approx(400 * (len(line) + 1))
+    assert stats.tokens == pytest.approx(400 * (len(line) + 1))  # one text: no end-of-text tokens
+
+
+def test_one_validation_and_one_list_of_file_types(tmp_path: Path, tiny_csv: Path) -> None:
+    assert ".csv" in CORPUS_FILE_TYPES and ".parquet" in CORPUS_FILE_TYPES and list(CORPUS_FILE_TYPES) == sorted(
+        CORPUS_FILE_TYPES)
+    check_corpus(tiny_csv, "body")
+    with pytest.raises(CorpusError, match="has no column 'nope'"):
+        check_corpus(tiny_csv, "nope")
+    for name in ("a.csv", "b.docx", ".tmp.csv", "c.txt"):
+        (tmp_path / name).write_text("text\nhello\n", encoding="utf-8")
+    assert sorted(p.name for p in list_corpus_files(tmp_path)) == ["a.csv", "c.txt"]

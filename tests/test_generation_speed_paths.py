@@ -7,7 +7,8 @@ import torch
 
 from genai_core.config import ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
-from genai_core.generate.sampling import Generation, Sampler, filter_logits, generate_uncached, token_distribution
+from genai_core.generate.decoding import filter_logits, token_distribution
+from genai_core.generate.sampling import Generation, Sampler, generate_uncached
 from genai_core.model import GPT, GPTDecoder, build_model
 
 GPT_CONFIGS = [

@@ -8,16 +8,18 @@ import torch
 
 from genai_core.config import ModelConfig, SampleConfig
 from genai_core.errors import GenAIError
+from genai_core.generate.decoding import apply_repetition_penalty, filter_logits
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
+    AnswerAttention,
     answer_attention,
     display_token,
     format_qa_prompt,
     next_token_logits,
     next_token_view,
+    prompt_share,
     unique_labels,
 )
-from genai_core.generate.sampling import apply_repetition_penalty, filter_logits
 from genai_core.model import build_model
 
 
@@ -174,3 +176,17 @@ def test_token_labels_are_readable_and_distinct() -> None:
     assert [display_token(s) for s in [" ", "\n", "a b", "", "<|endoftext|>", "\x07"]] == \
         ["␣", "⏎", "a␣b", "∅", "⟨end⟩", "\\x07"]
     assert unique_labels(["�", "a", "�", "�"]) == ["�", "a", "�·2", "�·3"]
+
+
+def test_attention_shares_for_the_notes_under_the_attention_view() -> None:
+    weights = torch.tensor([[[[0.5, 0.3], [0.1, 0.1]]]])  # 1 layer, 1 head, 2 answer tokens, 2 prompt tokens
+    att = AnswerAttention(weights, [1, 2], [3, 4], 0, 0)
+    assert prompt_share(att.matrix()) == pytest.approx((0.8 + 0.2) / 2)
+    assert att.copy_share is None
+    copying = AnswerAttention(weights, [1, 2], [3, 4], 0, 0, copy=weights[0, 0], copied=torch.tensor([0.9, 0.5]))
+    assert copying.copy_share == pytest.approx(0.7)
+
+
+def test_entropy_of_a_certain_choice_is_never_negative() -> None:
+    view = next_token_view(torch.tensor([0.0, 50.0, 0.0]), SampleConfig(temperature=0.0))
+    assert view.entropy("before") >= 0.0 and view.entropy("after") == 0.0

@@ -6,7 +6,8 @@ import torch
 
 from genai_core.config import ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
-from genai_core.generate.sampling import Sampler, choose_token, filter_logits, generate_uncached
+from genai_core.generate.decoding import choose_token, filter_logits
+from genai_core.generate.sampling import Sampler, generate_uncached
 from genai_core.model import build_model
 
 

@@ -20,6 +20,9 @@ from genai_core.errors import CorpusError
 
 FORMATS = {".txt": "txt", ".text": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet"}
+"""File name extension -> format: the one list of the file types a corpus may be."""
+CORPUS_FILE_TYPES: tuple[str, ...] = tuple(sorted(FORMATS))
+"""The accepted corpus extensions (with the dot), sorted: what an uploader or a file listing offers."""
 CHUNK_RECORDS = 8192
 TXT_BLOCK_BYTES = 8 << 20
 MAX_CORPUS_BYTES = int(os.environ.get("GENAI_MAX_CORPUS_MB", "4096")) << 20
@@ -44,6 +47,7 @@ def clean_text(text: str, *, lowercase: bool = False, normalize_whitespace: bool
 
 
 def detect_format(path: Path) -> str:
+    """The format of a corpus file from its extension; an unsupported type is refused with the one message."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise CorpusError(
@@ -198,6 +202,28 @@ def open_corpus(path: Path | str, text_column: str | None = None) -> Corpus:
         else:
             column = text_column
     return Corpus(path, fmt, columns, column, size)
+
+
+def check_corpus(path: Path | str, text_column: str | None = None) -> None:
+    """Validate a corpus choice (a file and its text column) before any work starts, or raise `CorpusError`.
+
+    The one check, and the one wording, used wherever a choice is only validated: the pages before drawing,
+    the CLI before importing torch, the job queue before queueing, `prepare_cached` before its cache lookup.
+    Callers that go on to read the file use `open_corpus` (the same checks) instead of checking twice.
+    """
+    open_corpus(path, text_column)
+
+
+def is_corpus_file(path: Path) -> bool:
+    """A file a corpus can be read from by its name: a supported type, and no hidden (temporary) file."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in FORMATS
+
+
+def list_corpus_files(folder: Path, pattern: str = "*") -> list[Path]:
+    """Corpus files of a folder, newest first (temporary files of atomic writes start with a dot)."""
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.glob(pattern) if is_corpus_file(p)), key=lambda p: (-p.stat().st_mtime, p.name))
 
 
 def check_text(texts: list[str], corpus: Corpus) -> None:

@@ -187,8 +187,48 @@ def prepare(
         raise CorpusError(f"{out_dir} exists and is not a token store; refusing to overwrite it")
     corpus = open_corpus(cfg.corpus, cfg.text_column)
     report = progress or (lambda f, m: None)
+    n_records, n_chars, tokenizer = _count_and_learn(corpus, cfg, tokenizer, report)
+    dtype = token_dtype(tokenizer.vocab_size)
+    by_record = corpus.has_records and n_records >= MIN_RECORDS_FOR_RECORD_SPLIT
 
-    # Pass 1: count records and characters; learn the tokenizer.
+    with staged_folder(out_dir) as tmp:
+        n_train, n_val = _encode_splits(corpus, cfg, tokenizer, dtype, tmp, by_record=by_record, n_chars=n_chars,
+                                        report=report)
+        if by_record and (n_val == 0 or n_train == 0):
+            _resplit_by_position(tmp, dtype, cfg.val_fraction)
+            n_train = (tmp / "train.bin").stat().st_size // dtype.itemsize
+            n_val = (tmp / "val.bin").stat().st_size // dtype.itemsize
+            by_record = False
+        tokenizer.save(tmp / "tokenizer.json")
+        stats = StoreStats(
+            records=n_records if corpus.has_records else 1,
+            characters=n_chars,
+            train_tokens=n_train,
+            val_tokens=n_val,
+            vocab_size=tokenizer.vocab_size,
+            split="record" if by_record else "position",
+            seconds=round(time.perf_counter() - t0, 3),
+        )
+        atomic_write_json(tmp / "meta.json", {
+            "format": "genai-token-store/1",
+            "dtype": dtype.name,
+            "tokenizer": tokenizer.kind,
+            "data": json.loads(cfg.model_dump_json()),
+            "stats": stats.__dict__,
+            "unknown_id": getattr(tokenizer, "unk_id", None),
+        })
+    report(1.0, "done")
+    return TokenStore(out_dir)
+
+
+def _count_and_learn(
+    corpus: Corpus, cfg: DataConfig, tokenizer: CharTokenizer | BPETokenizer | None, report: Progress
+) -> tuple[int, int, CharTokenizer | BPETokenizer]:
+    """Pass 1 (progress 0-40%): count records and characters and learn the tokenizer, unless one is given.
+
+    Returns (records, characters, tokenizer). The char tokenizer needs only code point counts; BPE
+    trains on the first BPE_TRAIN_MAX_CHARS characters, so memory stays bounded either way.
+    """
     n_records = 0
     n_chars = 0
     counts = np.zeros(_MAX_CP, dtype=np.int64) if tokenizer is None and cfg.tokenizer == "char" else None
@@ -221,76 +261,66 @@ def prepare(
             tokenizer = char_tokenizer_from_counts(counts)
         else:
             tokenizer = BPETokenizer.train(bpe_texts, cfg.vocab_size)
-        del bpe_texts
-    dtype = token_dtype(tokenizer.vocab_size)
+    return n_records, n_chars, tokenizer
 
-    by_record = corpus.has_records and n_records >= MIN_RECORDS_FOR_RECORD_SPLIT
+
+def _encode_splits(
+    corpus: Corpus,
+    cfg: DataConfig,
+    tokenizer: CharTokenizer | BPETokenizer,
+    dtype: np.dtype,
+    folder: Path,
+    *,
+    by_record: bool,
+    n_chars: int,
+    report: Progress,
+) -> tuple[int, int]:
+    """Pass 2 (progress 45-100%): encode the corpus into `folder`'s train.bin and val.bin; (train, val) tokens.
+
+    `by_record`: each record goes to val with probability val_fraction (seeded per chunk); otherwise
+    the split is by position, the last val_fraction of the characters being val. Records end with
+    the end-of-text token; a text without records is cut at the split point.
+    """
     val_char_start = int(n_chars * (1.0 - cfg.val_fraction))
-
-    with staged_folder(out_dir) as tmp:
-        n_train = n_val = 0
-        done_records = 0
-        chars_seen = 0
-        eot = np.array([tokenizer.eot_id], dtype=np.int64)
-        with open(tmp / "train.bin", "wb") as ftrain, open(tmp / "val.bin", "wb") as fval:
-            for ci, chunk in enumerate(_clean_chunks(corpus, cfg)):
-                if corpus.has_records:
-                    chunk = [t for t in chunk if t]
-                    if not chunk:
-                        continue
-                    ids = tokenizer.encode_batch(chunk)
-                    if by_record:
-                        is_val = np.random.default_rng([cfg.seed, ci]).random(len(chunk)) < cfg.val_fraction
-                    else:
-                        starts = chars_seen + np.cumsum([0] + [len(t) for t in chunk[:-1]])
-                        is_val = starts >= val_char_start
-                    for want_val, f in ((False, ftrain), (True, fval)):
-                        parts = [p for v, i in zip(is_val, ids, strict=True) if v == want_val for p in (i, eot)]
-                        if parts:
-                            arr = np.concatenate(parts).astype(dtype)
-                            arr.tofile(f)
-                            if want_val:
-                                n_val += len(arr)
-                            else:
-                                n_train += len(arr)
-                    chars_seen += sum(len(t) for t in chunk)
+    n_train = n_val = 0
+    done_records = 0
+    chars_seen = 0
+    eot = np.array([tokenizer.eot_id], dtype=np.int64)
+    with open(folder / "train.bin", "wb") as ftrain, open(folder / "val.bin", "wb") as fval:
+        for ci, chunk in enumerate(_clean_chunks(corpus, cfg)):
+            if corpus.has_records:
+                chunk = [t for t in chunk if t]
+                if not chunk:
+                    continue
+                ids = tokenizer.encode_batch(chunk)
+                if by_record:
+                    is_val = np.random.default_rng([cfg.seed, ci]).random(len(chunk)) < cfg.val_fraction
                 else:
-                    for text in chunk:
-                        cut = min(max(val_char_start - chars_seen, 0), len(text))
-                        for piece, f, is_val in ((text[:cut], ftrain, False), (text[cut:], fval, True)):
-                            if piece:
-                                arr = np.concatenate(tokenizer.encode_batch([piece])).astype(dtype)
-                                arr.tofile(f)
-                                n_val += len(arr) if is_val else 0
-                                n_train += 0 if is_val else len(arr)
-                        chars_seen += len(text)
-                done_records += len(chunk)
-                report(0.45 + 0.55 * min(1.0, chars_seen / max(n_chars, 1)), f"tokenized {done_records:,} records")
-        if by_record and (n_val == 0 or n_train == 0):
-            _resplit_by_position(tmp, dtype, cfg.val_fraction)
-            n_train = (tmp / "train.bin").stat().st_size // dtype.itemsize
-            n_val = (tmp / "val.bin").stat().st_size // dtype.itemsize
-            by_record = False
-        tokenizer.save(tmp / "tokenizer.json")
-        stats = StoreStats(
-            records=n_records if corpus.has_records else 1,
-            characters=n_chars,
-            train_tokens=n_train,
-            val_tokens=n_val,
-            vocab_size=tokenizer.vocab_size,
-            split="record" if by_record else "position",
-            seconds=round(time.perf_counter() - t0, 3),
-        )
-        atomic_write_json(tmp / "meta.json", {
-            "format": "genai-token-store/1",
-            "dtype": dtype.name,
-            "tokenizer": tokenizer.kind,
-            "data": json.loads(cfg.model_dump_json()),
-            "stats": stats.__dict__,
-            "unknown_id": getattr(tokenizer, "unk_id", None),
-        })
-    report(1.0, "done")
-    return TokenStore(out_dir)
+                    starts = chars_seen + np.cumsum([0] + [len(t) for t in chunk[:-1]])
+                    is_val = starts >= val_char_start
+                for want_val, f in ((False, ftrain), (True, fval)):
+                    parts = [p for v, i in zip(is_val, ids, strict=True) if v == want_val for p in (i, eot)]
+                    if parts:
+                        arr = np.concatenate(parts).astype(dtype)
+                        arr.tofile(f)
+                        if want_val:
+                            n_val += len(arr)
+                        else:
+                            n_train += len(arr)
+                chars_seen += sum(len(t) for t in chunk)
+            else:
+                for text in chunk:
+                    cut = min(max(val_char_start - chars_seen, 0), len(text))
+                    for piece, f, is_val in ((text[:cut], ftrain, False), (text[cut:], fval, True)):
+                        if piece:
+                            arr = np.concatenate(tokenizer.encode_batch([piece])).astype(dtype)
+                            arr.tofile(f)
+                            n_val += len(arr) if is_val else 0
+                            n_train += 0 if is_val else len(arr)
+                    chars_seen += len(text)
+            done_records += len(chunk)
+            report(0.45 + 0.55 * min(1.0, chars_seen / max(n_chars, 1)), f"tokenized {done_records:,} records")
+    return n_train, n_val
 
 
 def _resplit_by_position(folder: Path, dtype: np.dtype, val_fraction: float) -> None:

@@ -21,7 +21,7 @@ import torch
 from genai_core.config import SampleConfig
 from genai_core.data.tokenization import EOT, Tokenizer
 from genai_core.errors import GenAIError
-from genai_core.generate.sampling import apply_repetition_penalty, filter_logits
+from genai_core.generate.decoding import apply_repetition_penalty, filter_logits
 from genai_core.model import GPT, LanguageModel
 
 QA_TEMPLATE = "Q: {question}\nContext: {context}\nA:"
@@ -134,10 +134,10 @@ class NextTokenView:
         return self.after[self.top_ids].tolist()
 
     def entropy(self, which: str = "before") -> float:
-        """Entropy in nats of `before` or `after`: how spread out the choice is."""
+        """Entropy in nats of `before` or `after`: how spread out the choice is (never below 0)."""
         p = self.before if which == "before" else self.after
         p = p[p > 0]
-        return float(-(p * p.log()).sum())
+        return max(0.0, float(-(p * p.log()).sum()))  # rounding can leave a certain choice at -1e-8
 
 
 def next_token_view(logits: torch.Tensor, cfg: SampleConfig, *, seen_ids: Iterable[int] = (),
@@ -226,6 +226,17 @@ class AnswerAttention:
         w = self.weights
         w = w.mean(0) if layer is None else w[layer]
         return w.mean(0) if head is None else w[head]
+
+    @property
+    def copy_share(self) -> float | None:
+        """Copy-head models: the mean share of the answer tokens' probability that came from copying."""
+        return None if self.copied is None else float(self.copied.mean())
+
+
+def prompt_share(matrix: torch.Tensor) -> float:
+    """The mean share of its attention an answer token gave the prompt, for an (answer, prompt) matrix of
+    `AnswerAttention` (the rest went to the answer so far)."""
+    return float(matrix.sum(1).mean())
 
 
 def has_attention(model: LanguageModel) -> bool:

@@ -34,8 +34,9 @@ from genai_core.data.tokenization import Tokenizer, load_tokenizer
 from genai_core.data.tokenstore import Batch, Progress, token_dtype
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
 from genai_core.files import atomic_write_json, read_json, staged_folder
+from genai_core.generate.decoding import PromptInfo
 from genai_core.generate.inspection import QA_TEMPLATE
-from genai_core.generate.sampling import Generation, PromptInfo, Sampler
+from genai_core.generate.sampling import Generation, Sampler
 
 ANSWER_ROOM = 48
 """Tokens kept free for the answer when the context has to be shortened to fit the window."""

@@ -1,4 +1,5 @@
-"""Ablations: which runs differ from a baseline in one knob, and what that knob changed.
+"""Comparing runs: a summary row per run in lineage order, and ablations (which runs differ from a baseline
+in one knob, and what that knob changed).
 
 Runs are grouped by their configuration with the seed (and the settings that do not change what is
 learned: name, threads, device, logging cadence) left out, so the seeds of one arm fall into one
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from genai_core.errors import user_message
 from genai_core.runs.folder import Run
 
 IGNORED = {"name", "train.seed", "train.num_threads", "train.device", "train.log_interval", "train.sample_interval",
@@ -134,3 +136,61 @@ def baselines(runs: Iterable[Run] | Flats) -> list[str]:
     flats = {name: flat for name, (_run, flat) in flat_configs(runs).items()}
     return [name for name, flat in flats.items()
             if any(len(config_diff(flat, other)) == 1 for o, other in flats.items() if o != name)]
+
+
+# --------------------------------------------------------------------------- the runs table
+def summary_rows(runs: Iterable[Run]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """One summary row per readable run (`Run.summary()` with the knobs a comparison needs and the held-out
+    perplexity), in lineage order; and (name, reason) for the runs that cannot be read."""
+    rows, broken = [], []
+    for run in runs:
+        try:
+            s = run.summary()
+            cfg = run.config()
+        except Exception as e:  # a damaged run must not take the page down
+            msg = user_message(e)
+            if msg is None:
+                raise
+            broken.append((run.name, msg))
+            continue
+        heldout = next((e for e in run.saved_evaluations() if e.get("kind") == "perplexity" and e.get("name") == "val"),
+                       None)
+        rows.append({**s, "dropout": cfg.model.dropout, "weight_decay": cfg.train.weight_decay,
+                     "grad_accum": cfg.train.grad_accum_steps,
+                     "heldout_ppl": heldout.get("perplexity") if heldout else None})
+    return lineage_order(rows), broken
+
+
+def lineage_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs in the given order (newest first), except that each run is followed by the runs started from it.
+
+    A run whose parent is not in the list (deleted, or elsewhere) stays where it is.
+    """
+    names = {r["name"] for r in rows}
+    children: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("parent") in names and r["parent"] != r["name"]:
+            children.setdefault(r["parent"], []).append(r)
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def visit(r: dict[str, Any]) -> None:
+        if r["name"] in seen:  # a renamed folder could make a cycle: list each run once
+            return
+        seen.add(r["name"])
+        out.append(r)
+        for c in children.get(r["name"], []):
+            visit(c)
+
+    for r in rows:
+        if not (r.get("parent") in names and r["parent"] != r["name"]):
+            visit(r)
+    for r in rows:  # runs caught in a cycle have no root: keep them anyway
+        visit(r)
+    return out
+
+
+def qa_score_keys(row: dict[str, Any], metric: str) -> list[tuple[str, str]]:
+    """(column, file name) of the QA scores `metric` in a summary row (`qa_<file>_<metric>`)."""
+    suffix = f"_{metric}"
+    return sorted((k, k[3:-len(suffix)]) for k in row if k.startswith("qa_") and k.endswith(suffix))

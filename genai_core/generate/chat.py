@@ -1,0 +1,118 @@
+"""A chat about a clinical context, as the Chat page holds one: the runs one can talk to, the example contexts,
+the decoding modes a person picks and the `SampleConfig` each one means, and how a question reaches the model.
+
+`decoding_config` is the one rule that turns a mode and the knobs' values into a config: knobs of the other
+modes are ignored (they keep their defaults), so a temperature left at 1.3 while beam search is chosen changes
+nothing. `chat_prompt` is the one rule for the prompt: the trained question-answering format fits the context
+to the window by relevance and may constrain the answer to a span of it; any other template is only filled in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from genai_core.config import SampleConfig
+from genai_core.errors import GenAIError
+from genai_core.generate.decoding import PromptInfo
+from genai_core.generate.inspection import QA_TEMPLATE, format_qa_prompt
+from genai_core.generate.qa import QAPrompt, answer_stream
+from genai_core.generate.sampling import Generation, Sampler
+from genai_core.runs.folder import Run, list_runs
+
+CHATTABLE = ("completed", "stopped")
+"""Run states with weights to talk to: a run still training is left out (its checkpoint moves)."""
+
+DECODING_MODES: dict[str, str] = {"sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
+"""Mode name → label. Sampling draws each token from the filtered distribution, greedy takes the most likely
+token, beam search keeps several hypotheses and returns the best ones with their scores (it does not stream)."""
+
+
+def chat_runs(root: Path) -> list[Run]:
+    """Runs under `root` with weights to talk to, newest first (see CHATTABLE)."""
+    out = []
+    for run in list_runs(root):
+        try:
+            if run.state in CHATTABLE and run.latest_checkpoint() is not None:
+                out.append(run)
+        except (GenAIError, OSError):  # a half-written or damaged folder is simply not offered
+            continue
+    return out
+
+
+def example_contexts(folder: Path) -> dict[str, str]:
+    """The example contexts of `folder` (*.txt) by display name: the file name without its ordering prefix,
+    `_` as spaces; unreadable files are left out."""
+    examples = {}
+    for p in sorted(folder.glob("*.txt")):
+        try:
+            examples[re.sub(r"^\d+_", "", p.stem).replace("_", " ")] = p.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+    return examples
+
+
+def parse_stops(typed: str) -> list[str]:
+    r"""Comma-separated stop strings, with \n and \t typed as two characters meaning newline and tab."""
+    parts = (s.replace("\\n", "\n").replace("\\t", "\t") for s in typed.split(","))
+    return [s for s in parts if s.strip(" ")]
+
+
+def decoding_config(mode: str, *, max_new_tokens: int, stop: list[str], repetition_penalty: float,
+                    temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                    fresh_seed: bool = False, num_beams: int = 1, length_penalty: float = 0.6,
+                    num_return: int = 1) -> SampleConfig:
+    """The `SampleConfig` of decoding `mode` (a key of DECODING_MODES) with these knob values.
+
+    Sampling uses temperature, top-k, top-p and the seed (none with `fresh_seed`); greedy is temperature 0;
+    beam search is temperature 0 with `num_beams` beams, returning `num_return` of them, cut to `num_beams`
+    (fewer beams than answers asked for: all of them). Raises GenAIError for an unknown mode and pydantic's
+    ValidationError for a value out of range.
+    """
+    common = {"max_new_tokens": max_new_tokens, "stop": stop, "repetition_penalty": repetition_penalty}
+    if mode == "sampling":
+        return SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                            seed=None if fresh_seed else int(seed), **common)
+    if mode == "greedy":
+        return SampleConfig(temperature=0.0, **common)
+    if mode == "beam":
+        return SampleConfig(temperature=0.0, num_beams=num_beams, length_penalty=length_penalty,
+                            num_return=min(num_return, num_beams), **common)
+    raise GenAIError(f"unknown decoding mode {mode!r}: choose one of {', '.join(DECODING_MODES)}")
+
+
+@dataclass
+class ChatPrompt:
+    """How a question reaches the model, and the generation of its answer when that streams."""
+
+    ids: list[int]
+    info: PromptInfo
+    qa: QAPrompt | None
+    """With the trained question-answering format: the prompt with the context fitted to the window."""
+    generation: Generation | None
+    """The answer, ready to stream (sampling, greedy); None for beam search or a prompt only to be shown."""
+
+
+def chat_prompt(sampler: Sampler, question: str, context: str, template: str = QA_TEMPLATE, *,
+                mode: str | None = None, cfg: SampleConfig | None = None, extractive: bool = True,
+                with_probs: bool = False) -> ChatPrompt:
+    """The prompt of `question` about `context` in `template` and, given the `cfg` of a streaming `mode`,
+    the generation of its answer.
+
+    With the trained format (QA_TEMPLATE) the context is cut to the sentences most relevant to the question
+    when it does not fit the window, and the answer is a span of it when `extractive` (`qa.answer_stream`);
+    any other template is filled in and cropped from the left (`Sampler.encode_prompt`), unconstrained.
+    Without a streaming config (beam search, or no `cfg`) the QA prompt leaves room for the default answer.
+    """
+    stream_cfg = cfg if mode != "beam" else None
+    if template == QA_TEMPLATE:
+        qa, gen = answer_stream(sampler, question, context, stream_cfg, extractive=extractive, with_probs=with_probs)
+        return ChatPrompt(qa.ids, gen.info, qa, gen if stream_cfg is not None else None)
+    ids, info = sampler.encode_prompt(format_qa_prompt(question, context, template))
+    gen = None if stream_cfg is None else Generation(sampler, ids, info, stream_cfg, with_probs=with_probs)
+    return ChatPrompt(ids, info, None, gen)
+
+
+__all__ = ["CHATTABLE", "DECODING_MODES", "ChatPrompt", "chat_prompt", "chat_runs", "decoding_config",
+           "example_contexts", "parse_stops"]
