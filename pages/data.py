@@ -534,7 +534,7 @@ def prepare(cfg: DataConfig, cache: Path, slot: DeltaGenerator, was_prepared: bo
     prepared = False
     with ui.user_errors(slot):
         bar = st.progress(0.0, text="Preparing the corpus…")
-        prepare_cached(cfg, cache, progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+        prepare_cached(cfg, cache, progress=ui.progress_to(bar))
         bar.empty()
         ui.save_data_choice(cfg)
         prepared = True

@@ -18,17 +18,18 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from genai_core.clinical.questions import question_kind
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
 from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
+from genai_core.generate.qa import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
-from pages.ui import ASSETS, can_change, runs_root, user_errors
+from pages.ui import ASSETS, can_change, progress_to, runs_root, user_errors
 
 QA_DIR = ASSETS / "qa"
 UPLOAD = "Upload a file…"
-QA_UPLOAD_TYPES = ["csv", "tsv", "jsonl", "parquet"]  # tables `genai_core.generate.qa.read_qa_table` reads
 EMPTY = "(empty answer)"
 
 
@@ -216,7 +217,7 @@ def qa_section(run: Run) -> None:
     upload = None
     if choice == UPLOAD:
         upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
-                                  type=QA_UPLOAD_TYPES, key="eval_upload", disabled=not can_change())
+                                  type=list(QA_FILE_TYPES), key="eval_upload", disabled=not can_change())
     clicked = st.button("Evaluate", type="primary",
                         icon=":material/target:", key="eval_qa", disabled=choice == UPLOAD and upload is None)
     shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
@@ -241,8 +242,8 @@ def run_qa(run: Run, bundled: Path | None, upload: UploadedFile | None, limit: i
             else:
                 assert bundled is not None
                 path, result_name = bundled, None
-            result = evaluate_qa(run, path, limit=limit or None, name=result_name,
-                                 progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+            result = evaluate_qa(run, path, limit=limit or None, name=result_name, progress=progress_to(bar),
+                                 kind_of=question_kind)  # a file without a kind column: the demo's phrasings
             st.session_state[shown_key] = result["saved_to"]  # show what was just measured
     finally:
         bar.empty()
@@ -276,7 +277,7 @@ def perplexity_section(run: Run, cfg: RunConfig) -> None:
         bar = st.progress(0.0, text="Measuring…")
         try:
             with user_errors():
-                evaluate_run(run, progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+                evaluate_run(run, progress=progress_to(bar))
         finally:
             bar.empty()
     ppl = next((e for e in run.saved_evaluations() if e.get("kind") == "perplexity" and e.get("name") == "val"),

@@ -27,7 +27,7 @@ from genai_core.config import (
     TrainConfig,
     recipe_values,
 )
-from genai_core.data.corpus import open_corpus
+from genai_core.data.corpus import check_corpus
 from genai_core.data.tokenstore import TokenStore, prepare_cached, seq_len_problem, store_key
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import list_runs
@@ -74,12 +74,12 @@ def _store_stats(cache: str, key: str) -> dict[str, int]:
 
 def corpus_stats(cfg: DataConfig) -> dict[str, int]:
     """Tokenize the corpus once (with a progress bar), then read its statistics from the cache."""
-    open_corpus(cfg.corpus, cfg.text_column)  # a missing or unreadable file is a user error, said here
+    check_corpus(cfg.corpus, cfg.text_column)  # a missing or unreadable file is a user error, said here
     cache = token_cache()
     key = store_key(cfg)
     if not (cache / key / "meta.json").is_file():
         bar = st.progress(0.0, text="Tokenizing the corpus (once; every run reuses it)…")
-        prepare_cached(cfg, cache, progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+        prepare_cached(cfg, cache, progress=ui.progress_to(bar))
         bar.empty()
     return _store_stats(str(cache), key)
 

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import APP_RUNNER, DataConfig, RunnerKind
-from genai_core.data.corpus import detect_format
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.files import atomic_write_bytes, atomic_write_json
 from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify
@@ -119,6 +118,11 @@ def load_data_choice() -> DataConfig | None:
     return cfg
 
 
+def progress_to(bar: Any) -> Callable[[float, str], None]:
+    """An engine progress callback (fraction, message) drawing into `st.progress` bar `bar`."""
+    return lambda fraction, message: bar.progress(min(1.0, max(0.0, fraction)), text=message)
+
+
 # --------------------------------------------------------------------------- uploads
 def spill_upload(upload: UploadedFile, folder: Path) -> Path:
     """Write an upload (held in memory) to `folder` once, and return its path.
@@ -128,7 +132,6 @@ def spill_upload(upload: UploadedFile, folder: Path) -> Path:
     bytes always land on the same file, which keeps its token-store cache valid.
     """
     name = Path(upload.name).name
-    detect_format(Path(name))  # unsupported types are refused before anything is written
     limit_mb = int(st.get_option("server.maxUploadSize"))
     if upload.size > limit_mb << 20:
         raise CorpusError(f"{name} is {format_bytes(upload.size)}, over the upload limit of {limit_mb:,} MB "

@@ -19,7 +19,7 @@ from genai_core.clinical import synthetic as syn
 from genai_core.config import DataConfig, RunConfig, TrainConfig
 from genai_core.data.tokenization import CharTokenizer, train_tokenizer
 from genai_core.errors import GenAIError
-from genai_core.evaluate.perplexity import evaluate_qa
+from genai_core.evaluate.answers import evaluate_qa
 from genai_core.generate.qa import SpanConstraint, answer, answer_confidence, check_question, is_not_stated
 from genai_core.generate.sampling import Sampler
 from genai_core.train.trainer import train

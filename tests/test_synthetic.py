@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from genai_core.clinical import synthetic as syn
+from genai_core.clinical.tables.vocabulary import PRONOUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -155,7 +156,7 @@ def test_question_patterns_are_unambiguous() -> None:
     patterns = {t: syn.question_pattern(t) for t in templates}
     for t in templates:
         for drug in ("Zoravimab", "magnesium sulfate"):
-            for pronouns in syn._PRONOUNS.values():
+            for pronouns in PRONOUNS.values():
                 question = t.format(drug=drug, **pronouns)
                 assert [u for u, p in patterns.items() if p.match(question)] == [t], question
 

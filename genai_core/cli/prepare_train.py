@@ -32,9 +32,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     # prepare() replaces its output folder wholesale: never let a typo point it at someone's files.
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "meta.json").is_file())):
         raise GenAIError(f"{out} exists and is not a token store; choose another --out (it would be replaced)")
-    from genai_core.data.corpus import open_corpus
+    from genai_core.data.corpus import check_corpus
 
-    open_corpus(cfg.corpus, cfg.text_column)  # a bad file is reported before torch is even imported
+    check_corpus(cfg.corpus, cfg.text_column)  # a bad file is reported before torch is even imported
     from genai_core.data.tokenstore import prepare
 
     progress = ProgressLine.for_terminal()
@@ -216,10 +216,10 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
 def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> None:
     """Catch what would fail at the start of training before a run folder is created (or replaced),
     so a mistake leaves no half-made run behind and never marks an existing run as failed."""
-    from genai_core.data.corpus import open_corpus
+    from genai_core.data.corpus import check_corpus
 
     if config.task == "lm":
-        open_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
+        check_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
     from genai_core.devices import resolve_device, resolve_precision
     from genai_core.runs.folder import Run, validate_run_name
 

@@ -117,12 +117,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_eval_qa(args: argparse.Namespace) -> int:
     run = existing_run(args.run)
+    from genai_core.clinical.questions import question_kind
     from genai_core.evaluate.answers import evaluate_qa
 
     progress = ProgressLine.for_terminal()
     try:
         res = evaluate_qa(run, args.qa, limit=args.limit, predictions_path=args.predictions, device=args.device,
-                          progress=progress)
+                          progress=progress, kind_of=question_kind)  # kind-less files: the demo's phrasings
     finally:
         close_progress(progress)
     res.pop("predictions")  # every row is in the CSV files (predictions_file, --predictions), not on screen

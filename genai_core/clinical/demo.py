@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import ASSETS_DIR, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import Callback, train
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
-DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
-QA_DIR = ASSETS / "qa"
+DEMO_CORPUS = ASSETS_DIR / "corpora" / "clinical_cases.csv"
+QA_DIR = ASSETS_DIR / "qa"
 QA_STEPS = 1800
 """Fine-tuning steps of the demo: with the modern recipe (a step costs ~1.3x the classic one) 1,800 steps keep
 pretraining, fine-tuning and scoring within 10 minutes on 2 CPU cores (2,600 took 12.2 minutes)."""
@@ -92,7 +91,7 @@ def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = Q
                 callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
                 log: Callable[[str], None] = lambda m: None) -> DemoReport:
     """Train both stages into `out`/pretrain and `out`/qa, then score the QA run on the named splits."""
-    from genai_core.evaluate.perplexity import evaluate_qa
+    from genai_core.evaluate.answers import evaluate_qa
 
     out = Path(out)
     report = DemoReport(out / "pretrain", out / "qa")

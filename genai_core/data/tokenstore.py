@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from genai_core.config import DataConfig, steps_per_epoch
-from genai_core.data.corpus import Corpus, check_text, clean_text, open_corpus
+from genai_core.data.corpus import Corpus, check_corpus, check_text, clean_text, open_corpus
 from genai_core.data.tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
 from genai_core.files import atomic_write_json, read_json, staged_folder
@@ -343,7 +343,7 @@ def store_key(cfg: DataConfig) -> str:
 
 def prepare_cached(cfg: DataConfig, cache_root: Path, progress: Progress | None = None) -> TokenStore:
     """Prepare once per (corpus file, data options) and reuse: runs exploring hyperparameters share it."""
-    open_corpus(cfg.corpus, cfg.text_column)  # validate first, so errors name the corpus
+    check_corpus(cfg.corpus, cfg.text_column)  # validate first, so errors name the corpus
     path = Path(cache_root) / store_key(cfg)
     if (path / "meta.json").is_file():
         try:

@@ -12,6 +12,9 @@ unlike F1 it rewards words in the right order.
 
 Scales: the per-answer functions return fractions in [0, 1]; `aggregate` returns means in percent
 (0-100), as the SQuAD script reports them. Everything the evaluation saves or shows is in percent.
+
+Abstention: the answer to a question its context does not answer is the fixed string NOT_STATED (SQuAD 2.0's
+"no answer"); the QA data, the model's decoding and the evaluation all use this one string.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from typing import Any
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 # Punctuation, except a '.' that sits between two digits (a decimal point).
 _PUNCTUATION = re.compile(rf"(?!(?<=\d)\.(?=\d))[{re.escape(string.punctuation)}]")
+
+NOT_STATED = "not stated"
+"""The answer to a question its context does not answer: one fixed string, trained like any answer, which the Chat
+shows as "not stated in the context" and the evaluation counts as an abstention."""
 
 METRICS = ("exact_match", "f1", "rougeL")
 """Keys of the aggregated metrics, in the order they are shown."""

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genai_core.clinical.synthetic import NOT_STATED
 from genai_core.config import DataConfig, SampleConfig
 from genai_core.data.corpus import clean_text, reading_error
 from genai_core.data.retrieval import select_context
 from genai_core.data.tokenization import Tokenizer, load_tokenizer
 from genai_core.data.tokenstore import Batch, Progress, token_dtype
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
+from genai_core.evaluate.scoring import NOT_STATED
 from genai_core.files import atomic_write_json, read_json, staged_folder
 from genai_core.generate.decoding import PromptInfo
 from genai_core.generate.inspection import QA_TEMPLATE
@@ -42,6 +42,8 @@ ANSWER_ROOM = 48
 """Tokens kept free for the answer when the context has to be shortened to fit the window."""
 
 QA_COLUMNS = ("question", "context", "answer")
+QA_FILE_TYPES = ("csv", "tsv", "jsonl", "ndjson", "parquet")
+"""The table formats `read_qa_table` reads (file extensions); the pages' uploaders offer these."""
 _PAD_TO = 16  # batch lengths are rounded up to this, so a compiled model sees few distinct shapes
 
 
@@ -291,8 +293,8 @@ def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int |
         elif suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
-            raise CorpusError(f"{path.name}: unsupported QA file type {suffix or '(none)'!r}; "
-                              "use .csv, .tsv, .jsonl or .parquet")
+            raise CorpusError(f"{path.name}: unsupported QA file type {suffix or '(none)'!r}; use "
+                              + ", ".join(f".{t}" for t in QA_FILE_TYPES))
     except Exception as e:
         raise reading_error(path, e, "a table") from None
     df.columns = [str(c).strip().lower() for c in df.columns]

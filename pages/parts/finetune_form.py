@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from genai_core.clinical.demo import demo_qa_config
 from genai_core.config import SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
-from genai_core.generate.qa import QAStore, prepare_qa, qa_store_key, read_qa_table
+from genai_core.generate.qa import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, read_qa_table
 from genai_core.runs.folder import Run, list_runs
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import fine_tune_config
@@ -35,7 +35,6 @@ from pages.parts.train_form import (
 PARENT_STATES = ("completed", "stopped")  # a run still training has no final weights to start from
 
 
-QA_FILE_TYPES = ["csv", "tsv", "jsonl", "ndjson", "parquet"]  # what genai_core.generate.qa.read_qa_table reads
 
 
 QA_TRAIN_SOURCES = {"bundled": "Bundled clinical QA set", "upload": "Upload a file"}
@@ -150,7 +149,7 @@ def qa_stats(cfg: RunConfig) -> dict[str, Any]:
         bar = st.progress(0.0, text="Tokenizing the QA examples with the parent's tokenizer (once; the run reuses it)…")
         try:
             prepare_qa(cfg.data, tokenizer, cfg.model.seq_len, cache,
-                       progress=lambda f, msg: bar.progress(min(1.0, max(0.0, f)), text=msg))
+                       progress=ui.progress_to(bar))
         finally:
             bar.empty()
     return _qa_store_stats(str(cache), key)
@@ -227,7 +226,8 @@ def files_section(preset: RunConfig, problems: Problems) -> DataConfig | None:
             train_path = preset.data.corpus
             st.caption(":material/science: Synthetic: questions about fictional clinical cases, no real patient data.")
         else:
-            upload = st.file_uploader("QA file", type=QA_FILE_TYPES, key="qa_upload", disabled=not ui.can_change(),
+            upload = st.file_uploader("QA file", type=list(QA_FILE_TYPES), key="qa_upload",
+                                      disabled=not ui.can_change(),
                                       help="Columns question, context and answer; one example per row.")
             if upload is None:
                 problems.error("Upload a QA file with question, context and answer columns, or use the bundled set.")
