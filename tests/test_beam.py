@@ -19,8 +19,9 @@ from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import GenAIError
 from genai_core.generate.beam import length_penalty
 from genai_core.generate.decoding import apply_repetition_penalty
+from genai_core.generate.gpt_decoder import GPTDecoder
 from genai_core.generate.sampling import Sampler
-from genai_core.model import GPT, GPTDecoder, KVCache, RecurrentState, build_model
+from genai_core.model import GPT, KVCache, RecurrentState, build_model
 from genai_core.train.trainer import train
 from tests.conftest import tiny_config
 

@@ -8,8 +8,9 @@ import torch
 from genai_core.config import ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
 from genai_core.generate.decoding import filter_logits, token_distribution
+from genai_core.generate.gpt_decoder import GPTDecoder
 from genai_core.generate.sampling import Generation, Sampler, generate_uncached
-from genai_core.model import GPT, GPTDecoder, build_model
+from genai_core.model import GPT, build_model
 
 GPT_CONFIGS = [
     ModelConfig(vocab_size=40, d_model=32, n_heads=4, n_layers=2, seq_len=24),

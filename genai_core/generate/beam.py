@@ -27,7 +27,7 @@ from genai_core.generate.decoding import (
     find_stop,
     unknown_bias,
 )
-from genai_core.model import GPTDecoder
+from genai_core.generate.gpt_decoder import GPTDecoder
 
 if TYPE_CHECKING:  # sampling imports this module for `Sampler.beam_search`
     from genai_core.generate.sampling import Sampler

@@ -43,7 +43,8 @@ from genai_core.generate.decoding import (
     token_distribution,
     unknown_bias,
 )
-from genai_core.model import GPT, GPTDecoder, KVCache, LanguageModel, RecurrentState, build_model, load_state
+from genai_core.generate.gpt_decoder import GPTDecoder
+from genai_core.model import GPT, KVCache, LanguageModel, RecurrentState, build_model, load_state
 from genai_core.runs.folder import Run
 
 
