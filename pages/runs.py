@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from genai_core.errors import user_message
-from genai_core.runs import archive, compare
+from genai_core.runs import archive, compare, report
 from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from pages.ui import (
     PALETTE,
@@ -407,7 +407,7 @@ def manage_section(root: Path, runs: list[Run], readable_names: list[str]) -> No
     with share:
         c1, c2 = st.columns(2)
         # Callables: the report (~5 MB with plotly.js) and the zip are built only when clicked.
-        c1.download_button("HTML report", data=lambda: archive.html_report(run), file_name=f"{focus}-report.html",
+        c1.download_button("HTML report", data=lambda: report.html_report(run), file_name=f"{focus}-report.html",
                            mime="text/html", icon=":material/description:", on_click="ignore", disabled=not readable,
                            key="runs_dl_report")
         c1.caption("One file that opens offline: final metrics, loss curves, samples and the configuration.")

@@ -21,7 +21,7 @@ from conftest import tiny_config
 from safetensors.torch import load_file
 
 from genai_core.errors import CheckpointError, GenAIError
-from genai_core.runs import archive
+from genai_core.runs import archive, report
 from genai_core.runs.folder import Run, list_runs
 from genai_core.train.trainer import train
 
@@ -302,7 +302,7 @@ def test_a_dead_process_run_can_be_deleted(run: Run) -> None:
 # --------------------------------------------------------------------------- report
 def test_html_report_is_one_offline_file(run: Run) -> None:
     (run.path / "samples.jsonl").open("a").write(json.dumps({"step": 11, "text": "<b>Bold</b> & more"}) + "\n")
-    page = archive.html_report(run)
+    page = report.html_report(run)
     assert "<title>Run report: tiny</title>" in page
     assert "Plotly.newPlot" in page and len(page) > 1_000_000  # the figure, with plotly.js inlined
     assert "<script src=" not in page  # nothing to fetch: it works offline

@@ -1,11 +1,10 @@
-"""Moving runs around: export a run as one zip, import such a zip back, rename, delete, and a
-one-file HTML report to show a run to someone who has no playground.
+"""Moving runs around: export a run as one zip, import such a zip back, rename, delete. (The one-file HTML
+report that shows a run to someone who has no playground is `report.py`.)
 
     data = export_run(Run("runs/tiny"))                  # config, tokenizer, logs, status, latest checkpoint
     run = import_run(data, "runs")                       # validated; a fresh name if "tiny" is taken
     run = rename_run(run, "tiny-baseline")               # refused while the run is queued or running
     delete_run(run)                                      # refused while the run is queued or running
-    html = html_report(run)                              # plotly.js inlined: opens offline
 
 An archive to import is untrusted input (anyone can mail one around), so `import_run` checks every
 member before a byte is written: no absolute or `..` paths, no symlinks, no encrypted members, only
@@ -18,7 +17,6 @@ config) and only then renames it into place, so a refused archive leaves nothing
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import os
@@ -41,10 +39,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from genai_core.config import RunConfig
-from genai_core.units import format_bytes, format_seconds
 from genai_core.errors import CheckpointError, GenAIError, describe_validation_error
 from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from genai_core.runs.folder import ACTIVE_STATES, Run, downsample_rows, validate_run_name
+from genai_core.runs.folder import ACTIVE_STATES, Run, validate_run_name
+from genai_core.units import format_bytes
 
 FORMAT = "genai-playground-run"
 FORMAT_VERSION = 1
@@ -59,8 +57,6 @@ MAX_RATIO = 100
 """Largest compression ratio of a member over 1 MB: real logs deflate ~10:1, weights ~1.1:1; more is a bomb."""
 MAX_MEMBERS = 64
 """A run archive holds about ten files; thousands of entries can only be an attack or a mistake."""
-REPORT_MAX_SAMPLES = 60
-"""Samples shown in a report, spread over training (a long run can log hundreds)."""
 
 _ALLOWED = re.compile(
     r"(?:manifest\.json|config\.json|tokenizer\.json|metrics\.jsonl|samples\.jsonl|status\.json"
@@ -241,8 +237,9 @@ def _plan(zf: zipfile.ZipFile, *, max_bytes: int, max_members: int) -> tuple[dic
         raise GenAIError(f"refusing archive: its text files would unpack to more than {format_bytes(MAX_TEXT_BYTES)}")
     total = sum(i.file_size for i in files)
     if total > max_bytes:
-        raise GenAIError(f"refusing archive: it would unpack to {format_bytes(total)}, more than the {format_bytes(max_bytes)} "
-                         "limit (a zip bomb, or a run too large to import through the browser)")
+        raise GenAIError(f"refusing archive: it would unpack to {format_bytes(total)}, more than the "
+                         f"{format_bytes(max_bytes)} limit (a zip bomb, or a run too large to import through the "
+                         "browser)")
 
     # Our own exports put everything under one folder named after the run; accept a flat zip too.
     tops = {i.filename.split("/", 1)[0] for i in files}
@@ -508,102 +505,11 @@ def _rmdir_if_empty(path: Path) -> None:
         pass
 
 
-# --------------------------------------------------------------------------- HTML report
-def html_report(run: Run) -> str:
-    """A self-contained HTML page about one run: final metrics, config, loss curves, samples.
-
-    plotly.js is inlined (about 4.5 MB) so the page works offline, e.g. attached to an email.
-    """
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    config = run.config()
-    summary = run.summary()
-    rows = run.metrics()
-    samples = run.samples()
-    status = run.status()
-
-    fig = go.Figure()
-    train = downsample_rows([r for r in rows if r.get("train_loss") is not None])
-    fig.add_trace(go.Scatter(x=[r["step"] for r in train], y=[r["train_loss"] for r in train], mode="lines",
-                             name="train loss", line={"color": "#3b6ea5", "width": 2}))
-    val = downsample_rows([r for r in rows if r.get("val_loss") is not None])
-    if val:
-        fig.add_trace(go.Scatter(x=[r["step"] for r in val], y=[r["val_loss"] for r in val], mode="lines+markers",
-                                 name="validation loss", line={"color": "#d1495b", "dash": "dot"}))
-    fig.update_layout(title=f"Loss of {run.name}", xaxis_title="step (optimizer updates)",
-                      yaxis_title="cross-entropy loss (nats/token)", height=420,
-                      legend={"orientation": "h", "y": -0.2}, template="plotly_white")
-    figure_html = pio.to_html(fig, include_plotlyjs=True, full_html=False, config={"displaylogo": False})
-
-    e = html.escape
-    final = [
-        ("state", f"{summary['state']} — {status.get('message', '')}"),
-        ("parameters", _num(summary.get("params"))),
-        ("steps", _num(summary.get("step"))),
-        ("tokens seen", _num(summary.get("tokens"))),
-        ("training time", format_seconds(summary.get("elapsed_s"))),
-        ("final train loss (nats/token)", _fmt(summary.get("train_loss"))),
-        ("best validation loss (nats/token)", _fmt(summary.get("best_val_loss"))),
-        ("best validation perplexity", _fmt(summary.get("best_val_ppl"), 2)),
-        ("last validation loss (nats/token)", _fmt(val[-1]["val_loss"] if val else None)),
-        ("throughput (tokens/s)", _num(rows[-1].get("tokens_per_s") if rows else None)),
-    ]
-    metrics_html = "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in final)
-    cfg = config.model_dump(mode="json")
-    config_html = "".join(
-        f"<tr><th colspan=2 class=sec>{e(section)}</th></tr>"
-        + "".join(f"<tr><th>{e(k)}</th><td>{e(json.dumps(v))}</td></tr>" for k, v in values.items())
-        for section, values in cfg.items() if isinstance(values, dict)
-    )
-    shown = _spread(samples, REPORT_MAX_SAMPLES)
-    samples_html = "".join(f"<tr><th>step {e(str(s.get('step', '?')))}</th><td><pre>{e(str(s.get('text', '')))}</pre>"
-                           "</td></tr>" for s in shown) or "<tr><td>No samples were recorded.</td></tr>"
-    more = (f"<p class=note>{len(shown)} of {len(samples)} samples, spread over training.</p>"
-            if len(shown) < len(samples) else "")
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Run report: {e(run.name)}</title>
-<style>
-body{{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
-color:#222}}
-h1{{margin-bottom:.2em}} .note{{color:#666;font-size:.9em}}
-table{{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}}
-th,td{{text-align:left;vertical-align:top;padding:.3em .6em;border-bottom:1px solid #e3e3e3}}
-th{{width:32%;font-weight:600}} th.sec{{background:#f3f5f8;text-transform:uppercase;font-size:.85em}}
-pre{{white-space:pre-wrap;margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}}
-</style></head><body>
-<h1>Run report: {e(run.name)}</h1>
-<p class=note>{e(config.model.arch.upper())} language model · generated {e(when)} by GenAI Playground</p>
-<h2>Final metrics</h2><table>{metrics_html}</table>
-<h2>Loss curves</h2>{figure_html}
-<h2>Samples over training</h2>{more}<table>{samples_html}</table>
-<h2>Configuration</h2><table>{config_html}</table>
-</body></html>
-"""
-
-
-def _spread(items: list[Any], limit: int) -> list[Any]:
-    if len(items) <= limit:
-        return items
-    idx = sorted({round(i * (len(items) - 1) / (limit - 1)) for i in range(limit)})
-    return [items[i] for i in idx]
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    return "—" if v is None else f"{float(v):.{digits}f}"
-
-
-def _num(v: Any) -> str:
-    return "—" if v is None else f"{v:,.0f}" if isinstance(v, (int, float)) else str(v)
-
-
 def _relative(message: str, folder: Path) -> str:
     """Engine messages name files by path; the staging folder means nothing to the person importing."""
     return message.replace(str(folder) + os.sep, "").replace(str(folder), "the archive")
 
 
 __all__ = ["FORMAT", "MAX_IMPORT_BYTES", "MAX_MEMBERS", "delete_run", "export_run",
-           "html_report", "import_run", "is_active", "rename_run"]
+           "import_run", "is_active", "rename_run"]
 

@@ -27,6 +27,9 @@ module does the same for the `queued` ones, and `resume` carries on from the las
 
 The training threads never touch streamlit; the app holds one manager per process
 (`st.cache_resource`) and polls `status` / `recent_metrics` from a fragment.
+
+This module holds the manager (queues, lock, worker threads, the runs handed elsewhere); what a snapshot
+and the live buffer hold is `job_status.py`, and what a worker thread does with one job is `thread_jobs.py`.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +51,25 @@ from genai_core.devices import resolve_device
 from genai_core.errors import GenAIError
 from genai_core.generate.qa import read_qa_table
 from genai_core.runs.folder import ACTIVE_STATES, Run, check_runs_cap, runs_dir, validate_run_name
-from genai_core.train import launcher, ray_jobs, trainer
-from genai_core.train.trainer import TrainEvent
+from genai_core.train import launcher, ray_jobs
+from genai_core.train.job_status import (
+    LIVE_ROWS,
+    JobStatus,
+    LiveLog,
+    disk_live,
+    disk_status,
+    effective_status,
+    remaining_seconds,
+)
+from genai_core.train.thread_jobs import ThreadJob, next_ready, run_thread_job
 
 log = logging.getLogger(__name__)
 
-LIVE_ROWS = 2000
-"""Metric rows kept in memory per job: the whole curve of most runs at the default log interval."""
-ETA_WINDOW = 64
-"""Recent steps whose wall-clock times give the ETA (long enough to average over an evaluation)."""
 SCHEDULER_CHECK_S = 5.0
 """How often the polling of the pages may look for queued process runs that no scheduler serves."""
 ATEXIT_TIMEOUT_S = 20.0
 """How long interpreter exit waits for running jobs to save their stop checkpoint."""
 
-_TERMINAL = ("completed", "stopped", "failed", "interrupted")
 
 def device_key(device: str) -> str:
     """The queue a run waits in: `cpu`, `mps` or `cuda:N` (raises GenAIError if the device is absent).
@@ -74,205 +81,6 @@ def device_key(device: str) -> str:
     if dev.type == "cuda":
         return f"cuda:{dev.index or 0}"
     return dev.type
-
-
-def effective_status(run: Run) -> dict[str, Any]:
-    """The run's status from disk: `Run.status()` reads a dead process's queue or run as interrupted, and a Ray
-    run that its job's end left behind is recorded as interrupted (`ray_jobs.reconcile`)."""
-    return ray_jobs.reconcile(run, run.status())
-
-
-def disk_live(run: Run, st: dict[str, Any]) -> dict[str, Any]:
-    """The live fields of a run trained by another process, read from its folder: the latest losses, rate and
-    sample, and an ETA from the training time of the recent logged steps."""
-    rows = run.metrics()[-ETA_WINDOW:]
-    samples = run.samples()
-    last = rows[-1] if rows else {}
-    vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
-    step = max(int(st.get("step") or 0), int(last.get("step") or 0)) if (rows or st.get("step")) else None
-    total = st.get("total_steps")
-    eta = None
-    timed = [r for r in rows if r.get("elapsed_s") is not None and r.get("step") is not None]
-    if st.get("state") == "running" and len(timed) >= 2 and total and step is not None:
-        (s0, e0), (s1, e1) = (timed[0]["step"], timed[0]["elapsed_s"]), (timed[-1]["step"], timed[-1]["elapsed_s"])
-        if s1 > s0:
-            eta = max(0.0, (int(total) - step) * (e1 - e0) / (s1 - s0))
-    return {"step": step, "total_steps": total, "train_loss": last.get("train_loss"),
-            "val_loss": vals[-1] if vals else None, "lr": last.get("lr"), "tokens_per_s": last.get("tokens_per_s"),
-            "eta_s": eta, "sample": samples[-1].get("text") if samples else None,
-            "sample_step": samples[-1].get("step") if samples else None}
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A snapshot of one run for the UI: disk state plus the live fields of a job of this manager.
-
-    `state` and `message` come from the run's status.json (see `effective_status`); the only
-    exception is the moment between a fresh job leaving the queue and the run folder being
-    re-created by `trainer.train`, which reads `running` / "preparing data" instead of nothing.
-    Live fields are None for runs this manager has not run (they are then taken from status.json
-    where it has them: `step`, `total_steps`).
-    """
-
-    name: str
-    state: str
-    """queued | running | completed | stopped | failed | interrupted | created."""
-    message: str = ""
-    device: str | None = None
-    """Queue the job runs in (`cpu`, `cuda:0`, ...); None for runs this manager does not know."""
-    here: bool = False
-    """The job is queued or running in this manager (so `stop` can act on it)."""
-    resume: bool = False
-    """The job continues from a checkpoint (submitted by `resume`)."""
-    queue_position: int | None = None
-    """1 = next to start on its device; None when not queued here."""
-    phase: str = ""
-    """What the training thread is doing: `preparing data: ...`, `training`, `stopping`, the final state."""
-    step: int | None = None
-    total_steps: int | None = None
-    train_loss: float | None = None
-    """Mean training loss of the last logged interval."""
-    val_loss: float | None = None
-    """Latest validation loss."""
-    lr: float | None = None
-    tokens_per_s: float | None = None
-    eta_s: float | None = None
-    """Seconds to the end, from the wall-clock time of recent steps (evaluations included)."""
-    sample: str | None = None
-    sample_step: int | None = None
-    notices: tuple[str, ...] = ()
-    """Notices of the trainer (e.g. warmup shortened)."""
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
-    """The error that ended the job, as the training thread saw it (status.json has it too)."""
-    runner: str = "thread"
-    """Where it trains: `thread` (this process), `process` (its own, started by the scheduler) or `ray`."""
-    backend_state: str | None = None
-    """Ray's state of the run's job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED) for a Ray run."""
-
-    @property
-    def active(self) -> bool:
-        """Queued or running."""
-        return self.state in ACTIVE_STATES
-
-    @property
-    def progress(self) -> float | None:
-        """Fraction of the steps done, 0..1 (None before the step count is known)."""
-        if self.step is None or not self.total_steps:
-            return None
-        return min(1.0, self.step / self.total_steps)
-
-
-class LiveLog:
-    """The live buffer of one job, fed by the Trainer's events in the training thread.
-
-    Every read and write holds one lock, and readers get copies, so the UI thread can poll it at
-    any moment. It mirrors the tail of metrics.jsonl: on `start` it is loaded from the file (after a
-    resume truncated it), then every `log` event appends the row the trainer also wrote to disk.
-    """
-
-    def __init__(self, run: Run, max_rows: int = LIVE_ROWS) -> None:
-        self._run = run
-        self._lock = threading.Lock()
-        self._rows: deque[dict[str, Any]] = deque(maxlen=max_rows)
-        self._ticks: deque[tuple[float, int]] = deque(maxlen=ETA_WINDOW)
-        self._notices: deque[str] = deque(maxlen=20)
-        self._f: dict[str, Any] = {"phase": "queued", "step": None, "total_steps": None, "train_loss": None,
-                                   "val_loss": None, "lr": None, "tokens_per_s": None, "sample": None,
-                                   "sample_step": None}
-
-    def set_phase(self, phase: str) -> None:
-        with self._lock:
-            self._f["phase"] = phase
-
-    def progress(self, fraction: float, message: str) -> None:
-        """`progress` callback of data preparation (tokenizing a corpus that is not cached yet)."""
-        self.set_phase(f"preparing data: {message} ({fraction:.0%})" if fraction < 1 else "building the model")
-
-    def __call__(self, ev: TrainEvent) -> None:
-        """Trainer callback: cheap, never does I/O except once at `start`."""
-        if ev.kind == "start":
-            # The trainer has truncated the logs to the checkpoint on resume: the file is the curve so far.
-            tail = self._run.metrics()[-(self._rows.maxlen or LIVE_ROWS):]
-            with self._lock:
-                self._rows.clear()
-                self._rows.extend(tail)
-                self._ticks.clear()
-                self._ticks.append((time.monotonic(), ev.step))
-                self._f.update(phase="training", step=ev.step, total_steps=ev.data.get("total_steps"))
-                if tail:
-                    self._f.update(train_loss=tail[-1].get("train_loss"), lr=tail[-1].get("lr"),
-                                   tokens_per_s=tail[-1].get("tokens_per_s"))
-                    vals = [r["val_loss"] for r in tail if r.get("val_loss") is not None]
-                    self._f["val_loss"] = vals[-1] if vals else None
-            return
-        with self._lock:
-            f = self._f
-            if ev.kind == "step":
-                self._ticks.append((time.monotonic(), ev.step))
-                f.update(step=ev.step, lr=ev.data.get("lr"), total_steps=ev.data.get("total_steps", f["total_steps"]))
-            elif ev.kind == "log":
-                row = {k: v for k, v in ev.data.items() if k != "total_steps"}
-                self._rows.append(row)
-                f.update(train_loss=row.get("train_loss"), tokens_per_s=row.get("tokens_per_s"))
-                if row.get("val_loss") is not None:
-                    f["val_loss"] = row["val_loss"]
-            elif ev.kind == "eval":
-                f["val_loss"] = ev.data.get("val_loss")
-            elif ev.kind == "sample":
-                f.update(sample=ev.data.get("text"), sample_step=ev.step)
-            elif ev.kind == "notice":
-                self._notices.append(str(ev.data.get("message", "")))
-            elif ev.kind == "end":
-                f.update(step=ev.step, phase=str(ev.data.get("state", "ended")))
-
-    def release_rows(self) -> None:
-        """Drop the buffered rows once the job has ended (readers then go to metrics.jsonl)."""
-        with self._lock:
-            self._rows.clear()
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Copies of the buffered metric rows, oldest first."""
-        with self._lock:
-            return [dict(r) for r in self._rows]
-
-    def snapshot(self) -> dict[str, Any]:
-        """The live fields, with `eta_s` computed from the recent step times."""
-        with self._lock:
-            snap = dict(self._f)
-            snap["notices"] = tuple(self._notices)
-            ticks = list(self._ticks)
-        snap["eta_s"] = None
-        step, total = snap["step"], snap["total_steps"]
-        if snap["phase"] == "training" and len(ticks) >= 2 and step is not None and total:
-            (t0, s0), (t1, s1) = ticks[0], ticks[-1]
-            if s1 > s0:
-                snap["eta_s"] = max(0.0, (total - step) * (t1 - t0) / (s1 - s0))
-        return snap
-
-
-@dataclass(eq=False)
-class _Job:
-    """A queued, running or finished job of this manager.
-
-    Only its worker thread writes `started_at`, `finished_at` and `error`; other threads read them
-    as single attributes (atomic under the GIL) and learn that the job ended from `done`.
-    """
-
-    name: str
-    path: Path
-    device: str
-    config: RunConfig
-    resume: bool
-    live: LiveLog
-    queued_at: float = field(default_factory=time.time)
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-    started_at: float | None = None
-    finished_at: float | None = None
-    error: str | None = None
 
 
 # Managers still alive, shut down at interpreter exit (weak, so a dropped manager is not kept alive).
@@ -296,10 +104,10 @@ class JobManager:
         """The runner of a submitted config that does not choose one (`train.runner` left at its default)."""
         self._live_rows = live_rows
         self._lock = threading.Lock()
-        self._queues: dict[str, deque[_Job]] = {}
-        self._running: dict[str, _Job] = {}
+        self._queues: dict[str, deque[ThreadJob]] = {}
+        self._running: dict[str, ThreadJob] = {}
         self._workers: dict[str, threading.Thread] = {}
-        self._jobs: dict[str, _Job] = {}  # latest job per name, finished ones included (for their live fields)
+        self._jobs: dict[str, ThreadJob] = {}  # latest job per name, finished ones included (for their live fields)
         # Runs this manager handed to the scheduler or Ray (in order): they are listed with its jobs after they
         # end, as thread jobs are. Live ones of any server are found on disk (`_detached_runs`).
         self._detached: dict[str, None] = {}
@@ -367,7 +175,7 @@ class JobManager:
                 except GenAIError:  # e.g. the Ray cluster is unreachable: leave no half-made run behind
                     shutil.rmtree(run.path, ignore_errors=True)
                     raise
-            job = _Job(name, run.path, device, config, resume=False, live=LiveLog(run, self._live_rows))
+            job = ThreadJob(name, run.path, device, config, resume=False, live=LiveLog(run, self._live_rows))
             self._enqueue(job, run, f"waiting for {device}", **(note or {}))
             return self._status_of(job, run)
 
@@ -386,7 +194,7 @@ class JobManager:
             ray_jobs.submit_run(run, config, "waiting for Ray to place it on a node", queue_device="ray", **note)
         else:
             launcher.queue_run(run, config, message, queue_device=device, **note)
-        return self._disk_status(run)
+        return disk_status(run)
 
     def resume(self, name: str) -> JobStatus:
         """Queue a stopped, interrupted or failed run again to continue from its latest checkpoint.
@@ -416,7 +224,7 @@ class JobManager:
             check_runs_cap(self.runs_root)
             if config.train.runner != "thread":
                 return self._queue_detached(run, config, device, f"waiting for {device} (to resume)")
-            job = _Job(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))
+            job = ThreadJob(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))
             self._enqueue(job, run, f"waiting for {device} (to resume)")
             return self._status_of(job, run)
 
@@ -431,7 +239,7 @@ class JobManager:
             where = "running" if job in self._running.values() else "queued"
             raise GenAIError(f"a run named {name!r} is already {where}")
 
-    def _enqueue(self, job: _Job, run: Run, message: str, **note: Any) -> None:
+    def _enqueue(self, job: ThreadJob, run: Run, message: str, **note: Any) -> None:
         """Caller holds the lock: mark the run queued on disk, queue it, make sure a worker serves it."""
         # The pid token lets a later process tell a dead queue from a live one (see effective_status).
         run.write_status("queued", message, runner="thread", queued_at=job.queued_at, **note)
@@ -471,12 +279,12 @@ class JobManager:
         runner = st.get("runner", "thread")
         if st.get("state") in ("running", "queued") and runner != "thread":
             (ray_jobs.stop_run if runner == "ray" else launcher.stop_run)(run)
-            return self._disk_status(run)
+            return disk_status(run)
         if st.get("state") in ("running", "queued"):
             raise GenAIError(f"run {name!r} is {st['state']} in another process (pid {st.get('pid')}); stop it there")
         raise GenAIError(f"run {name!r} is not running or queued (it is {st.get('state')})")
 
-    def _finish_unstarted(self, job: _Job, message: str) -> None:
+    def _finish_unstarted(self, job: ThreadJob, message: str) -> None:
         """Caller holds the lock and has taken `job` out of its queue."""
         run = Run(job.path)
         if run.path.is_dir():  # writing would re-create a folder someone deleted
@@ -515,7 +323,7 @@ class JobManager:
         while True:
             with self._lock:
                 queue = self._queues.get(device)
-                job = self._next_ready(queue) if queue else None
+                job = next_ready(queue) if queue else None
                 if job is None:
                     # Nothing that may start (empty, or only runs waiting for a parent that is not done).
                     # Leaving under the lock: a submit after this point sees no worker and starts one.
@@ -527,7 +335,7 @@ class JobManager:
                 job.live.set_phase("starting")
                 self._running[device] = job
             try:
-                self._run_job(job)
+                run_thread_job(job)
             except BaseException:  # a bug here must not strand the rest of the queue
                 log.exception("job %s: unexpected error in the job worker", job.name)
             finally:
@@ -540,33 +348,6 @@ class JobManager:
                 job.live.release_rows()
                 self._wake_waiting(device)
 
-    def _next_ready(self, queue: deque[_Job]) -> _Job | None:
-        """Caller holds the lock: the first queued job whose parent (if any) has completed.
-
-        A fine-tune must never start from a half-trained parent: while the parent is queued or running it
-        waits its turn; when the parent was stopped, failed or interrupted, it is held, says so on disk,
-        and starts once the parent is resumed and completes (or leaves when the person stops it).
-        """
-        for job in list(queue):
-            parent = job.config.parent
-            if parent is None or job.resume:
-                return job
-            prun = Run(parent)
-            state = str(effective_status(prun).get("state", "missing")) if prun.exists() else "missing"
-            if state == "completed":
-                return job
-            if state in ACTIVE_STATES:
-                why = f"waiting for {prun.name} to complete (it is {state})"
-            elif state == "missing":
-                why = f"waiting for {prun.name}, which no longer exists: stop this run"
-            else:
-                why = f"waiting for {prun.name}, which was {state}: resume it (or stop this run)"
-            job.live.set_phase(why)
-            run = Run(job.path)
-            if run.path.is_dir() and run.read_status_raw().get("message") != why:
-                run.write_status("queued", why, queued_at=job.queued_at, waiting_for=prun.name)
-        return None
-
     def _wake_waiting(self, finished_on: str) -> None:
         """After a job ends, start workers for other devices' queues whose runs may now be ready (a parent
         that trained on another device)."""
@@ -576,64 +357,6 @@ class JobManager:
             for device, queue in self._queues.items():
                 if device != finished_on and queue and device not in self._workers:
                     self._start_worker(device)
-
-    def _run_job(self, job: _Job) -> None:
-        """Train one job in this thread; the run folder ends with a final state whatever happens."""
-        run = Run(job.path)
-        if not run.path.is_dir():
-            job.error = "the run folder was deleted while the job was queued"
-            job.live.set_phase("removed")
-            return
-        if job.stop_event.is_set():  # stopped between leaving the queue and starting: nothing to save
-            run.write_status("stopped", "stopped before it started")
-            job.live.set_phase("stopped")
-            return
-        stamps = {"queued_at": job.queued_at, "started_at": job.started_at, "waiting_for": None}
-        if job.resume:
-            run.write_status("running", "preparing to resume", **stamps)
-        wrote_running = job.resume
-
-        def on_progress(fraction: float, message: str) -> None:
-            # Data preparation can take minutes on a big corpus: say on disk that this process is on it.
-            nonlocal wrote_running
-            job.live.progress(fraction, message)
-            if not wrote_running and run.config_path.is_file():
-                wrote_running = True
-                run.write_status("running", "preparing data", **stamps)
-
-        def on_event(ev: TrainEvent) -> None:
-            if ev.kind == "start":
-                run.write_status("running", "training", **stamps)
-
-        job.live.set_phase("preparing data")
-        try:
-            trainer.train(job.config, job.path, resume=job.resume, callbacks=[job.live, on_event],
-                           stop_event=job.stop_event, progress=on_progress)
-        except GenAIError as e:
-            job.error = str(e)
-        except Exception as e:  # train() has written failed + error.log; keep the worker alive
-            job.error = f"internal error: {type(e).__name__}: {e}"
-            log.exception("job %s failed", job.name)
-        finally:
-            self._ensure_final_status(run, job)
-
-    @staticmethod
-    def _ensure_final_status(run: Run, job: _Job) -> None:
-        """If training ended without a final state on disk (an error before the run folder existed,
-        or a bug outside train's own handler), write `failed` so the run never looks alive."""
-        if not run.path.is_dir():
-            return
-        raw = run.read_status_raw()
-        state = raw.get("state")
-        if state in _TERMINAL:
-            if job.error is None and state == "failed":
-                job.error = str(raw.get("message", ""))
-            job.live.set_phase(str(state))
-            return
-        msg = job.error or "training ended without recording a final state"
-        job.error = msg
-        run.write_status("failed", msg)
-        job.live.set_phase("failed")
 
     def forget(self, name: str) -> None:
         """Drop what this manager remembers of a finished job (after its folder is renamed or deleted)."""
@@ -675,24 +398,6 @@ class JobManager:
                for r, st in runs):
             launcher.ensure_scheduler(self.runs_root)
 
-    def _disk_status(self, run: Run, st: dict[str, Any] | None = None) -> JobStatus:
-        """Status of a run this process does not train, live fields read from its folder."""
-        st = effective_status(run) if st is None else st
-        state = str(st.get("state", "created"))
-        live = disk_live(run, st)
-        devices = st.get("devices")
-        return JobStatus(
-            name=run.name, state=state, message=str(st.get("message", "")),
-            device=st.get("queue_device") if state == "queued" or not devices else ", ".join(devices),
-            here=state in ACTIVE_STATES,
-            phase=state, step=live["step"], total_steps=live["total_steps"], train_loss=live["train_loss"],
-            val_loss=live["val_loss"], lr=live["lr"], tokens_per_s=live["tokens_per_s"], eta_s=live["eta_s"],
-            sample=live["sample"], sample_step=live["sample_step"], queued_at=st.get("queued_at"),
-            started_at=st.get("started_at"), finished_at=st.get("updated_at") if state not in ACTIVE_STATES else None,
-            error=str(st.get("message")) if state == "failed" else None, runner=str(st.get("runner", "thread")),
-            backend_state=st.get("ray_state"),
-        )
-
     def log(self, name: str, max_chars: int = 20_000) -> str:
         """The tail of the output of a run's own training process (runner process: `train.log`; Ray: the job's
         log as Ray keeps it); empty for thread runs, whose events the live view shows."""
@@ -715,9 +420,9 @@ class JobManager:
         run = Run(job.path) if job is not None else self.run(name)
         if job is None and not run.path.is_dir():
             raise GenAIError(f"no run named {name!r} in {self.runs_root}")
-        return self._status_of(job, run) if job is not None else self._disk_status(run)
+        return self._status_of(job, run) if job is not None else disk_status(run)
 
-    def _status_of(self, job: _Job, run: Run) -> JobStatus:
+    def _status_of(self, job: ThreadJob, run: Run) -> JobStatus:
         """Snapshot of a job of this manager. Takes no lock (submit/resume/stop call it holding one)."""
         position = self._queue_position(job)
         st = effective_status(run)
@@ -739,7 +444,7 @@ class JobManager:
             started_at=job.started_at, finished_at=job.finished_at, error=job.error,
         )
 
-    def _queue_position(self, job: _Job) -> int | None:
+    def _queue_position(self, job: ThreadJob) -> int | None:
         # deque iteration while another thread mutates it raises RuntimeError; copy it atomically
         # (list(deque) is a single C call under the GIL).
         queue = list(self._queues.get(job.device, ()))
@@ -750,7 +455,7 @@ class JobManager:
         to the scheduler or Ray: those this manager handed over and any queued or running now."""
         with self._lock:
             jobs = list(self._jobs.values())
-        return [self._status_of(j, Run(j.path)) for j in jobs] + [self._disk_status(r, st)
+        return [self._status_of(j, Run(j.path)) for j in jobs] + [disk_status(r, st)
                                                                   for r, st in self._detached_runs()]
 
     def queue(self, device: str | None = None) -> list[JobStatus]:
@@ -765,7 +470,7 @@ class JobManager:
             queue = str(st.get("queue_device") or "")
             if st.get("state") == "queued" and device in (None, queue):
                 positions[queue] = positions.get(queue, 0) + 1
-                theirs.append(replace(self._disk_status(r, st), queue_position=positions[queue]))
+                theirs.append(replace(disk_status(r, st), queue_position=positions[queue]))
         return mine + theirs
 
     def queue_waits(self) -> dict[str, float | None]:
@@ -797,33 +502,20 @@ class JobManager:
             ahead: float | None = 0.0
             if device in running:
                 eta, cfg, path, resume = running[device]
-                ahead = eta if eta is not None or cfg is None else self._run_seconds(cfg, path, resume)
+                ahead = eta if eta is not None or cfg is None else remaining_seconds(cfg, path, resume)
             for name, cfg, path, resume, waiting in queue:
                 waits[name] = None if waiting else ahead
-                own = None if waiting else self._run_seconds(cfg, path, resume)
+                own = None if waiting else remaining_seconds(cfg, path, resume)
                 ahead = None if ahead is None or (own is None and not waiting) else ahead + (own or 0.0)
         return waits
 
-    @staticmethod
-    def _run_seconds(config: RunConfig, path: Path, resume: bool) -> float | None:
-        """Estimated seconds of a run's training (what is left of it, when resumed)."""
-        from genai_core.train.estimates import estimate  # imports torch-heavy timing code: only when a queue is shown
-
-        try:
-            est = estimate(config, calibrate=False)
-        except Exception:  # an estimate must never break the queue view
-            return None
-        if est.total_seconds is None or not est.total_steps:
-            return None
-        done = (Run(path).status().get("step") or 0) if resume else 0
-        return est.total_seconds * max(0, est.total_steps - int(done)) / est.total_steps
 
     def active(self) -> list[JobStatus]:
         """The running jobs (at most one per device), then the runs training in their own process or on Ray."""
         with self._lock:
             jobs = [self._running[d] for d in sorted(self._running)]
         return [self._status_of(j, Run(j.path)) for j in jobs] + [
-            self._disk_status(r, st) for r, st in self._detached_runs() if st.get("state") == "running"]
+            disk_status(r, st) for r, st in self._detached_runs() if st.get("state") == "running"]
 
     def recent_metrics(self, name: str) -> list[dict[str, Any]]:
         """The last metric rows of run `name` (up to `live_rows`): from memory while it is queued or

@@ -39,7 +39,7 @@ from typing import Any
 
 import psutil
 
-from genai_core.config import RunConfig
+from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
 
@@ -52,7 +52,6 @@ POLL_S = 1.0
 MEMORY_FRACTION = 0.85
 """Default ceiling of a training process's memory, as a fraction of the machine's: past it the run fails with
 "out of memory" instead of the kernel's OOM killer picking a victim (the server, another run)."""
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 _spawned: list[subprocess.Popen[bytes]] = []  # schedulers this process started, reaped so none lingers as a zombie
 
@@ -201,7 +200,7 @@ def ensure_scheduler(root: Path) -> bool:
 
 def _child_env(**extra: str) -> dict[str, str]:
     env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 
 

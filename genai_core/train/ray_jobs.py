@@ -21,7 +21,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from genai_core.config import RunConfig
+from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import Run, process_alive, process_token
 
@@ -73,14 +73,13 @@ def submit_run(run: Run, config: RunConfig, message: str, **note: Any) -> str:
     python = os.environ.get("GENAI_RAY_PYTHON", "python")
     # exec: the training process replaces the shell, so Ray's stop signal reaches it (and it checkpoints).
     entrypoint = f"exec {shlex.quote(python)} -m genai_core train --out {shlex.quote(str(run.path))} --from-saved"
-    from genai_core.train.launcher import PACKAGE_ROOT
 
     job_id = f"genai-{run.name}-{time.time_ns() // 1_000_000}"
     try:
         client(address).submit_job(
             entrypoint=entrypoint, submission_id=job_id, entrypoint_num_cpus=threads,
             entrypoint_num_gpus=1 if config.train.device == "cuda" else 0,
-            runtime_env={"env_vars": {"GENAI_NUM_THREADS": str(threads), "PYTHONPATH": str(PACKAGE_ROOT)}},
+            runtime_env={"env_vars": {"GENAI_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO_ROOT)}},
             metadata={"run": str(run.path)},
         )
     except GenAIError:

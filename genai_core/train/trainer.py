@@ -36,7 +36,7 @@ from genai_core.generate.qa import QAStore, check_parent, prepare_qa
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
 from genai_core.runs.folder import Run
-from genai_core.train.optim import TrainStep, lr_at, make_optimizer
+from genai_core.train.optim import Optimizers, TrainStep, lr_at, make_optimizer
 
 
 @dataclass
@@ -92,6 +92,45 @@ def distributed(device: str = "auto") -> Iterator[DistInfo]:
         dist.destroy_process_group()
 
 
+@dataclass
+class _Setup:
+    """What the training loop reads and never changes, built once by `Trainer._setup`."""
+
+    device: torch.device
+    precision: str
+    threads: int
+    params: int
+    model: torch.nn.Module
+    """The bare model: evaluation, samples and checkpoints use it."""
+    fwd_model: torch.nn.Module
+    """What the training step runs: the model, wrapped in DDP across ranks and compiled when asked."""
+    opt: Optimizers
+    names: dict[int, str]
+    """Parameter names by id: the keys of the optimizer state in a checkpoint."""
+    train_step: TrainStep
+    compiled: bool
+    total: int
+    warmup: int
+    steps_per_epoch: int
+    tokens_per_step: int
+    eval_specs: list[np.ndarray]
+
+
+@dataclass
+class _Progress:
+    """The loop's counters. A checkpoint saves the first five and a resume restores them; the last three are
+    the clocks of the log interval and of checkpoints by time."""
+
+    rng: np.random.Generator
+    step: int = 0
+    elapsed: float = 0.0
+    run_loss: float = 0.0
+    run_count: int = 0
+    last_log_step: int = 0
+    interval_train_time: float = 0.0
+    last_save: float = 0.0
+
+
 class Trainer:
     """Trains `config` on a prepared `store`, writing to `run`."""
 
@@ -131,19 +170,43 @@ class Trainer:
             torch.set_num_threads(threads)
 
     def _fit(self) -> str:
-        cfg, t, d = self.config, self.config.train, self.dist
-        main = d.is_main
-        device = resolve_device(t.device)
-        if device.type == "cuda" and d.world > 1:
-            device = torch.device("cuda", d.local_rank)
-            torch.cuda.set_device(device)
-        precision = resolve_precision(t.precision, device)
-        threads = resolve_threads(t.num_threads, device)
-        torch.set_num_threads(threads)
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        """Set up, then train step by step; after a step come, when due, the log row (with an evaluation),
+        a sample and a checkpoint, in that order. A stop request saves a checkpoint and ends the loop."""
+        t, main = self.config.train, self.dist.is_main
+        s, p = self._setup()
+        self._announce(s, p)
+        p.last_save = time.monotonic()
+        ckpt_every = t.checkpoint_interval or t.eval_interval
+        sample_every = t.sample_interval or t.eval_interval
+        final_state = "completed"
+        s.fwd_model.train()
+        p.last_log_step = p.step
+        while p.step < s.total:
+            if self._should_stop():
+                final_state = "stopped"
+                break
+            lr, grad_norm = self._step(s, p)
+            is_last = p.step == s.total
+            is_eval = p.step % t.eval_interval == 0 or is_last
+            if p.step % t.log_interval == 0 or is_eval:
+                self._log(s, p, lr, grad_norm, evaluate=is_eval)
+            if main and (p.step % sample_every == 0 or is_last) and t.sample_tokens:
+                self._record_sample(s, p)
+            self._checkpoint_if_due(s, p, ckpt_every, is_last)
+        if final_state == "stopped":
+            self._save(s, p, "stop")
+        if main:
+            self.run.write_status(final_state, "stopped by request" if final_state == "stopped" else "finished",
+                                  step=p.step, total_steps=s.total)
+        self.emit("end", p.step, state=final_state, total_steps=s.total)
+        return final_state
 
+    # ------------------------------------------------------------------ setting up
+    def _setup(self) -> tuple[_Setup, _Progress]:
+        """Device, model, optimizer and schedule; the state restored from a checkpoint (or the parent's
+        weights, for a fine-tune); the training step and the fixed evaluation batches."""
+        cfg, t, d = self.config, self.config.train, self.dist
+        device, precision, threads = self._device()
         torch.manual_seed(t.seed)
         model = build_model(cfg.model).to(device)
         self.model = model  # observers (tests, tools) may inspect the live model
@@ -151,34 +214,16 @@ class Trainer:
         opt = make_optimizer(model, cfg, device)
         names = {id(p): n for n, p in model.named_parameters()}
 
-        store = self.store
-        train_tokens = store.train_tokens
-        spe = store.steps_per_epoch(t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
+        seq_len = cfg.model.seq_len
+        spe = self.store.steps_per_epoch(t.batch_size, seq_len, t.grad_accum_steps, d.world)
         total = t.max_steps if t.max_steps is not None else max(1, math.ceil(t.epochs * spe))
-        warmup = t.warmup_steps
-        if warmup >= total:
-            warmup = total // 10
-            self.emit("notice", 0, message=f"warmup_steps ({t.warmup_steps}) is not shorter than the run "
-                                           f"({total} steps); using {warmup} warmup steps")
-        tokens_per_step = store.tokens_per_step(t.batch_size, cfg.model.seq_len, t.grad_accum_steps, d.world)
+        warmup = self._warmup(total)
+        tokens_per_step = self.store.tokens_per_step(t.batch_size, seq_len, t.grad_accum_steps, d.world)
 
-        rng = np.random.default_rng([t.seed, d.rank])
-        step, elapsed, run_loss, run_count = 0, 0.0, 0.0, 0
+        progress = _Progress(rng=np.random.default_rng([t.seed, d.rank]))
         scaler_state = None
         if self.resume:
-            model_sd, opt_sd, state = self.run.load_checkpoint()
-            load_state(model, model_sd)
-            opt.load_state_tensors(names, opt_sd)
-            step = int(state["step"])
-            elapsed = float(state.get("elapsed_s", 0.0))
-            run_loss, run_count = float(state.get("run_loss", 0.0)), int(state.get("run_count", 0))
-            rng.bit_generator.state = state["rng"][d.rank] if isinstance(state["rng"], list) else state["rng"]
-            torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(torch.tensor(state["cuda_rng"], dtype=torch.uint8))
-            scaler_state = state.get("scaler")
-            if main:
-                self.run.truncate_logs(step)
+            scaler_state = self._restore(model, opt, names, device, progress)
         elif cfg.parent is not None:
             init_from_parent(model, Run(cfg.parent))
 
@@ -195,108 +240,165 @@ class Trainer:
         # Seeded by the data split, not the training seed: runs that differ only in their seed are scored
         # on the same windows, so their curves (and a seed spread) compare like with like.
         eval_rng = np.random.default_rng([cfg.data.seed, 1_000_003])
-        eval_specs = store.eval_specs(t.eval_batches, t.batch_size, cfg.model.seq_len, eval_rng)
+        eval_specs = self.store.eval_specs(t.eval_batches, t.batch_size, seq_len, eval_rng)
+        setup = _Setup(device=device, precision=precision, threads=threads, params=n_params, model=model,
+                       fwd_model=fwd_model, opt=opt, names=names, train_step=train_step, compiled=compiled,
+                       total=total, warmup=warmup, steps_per_epoch=spe, tokens_per_step=tokens_per_step,
+                       eval_specs=eval_specs)
+        return setup, progress
 
-        info = {"params": n_params, "total_steps": total, "steps_per_epoch": spe, "device": str(device),
-                "precision": precision, "tokens_per_step": tokens_per_step, "train_tokens": train_tokens,
-                "world_size": d.world, "threads": threads, "compile": compiled, "optimizer": t.optimizer}
-        if main:
-            self.run.write_status("running", "training", **info, step=step, started_step=step)
-        self.emit("start", step, **info, resumed=self.resume)
+    def _device(self) -> tuple[torch.device, str, int]:
+        """The device (this rank's GPU under torchrun), precision and CPU threads; applies the thread count
+        and, on CUDA, TF32 matmuls."""
+        t, d = self.config.train, self.dist
+        device = resolve_device(t.device)
+        if device.type == "cuda" and d.world > 1:
+            device = torch.device("cuda", d.local_rank)
+            torch.cuda.set_device(device)
+        precision = resolve_precision(t.precision, device)
+        threads = resolve_threads(t.num_threads, device)
+        torch.set_num_threads(threads)
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        return device, precision, threads
 
-        def save(reason: str) -> None:
-            rng_states = self._gather_rng(rng)  # a collective: every rank takes part
-            if not main:
-                return
-            state = {
-                "step": step, "elapsed_s": elapsed, "tokens": step * tokens_per_step,
-                "run_loss": run_loss, "run_count": run_count,
-                "rng": rng_states, "torch_rng": torch.get_rng_state().tolist(),
-                "cuda_rng": torch.cuda.get_rng_state().tolist() if device.type == "cuda" else None,
-                "reason": reason,
-            }
-            if train_step.scaler_state() is not None:
-                state["scaler"] = train_step.scaler_state()
-            path = self.run.save_checkpoint(step, state_for_save(model), opt.state_tensors(names), state)
-            self.emit("checkpoint", step, path=str(path), reason=reason)
+    def _warmup(self, total: int) -> int:
+        """The warmup steps, shortened (with a notice) when they would not end before the run does."""
+        t = self.config.train
+        warmup = t.warmup_steps
+        if warmup >= total:
+            warmup = total // 10
+            self.emit("notice", 0, message=f"warmup_steps ({t.warmup_steps}) is not shorter than the run "
+                                           f"({total} steps); using {warmup} warmup steps")
+        return warmup
 
-        last_save = time.monotonic()
+    def _restore(self, model: torch.nn.Module, opt: Optimizers, names: dict[int, str], device: torch.device,
+                 p: _Progress) -> dict[str, Any] | None:
+        """Load the latest checkpoint into the model, the optimizer, the counters and the random generators,
+        and cut the logs back to it; returns the gradient scaler's state (for `TrainStep`)."""
+        model_sd, opt_sd, state = self.run.load_checkpoint()
+        load_state(model, model_sd)
+        opt.load_state_tensors(names, opt_sd)
+        p.step = int(state["step"])
+        p.elapsed = float(state.get("elapsed_s", 0.0))
+        p.run_loss, p.run_count = float(state.get("run_loss", 0.0)), int(state.get("run_count", 0))
+        rank = self.dist.rank
+        p.rng.bit_generator.state = state["rng"][rank] if isinstance(state["rng"], list) else state["rng"]
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(torch.tensor(state["cuda_rng"], dtype=torch.uint8))
+        scaler_state = state.get("scaler")
+        if self.dist.is_main:
+            self.run.truncate_logs(p.step)
+        return scaler_state
 
-        ckpt_every = t.checkpoint_interval or t.eval_interval
-        sample_every = t.sample_interval or t.eval_interval
-        final_state = "completed"
-        fwd_model.train()
-        last_log_time = time.perf_counter()
-        last_log_step = step
-        interval_train_time = 0.0
-        while step < total:
-            if self._should_stop():
-                final_state = "stopped"
-                break
-            t0 = time.perf_counter()
-            scale = lr_at(step, 1.0, warmup, total, t.min_lr_ratio)
-            lr = t.lr * scale
-            result = train_step(lambda: store.batch("train", t.batch_size, cfg.model.seq_len, rng, device), scale)
-            grad_norm = result.grad_norm
-            step += 1
-            loss_val = result.loss.item()
-            if not math.isfinite(loss_val):
-                raise TrainingError(
-                    f"the loss became {loss_val} at step {step}: training diverged; lower the learning rate "
-                    f"(now {t.lr:g}), raise warmup_steps or enable gradient clipping. "
-                    "The last good checkpoint is kept."
-                )
-            run_loss += loss_val
-            run_count += 1
-            dt = time.perf_counter() - t0
-            elapsed += dt
-            interval_train_time += dt
-            epoch = step * tokens_per_step / max(train_tokens, 1)
-            self.emit("step", step, loss=loss_val, lr=lr, total_steps=total, epoch=epoch, dt=dt)
+    def _announce(self, s: _Setup, p: _Progress) -> None:
+        """Status `running` on disk and the `start` event, with what the run trains on and how long."""
+        t, d = self.config.train, self.dist
+        info = {"params": s.params, "total_steps": s.total, "steps_per_epoch": s.steps_per_epoch,
+                "device": str(s.device), "precision": s.precision, "tokens_per_step": s.tokens_per_step,
+                "train_tokens": self.store.train_tokens, "world_size": d.world, "threads": s.threads,
+                "compile": s.compiled, "optimizer": t.optimizer}
+        if d.is_main:
+            self.run.write_status("running", "training", **info, step=p.step, started_step=p.step)
+        self.emit("start", p.step, **info, resumed=self.resume)
 
-            is_last = step == total
-            is_eval = step % t.eval_interval == 0 or is_last
-            if step % t.log_interval == 0 or is_eval:
-                tps = (step - last_log_step) * tokens_per_step / max(interval_train_time, 1e-9)
-                train_loss = self._mean_across_ranks(run_loss, run_count, device)
-                row = {"step": step, "epoch": round(epoch, 6), "tokens": step * tokens_per_step,
-                       "elapsed_s": round(elapsed, 3), "train_loss": train_loss,
-                       "lr": lr, "tokens_per_s": round(tps, 1),
-                       "grad_norm": None if grad_norm is None else float(grad_norm)}
-                run_loss, run_count = 0.0, 0
-                last_log_step, interval_train_time = step, 0.0
-                if is_eval:
-                    te = time.perf_counter()
-                    val_loss = self.evaluate(model, eval_specs, device, precision)
-                    row.update(val_loss=val_loss, val_ppl=math.exp(min(val_loss, 50.0)))
-                    elapsed += time.perf_counter() - te
-                    self.emit("eval", step, val_loss=val_loss, val_ppl=row["val_ppl"])
-                if main:
-                    self.run.append_metrics(row)
-                    self.run.heartbeat(step=step, total_steps=total)
-                self.emit("log", step, **row, total_steps=total)
-                last_log_time = time.perf_counter()
-            if main and (step % sample_every == 0 or is_last) and t.sample_tokens:
-                ts = time.perf_counter()
-                text = self.sample(model, device)
-                elapsed += time.perf_counter() - ts
-                self.run.append_sample({"step": step, "text": text})
-                self.emit("sample", step, text=text)
-            if step % ckpt_every == 0 or is_last:
-                save("interval" if not is_last else "final")
-                last_save = time.monotonic()
-            elif self._agree(t.checkpoint_seconds > 0 and time.monotonic() - last_save >= t.checkpoint_seconds):
-                save("time")
-                last_save = time.monotonic()
-        del last_log_time
-        if final_state == "stopped":
-            save("stop")
-        if main:
-            self.run.write_status(final_state, "stopped by request" if final_state == "stopped" else "finished",
-                                  step=step, total_steps=total)
-        self.emit("end", step, state=final_state, total_steps=total)
-        return final_state
+    # ------------------------------------------------------------------ one step and what follows it
+    def _step(self, s: _Setup, p: _Progress) -> tuple[float, Any]:
+        """One optimizer step (forward, backward, update: `TrainStep`); returns its learning rate and gradient
+        norm. Raises TrainingError when the loss is no longer finite."""
+        t = self.config.train
+        t0 = time.perf_counter()
+        scale = lr_at(p.step, 1.0, s.warmup, s.total, t.min_lr_ratio)
+        lr = t.lr * scale
+        result = s.train_step(lambda: self.store.batch("train", t.batch_size, self.config.model.seq_len, p.rng,
+                                                       s.device), scale)
+        p.step += 1
+        loss_val = result.loss.item()
+        if not math.isfinite(loss_val):
+            raise TrainingError(
+                f"the loss became {loss_val} at step {p.step}: training diverged; lower the learning rate "
+                f"(now {t.lr:g}), raise warmup_steps or enable gradient clipping. "
+                "The last good checkpoint is kept."
+            )
+        p.run_loss += loss_val
+        p.run_count += 1
+        dt = time.perf_counter() - t0
+        p.elapsed += dt
+        p.interval_train_time += dt
+        self.emit("step", p.step, loss=loss_val, lr=lr, total_steps=s.total, epoch=self._epoch(s, p), dt=dt)
+        return lr, result.grad_norm
 
+    def _epoch(self, s: _Setup, p: _Progress) -> float:
+        """Epochs of training data seen so far (fractional)."""
+        return p.step * s.tokens_per_step / max(self.store.train_tokens, 1)
+
+    def _log(self, s: _Setup, p: _Progress, lr: float, grad_norm: Any, *, evaluate: bool) -> None:
+        """One metrics row for the steps since the last row: the mean training loss across ranks and the
+        training rate (evaluations and samples left out); with `evaluate`, the validation loss too."""
+        tps = (p.step - p.last_log_step) * s.tokens_per_step / max(p.interval_train_time, 1e-9)
+        train_loss = self._mean_across_ranks(p.run_loss, p.run_count, s.device)
+        row = {"step": p.step, "epoch": round(self._epoch(s, p), 6), "tokens": p.step * s.tokens_per_step,
+               "elapsed_s": round(p.elapsed, 3), "train_loss": train_loss,
+               "lr": lr, "tokens_per_s": round(tps, 1),
+               "grad_norm": None if grad_norm is None else float(grad_norm)}
+        p.run_loss, p.run_count = 0.0, 0
+        p.last_log_step, p.interval_train_time = p.step, 0.0
+        if evaluate:
+            row.update(self._timed_evaluation(s, p))
+        if self.dist.is_main:
+            self.run.append_metrics(row)
+            self.run.heartbeat(step=p.step, total_steps=s.total)
+        self.emit("log", p.step, **row, total_steps=s.total)
+
+    def _timed_evaluation(self, s: _Setup, p: _Progress) -> dict[str, float]:
+        """Validation loss and perplexity (an `eval` event); its time counts in the elapsed time."""
+        te = time.perf_counter()
+        val_loss = self.evaluate(s.model, s.eval_specs, s.device, s.precision)
+        val_ppl = math.exp(min(val_loss, 50.0))
+        p.elapsed += time.perf_counter() - te
+        self.emit("eval", p.step, val_loss=val_loss, val_ppl=val_ppl)
+        return {"val_loss": val_loss, "val_ppl": val_ppl}
+
+    def _record_sample(self, s: _Setup, p: _Progress) -> None:
+        """A sample for the live view, appended to samples.jsonl (rank 0 only); its time counts in the elapsed
+        time."""
+        ts = time.perf_counter()
+        text = self.sample(s.model, s.device)
+        p.elapsed += time.perf_counter() - ts
+        self.run.append_sample({"step": p.step, "text": text})
+        self.emit("sample", p.step, text=text)
+
+    def _checkpoint_if_due(self, s: _Setup, p: _Progress, every: int, is_last: bool) -> None:
+        """Save every `every` steps and at the end; in between, once `checkpoint_seconds` of wall-clock time
+        have passed since the last save (decided by all ranks together: a save is a collective)."""
+        t = self.config.train
+        if p.step % every == 0 or is_last:
+            self._save(s, p, "interval" if not is_last else "final")
+            p.last_save = time.monotonic()
+        elif self._agree(t.checkpoint_seconds > 0 and time.monotonic() - p.last_save >= t.checkpoint_seconds):
+            self._save(s, p, "time")
+            p.last_save = time.monotonic()
+
+    def _save(self, s: _Setup, p: _Progress, reason: str) -> None:
+        """A checkpoint of the model, the optimizer and everything a resume needs to continue exactly."""
+        rng_states = self._gather_rng(p.rng)  # a collective: every rank takes part
+        if not self.dist.is_main:
+            return
+        state = {
+            "step": p.step, "elapsed_s": p.elapsed, "tokens": p.step * s.tokens_per_step,
+            "run_loss": p.run_loss, "run_count": p.run_count,
+            "rng": rng_states, "torch_rng": torch.get_rng_state().tolist(),
+            "cuda_rng": torch.cuda.get_rng_state().tolist() if s.device.type == "cuda" else None,
+            "reason": reason,
+        }
+        if s.train_step.scaler_state() is not None:
+            state["scaler"] = s.train_step.scaler_state()
+        path = self.run.save_checkpoint(p.step, state_for_save(s.model), s.opt.state_tensors(s.names), state)
+        self.emit("checkpoint", p.step, path=str(path), reason=reason)
+
+    # ------------------------------------------------------------------ across ranks
     def _should_stop(self) -> bool:
         return self._agree(self.stop_event.is_set())
 
@@ -328,6 +430,7 @@ class Trainer:
             return out
         return state
 
+    # ------------------------------------------------------------------ evaluation and samples
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module, specs: list[np.ndarray], device: torch.device, precision: str) -> float:
         """Mean validation loss over the fixed evaluation batches (sharded across ranks)."""
