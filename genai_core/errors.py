@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from genai_core.units import format_bytes
+
 
 class GenAIError(Exception):
     """An error caused by input, with a message meant for the person who gave it."""
@@ -87,4 +89,4 @@ def _free(where: str) -> str:
         free = shutil.disk_usage(path).free
     except OSError:
         return "unknown"
-    return f"{free / 1e6:,.0f} MB"
+    return format_bytes(free)

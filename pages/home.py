@@ -16,19 +16,6 @@ from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_seconds
 from pages import ui
 
-st.title("GenAI Playground")
-st.write(
-    "Train a small language model from scratch on your own text, watch it learn live, and talk to it. "
-    "Bring a corpus, set the knobs, and the engine trains a GPT, an LSTM or a GRU on this machine's GPU or CPU. "
-    "Compare runs side by side to see which hyperparameters matter."
-)
-
-info = device_info()
-if info["device"] == "cuda":
-    st.info(f"Training device: **{info['name']}**, {info['memory_gb']} GB GPU memory")
-else:
-    st.info(f"Training device: **{info['name']}**, {info['ram_gb']} GB RAM, {info['cpu_threads']} torch threads")
-
 # ----------------------------------------------------------------- one-click demo
 # (Comments, not docstrings: Streamlit's magic would write a bare string on the page.)
 DEMO_NAMES = ("demo-qa-pretrain", "demo-qa")  # run names of the two stages; ui.unique_run_name adds -2, -3, ...
@@ -119,14 +106,11 @@ def demo_duration(ests: list[Estimate]) -> str:
     return f"About {format_seconds(sum(totals))} of training on this machine{busy}"
 
 
-st.subheader("Try it")
-jm = ui.job_manager()
-pretrain, fine_tune = demo_presets()
-pm = pretrain.model
-tokens = "BPE tokens" if pretrain.data.tokenizer == "bpe" else "characters"
-def describe_demo() -> None:
+def describe_demo(pretrain: RunConfig, fine_tune: RunConfig) -> None:
     """What the demo trains and for how long; redrawn each second while its steps are timed in the background."""
     ests = demo_estimates(ui.runs_root(), background=True)
+    pm = pretrain.model
+    tokens = "BPE tokens" if pretrain.data.tokenizer == "bpe" else "characters"
     pending = any(e.pending for e in ests)
     st.write(
         f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context "
@@ -142,53 +126,82 @@ def describe_demo() -> None:
     st.session_state["home_refining"] = pending
 
 
-with ui.user_errors():
-    st.fragment(describe_demo, run_every=1.0 if st.session_state.get("home_refining", True) else None)()
-st.write(
-    "Afterwards, the **Chat** page answers questions about a clinical case you paste, and the **Evaluate** page "
-    "scores the model on questions it never saw."
-)
-active = demo_jobs(jm)
-missing = [p for p in (pretrain.data.corpus, fine_tune.data.corpus, fine_tune.data.val_corpus)
-           if p is not None and not Path(p).is_file()]
-if active:  # one click is enough: a second would only queue the same two runs again
-    st.page_link("pages/train.py", icon=":material/fitness_center:",
-                 label=f"The demo is training ({' → '.join(j.name for j in active)}): watch it on the Train page")
-elif missing:
-    st.button("Train the clinical QA demo", key="home_demo", disabled=True)
-    st.caption(f"The demo's bundled data is not installed: {', '.join(str(p) for p in missing)}.")
-elif found := demo_runs():
-    # Clicking again must not start a second copy from scratch: open, carry on, or (asked for) restart.
-    states = ", ".join(f"{run.name} {run.state}" for run in found.values())
-    done = all(run.state == "completed" for run in found.values()) and len(found) == 2
-    st.caption(f"The demo was trained here before: {states}.")
-    c1, c2, _ = st.columns(3)
-    if done:
-        c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
-    elif c1.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
-                     **ui.locked()):
-        with ui.user_errors():
-            resume_demo(jm, found)
-            st.switch_page("pages/train.py")
-    if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
-                 **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")):
-        with ui.user_errors():
-            restart_demo(jm, found)
-            st.switch_page("pages/train.py")
-elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
-               **ui.locked()):
-    with ui.user_errors():
-        queue_demo(jm)
-        st.switch_page("pages/train.py")
-c1, c2, _ = st.columns([1, 1, 2])
-c1.page_link("pages/chat.py", label="Chat", icon=":material/chat:")
-c2.page_link("pages/evaluate.py", label="Evaluate", icon=":material/target:")
+def introduction() -> None:
+    """What the playground does, and the device it trains on."""
+    st.title("GenAI Playground")
+    st.write(
+        "Train a small language model from scratch on your own text, watch it learn live, and talk to it. "
+        "Bring a corpus, set the knobs, and the engine trains a GPT, an LSTM or a GRU on this machine's GPU or CPU. "
+        "Compare runs side by side to see which hyperparameters matter."
+    )
 
-# ----------------------------------------------------------------- runs so far
-runs = list_runs(ui.runs_root())
-st.subheader("Runs")
-if runs:
-    ui.runs_table(ui.readable_summaries(runs), ["name", "state", "task", "arch", "params", "d_model", "n_layers",
-                                                "seq_len", "step", "best_val_loss", "elapsed_s"], key="home_runs")
-else:
-    st.caption("No runs yet.")
+    info = device_info()
+    if info["device"] == "cuda":
+        st.info(f"Training device: **{info['name']}**, {info['memory_gb']} GB GPU memory")
+    else:
+        st.info(f"Training device: **{info['name']}**, {info['ram_gb']} GB RAM, {info['cpu_threads']} torch threads")
+
+
+def demo_section() -> None:
+    """The one-click clinical QA demo: what it trains and for how long, and start, resume or restart it."""
+    st.subheader("Try it")
+    jm = ui.job_manager()
+    pretrain, fine_tune = demo_presets()
+    with ui.user_errors():
+        st.fragment(describe_demo, run_every=1.0 if st.session_state.get("home_refining", True) else None)(
+            pretrain, fine_tune)
+    st.write(
+        "Afterwards, the **Chat** page answers questions about a clinical case you paste, and the **Evaluate** page "
+        "scores the model on questions it never saw."
+    )
+    active = demo_jobs(jm)
+    missing = [p for p in (pretrain.data.corpus, fine_tune.data.corpus, fine_tune.data.val_corpus)
+               if p is not None and not Path(p).is_file()]
+    if active:  # one click is enough: a second would only queue the same two runs again
+        st.page_link("pages/train.py", icon=":material/fitness_center:",
+                     label=f"The demo is training ({' → '.join(j.name for j in active)}): watch it on the Train page")
+    elif missing:
+        st.button("Train the clinical QA demo", key="home_demo", disabled=True)
+        st.caption(f"The demo's bundled data is not installed: {', '.join(str(p) for p in missing)}.")
+    elif found := demo_runs():
+        # Clicking again must not start a second copy from scratch: open, carry on, or (asked for) restart.
+        states = ", ".join(f"{run.name} {run.state}" for run in found.values())
+        done = all(run.state == "completed" for run in found.values()) and len(found) == 2
+        st.caption(f"The demo was trained here before: {states}.")
+        c1, c2, _ = st.columns(3)
+        if done:
+            c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
+        elif c1.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
+                         **ui.locked()):
+            with ui.user_errors():
+                resume_demo(jm, found)
+                st.switch_page("pages/train.py")
+        if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
+                     **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")):
+            with ui.user_errors():
+                restart_demo(jm, found)
+                st.switch_page("pages/train.py")
+    elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
+                   **ui.locked()):
+        with ui.user_errors():
+            queue_demo(jm)
+            st.switch_page("pages/train.py")
+    c1, c2, _ = st.columns([1, 1, 2])
+    c1.page_link("pages/chat.py", label="Chat", icon=":material/chat:")
+    c2.page_link("pages/evaluate.py", label="Evaluate", icon=":material/target:")
+
+
+def runs_section() -> None:
+    """The runs so far."""
+    runs = list_runs(ui.runs_root())
+    st.subheader("Runs")
+    if runs:
+        ui.runs_table(ui.readable_summaries(runs), ["name", "state", "task", "arch", "params", "d_model", "n_layers",
+                                                    "seq_len", "step", "best_val_loss", "elapsed_s"], key="home_runs")
+    else:
+        st.caption("No runs yet.")
+
+
+introduction()
+demo_section()
+runs_section()
