@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from genai_core.config import DataConfig, RunConfig
-from genai_core.data.corpus import open_corpus
+from genai_core.data.corpus import check_corpus
 from genai_core.data.tokenization import BPETokenizer, CharTokenizer
 from genai_core.data.tokenstore import TokenStore, prepare, prepare_cached, windows_to_batch
 from genai_core.devices import autocast, resolve_device, resolve_precision
@@ -230,7 +230,7 @@ def _run_column_if_present(path: Path, run_column: str | None) -> str | None:
     if run_column is None:
         return None
     try:
-        open_corpus(path, run_column)
+        check_corpus(path, run_column)
     except CorpusError:
         return None
     return run_column

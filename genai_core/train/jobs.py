@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from genai_core.config import RunConfig, RunnerKind
-from genai_core.data.corpus import open_corpus
+from genai_core.data.corpus import check_corpus
 from genai_core.devices import resolve_device
 from genai_core.errors import GenAIError
 from genai_core.generate.qa import read_qa_table
@@ -152,7 +152,7 @@ class JobManager:
             if not Run(config.parent).exists():
                 raise GenAIError(f"parent run {config.parent} not found")
         else:
-            open_corpus(config.data.corpus, config.data.text_column)
+            check_corpus(config.data.corpus, config.data.text_column)
         if not config.name:
             config = config.model_copy(update={"name": name})
         check_runs_cap(self.runs_root)
