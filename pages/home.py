@@ -120,9 +120,8 @@ def describe_demo(pretrain: RunConfig, fine_tune: RunConfig) -> None:
         f"{' (refining…)' if pending else ''}; the Train page shows both runs learn, one "
         "after the other."
     )
-    if not pending and st.session_state.get("home_refining", True):
-        st.session_state["home_refining"] = False
-        st.rerun()  # timed: one full redraw, which stops this fragment's ticking
+    # No full rerun when the timing lands: a rerun started here would swallow a click on the demo's buttons made
+    # in that moment (as it did on the Train page). The ticking stops at the page's next full run.
     st.session_state["home_refining"] = pending
 
 

@@ -20,7 +20,15 @@ def test_the_legacy_pages_flag_that_ui_clears_still_decides_the_mode() -> None:
         "Streamlit no longer has PagesManager.uses_pages_directory: revisit pages/ui.py's _leave_legacy_pages_mode")
     assert "PagesManager.uses_pages_directory" in inspect.getsource(script_runner), (
         "Streamlit's script runner no longer reads the legacy pages flag: revisit pages/ui.py")
-    import pages.ui as ui  # the import clears the flag (outside a script run it is simply set False)
+    from pages import ui
 
-    assert pages_manager.PagesManager.uses_pages_directory in (False, None)
-    assert "uses_pages_directory" in inspect.getsource(ui._leave_legacy_pages_mode)
+    before = pages_manager.PagesManager.uses_pages_directory
+    pages_manager.PagesManager.uses_pages_directory = True  # as a fresh server whose first request is /train
+    try:
+        try:
+            ui._leave_legacy_pages_mode()
+        except Exception:  # its st.rerun() has no script run to restart here
+            pass
+        assert pages_manager.PagesManager.uses_pages_directory is False
+    finally:
+        pages_manager.PagesManager.uses_pages_directory = before
