@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -25,9 +25,6 @@ from torch.nn import functional as F
 
 from genai_core.config import ModelConfig
 from genai_core.errors import CheckpointError
-
-if TYPE_CHECKING:
-    from genai_core.generate.gpt_decoder import GPTDecoder
 
 NORM_EPS = 1e-5
 """Epsilon of every LayerNorm, RMSNorm and QK-norm (torch's LayerNorm default)."""
@@ -342,12 +339,6 @@ class GPT(nn.Module):
         # A token neither generated nor copyable can underflow to 0; clamp keeps its log finite.
         out = (gate * vocab + (1.0 - gate) * copy).clamp_min(1e-30).log()
         return out if query is None or query == "last" else out[:, 0]
-
-    def decoder(self, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> GPTDecoder:
-        """A fast prefill/step decoder over these weights (`genai_core.generate.gpt_decoder`); used by generation."""
-        from genai_core.generate.gpt_decoder import GPTDecoder  # generation-only code, kept out of the model file
-
-        return GPTDecoder(self, batch_size, logit_bias)
 
     def new_cache(self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None) -> KVCache:
         c = self.config

@@ -39,7 +39,7 @@ def test_decoder_logits_equal_full_forward_at_every_position(cfg: ModelConfig, b
     x = torch.randint(0, cfg.vocab_size, (batch, cfg.seq_len))
     with torch.inference_mode():
         full, _ = model(x)
-        dec = model.decoder(batch)
+        dec = GPTDecoder(model, batch)
         got = {4: dec.prefill(x[:, :5])}  # a prompt, then single steps
         for t in range(5, 15):
             got[t] = dec.step(x[:, t])
@@ -69,7 +69,7 @@ def test_decoder_is_as_accurate_as_the_module_cache_path_at_bench_size() -> None
         cache = model.new_cache(2, "cpu")
         module = [model(x[:, :8], cache=cache)[0][:, -1]] + [model(x[:, t:t + 1], cache=cache)[0][:, -1]
                                                              for t in range(8, 64)]
-        dec = model.decoder(2)
+        dec = GPTDecoder(model, 2)
         fast = [dec.prefill(x[:, :8])] + [dec.step(x[:, t]) for t in range(8, 64)]
     err_module = (torch.stack(module, 1) - full[:, 7:]).abs().max().item()
     err_fast = (torch.stack(fast, 1) - full[:, 7:]).abs().max().item()
@@ -83,7 +83,7 @@ def test_decoder_cache_is_a_regular_kv_cache_and_reset_reuses_it(cfg: ModelConfi
     x = torch.randint(0, cfg.vocab_size, (2, cfg.seq_len))
     with torch.inference_mode():
         full, _ = model(x)
-        dec = model.decoder(2)
+        dec = GPTDecoder(model, 2)
         model(x[:, :6], cache=dec.cache)  # the module path fills the decoder's buffer ...
         step = dec.step(x[:, 6])  # ... and the fast path continues from it
         torch.testing.assert_close(step, full[:, 6], rtol=0, atol=1e-5)
@@ -102,7 +102,7 @@ def test_decoder_refuses_to_overflow_and_adds_its_logit_bias() -> None:
     bias = torch.zeros(cfg.vocab_size)
     bias[3] = float("-inf")
     with torch.inference_mode():
-        plain, biased = model.decoder(1), model.decoder(1, logit_bias=bias)
+        plain, biased = GPTDecoder(model, 1), GPTDecoder(model, 1, logit_bias=bias)
         ids = torch.randint(0, cfg.vocab_size, (1, cfg.seq_len))
         a, b = plain.prefill(ids), biased.prefill(ids)
         assert b[0, 3] == float("-inf")
@@ -110,7 +110,7 @@ def test_decoder_refuses_to_overflow_and_adds_its_logit_bias() -> None:
         with pytest.raises(ValueError, match="full"):
             plain.step(1)
         with pytest.raises(ValueError, match="exceeds"):
-            model.decoder(1).prefill(torch.zeros(1, cfg.seq_len + 1, dtype=torch.long))
+            GPTDecoder(model, 1).prefill(torch.zeros(1, cfg.seq_len + 1, dtype=torch.long))
 
 
 def _sampler(cfg: ModelConfig, seed: int = 0) -> Sampler:

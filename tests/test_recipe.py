@@ -12,6 +12,7 @@ import torch
 
 from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig, with_recipe
 from genai_core.devices import resolve_threads
+from genai_core.generate.gpt_decoder import GPTDecoder
 from genai_core.generate.sampling import Sampler
 from genai_core.model import GPT, apply_rope, build_model, rope_tables
 from genai_core.runs.compare import ablation, baselines
@@ -63,7 +64,7 @@ def test_cached_decoding_equals_the_full_forward(cfg: ModelConfig) -> None:
         assert torch.allclose(torch.cat(parts, 1), full, atol=1e-4)
         if cfg.copy_head:
             return  # the copy head decodes through GPT.forward's cache (checked above)
-        dec = model.decoder(2)
+        dec = GPTDecoder(model, 2)
         got = [dec.prefill(idx[:, :5])] + [dec.step(idx[:, t]) for t in range(5, 20)]
         assert torch.allclose(torch.stack(got, 1), full[:, 4:], atol=1e-4)
 
@@ -88,7 +89,7 @@ def test_soft_cap_bounds_the_logits() -> None:
         logits, _ = model(torch.randint(0, cfg.vocab_size, (2, 12)))
         assert logits.abs().max() <= 5.0
         assert logits.abs().max() > 4.0  # the cap is reached, not merely respected by small logits
-        assert model.decoder(1).prefill(torch.zeros(1, 3, dtype=torch.long)).abs().max() <= 5.0
+        assert GPTDecoder(model, 1).prefill(torch.zeros(1, 3, dtype=torch.long)).abs().max() <= 5.0
 
 
 def test_zero_init_starts_every_block_as_the_identity() -> None:

@@ -49,6 +49,7 @@ import torch
 
 from genai_core.config import REPO_ROOT, RunConfig, SampleConfig, with_recipe
 from genai_core.devices import resolve_device, resolve_precision
+from genai_core.generate.gpt_decoder import GPTDecoder
 
 ENGLISH_BYTES = 1 << 20
 GEN_TOKENS = 500
@@ -395,7 +396,7 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
     with torch.inference_mode():
         full, _ = model(window)
         ref = full[0, P - 1:]
-        dec = model.decoder(1)
+        dec = GPTDecoder(model, 1)
         fast = torch.stack([dec.prefill(window[:, :P])[0]] + [dec.step(int(t))[0] for t in window[0, P:]])
         cache = model.new_cache(1, "cpu")
         module = torch.stack([model(window[:, :P], cache=cache)[0][0, -1]]

@@ -1,4 +1,4 @@
-"""The fast inference path of a `GPT` (`GPT.decoder()`): prefill a prompt, then decode one token at a time with a
+"""The fast inference path of a `GPT` (`GPTDecoder(model)`): prefill a prompt, then decode one token at a time with a
 fraction of the module call overhead. Generation uses it; training never does."""
 
 from __future__ import annotations

@@ -313,7 +313,7 @@ class Sampler:
         ignore it; `Generation` masks their rows itself).
         """
         if isinstance(self.model, GPT) and not self.model.config.copy_head:
-            return self.model.decoder(batch_size, logit_bias)
+            return GPTDecoder(self.model, batch_size, logit_bias)
         return self.model.new_cache(batch_size, self.device)
 
     def prefill(self, cache: GPTDecoder | KVCache | RecurrentState, ids: list[int]) -> torch.Tensor:

@@ -208,7 +208,8 @@ def random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) ->
 
 def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> StepTiming:
     """Time 1 warmup + TIMED_STEPS training steps of this exact model as the Trainer runs them (median)."""
-    from genai_core.model import build_model
+    from genai_core.generate.gpt_decoder import GPTDecoder
+    from genai_core.model import GPT, build_model
     from genai_core.train.optim import TrainStep, make_optimizer
 
     t1 = t.model_copy(update={"grad_accum_steps": 1})
@@ -236,7 +237,7 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
         model.eval()
         with torch.no_grad():
             # A copy-head GPT has no fast decoder (generation runs it through GPT.forward's cache).
-            decoder = model.decoder(1) if hasattr(model, "decoder") and not m.copy_head else None
+            decoder = GPTDecoder(model, 1) if isinstance(model, GPT) and not m.copy_head else None
             cache = None if decoder is not None else model.new_cache(1, device)
             ids = torch.zeros(1, 1, dtype=torch.long, device=device)
             for i in range(min(4, m.seq_len)):
