@@ -15,8 +15,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from genai_core.units import format_bytes
-
 
 class GenAIError(Exception):
     """An error caused by input, with a message meant for the person who gave it."""
@@ -89,4 +87,4 @@ def _free(where: str) -> str:
         free = shutil.disk_usage(path).free
     except OSError:
         return "unknown"
-    return format_bytes(free)
+    return f"{free / 1e6:,.0f} MB"  # "N MB free" whatever the size, as the disk-full message reads
