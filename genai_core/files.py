@@ -9,6 +9,7 @@ half a file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -18,6 +19,24 @@ from pathlib import Path
 from typing import Any
 
 from genai_core.errors import CheckpointError
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` as strict JSON values all the way down: NaN and infinities (a diverged loss) become null, as strict
+    JSON has neither; keys become strings, tuples lists, paths strings, numpy and torch scalars Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy or torch scalar
+        return json_safe(obj.item())
+    return obj
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

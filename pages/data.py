@@ -38,7 +38,6 @@ from genai_core.data.preview import (
     tokenizer_saw_everything,
 )
 from genai_core.data.tokenstore import StoreStats, TokenStore, prepare_cached, store_key
-from genai_core.runs.folder import token_cache_dir
 from genai_core.units import format_bytes, format_count
 from pages import ui
 
@@ -508,7 +507,7 @@ def prepare_section(path: Path, column: str | None, kind: str, vocab: int, lower
     if cfg is None:
         st.stop()
     assert cfg is not None
-    cache = token_cache_dir(ui.runs_root())  # where the trainer looks: preparing here serves every run
+    cache = ui.token_cache()
     store = cache / store_key(cfg)
     was_prepared = (store / "meta.json").is_file()
     chosen = same_choice(choice, cfg)

@@ -18,6 +18,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from genai_core.clinical.demo import QA_DIR
 from genai_core.clinical.questions import question_kind
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
@@ -26,9 +27,8 @@ from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
 from genai_core.generate.qa import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
-from pages.ui import ASSETS, can_change, progress_to, runs_root, user_errors
+from pages.ui import can_change, progress_to, runs_root, user_errors
 
-QA_DIR = ASSETS / "qa"
 UPLOAD = "Upload a file…"
 EMPTY = "(empty answer)"
 

@@ -48,7 +48,6 @@ from pages.parts.train_form import (
     run_name_input,
     run_on_controls,
     submit,
-    token_cache,
 )
 
 MODES = {"lm": "Pretrain (next token)", "qa": "Fine-tune for QA"}
@@ -75,7 +74,7 @@ def _store_stats(cache: str, key: str) -> dict[str, int]:
 def corpus_stats(cfg: DataConfig) -> dict[str, int]:
     """Tokenize the corpus once (with a progress bar), then read its statistics from the cache."""
     check_corpus(cfg.corpus, cfg.text_column)  # a missing or unreadable file is a user error, said here
-    cache = token_cache()
+    cache = ui.token_cache()
     key = store_key(cfg)
     if not (cache / key / "meta.json").is_file():
         bar = st.progress(0.0, text="Tokenizing the corpus (once; every run reuses it)…")

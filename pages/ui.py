@@ -21,10 +21,11 @@ import streamlit as st
 from pydantic import ValidationError
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from genai_core.config import APP_RUNNER, DataConfig, RunnerKind
+from genai_core.clinical.demo import DEMO_CORPUS
+from genai_core.config import APP_RUNNER, ASSETS_DIR, DataConfig, RunnerKind
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.files import atomic_write_bytes, atomic_write_json
-from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify
+from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify, token_cache_dir
 from genai_core.train.jobs import JobManager
 from genai_core.units import format_bytes
 
@@ -46,8 +47,7 @@ def _leave_legacy_pages_mode() -> None:
 
 _leave_legacy_pages_mode()
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
+ASSETS = ASSETS_DIR  # the engine's: one place says where the bundled data lives
 MAX_POINTS = 2000  # plotly figures re-sent every second must stay small (streamlit #6510)
 
 
@@ -63,6 +63,11 @@ def job_manager() -> JobManager:
 
 def runs_root() -> Path:
     return ensure_dir(runs_dir().resolve())
+
+
+def token_cache() -> Path:
+    """The runs folder's cache of prepared corpora, where the trainer looks: preparing here serves every run."""
+    return token_cache_dir(runs_root())
 
 
 def ensure_dir(path: Path) -> Path:
@@ -340,11 +345,7 @@ def unique_run_name(base: str) -> str:
     return name
 
 
-DEMO_CORPUS = ASSETS / "corpora" / "clinical_cases.csv"
-"""The bundled corpus the Train page pretrains on while no corpus is chosen (the Home page's QA demo uses the
-engine's own presets, `genai_core.clinical.demo`)."""
-
-
 def demo_data_config() -> DataConfig | None:
-    """The demo corpus as a character-level data choice, or None while the file is not there."""
+    """The bundled demo corpus (`genai_core.clinical.demo.DEMO_CORPUS`) as a character-level data choice, what the
+    Train page pretrains on while no corpus is chosen; None while the file is not there."""
     return DataConfig(corpus=DEMO_CORPUS, tokenizer="char") if DEMO_CORPUS.is_file() else None

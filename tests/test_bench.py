@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genai_core.bench.speed import _finite, english_text, write_english_csv
+from genai_core.bench.speed import english_text, write_english_csv
+from genai_core.files import json_safe
 
 
 def test_english_text_is_deterministic_and_about_the_size_asked() -> None:
@@ -33,7 +34,7 @@ def test_english_csv_has_the_records_columns_and_size_asked(tmp_path: Path) -> N
 
 
 def test_report_is_strict_json() -> None:
-    assert _finite({"a": math.nan, "b": [1, 2.5, math.inf], "c": True, "d": None}) == {
+    assert json_safe({"a": math.nan, "b": [1, 2.5, math.inf], "c": True, "d": None}) == {
         "a": None, "b": [1, 2.5, None], "c": True, "d": None}
 
 

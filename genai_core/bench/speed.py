@@ -49,6 +49,7 @@ import torch
 
 from genai_core.config import REPO_ROOT, RunConfig, SampleConfig, with_recipe
 from genai_core.devices import resolve_device, resolve_precision
+from genai_core.files import json_safe
 from genai_core.generate.gpt_decoder import GPTDecoder
 
 ENGLISH_BYTES = 1 << 20
@@ -513,18 +514,6 @@ def _fmt(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _finite(obj: Any) -> Any:
-    """Plain JSON types all the way down, with NaN/inf as null (strict JSON has no NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (bool, int, str)) or obj is None:
-        return obj
-    value = float(obj)
-    return value if np.isfinite(value) else None
-
-
 @contextlib.contextmanager
 def _sigterm_as_exit() -> Iterator[None]:
     """Turn SIGTERM into SystemExit while the bench runs, so that `kill` still removes its temp folder
@@ -569,7 +558,7 @@ def run_bench(json_output: bool = False, quick: bool = False, train_steps: int |
         log(f"ingestion: writing a {mb:g} MB CSV and preparing it ...")
         report["ingestion"] = bench_ingestion(work, mb, source=text)
     report["seconds"] = time.perf_counter() - t0
-    report = _finite(report)
+    report = json_safe(report)
     if json_output:
         print(json.dumps(report))
     else:

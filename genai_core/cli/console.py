@@ -3,13 +3,11 @@ and the Ctrl-C handling that turns a first interrupt into a clean stop."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -41,19 +39,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]
         return "  ".join(out).rstrip()
 
     return "\n".join([fmt(headers), *(fmt(r) for r in rows)])
-
-
-def jsonable(obj: Any) -> Any:
-    """Strict JSON: non-finite floats become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def num(v: float | None, fmt: str) -> str:

@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from genai_core.cli.console import StopOnCtrlC, TrainPrinter, jsonable, num, table
+from genai_core.cli.console import StopOnCtrlC, TrainPrinter, num, table
 from genai_core.errors import GenAIError
+from genai_core.files import json_safe
 from genai_core.units import format_count
 
 
@@ -27,7 +28,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         except (GenAIError, OSError) as e:  # one broken folder must not hide the others
             rows.append({"name": run.name, "state": "broken", "message": str(e)})
     if args.json:
-        print(json.dumps(jsonable(rows), indent=2))
+        print(json.dumps(json_safe(rows), indent=2))
         return 0
     if not rows:
         print(f"no runs in {root}")

@@ -7,10 +7,11 @@ import json
 import sys
 from typing import Any
 
-from genai_core.cli.console import ProgressLine, close_progress, jsonable, kv_lines, note, table
+from genai_core.cli.console import ProgressLine, close_progress, kv_lines, note, table
 from genai_core.cli.options import FLAGS, existing_run, given, validated
 from genai_core.config import SampleConfig
 from genai_core.errors import GenAIError
+from genai_core.files import json_safe
 
 _SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
 _BEAM_ONLY = ("length_penalty", "num_return")
@@ -94,7 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     finally:
         close_progress(progress)
     if args.json:
-        print(json.dumps(jsonable(res), indent=2))
+        print(json.dumps(json_safe(res), indent=2))
         return 0
     for message in res["notes"]:
         note(message)
@@ -128,7 +129,7 @@ def _cmd_eval_qa(args: argparse.Namespace) -> int:
         close_progress(progress)
     res.pop("predictions")  # every row is in the CSV files (predictions_file, --predictions), not on screen
     if args.json:
-        print(json.dumps(jsonable(res), indent=2))
+        print(json.dumps(json_safe(res), indent=2))
         return 0
     for message in res["notes"]:
         note(message)

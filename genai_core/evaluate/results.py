@@ -7,13 +7,12 @@ with `Run.saved_evaluations()`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from genai_core.errors import CheckpointError
-from genai_core.files import atomic_write_json
+from genai_core.files import atomic_write_json, json_safe
 from genai_core.runs.folder import Run
 
 Progress = Callable[[float, str], None]
@@ -39,16 +38,5 @@ def checkpoint_step(run: Run) -> int:
 def save_evaluation(run: Run, result: dict[str, Any]) -> Path:
     """Write a result as eval/<kind>-<name>.json in the run folder (atomically; it replaces the previous one)."""
     path = run.eval_path / f"{result['kind']}-{result['name']}.json"
-    atomic_write_json(path, _finite(result))
+    atomic_write_json(path, json_safe(result))
     return path
-
-
-def _finite(obj: Any) -> Any:
-    """Strict JSON: infinite or NaN floats (a diverged model's perplexity) become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj

@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError
-from genai_core.files import atomic_write_json, atomic_write_text, read_json, staged_folder
+from genai_core.files import atomic_write_json, atomic_write_text, json_safe, read_json, staged_folder
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 ACTIVE_STATES = ("running", "queued")
@@ -120,12 +120,6 @@ def slugify(text: str) -> str:
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     s = re.sub(r"-{2,}", "-", s).replace("..", ".")
     return (s or "run")[:80]
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 # --------------------------------------------------------------------------- the run folder
@@ -280,7 +274,7 @@ class Run:
 
     # -- metrics
     def append_metrics(self, row: dict[str, Any]) -> None:
-        line = json.dumps({k: _jsonable(v) for k, v in row.items()}, allow_nan=False)
+        line = json.dumps(json_safe(row), allow_nan=False)
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 

@@ -29,7 +29,6 @@ from pages.parts.train_form import (
     run_name_input,
     run_on_controls,
     submit,
-    token_cache,
 )
 
 PARENT_STATES = ("completed", "stopped")  # a run still training has no final weights to start from
@@ -143,7 +142,7 @@ def qa_stats(cfg: RunConfig) -> dict[str, Any]:
     trainer reads, so the run starts training at once; then their counts come from the cache."""
     assert cfg.parent is not None  # RunConfig requires one for task="qa"
     tokenizer = Run(cfg.parent).tokenizer_path
-    cache = token_cache()
+    cache = ui.token_cache()
     key = qa_store_key(cfg.data, tokenizer, cfg.model.seq_len)
     if not (cache / key / "meta.json").is_file():
         bar = st.progress(0.0, text="Tokenizing the QA examples with the parent's tokenizer (once; the run reuses it)…")

@@ -4,7 +4,6 @@ models, where a run trains, its name, the Start checks and the estimate panel.""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, get_args
 
 import streamlit as st
@@ -13,7 +12,7 @@ from pydantic import BaseModel
 
 from genai_core.config import RunConfig, TrainConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import token_cache_dir, validate_run_name
+from genai_core.runs.folder import validate_run_name
 from genai_core.train import ray_jobs
 from genai_core.train.estimates import Estimate
 from genai_core.units import format_bytes, format_seconds, format_si
@@ -32,11 +31,6 @@ def literals(model: type[BaseModel], name: str) -> list[str]:
     choices = [str(c) for c in get_args(model.model_fields[name].annotation)]
     default = model.model_fields[name].default
     return sorted(choices, key=lambda c: c != default)
-
-
-def token_cache() -> Path:
-    """The runs folder's cache of prepared corpora, where the trainer looks: preparing here serves every run."""
-    return token_cache_dir(ui.runs_root())
 
 
 def anything_active() -> bool:
