@@ -108,11 +108,23 @@ class ModelConfig(_Config):
     """GPT only: a pointer-generator copy head. The next-token distribution mixes the vocabulary softmax with
     an attention over the tokens already in the window, through a learned gate, so the model can copy a word
     out of the context even when it never saw it in training."""
+    span_head: bool = False
+    """GPT, QA fine-tuning: an extractive answer head. From the prompt's last position it points at the answer's
+    first and last token in the context (start/end pointers, as in SQuAD readers), or at itself when the
+    context does not hold the answer; trained beside the generated answer. Answers are then whole-word spans
+    with a confidence, and "not stated" is a decision of its own."""
+    kind_head: bool = False
+    """GPT, QA fine-tuning: also learn what a question asks (age, drug, dose, …) from the QA file's `kind`
+    column; the Chat page shows it as "understood as"."""
+    question_kinds: list[str] = Field(default_factory=list, max_length=256)
+    """The question kinds the kind head tells apart, in its output order: filled in from the training file's
+    `kind` column when the fine-tune starts (not a knob)."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
-        if self.copy_head and self.arch != "gpt":
-            raise ValueError(f"copy_head needs the gpt architecture (its attention), not {self.arch}")
+        for head in ("copy_head", "span_head", "kind_head"):
+            if getattr(self, head) and self.arch != "gpt":
+                raise ValueError(f"{head} needs the gpt architecture, not {self.arch}")
         if self.arch == "gpt" and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "

@@ -30,6 +30,9 @@ NORM_EPS = 1e-5
 """Epsilon of every LayerNorm, RMSNorm and QK-norm (torch's LayerNorm default)."""
 ROPE_BASE = 10000.0
 """Base of the rotary frequencies (RoFormer's)."""
+KIND_LOSS_WEIGHT = 0.5
+"""Weight of the question-kind loss beside the answer's: an auxiliary objective, it should shape the features
+the answer is read from, not outweigh the answer."""
 
 
 @dataclass
@@ -239,6 +242,11 @@ class GPT(nn.Module):
             self.copy_q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
             self.copy_k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
             self.copy_gate = nn.Linear(cfg.d_model, 1)
+        if cfg.span_head:  # start and end pointers: a query from the answer position, a key per position
+            self.span_q = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+            self.span_k = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+        if cfg.kind_head and cfg.question_kinds:
+            self.kind_head = nn.Linear(cfg.d_model, len(cfg.question_kinds))
         self.apply(_init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -265,7 +273,30 @@ class GPT(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 loss_weights: torch.Tensor | None = None, need_weights: bool = False,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                last_only: bool = False, span: torch.Tensor | None = None,
+                kind: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next-token logits and, with targets, the loss. QA fine-tuning also passes `span` (B, 5): the answer
+        position, the context's token range [lo, hi) and the answer's first and last token (both = the answer
+        position when the context does not hold it, -1 when unknown), and `kind` (B,) (-1 unknown); the span
+        and kind heads' cross-entropies are then added to the loss."""
+        start = cache.pos if cache is not None else 0
+        x = self.hidden(idx, cache, need_weights)
+        if targets is not None and loss_weights is not None and cache is None and not need_weights:
+            # Sparse targets (QA fine-tuning weights the answer only, a tenth of the tokens): the output
+            # head runs at the weighted positions alone, and the logits returned are theirs, (N, vocab).
+            rows, cols = loss_weights.nonzero(as_tuple=True)
+            logits = self.head(x, idx, cache, start, (rows, cols))
+            loss = lm_loss(logits, targets[rows, cols], loss_weights[rows, cols])
+            if span is not None:
+                loss = loss + self.reader_loss(x, span, kind)
+            return logits, loss
+        logits = self.head(x, idx, cache, start, "last" if last_only and targets is None else None, need_weights)
+        if cache is not None:
+            cache.pos += idx.shape[1]
+        return logits, lm_loss(logits, targets, loss_weights)
+
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False) -> torch.Tensor:
+        """The final hidden states (B, T, C) of the blocks, after the last norm."""
         T = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + T > self.config.seq_len:
@@ -279,17 +310,43 @@ class GPT(nn.Module):
             x, w = block(x, cache, i, need_weights, rope)
             if w is not None:
                 self.last_attention.append(w)
-        x = self.ln_f(x)
-        if targets is not None and loss_weights is not None and cache is None and not need_weights:
-            # Sparse targets (QA fine-tuning weights the answer only, a tenth of the tokens): the output
-            # head runs at the weighted positions alone, and the logits returned are theirs, (N, vocab).
-            rows, cols = loss_weights.nonzero(as_tuple=True)
-            logits = self.head(x, idx, cache, start, (rows, cols))
-            return logits, lm_loss(logits, targets[rows, cols], loss_weights[rows, cols])
-        logits = self.head(x, idx, cache, start, "last" if last_only and targets is None else None, need_weights)
-        if cache is not None:
-            cache.pos += T
-        return logits, lm_loss(logits, targets, loss_weights)
+        return self.ln_f(x)
+
+    def span_logits(self, h: torch.Tensor, query: torch.Tensor, lo: torch.Tensor,
+                    hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and end logits (B, T) of the span head: the answer position `query` (B,) scores every position
+        as the answer's first and last token. Only the context [lo, hi) and `query` itself (no answer in the
+        context, as SQuAD 2.0 readers point at [CLS]) are candidates; the rest is -inf. A causal model can point
+        this way because the question comes before the context: every context token has read the question."""
+        B, T, C = h.shape
+        hq = h[torch.arange(B, device=h.device), query]
+        q_start, q_end = self.span_q(hq).float().chunk(2, dim=-1)
+        k_start, k_end = self.span_k(h).float().chunk(2, dim=-1)
+        scale = 1.0 / math.sqrt(C)
+        start = (k_start @ q_start[:, :, None]).squeeze(-1) * scale
+        end = (k_end @ q_end[:, :, None]).squeeze(-1) * scale
+        t = torch.arange(T, device=h.device)[None]
+        candidate = ((t >= lo[:, None]) & (t < hi[:, None])) | (t == query[:, None])
+        return start.masked_fill(~candidate, float("-inf")), end.masked_fill(~candidate, float("-inf"))
+
+    def kind_logits(self, h: torch.Tensor, query: torch.Tensor) -> torch.Tensor | None:
+        """(B, kinds) logits of what each question asks, read at the answer position; None without a kind head."""
+        if not hasattr(self, "kind_head"):
+            return None
+        return self.kind_head(h[torch.arange(h.shape[0], device=h.device), query]).float()
+
+    def reader_loss(self, h: torch.Tensor, span: torch.Tensor, kind: torch.Tensor | None) -> torch.Tensor:
+        """Mean start and end cross-entropy of the span head, plus the kind head's (where each is present)."""
+        loss = h.new_zeros((), dtype=torch.float32)
+        query, lo, hi, first, last = span.unbind(-1)
+        if self.config.span_head and bool((first >= 0).any()):
+            start, end = self.span_logits(h, query, lo, hi)
+            loss = loss + 0.5 * (F.cross_entropy(start, first, ignore_index=-1)
+                                 + F.cross_entropy(end, last, ignore_index=-1))
+        logits = self.kind_logits(h, query)
+        if logits is not None and kind is not None and bool((kind >= 0).any()):
+            loss = loss + KIND_LOSS_WEIGHT * F.cross_entropy(logits, kind, ignore_index=-1)
+        return loss
 
     def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
              query: tuple[torch.Tensor, torch.Tensor] | str | None = None,

@@ -31,15 +31,16 @@ from genai_core.data.corpus import clean_text
 from genai_core.errors import GenAIError, user_message
 from genai_core.generate.beam import BeamResult, beam_search
 from genai_core.generate.chat import (
-    DECODING_MODES,
     ChatPrompt,
     chat_prompt,
     chat_runs,
     decoding_config,
+    decoding_modes,
     example_contexts,
     parse_stops,
 )
 from genai_core.generate.decoding import TokenInfo
+from genai_core.generate.extractive import SpanAnswer, read_answer
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
     display_token,
@@ -74,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "chat_fresh_seed": False,
     "chat_template": QA_TEMPLATE,
     "chat_stop": DEFAULT_STOP,
-    "chat_decoding": "sampling",
+    "chat_decoding": "span",
     "chat_beams": 4,
     "chat_length_penalty": 0.6,
     "chat_num_return": 3,
@@ -144,6 +145,8 @@ def beam_rows(result: BeamResult) -> list[dict[str, Any]]:
 
 
 def reply_caption(m: dict[str, Any]) -> str:
+    if m.get("finish") == "span":
+        return f"{m.get('run', '')} · read off the context by the span head in one pass"
     if m.get("partial"):
         return f"{m.get('run', '')} · interrupted after {len(m.get('ids', []))} tokens"
     why = FINISH.get(m.get("finish") or "", "")
@@ -178,9 +181,42 @@ def confidence_html(tokens: list[dict[str, Any]], text: str) -> str:
     return f'<div class="answer-confidence" style="white-space: pre-wrap">{"".join(spans)}</div>'
 
 
+def span_reply(got: SpanAnswer) -> dict[str, Any]:
+    """The span head's answer as plain data for the conversation."""
+    return {"content": got.text, "finish": "span", "partial": False, "confidence": got.confidence,
+            "not_stated_p": got.not_stated_probability, "kind": got.kind, "kind_confidence": got.kind_confidence,
+            "choices": [{"answer": c.text, "probability": c.probability} for c in got.choices]}
+
+
+def render_span_answer(m: dict[str, Any]) -> None:
+    """The span head's answer: "not stated" or the span, its probability (an unsure one flagged), what the question
+    was understood as, and the other spans it weighed."""
+    if m.get("kind"):
+        st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
+    if is_not_stated(m["content"]):
+        st.info(f"**Not stated** in the context ({m['not_stated_p']:.0%}): the model found no answer to this "
+                "question in the paragraph.", icon=":material/help:")
+    else:
+        if m["confidence"] < LOW_CONFIDENCE:
+            st.warning(f"Low confidence ({m['confidence']:.0%} for this span): the model was unsure; check the "
+                       "context.", icon=":material/warning:")
+        st.markdown(f"{_escape(m['content'])} <span style='opacity:0.6'>· {m['confidence']:.0%}</span>",
+                    unsafe_allow_html=True)
+    if m.get("choices"):
+        with st.expander("Spans the model weighed"):
+            rows = [*m["choices"], {"answer": "(not stated)", "probability": m["not_stated_p"]}]
+            rows.sort(key=lambda r: -r["probability"])
+            st.dataframe(rows, hide_index=True, width="stretch", column_config={
+                "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
+                                                               format="percent")})
+
+
 def render_answer(m: dict[str, Any]) -> None:
     """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on. A "not
     stated" answer, or an unsure one, is shown as such, never as a confident answer."""
+    if m.get("finish") == "span":
+        render_span_answer(m)
+        return
     if is_not_stated(m["content"]):
         st.info("**Not stated** in the context: the model found no answer to this question in the paragraph.",
                 icon=":material/help:")
@@ -339,17 +375,27 @@ def decoding_sidebar(loaded: Loaded) -> str:
     """The model's card and the decoding knobs in the sidebar; the chosen decoding mode."""
     mcfg, vocab = loaded.sampler.model.config, loaded.sampler.model.config.vocab_size
     fit_knobs_to_model(vocab)
+    modes = decoding_modes(loaded.sampler)
+    if st.session_state["chat_decoding"] not in modes:  # the span head's mode, on a run without one
+        st.session_state["chat_decoding"] = "sampling"
     with st.sidebar:
         st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
                    f"tokens · vocabulary {vocab} ({loaded.sampler.tokenizer.kind}) · checkpoint "
                    f"{loaded.checkpoint.name}")
         st.header("Decoding")
-        decoding = st.radio("Decoding", list(DECODING_MODES), key="chat_decoding", format_func=DECODING_MODES.get,
+        decoding = st.radio("Decoding", list(modes), key="chat_decoding", format_func=modes.get,
                             horizontal=True, label_visibility="collapsed",
-                            help="Sampling draws each token at random from the filtered distribution; greedy always "
-                                 "takes the most likely token; beam search keeps several hypotheses and returns the "
-                                 "best ones with their scores (it does not stream).")
+                            help="The span head (runs fine-tuned with one) points at the answer in the context, or "
+                                 "says it is not stated, with a probability; sampling draws each token at random "
+                                 "from the filtered distribution; greedy always takes the most likely token; beam "
+                                 "search keeps several hypotheses and returns the best ones with their scores.")
         # Only the knobs of the chosen decoding are drawn; the others keep their values (see keep_widget_state).
+        if decoding == "span":
+            st.caption("The span head reads the answer off the context in one pass: always a whole-word span of "
+                       "it, or *not stated*, with its probability. Nothing is sampled, so the sliders belong to "
+                       "Sampling, where the answer is generated token by token (still inside the context).")
+            st.button("Clear the conversation", on_click=clear_chat, width="stretch")
+            return "span"
         if decoding == "sampling":
             sampling_knobs(vocab)
         elif decoding == "beam":
@@ -428,7 +474,7 @@ def new_reply(loaded: Loaded, question: str, context: str, prompt: ChatPrompt) -
 
 
 def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decoding: str,
-                    messages: list[dict[str, Any]], chat_box: Any) -> None:
+                    messages: list[dict[str, Any]], chat_box: Any, context: str) -> None:
     """Draw the question and its answer as it is generated, filling in the reply saved in the conversation."""
     reply = messages[-1]
     with chat_box:
@@ -438,7 +484,10 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                 st.warning(w, icon=":material/warning:")
             answer_box = st.empty()
             with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
-                if decoding == "beam":
+                if decoding == "span":
+                    reply.update(span_reply(read_answer(loaded.sampler.model, loaded.sampler.tokenizer,
+                                                        reply["question"], context)))
+                elif decoding == "beam":
                     with st.spinner(f"Beam search with {cfg.num_beams} beams…"):
                         result = beam_search(loaded.sampler, prompt.ids, cfg, info=prompt.info,
                                              with_probs=bool(st.session_state["chat_confidence"]))
@@ -450,8 +499,9 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                         st.write_stream(stream_and_save(prompt.generation, reply))
             if prompt.qa is not None and reply["content"].strip():
                 reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
-            if reply["content"] and (reply.get("tokens") or reply.get("beams") or is_not_stated(reply["content"])):
-                with answer_box:  # the finished answer replaces the plain streamed text
+            if reply["content"] and (reply.get("tokens") or reply.get("beams") or reply["finish"] == "span"
+                                     or is_not_stated(reply["content"])):
+                with answer_box.container():  # the finished answer replaces the plain streamed text
                     render_answer(reply)
             elif not reply["content"]:
                 st.markdown("*(empty answer)*")
@@ -476,11 +526,15 @@ def conversation(loaded: Loaded, context: str, cfg: SampleConfig | None, decodin
     except GenAIError as e:
         st.error(f"No answer: {e}.", icon=":material/block:")
         return messages
+    if decoding == "span" and st.session_state["chat_template"] != QA_TEMPLATE:
+        st.error("The span head reads questions in the format it was trained on: reset the prompt format, or "
+                 "pick another decoding to try your own.", icon=":material/block:")
+        return messages
     prompt = chat_prompt(loaded.sampler, question, context, st.session_state["chat_template"], mode=decoding, cfg=cfg,
                          extractive=bool(st.session_state["chat_extractive"]),
                          with_probs=bool(st.session_state["chat_confidence"]))
     messages += [{"role": "user", "content": question}, new_reply(loaded, question, context, prompt)]
-    answer_question(loaded, prompt, cfg, decoding, messages, chat_box)
+    answer_question(loaded, prompt, cfg, decoding, messages, chat_box, context)
     return messages
 
 

@@ -50,7 +50,8 @@ def evaluable_runs() -> list[Run]:
 def bundled_files() -> dict[str, Path]:
     """The bundled QA splits by file name, in the order a person evaluates them (val, test, the rest)."""
     files = {p.name: p for p in sorted(QA_DIR.glob("*.csv"))}
-    first = [n for n in ("val.csv", "test.csv", "test_unseen_phrasing.csv", "test_unanswerable.csv") if n in files]
+    order = ("val.csv", "test.csv", "test_unseen_phrasing.csv", "test_unanswerable.csv", "test_note_style.csv")
+    first = [n for n in order if n in files]
     return {n: files[n] for n in [*first, *sorted(set(files) - set(first))]}
 
 

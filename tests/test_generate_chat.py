@@ -16,6 +16,7 @@ from genai_core.generate.chat import (
     chat_prompt,
     chat_runs,
     decoding_config,
+    decoding_modes,
     example_contexts,
     parse_stops,
 )
@@ -28,8 +29,15 @@ KNOBS = {"max_new_tokens": 50, "stop": ["\nQ:"], "repetition_penalty": 1.2, "tem
          "top_p": 0.9, "seed": 5, "num_beams": 4, "length_penalty": 1.0, "num_return": 3}
 
 
-def test_the_modes_are_sampling_greedy_and_beam_search() -> None:
-    assert DECODING_MODES == {"sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
+def test_the_modes_and_the_span_head_only_where_the_model_has_one() -> None:
+    assert DECODING_MODES == {"span": "Span head", "sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
+    tok = CharTokenizer(sorted(string.printable))
+    for span_head, offered in ((False, ["sampling", "greedy", "beam"]), (True, ["span", "sampling", "greedy", "beam"])):
+        model = build_model(ModelConfig(vocab_size=tok.vocab_size, d_model=16, n_heads=2, n_layers=1, seq_len=64,
+                                        span_head=span_head))
+        assert list(decoding_modes(Sampler(model, tok))) == offered
+    span = decoding_config("span", **KNOBS)
+    assert span.temperature == 0.0 and span.num_beams == 1  # nothing is sampled
 
 
 def test_sampling_uses_its_knobs_and_the_seed() -> None:

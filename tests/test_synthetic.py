@@ -25,6 +25,7 @@ SHIPPED_ROWS = {
     "qa/test.csv": syn.DEFAULT_QA["test"],
     "qa/test_unseen_phrasing.csv": syn.DEFAULT_QA["test_unseen_phrasing"],
     "qa/test_unanswerable.csv": syn.DEFAULT_QA["test_unanswerable"],
+    "qa/test_note_style.csv": syn.DEFAULT_QA["test_note_style"],
 }
 BUDGET_BYTES = 10 * 1024 * 1024
 PREFIX = 150  # rows regenerated to check the shipped files; the streams are prefix-stable
@@ -55,12 +56,12 @@ def test_cases_are_deterministic_by_seed() -> None:
 
 def test_written_files_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
     kwargs = {"cases": 60, "qa_train": 80, "qa_val": 20, "qa_test": 20, "qa_test_unseen": 20,
-              "qa_test_unanswerable": 10}
+              "qa_test_unanswerable": 10, "qa_test_note_style": 10}
     syn.write_dataset(tmp_path / "a", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "b", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "c", seed=4, **kwargs)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
-    assert len(files) == 6
+    assert len(files) == 7
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
         assert (tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes(), rel
@@ -212,6 +213,21 @@ def test_diversity_of_surface_forms() -> None:
     assert len({d for c in cases for d in c.drugs}) >= 500  # invented names are procedural, not a list
     assert len({c.condition for c in cases}) >= 10
     assert {c.register for c in cases} == {"narrative", "terse"}
+
+
+def test_the_note_style_split_is_shorthand_throughout_and_leaves_the_other_streams_alone() -> None:
+    notes = syn.qa_cases("test_note_style", 100, SHIPPED_SEED)
+    assert all(c.register == "terse" for c in notes)
+    assert all("/terse/" in t for c in notes for t in c.template_ids if not t.startswith("filler"))
+    # Mostly-prose splits still mix: most cases narrative, a share of their sentences terse.
+    test = syn.qa_cases("test", 100, SHIPPED_SEED)
+    assert 50 <= sum(c.register == "narrative" for c in test) <= 90
+    assert any("/terse/" in t for c in test if c.register == "narrative" for t in c.template_ids)
+    shorthand = " ".join(c.text for c in notes)
+    for abbreviation in ("c/o", "PMH", "Rx", "BIBA", "d/c", "s/c"):
+        assert abbreviation in shorthand, abbreviation
+    rows = syn.generate_qa("test_note_style", 100, SHIPPED_SEED)
+    assert all(r.answer != syn.NOT_STATED and r.answer in r.context for r in rows)
 
 
 # --------------------------------------------------------------------------- shipped files

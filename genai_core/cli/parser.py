@@ -92,6 +92,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--dropout", "model", "dropout", type=float, metavar="P")
     _add_field(g, "--pos-encoding", "model", "pos_encoding", choices=_choices(ModelConfig, "pos_encoding"))
     _add_field(g, "--copy-head", "model", "copy_head", action="store_true")
+    _add_field(g, "--span-head", "model", "span_head", action="store_true")
+    _add_field(g, "--kind-head", "model", "kind_head", action="store_true")
     g = p.add_argument_group("architecture details (GPT)", "Each knob's default is the modern recipe's; "
                                                             "--recipe classic sets nanoGPT's GPT-2 values.")
     _add_field(g, "--norm", "model", "norm", choices=_choices(ModelConfig, "norm"))
@@ -308,6 +310,10 @@ def _add_eval(sub: Subparsers) -> None:
     g.add_argument("--predictions", metavar="OUT.csv", help="With --qa: write every question's prediction to this "
                                                             "CSV (question, answer, prediction, em, f1, rougeL).")
     g.add_argument("--limit", type=int, metavar="N", help="With --qa: answer only the first N questions.")
+    g.add_argument("--method", choices=("auto", "span", "generate"), default="auto",
+                   help="With --qa: 'span' answers with the span head (a whole-word span of the context or "
+                        "'not stated'), 'generate' decodes the answer; 'auto' (default) uses the span head when "
+                        "the run has one.")
     _device_arg(p)
     p.add_argument("--json", action="store_true", help="Print the result as JSON.")
     p.set_defaults(handler=cmd_eval)

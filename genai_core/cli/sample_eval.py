@@ -123,8 +123,9 @@ def _cmd_eval_qa(args: argparse.Namespace) -> int:
 
     progress = ProgressLine.for_terminal()
     try:
+        # kind_of: files without a kind column are grouped by the demo's phrasings
         res = evaluate_qa(run, args.qa, limit=args.limit, predictions_path=args.predictions, device=args.device,
-                          progress=progress, kind_of=question_kind)  # kind-less files: the demo's phrasings
+                          progress=progress, kind_of=question_kind, method=args.method)
     finally:
         close_progress(progress)
     res.pop("predictions")  # every row is in the CSV files (predictions_file, --predictions), not on screen

@@ -147,10 +147,12 @@ class _Draft:
     ctx: dict[str, str]
     """Placeholder values every sentence agrees on: the day of an event, the side of a finding, pronouns."""
     sentences: dict[str, _Sentence] = field(default_factory=dict)
+    keep_register: float = 0.85
+    """Share of sentences written in the case's register (the rest in the other)."""
 
     def reg(self) -> Register:
         # Real notes mix registers: most sentences follow the case's register, some do not.
-        if self.rng.random() < 0.85:
+        if self.rng.random() < self.keep_register:
             return self.register
         return "narrative" if self.register == "terse" else "terse"
 
@@ -174,14 +176,17 @@ def make_case(
     values: Pool = "all",
     phrasings: Pool = "all",
     condition: str | None = None,
+    register: Register | None = None,
 ) -> Case:
     """Draw one case.
 
     `values` restricts reserved values (ages, invented drug names, symptom combinations) and
-    `phrasings` restricts sentence templates to the train part, the reserved part or neither.
+    `phrasings` restricts sentence templates to the train part, the reserved part or neither. `register`
+    writes every sentence in that register (an admission note throughout, with "terse"); by default a case
+    draws its register and mixes in some sentences of the other.
     """
     cond = CONDITIONS_BY_KEY[condition] if condition else rng.choice(CONDITIONS)
-    register: Register = "terse" if rng.random() < 0.3 else "narrative"
+    drawn: Register = "terse" if rng.random() < 0.3 else "narrative"  # drawn always, so the stream never moves
     sex = "female" if rng.random() < cond.p_female else "male"
     age, symptom_items, symptom_keys = _draw_age_and_symptoms(cond, rng, values)
 
@@ -189,7 +194,9 @@ def make_case(
     died = rng.random() < cond.p_death
     death_day = rng.randint(max(2, los // 3), los)
     day = str(rng.randint(2, max(2, (death_day if died else los) - 1)))
-    draft = _Draft(rng, cond, register, phrasings, {"day": day, "side": rng.choice(("left", "right")), **PRONOUNS[sex]})
+    draft = _Draft(rng, cond, register or drawn, phrasings,
+                   {"day": day, "side": rng.choice(("left", "right")), **PRONOUNS[sex]},
+                   keep_register=1.0 if register else 0.85)
 
     meds = _draw_prescriptions(draft, values)
     oxygen_level = rng.choice(cond.oxygen)
@@ -208,7 +215,7 @@ def make_case(
     return Case(
         id=case_id,
         condition=cond.key,
-        register=register,
+        register=register or drawn,
         text=text,
         spans=spans,
         sentences=bounds,
@@ -454,19 +461,23 @@ def generate_cases(
     phrasings: Pool = "all",
     stream: str = "corpus",
     start: int = 0,
+    register: Register | None = None,
 ) -> list[Case]:
     """`n` cases of one stream; case i depends only on (seed, stream, i), so prefixes are stable."""
     return [
-        make_case(case_rng(seed, stream, i), case_id=f"{stream}-{i:05d}", values=values, phrasings=phrasings)
+        make_case(case_rng(seed, stream, i), case_id=f"{stream}-{i:05d}", values=values, phrasings=phrasings,
+                  register=register)
         for i in range(start, start + n)
     ]
 
 
 def iter_cases(
-    seed: int = DEFAULT_SEED, *, values: Pool = "all", phrasings: Pool = "all", stream: str = "corpus"
+    seed: int = DEFAULT_SEED, *, values: Pool = "all", phrasings: Pool = "all", stream: str = "corpus",
+    register: Register | None = None,
 ) -> Iterator[Case]:
     """An endless stream of cases (see generate_cases)."""
     i = 0
     while True:
-        yield make_case(case_rng(seed, stream, i), case_id=f"{stream}-{i:05d}", values=values, phrasings=phrasings)
+        yield make_case(case_rng(seed, stream, i), case_id=f"{stream}-{i:05d}", values=values, phrasings=phrasings,
+                        register=register)
         i += 1

@@ -56,7 +56,7 @@ def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = QA_STEPS
         task="qa",
         parent=parent,
         data=DataConfig(corpus=qa_dir / "train.csv", val_corpus=qa_dir / "val.csv"),
-        model=ModelConfig(copy_head=True),
+        model=ModelConfig(copy_head=True, span_head=True, kind_head=True),
         train=TrainConfig(batch_size=16, max_steps=steps, lr=3e-3, warmup_steps=50, eval_interval=200,
                           eval_batches=10, log_interval=20, seed=0),
     )
@@ -81,9 +81,9 @@ class DemoReport:
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-EVAL_SPLITS = ("test", "test_unseen_phrasing", "test_unanswerable")
-"""What `demo-qa` scores: unseen values in drilled wording, in unseen wording, and questions the context does not
-answer (abstention)."""
+EVAL_SPLITS = ("test", "test_unseen_phrasing", "test_unanswerable", "test_note_style")
+"""What `demo-qa` scores: unseen values in drilled wording, in unseen wording, questions the context does not
+answer (abstention), and cases written as admission notes throughout."""
 
 
 def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = QA_STEPS,

@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Literal
 
 from genai_core.clinical.cases import DEFAULT_SEED, Case, case_rng, generate_cases, iter_cases
-from genai_core.clinical.pools import Pool, pick_pool
+from genai_core.clinical.pools import Pool, Register, pick_pool
 from genai_core.clinical.tables.phrasings import (
     ABSENT_QUESTIONS,
     COMMAND_FRAMES,
@@ -35,9 +35,9 @@ from genai_core.clinical.tables.phrasings import (
 from genai_core.clinical.tables.vocabulary import PRONOUNS
 from genai_core.evaluate.scoring import NOT_STATED
 
-Split = Literal["train", "val", "test", "test_unseen_phrasing", "test_unanswerable"]
+Split = Literal["train", "val", "test", "test_unseen_phrasing", "test_unanswerable", "test_note_style"]
 
-SPLITS: tuple[Split, ...] = ("train", "val", "test", "test_unseen_phrasing", "test_unanswerable")
+SPLITS: tuple[Split, ...] = ("train", "val", "test", "test_unseen_phrasing", "test_unanswerable", "test_note_style")
 # (value pool, phrasing pool) of each QA split.
 SPLIT_POOLS: dict[Split, tuple[Pool, Pool]] = {
     "train": ("train", "train"),
@@ -45,9 +45,14 @@ SPLIT_POOLS: dict[Split, tuple[Pool, Pool]] = {
     "test": ("reserved", "train"),
     "test_unseen_phrasing": ("reserved", "reserved"),
     "test_unanswerable": ("reserved", "train"),
+    "test_note_style": ("reserved", "train"),
 }
+SPLIT_REGISTER: dict[Split, Register] = {"test_note_style": "terse"}
+"""Splits written in one register throughout: `test_note_style` is admission-note shorthand from the first word
+to the last ("52M, PC: ...", "c/o", "PMHx", "Rx:", "D/c"), where every other split mixes registers within a case
+and is mostly prose. Its score beside `test`'s says how much the model depends on prose."""
 UNANSWERABLE_SHARE: dict[Split, float] = {"train": 0.25, "val": 0.25, "test": 0.0, "test_unseen_phrasing": 0.0,
-                                          "test_unanswerable": 1.0}
+                                          "test_unanswerable": 1.0, "test_note_style": 0.0}
 """Share of each split's questions whose context does not hold the answer (answered NOT_STATED). The two scored
 test splits stay answerable, so their exact match compares with earlier releases; `test_unanswerable` measures
 abstention alone."""
@@ -263,7 +268,9 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
     values, phrasings = SPLIT_POOLS[split]
     per_case = 2 if split in ("train", "val") else 1
     favour = RESERVED_VALUE_KINDS if values == "reserved" else ()
-    for i, case in enumerate(iter_cases(seed, values=values, phrasings=phrasings, stream=f"qa-{split}")):
+    cases = iter_cases(seed, values=values, phrasings=phrasings, stream=f"qa-{split}",
+                       register=SPLIT_REGISTER.get(split))
+    for i, case in enumerate(cases):
         yield from qa_for_case(case, case_rng(seed, f"qa-{split}-q", i), per_case, phrasings, favour=favour,
                                unanswerable=UNANSWERABLE_SHARE[split],
                                grammar=GRAMMAR_SHARE if split in ("train", "val") else 0.0)
@@ -272,7 +279,8 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
 def qa_cases(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[Case]:
     """The first `n` cases behind `iter_qa(split, seed)` (QARecord.case_id names them)."""
     values, phrasings = SPLIT_POOLS[split]
-    return generate_cases(n, seed, values=values, phrasings=phrasings, stream=f"qa-{split}")
+    return generate_cases(n, seed, values=values, phrasings=phrasings, stream=f"qa-{split}",
+                          register=SPLIT_REGISTER.get(split))
 
 
 def generate_qa(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[QARecord]:

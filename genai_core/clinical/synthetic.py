@@ -77,7 +77,8 @@ __all__ = [
 ]
 
 DEFAULT_CASES = 4000
-DEFAULT_QA = {"train": 7000, "val": 500, "test": 500, "test_unseen_phrasing": 500, "test_unanswerable": 300}
+DEFAULT_QA = {"train": 7000, "val": 500, "test": 500, "test_unseen_phrasing": 500, "test_unanswerable": 300,
+              "test_note_style": 500}
 QA_HEADER = ("question", "context", "answer", "kind")
 CORPUS_FILE = Path("corpora") / "clinical_cases.csv"
 QA_DIR = Path("qa")
@@ -106,12 +107,14 @@ def write_dataset(
     qa_test: int = DEFAULT_QA["test"],
     qa_test_unseen: int = DEFAULT_QA["test_unseen_phrasing"],
     qa_test_unanswerable: int = DEFAULT_QA["test_unanswerable"],
+    qa_test_note_style: int = DEFAULT_QA["test_note_style"],
     seed: int = DEFAULT_SEED,
 ) -> dict[str, dict]:
     """Write the corpus and the QA splits under `out_dir`; returns rows and bytes per file.
 
     Layout: corpora/clinical_cases.csv (id,text) and qa/{train,val,test,test_unseen_phrasing,
-    test_unanswerable}.csv (question,context,answer,kind; the answer NOT_STATED where the context holds none).
+    test_unanswerable,test_note_style}.csv (question,context,answer,kind; the answer NOT_STATED where the context
+    holds none).
     """
     out = Path(out_dir)
     report: dict[str, dict] = {}
@@ -119,7 +122,7 @@ def write_dataset(
     n = _write_csv(path, ("id", "text"), ((c.id, c.text) for c in generate_cases(cases, seed)))
     report[str(CORPUS_FILE)] = {"rows": n, "bytes": path.stat().st_size}
     sizes = {"train": qa_train, "val": qa_val, "test": qa_test, "test_unseen_phrasing": qa_test_unseen,
-             "test_unanswerable": qa_test_unanswerable}
+             "test_unanswerable": qa_test_unanswerable, "test_note_style": qa_test_note_style}
     for split, count in sizes.items():
         path = out / QA_DIR / f"{split}.csv"
         n = _write_csv(path, QA_HEADER,
@@ -135,7 +138,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "generate-corpus",
         help="write the synthetic clinical case corpus and QA splits",
         description="Write SYNTHETIC clinical case reports (corpora/clinical_cases.csv) and extractive QA splits "
-        "(qa/train.csv, val.csv, test.csv, test_unseen_phrasing.csv, test_unanswerable.csv) under --out. "
+        "(qa/train.csv, val.csv, test.csv, test_unseen_phrasing.csv, test_unanswerable.csv, test_note_style.csv) "
+        "under --out. "
         "Deterministic by seed.",
     )
     _add_arguments(p)
@@ -163,7 +167,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_QA["test"],
         metavar="N",
-        help=f"rows in test.csv and in test_unseen_phrasing.csv each (default: {DEFAULT_QA['test']})",
+        help=f"rows in test.csv, test_unseen_phrasing.csv and test_note_style.csv each (default: {DEFAULT_QA['test']})",
     )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="S", help=f"random seed (default: {DEFAULT_SEED})")
 
@@ -181,6 +185,7 @@ def run_cli(args: argparse.Namespace) -> int:
         qa_val=args.qa_val,
         qa_test=args.qa_test,
         qa_test_unseen=args.qa_test,
+        qa_test_note_style=args.qa_test,
         seed=args.seed,
     )
     for name, info in report.items():

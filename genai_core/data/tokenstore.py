@@ -63,6 +63,14 @@ class Batch:
     x: torch.Tensor
     y: torch.Tensor
     weights: torch.Tensor | None = None
+    span: torch.Tensor | None = None
+    """QA: (batch, 5) answer position, context token range and answer span, for the span head (`GPT.forward`)."""
+    kind: torch.Tensor | None = None
+    """QA: (batch,) index of what each question asks (-1 unknown), for the kind head."""
+
+    def reader_targets(self) -> dict[str, torch.Tensor]:
+        """The span and kind targets as keyword arguments of the model's forward (none for pretraining)."""
+        return {k: v for k, v in (("span", self.span), ("kind", self.kind)) if v is not None}
 
 
 def seq_len_problem(seq_len: int, max_seq_len: int, knob: str = "seq_len") -> str | None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from genai_core.config import SampleConfig
 from genai_core.errors import GenAIError
@@ -26,10 +26,13 @@ from genai_core.evaluate.results import Progress, checkpoint_step, open_run, sav
 from genai_core.evaluate.scoring import NOT_STATED, AnswerScore, mean_percent, score_answer
 from genai_core.files import atomic_write_text
 from genai_core.generate import qa
+from genai_core.generate.extractive import SpanAnswer, has_span_head, read_answer
 from genai_core.generate.sampling import Sampler
 from genai_core.runs.folder import Run, slugify
 
 DEFAULT_WORST = 10
+AnswerMethod = Literal["auto", "span", "generate"]
+ANSWER_METHODS: tuple[str, ...] = get_args(AnswerMethod)
 
 KindOf = Callable[[str], str | None]
 """Guesses the kind of a question (age, dose, ...) from its wording, or None."""
@@ -89,10 +92,13 @@ def evaluate_qa(
     worst: int = DEFAULT_WORST,
     save: bool = True,
     kind_of: KindOf | None = None,
+    method: AnswerMethod = "auto",
 ) -> dict[str, Any]:
     """Answer every row of `qa_csv` with the run's latest checkpoint and score the answers.
 
-    Decoding is `qa.answer`'s (greedy, up to the end marker) unless `sample` says otherwise. `limit`
+    `method` says how answers are made: "span", the span head's best whole-word span or "not stated"
+    (`extractive.read_answer`); "generate", decoding (`qa.answer`: greedy up to the end marker, unless `sample`
+    says otherwise); "auto" (the default), the span head when the model has one and no `sample` is given. `limit`
     keeps the first N rows. Scores are percentages (0-100): `metrics` holds the means of exact_match,
     f1 and rougeL (None when the file has no answer column), `by_kind` the same per question kind (from the
     file's `kind` column, else from `kind_of(question)` when given), `worst` the `worst` answers of lowest F1
@@ -108,7 +114,8 @@ def evaluate_qa(
     step = checkpoint_step(run)
     sampler = Sampler.from_run(run, device=device)
     cfg = run.config()
-    predictions, scores = _answer_rows(sampler, rows, sample, cfg.data.lowercase, kind_of, progress)
+    method = _resolve_method(method, sampler, sample)
+    predictions, scores = _answer_rows(sampler, rows, sample, cfg.data.lowercase, kind_of, progress, method)
     n = len(rows)
     scored = data.has_answers
     result: dict[str, Any] = {
@@ -117,6 +124,7 @@ def evaluate_qa(
         "run": run.name,
         "task": cfg.task,
         "checkpoint_step": step,
+        "method": method,
         "source": str(data.path.resolve()),
         "file": data.path.name,
         "rows": n,
@@ -157,16 +165,31 @@ def _check_arguments(limit: int | None, worst: int, predictions_path: Path | str
                          f"e.g. {Path(predictions_path) / 'predictions.csv'}")
 
 
+def _resolve_method(method: str, sampler: Sampler, sample: SampleConfig | None) -> str:
+    """"auto" made concrete; "span" refused for a model without a span head."""
+    if method not in ANSWER_METHODS:
+        raise GenAIError(f"unknown answer method {method!r}; use one of {', '.join(ANSWER_METHODS)}")
+    if method == "auto":
+        return "span" if has_span_head(sampler.model) and sample is None else "generate"
+    if method == "span" and not has_span_head(sampler.model):
+        raise GenAIError("this run has no span head: answer with --method generate, or fine-tune with --span-head")
+    return method
+
+
 def _answer_rows(
     sampler: Sampler, rows: list[QARow], sample: SampleConfig | None, lowercase: bool, kind_of: KindOf | None,
-    progress: Progress | None,
+    progress: Progress | None, method: str = "generate",
 ) -> tuple[list[dict[str, Any]], list[AnswerScore]]:
     """Answer each row (prompts cleaned with the run's `lowercase`) and score it when it has an answer: one
     prediction dict per row, and the scores of the scored rows."""
     predictions: list[dict[str, Any]] = []
     scores: list[AnswerScore] = []
     for i, row in enumerate(rows):
-        got = qa.answer(sampler, row.question, row.context, sample, lowercase=lowercase)
+        if method == "span":
+            got: qa.QAAnswer = read_answer(sampler.model, sampler.tokenizer, row.question, row.context,
+                                           lowercase=lowercase)
+        else:
+            got = qa.answer(sampler, row.question, row.context, sample, lowercase=lowercase)
         kind = row.kind or (kind_of(row.question) if kind_of is not None else None)
         pred: dict[str, Any] = {"question": row.question}
         if row.answer is None:
@@ -179,6 +202,8 @@ def _answer_rows(
         # Diagnostics: was the answer copied from the context, and did the context have to be cut to fit?
         pred.update({"kind": kind, "in_context": got.span is not None, "context_selected": bool(got.prompt.selected),
                      "finish_reason": got.finish_reason})
+        if isinstance(got, SpanAnswer):
+            pred.update({"confidence": got.confidence, "understood_as": got.kind})
         predictions.append(pred)
         if progress is not None:
             progress((i + 1) / len(rows), f"answered {i + 1:,} of {len(rows):,} questions")

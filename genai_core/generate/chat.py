@@ -16,6 +16,7 @@ from pathlib import Path
 from genai_core.config import SampleConfig
 from genai_core.errors import GenAIError
 from genai_core.generate.decoding import PromptInfo
+from genai_core.generate.extractive import has_span_head
 from genai_core.generate.inspection import QA_TEMPLATE, format_qa_prompt
 from genai_core.generate.qa import QAPrompt, answer_stream
 from genai_core.generate.sampling import Generation, Sampler
@@ -24,9 +25,17 @@ from genai_core.runs.folder import Run, list_runs
 CHATTABLE = ("completed", "stopped")
 """Run states with weights to talk to: a run still training is left out (its checkpoint moves)."""
 
-DECODING_MODES: dict[str, str] = {"sampling": "Sampling", "greedy": "Greedy", "beam": "Beam search"}
-"""Mode name → label. Sampling draws each token from the filtered distribution, greedy takes the most likely
-token, beam search keeps several hypotheses and returns the best ones with their scores (it does not stream)."""
+DECODING_MODES: dict[str, str] = {"span": "Span head", "sampling": "Sampling", "greedy": "Greedy",
+                                  "beam": "Beam search"}
+"""Mode name → label. The span head points at the answer in the context (or says "not stated") with a
+probability, in one pass; sampling draws each token from the filtered distribution, greedy takes the most likely
+token, beam search keeps several hypotheses and returns the best ones with their scores (neither of the last
+two streams)."""
+
+
+def decoding_modes(sampler: Sampler) -> dict[str, str]:
+    """The DECODING_MODES this run's model offers: "span" only with a span head."""
+    return {k: v for k, v in DECODING_MODES.items() if k != "span" or has_span_head(sampler.model)}
 
 
 def chat_runs(root: Path) -> list[Run]:
@@ -79,6 +88,8 @@ def decoding_config(mode: str, *, max_new_tokens: int, stop: list[str], repetiti
     if mode == "beam":
         return SampleConfig(temperature=0.0, num_beams=num_beams, length_penalty=length_penalty,
                             num_return=min(num_return, num_beams), **common)
+    if mode == "span":  # nothing is decoded; the config only sizes the prompt's room for an answer
+        return SampleConfig(temperature=0.0, **common)
     raise GenAIError(f"unknown decoding mode {mode!r}: choose one of {', '.join(DECODING_MODES)}")
 
 
@@ -103,9 +114,10 @@ def chat_prompt(sampler: Sampler, question: str, context: str, template: str = Q
     With the trained format (QA_TEMPLATE) the context is cut to the sentences most relevant to the question
     when it does not fit the window, and the answer is a span of it when `extractive` (`qa.answer_stream`);
     any other template is filled in and cropped from the left (`Sampler.encode_prompt`), unconstrained.
-    Without a streaming config (beam search, or no `cfg`) the QA prompt leaves room for the default answer.
+    Without a streaming config (beam search, the span head, or no `cfg`) the QA prompt leaves room for the
+    default answer.
     """
-    stream_cfg = cfg if mode != "beam" else None
+    stream_cfg = cfg if mode not in ("beam", "span") else None
     if template == QA_TEMPLATE:
         qa, gen = answer_stream(sampler, question, context, stream_cfg, extractive=extractive, with_probs=with_probs)
         return ChatPrompt(qa.ids, gen.info, qa, gen if stream_cfg is not None else None)
@@ -115,4 +127,4 @@ def chat_prompt(sampler: Sampler, question: str, context: str, template: str = Q
 
 
 __all__ = ["CHATTABLE", "DECODING_MODES", "ChatPrompt", "chat_prompt", "chat_runs", "decoding_config",
-           "example_contexts", "parse_stops"]
+           "decoding_modes", "example_contexts", "parse_stops"]

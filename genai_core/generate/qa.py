@@ -64,6 +64,28 @@ class QAPrompt:
     """Some sentences were left out to fit the window."""
     cropped_tokens: int = 0
     """Tokens cut from the left when even the question alone did not fit (rare: a very long question)."""
+    context_at: tuple[int, int] | None = None
+    """(start, end) character offsets of `context` inside `text` (None when the prompt was cropped)."""
+
+    def token_offsets(self, tokenizer: Tokenizer) -> list[int] | None:
+        """Character offset in `text` where each token starts, plus the end (len(ids) + 1 values), or None when
+        the tokens' text does not add up to the prompt (a character split over tokens). A token whose text is
+        not the prompt's at that point (a char tokenizer's unknown token) stands for one character."""
+        offsets, pos = [0], 0
+        for piece in tokenizer.token_strings(self.ids):
+            pos += len(piece) if piece and self.text.startswith(piece, pos) else 1
+            offsets.append(pos)
+        return offsets if pos == len(self.text) else None
+
+    def context_tokens(self, offsets: list[int]) -> tuple[int, int] | None:
+        """The token range [lo, hi) holding the context (from its leading space), given `token_offsets`."""
+        if self.context_at is None or not self.context:
+            return None
+        c0, c1 = self.context_at
+        starts = offsets[:-1]
+        lo = int(np.searchsorted(starts, c0 - 1))  # the first context word's token carries the space before it
+        hi = int(np.searchsorted(starts, c1))
+        return (lo, hi) if lo < hi else None
 
 
 def prompt_text(question: str, context: str, template: str = QA_TEMPLATE) -> str:
@@ -99,7 +121,8 @@ def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int
     text = prompt_text(question, context, template)
     ids = tokenizer.encode(text).ids
     if len(ids) <= limit:
-        return QAPrompt(ids, text, context, [(0, len(context))] if context else [], False)
+        return QAPrompt(ids, text, context, [(0, len(context))] if context else [], False,
+                        context_at=_context_at(text, context, template))
     budget = limit - count(prompt_text(question, "", template))
     sel = select_context(question, context, max(0, budget), count)
     text = prompt_text(question, sel.text, template)
@@ -108,7 +131,18 @@ def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int
     if cropped:
         ids = ids[cropped:]
         text = tokenizer.decode(ids)
-    return QAPrompt(ids, text, sel.text, sel.spans, True, cropped)
+    return QAPrompt(ids, text, sel.text, sel.spans, True, cropped,
+                    context_at=None if cropped else _context_at(text, sel.text, template))
+
+
+def _context_at(text: str, context: str, template: str) -> tuple[int, int] | None:
+    """Where `context` sits in the prompt `text` built from `template`: the template's tail after `{context}`
+    holds no field, so the context ends where that tail begins."""
+    tail = template.split("{context}", 1)[1] if "{context}" in template else None
+    if tail is None or "{question}" in tail:
+        return None
+    end = len(text) - len(tail)
+    return end - len(context), end
 
 
 def find_span(context: str, answer: str) -> tuple[int, int] | None:
@@ -271,6 +305,37 @@ def answer(sampler: Sampler, question: str, context: str, cfg: SampleConfig | No
     return QAAnswer(text, prompt, gen.finish_reason, find_span(clean_text(context, lowercase=lowercase), text))
 
 
+def reader_targets(prompt: QAPrompt, offsets: list[int] | None, answer: str) -> tuple[int, int, int, int, int]:
+    """What the span head learns from one example: (answer position, context token range lo, hi, the answer's
+    first and last token). An answer NOT_STATED points at the answer position itself; an answer that is not a
+    whole-token span of the context the model was given gets -1 (no span loss), as does a cropped prompt."""
+    query = len(prompt.ids) - 1
+    ctx = prompt.context_tokens(offsets) if offsets is not None else None
+    if ctx is None or prompt.context_at is None:
+        return query, 0, 0, (query if is_not_stated(answer) else -1), (query if is_not_stated(answer) else -1)
+    lo, hi = ctx
+    if is_not_stated(answer):
+        return query, lo, hi, query, query
+    span = find_span(prompt.context, answer)
+    if span is None:
+        return query, lo, hi, -1, -1
+    starts = offsets[:-1]
+    a0, a1 = span[0] + prompt.context_at[0], span[1] + prompt.context_at[0]
+    first = int(np.searchsorted(starts, a0, side="right")) - 1
+    last = int(np.searchsorted(starts, a1 - 1, side="right")) - 1
+    lead = prompt.text[offsets[first]:a0]
+    if lead.strip() or offsets[last + 1] != a1 or not lo <= first <= last < hi:
+        return query, lo, hi, -1, -1  # the answer starts or ends inside a token: no whole-token span to point at
+    return query, lo, hi, first, last
+
+
+def question_kinds(table: pd.DataFrame) -> list[str]:
+    """The kinds a QA table's `kind` column names (sorted; empty without the column): the kind head's classes."""
+    if "kind" not in table.columns:
+        return []
+    return sorted({k.strip() for k in table["kind"] if k.strip()})
+
+
 # --------------------------------------------------------------------------- QA tables
 def read_qa_table(path: Path | str, *, need_answer: bool = True, max_rows: int | None = None) -> pd.DataFrame:
     """A CSV/TSV/JSONL/Parquet file of QA records, validated, as strings (missing cells become "")."""
@@ -328,6 +393,13 @@ class QAStore:
         self.dtype = np.dtype(self.meta["dtype"])
         self.tokenizer = load_tokenizer(self.path / "tokenizer.json")
         self.splits = {name: self._load(name) for name in ("train", "val")}
+        self.kinds: list[str] = list(self.meta.get("kinds", []))
+        """The question kinds the kind targets index (`question_kinds` of the training file)."""
+        self.reader = False
+        """Serve the span head's and kind head's targets with each batch (the trainer sets this when the model
+        has those heads)."""
+        self.readers = {name: (np.load(self.path / f"{name}.reader.npy"), np.load(self.path / f"{name}.kind.npy"))
+                        for name in ("train", "val")}
 
     def _load(self, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids_path = self.path / f"{name}.bin"
@@ -393,7 +465,11 @@ class QAStore:
             x[row, : n - 1] = ex[:-1]
             y[row, : n - 1] = ex[1:]
             w[row, plen[i] - 1: n - 1] = 1.0  # targets from the answer's first token to the end marker
-        out = [torch.from_numpy(a) for a in (x, y, w)]
+        arrays = [x, y, w]
+        if self.reader:
+            reader, kind = self.readers[split]
+            arrays += [reader[idx].astype(np.int64), kind[idx].astype(np.int64)]
+        out = [torch.from_numpy(a) for a in arrays]
         if device is not None and device.type == "cuda":
             out = [t.pin_memory().to(device, non_blocking=True) for t in out]
         elif device is not None and device.type != "cpu":
@@ -422,7 +498,7 @@ def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int) -> str:
         st = Path(p).resolve().stat()
         return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
 
-    key = json.dumps({"v": 1, "train": ident(cfg.corpus), "val": ident(cfg.val_corpus), "seq_len": seq_len,
+    key = json.dumps({"v": 2, "train": ident(cfg.corpus), "val": ident(cfg.val_corpus), "seq_len": seq_len,
                       "room": ANSWER_ROOM, "tok": hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest(),
                       "cfg": json.loads(cfg.model_dump_json(include={"lowercase", "normalize_whitespace",
                                                                     "val_fraction", "seed", "max_records"}))},
@@ -456,15 +532,18 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
             is_val[0] = False
         val_df, train_df = train_df[is_val].reset_index(drop=True), train_df[~is_val].reset_index(drop=True)
     dtype = token_dtype(tokenizer.vocab_size)
+    kinds = question_kinds(train_df)
+    kind_index = {k: i for i, k in enumerate(kinds)}
     stats: dict[str, Any] = {"seq_len": seq_len}
     with staged_folder(out) as tmp:
         total = len(train_df) + len(val_df)
         done = 0
         for name, df in (("train", train_df), ("val", val_df)):
-            offsets, plens, chunks = [0], [], []
+            offsets, plens, chunks, readers, kind_ids = [0], [], [], [], []
             skipped = {"answer_not_in_window": 0, "empty": 0}
             selected = 0
-            for q, c, a in zip(df["question"], df["context"], df["answer"], strict=True):
+            kind_col = df["kind"] if "kind" in df.columns else [""] * len(df)
+            for q, c, a, k in zip(df["question"], df["context"], df["answer"], kind_col, strict=True):
                 done += 1
                 if done % 500 == 0:
                     report(done / total, f"tokenized {done:,} of {total:,} QA records")
@@ -482,6 +561,8 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
                     skipped["answer_not_in_window"] += 1
                     continue
                 selected += p.selected
+                readers.append(reader_targets(p, p.token_offsets(tokenizer), a))
+                kind_ids.append(kind_index.get(k.strip(), -1))
                 chunks.append(np.asarray(p.ids + answer_ids, dtype=dtype))
                 plens.append(len(p.ids))
                 offsets.append(offsets[-1] + len(p.ids) + len(answer_ids))
@@ -491,14 +572,18 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
             (np.concatenate(chunks) if chunks else np.zeros(0, dtype)).tofile(tmp / f"{name}.bin")
             np.save(tmp / f"{name}.offsets.npy", np.asarray(offsets, dtype=np.int64))
             np.save(tmp / f"{name}.prompt_len.npy", np.asarray(plens, dtype=np.int32))
+            np.save(tmp / f"{name}.reader.npy", np.asarray(readers, dtype=np.int32).reshape(-1, 5))
+            np.save(tmp / f"{name}.kind.npy", np.asarray(kind_ids, dtype=np.int16))
             stats[name] = {"examples": len(plens), "tokens": offsets[-1], "skipped": skipped,
-                           "context_selected": selected}
+                           "context_selected": selected,
+                           "answer_spans": int(sum(r[3] >= 0 for r in readers))}
         stats["train_tokens"] = stats["train"]["tokens"]
         stats["mean_example_tokens"] = stats["train"]["tokens"] / stats["train"]["examples"]
         stats["seconds"] = round(time.perf_counter() - t0, 3)
         shutil.copyfile(tokenizer_path, tmp / "tokenizer.json")
-        atomic_write_json(tmp / "meta.json", {"format": "genai-qa-store/1", "dtype": dtype.name, "seq_len": seq_len,
-                                              "data": json.loads(cfg.model_dump_json()), "stats": stats})
+        atomic_write_json(tmp / "meta.json", {"format": "genai-qa-store/2", "dtype": dtype.name, "seq_len": seq_len,
+                                              "kinds": kinds, "data": json.loads(cfg.model_dump_json()),
+                                              "stats": stats})
     report(1.0, "done")
     return QAStore(out)
 

@@ -178,7 +178,7 @@ class TrainStep:
             with sync:
                 clock.start()
                 with autocast(self.device, self.precision):
-                    _, loss = self.model(b.x, b.y, loss_weights=b.weights)
+                    _, loss = self.model(b.x, b.y, loss_weights=b.weights, **b.reader_targets())
                     loss = loss / accum
                 forward = clock.lap()
                 self.scaler.scale(loss).backward()

@@ -469,11 +469,14 @@ class Trainer:
 
 
 def init_from_parent(model: torch.nn.Module, parent: Run) -> None:
-    """Start a fine-tune from its parent's weights. Parameters the parent lacks (a copy head added for the
-    fine-tune) keep their fresh initialisation; every other name and shape must match."""
+    """Start a fine-tune from its parent's weights. Parameters the parent lacks (a copy, span or kind head added
+    for the fine-tune) keep their fresh initialisation; every other name and shape must match. A parent's kind
+    head is dropped when the fine-tune's kinds differ (a new file, new classes)."""
     state = parent.load_weights()
     own = state_for_save(model)
-    added = {k: v for k, v in own.items() if k not in state and k.startswith("copy_")}
+    if parent.config().model.question_kinds != unwrap(model).config.question_kinds:
+        state = {k: v for k, v in state.items() if not k.startswith("kind_head.")}
+    added = {k: v for k, v in own.items() if k not in state and k.startswith(("copy_", "span_", "kind_head."))}
     load_state(model, {**state, **added})
 
 
@@ -531,8 +534,13 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
         if config.model.vocab_size != tok.vocab_size:
             raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "
                              f"the run was trained with {config.model.vocab_size}")
+        _serve_reader_targets(store, config)
         return config, run, store
-    config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
+    sized = {"vocab_size": tok.vocab_size}
+    if isinstance(store, QAStore) and config.model.kind_head:
+        sized["question_kinds"] = store.kinds
+    config = config.model_copy(update={"model": config.model.model_copy(update=sized)})
+    _serve_reader_targets(store, config)
     config = RunConfig.model_validate(config.model_dump(exclude_unset=True))  # defaults stay defaults
     if d.is_main:
         run = Run.create(out, config, overwrite=overwrite)
@@ -541,14 +549,21 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
     return config, run, store
 
 
+def _serve_reader_targets(store: TokenStore | QAStore, config: RunConfig) -> None:
+    """A QA store hands out span and kind targets when the model has a head to learn them."""
+    if isinstance(store, QAStore):
+        store.reader = config.model.span_head or bool(config.model.question_kinds)
+
+
 def fine_tune_config(config: RunConfig) -> RunConfig:
-    """A QA fine-tune's config completed from its parent: the parent's network (plus a copy head when asked,
-    with the requested dropout) and its text processing, so prompts are tokenized as the parent saw text."""
+    """A QA fine-tune's config completed from its parent: the parent's network (plus the copy, span and kind
+    heads asked for, with the requested dropout) and its text processing, so prompts are tokenized as the
+    parent saw text."""
     check_parent(config.parent)
     parent = Run(config.parent)
     pcfg = parent.config()
-    model = pcfg.model.model_copy(update={"copy_head": pcfg.model.copy_head or config.model.copy_head,
-                                          "dropout": config.model.dropout})
+    heads = {h: getattr(pcfg.model, h) or getattr(config.model, h) for h in ("copy_head", "span_head", "kind_head")}
+    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout})
     data = config.data.model_copy(update={k: getattr(pcfg.data, k)
                                           for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})
     return RunConfig.model_validate({**config.model_dump(), "model": model.model_dump(), "data": data.model_dump(),

@@ -129,7 +129,11 @@ def what_the_sliders_do(loaded: Loaded, prompt_ids: list[int], cfg: SampleConfig
                            banned_ids=[] if unk is None else [unk], top_n=TOP_N)
     labels = unique_labels(token_labels(sampler.tokenizer, view.top_ids))
     st.plotly_chart(distribution_figure(view, labels, cfg))
-    if decoding == "beam":
+    if decoding == "span":
+        st.caption("The model's own probabilities for the first token of a generated answer. The span head "
+                   "does not sample: it scores where the answer starts and ends in the context. Pick Sampling "
+                   "to see temperature, top-k and top-p reshape this distribution.")
+    elif decoding == "beam":
         st.caption(f"Beam search scores every continuation of each of its {cfg.num_beams} hypotheses with the "
                    "model's probabilities (grey, after the repetition penalty) and keeps the most likely "
                    "hypotheses; temperature, top-k and top-p do not apply.")
@@ -192,6 +196,10 @@ def where_the_answer_looked(loaded: Loaded, messages: list[dict[str, Any]]) -> N
         st.caption("Ask a question: the attention of the answer over the prompt appears here.")
     elif last.get("model_key") != loaded.model_key:
         st.caption(f"The last answer came from another model ({last.get('run')}); ask again to see this one's.")
+    elif last.get("finish") == "span":
+        st.caption("The span head read the last answer off the context in one pass, with nothing generated: "
+                   "its place is highlighted in the context the model saw, above. Ask in Greedy or Sampling "
+                   "mode to see where each generated token looked.")
     elif not last.get("ids"):
         st.caption("The last answer is empty: there is no generated token to explain.")
     else:

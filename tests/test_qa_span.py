@@ -1,0 +1,221 @@
+"""The span head: extractive answers with start/end pointers, "not stated" as a pointer of its own, and the
+question-kind head.
+
+What the span head learns from each example (`qa.reader_targets`), the head's candidates and the best-span
+search (start <= end, inside the context, whole words), and a tiny real model fine-tuned with both heads that
+answers with spans, says "not stated" when the context does not hold the answer, tells question kinds apart,
+and is scored with either answer method by `evaluate_qa` and the CLI.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from conftest import qa_records
+
+from genai_core.clinical import synthetic as syn
+from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.data.tokenization import CharTokenizer, train_tokenizer
+from genai_core.errors import GenAIError
+from genai_core.evaluate.answers import evaluate_qa
+from genai_core.evaluate.scoring import NOT_STATED
+from genai_core.generate.extractive import best_spans, has_span_head, read_answer
+from genai_core.generate.qa import QAStore, build_prompt, is_not_stated, reader_targets
+from genai_core.generate.sampling import Sampler
+from genai_core.model import GPT
+from genai_core.train.trainer import train
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOOD = "What is the patient's blood type?"
+CONTEXT = "A 52-year-old woman was seen. Zorbamycin 40 mg IV was given. She went home."
+
+
+# --------------------------------------------------------------------------- targets
+@pytest.fixture(scope="module")
+def bpe() -> object:
+    texts = [r["context"] for r in qa_records(300, 3)] + [CONTEXT] * 20
+    return train_tokenizer("bpe", texts, vocab_size=300)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe"])
+def test_reader_targets_point_at_exactly_the_answer_tokens(kind: str, bpe: object) -> None:
+    alphabet = string.ascii_letters + string.digits + string.punctuation + " \n"
+    tok = CharTokenizer(sorted(alphabet)) if kind == "char" else bpe
+    for question, ans in (("Which drug?", "Zorbamycin 40 mg IV"), ("How old?", "52"), ("Sex?", "woman")):
+        p = build_prompt(tok, question, CONTEXT, 200)
+        query, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), ans)
+        assert query == len(p.ids) - 1
+        assert tok.decode(p.ids[lo:hi]).strip() == CONTEXT  # the context's tokens, and nothing else
+        assert lo <= first <= last < hi
+        assert tok.decode(p.ids[first:last + 1]).strip() == ans
+    p = build_prompt(tok, BLOOD, CONTEXT, 200)
+    q, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), NOT_STATED)
+    assert first == last == q  # "not stated" points at the answer position itself
+    assert reader_targets(p, p.token_offsets(tok), "warfarin")[3:] == (-1, -1)  # not in the context: no span loss
+    if kind == "bpe":  # an answer starting inside a token has no whole-token span to point at
+        pieces = [x.strip() for x in tok.token_strings(p.ids[lo:hi])]
+        inner = next(x[1:] for x in pieces if len(x) > 3 and x.isalpha())
+        assert reader_targets(p, p.token_offsets(tok), inner)[3:] == (-1, -1), inner
+
+
+def test_best_spans_start_before_they_end_on_whole_words() -> None:
+    pieces = [" Zorb", "amycin", " 40", " mg", ".", " home"]
+    log_start = torch.tensor([0.0, 5.0, -1.0, -2.0, 9.0, -3.0]).log_softmax(0)  # "amycin" and "." tempt it
+    log_end = torch.tensor([4.0, 0.0, -1.0, 3.0, 9.0, -3.0]).log_softmax(0)
+    spans = best_spans(log_start, log_end, pieces, top=20)
+    assert spans and all(s <= e for s, e, _ in spans)
+    texts = ["".join(pieces[s:e + 1]).strip() for s, e, _ in spans]
+    assert texts[0] == "Zorbamycin 40 mg"  # neither inside a word nor ending on punctuation
+    assert not any(t.startswith(("amycin", ".")) or t.endswith((".", "Zorb")) for t in texts), texts
+    scores = [v for _, _, v in spans]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_span_head_candidates_are_the_context_and_the_answer_position() -> None:
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_layers=1, seq_len=32, span_head=True)).eval()
+    idx = torch.randint(0, 50, (2, 20))
+    h = model.hidden(idx)
+    start, end = model.span_logits(h, torch.tensor([19, 15]), torch.tensor([5, 3]), torch.tensor([12, 9]))
+    for logits in (start, end):
+        finite = torch.isfinite(logits)
+        assert finite[0].nonzero().flatten().tolist() == [*range(5, 12), 19]
+        assert finite[1].nonzero().flatten().tolist() == [*range(3, 9), 15]
+    with pytest.raises(ValueError, match="gpt"):
+        ModelConfig(arch="lstm", span_head=True)
+
+
+# --------------------------------------------------------------------------- a tiny model with both heads
+@pytest.fixture(scope="module")
+def span_run(tmp_path_factory: pytest.TempPathFactory, tiny_qa_runs: dict[str, Path]) -> Path:
+    """The tiny pretrained model fine-tuned with a span head and a kind head, a fifth of its questions about what
+    the case never says."""
+    d = tmp_path_factory.mktemp("span")
+    rng = random.Random(5)
+    rows = qa_records(400, 0)
+    for r in rows:
+        r["kind"] = "age" if r["question"].startswith("How old") else "drug"
+    for r in rng.sample(rows, 100):
+        r.update(question=BLOOD, answer=syn.NOT_STATED, kind="blood type")
+    pd.DataFrame(rows).to_csv(d / "train.csv", index=False)
+    pd.DataFrame(qa_records(40, 1)).to_csv(d / "val.csv", index=False)
+    torch.set_num_threads(1)
+    cfg = RunConfig(task="qa", parent=tiny_qa_runs["pretrain"],
+                    data=DataConfig(corpus=d / "train.csv", val_corpus=d / "val.csv"),
+                    model=ModelConfig(span_head=True, kind_head=True),
+                    train=TrainConfig(max_steps=300, batch_size=8, eval_interval=150, eval_batches=2,
+                                      log_interval=20, warmup_steps=10, lr=3e-3, seed=0))
+    train(cfg, d / "qa")
+    return d / "qa"
+
+
+def test_the_fine_tune_learns_spans_kinds_and_not_stated(span_run: Path, tmp_path: Path) -> None:
+    sampler = Sampler.from_run(span_run)
+    cfg = sampler.model.config
+    assert cfg.span_head and cfg.question_kinds == ["age", "blood type", "drug"]  # from the file's kind column
+    assert has_span_head(sampler.model)
+    rows = qa_records(30, 8)
+    got = [read_answer(sampler.model, sampler.tokenizer, r["question"], r["context"]) for r in rows]
+    for g, r in zip(got, rows, strict=True):
+        assert is_not_stated(g.text) or (g.span is not None and r["context"][g.span[0]:g.span[1]] == g.text)
+        assert all(c.span is not None for c in g.choices)  # every candidate is a span of the context
+        assert 0.0 <= g.confidence <= 1.0
+    exact = sum(g.text == r["answer"] for g, r in zip(got, rows, strict=True))
+    assert exact >= 24, [(g.text, r["answer"]) for g, r in zip(got, rows, strict=True)]
+    kinds = [g.kind for g, r in zip(got, rows, strict=True)
+             if g.kind == ("age" if r["question"].startswith("How old") else "drug")]
+    assert len(kinds) >= 27
+    contexts = [r["context"] for r in qa_records(10, 7)]
+    unanswered = [read_answer(sampler.model, sampler.tokenizer, BLOOD, c) for c in contexts]
+    assert sum(is_not_stated(u.text) for u in unanswered) >= 8, [u.text for u in unanswered]
+    assert all(u.kind == "blood type" for u in unanswered)
+
+
+def test_evaluation_answers_with_the_span_head_or_by_generating(span_run: Path, tmp_path: Path) -> None:
+    rows = [{**r, "kind": "age" if r["question"].startswith("How old") else "drug"} for r in qa_records(20, 9)]
+    rows += [{"question": BLOOD, "context": r["context"], "answer": NOT_STATED, "kind": "blood type"}
+             for r in qa_records(10, 10)]
+    pd.DataFrame(rows).to_csv(tmp_path / "mixed.csv", index=False)
+    span = evaluate_qa(span_run, tmp_path / "mixed.csv", save=False)
+    assert span["method"] == "span"  # "auto" with a span head
+    assert {p["finish_reason"] for p in span["predictions"]} == {"span"}
+    assert all("understood_as" in p and 0 <= p["confidence"] <= 1 for p in span["predictions"])
+    assert span["metrics"]["exact_match"] >= 70 and span["abstention"]["abstained"] >= 80
+    generated = evaluate_qa(span_run, tmp_path / "mixed.csv", save=False, method="generate")
+    assert generated["method"] == "generate"
+    assert {p["finish_reason"] for p in generated["predictions"]} != {"span"}
+    with pytest.raises(GenAIError, match="unknown answer method"):
+        evaluate_qa(span_run, tmp_path / "mixed.csv", save=False, method="guess")
+
+
+def test_cli_method_flag_and_a_run_without_a_span_head(span_run: Path, tiny_qa_runs: dict[str, Path],
+                                                       qa_files: dict[str, Path], tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "genai_core", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    out = cli("eval", "--run", str(span_run), "--qa", str(qa_files["test"]), "--limit", "5", "--method", "span",
+              "--predictions", str(tmp_path / "p.csv"))
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 5
+    bad = cli("eval", "--run", str(tiny_qa_runs["qa"]), "--qa", str(qa_files["test"]), "--method", "span")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: this run has no span head: answer with --method generate, or "
+                                               "fine-tune with --span-head"]
+
+
+def test_store_serves_reader_targets_only_to_a_model_with_heads(span_run: Path) -> None:
+    store = next(QAStore(m.parent) for m in (span_run.parent.parent).rglob("meta.json")
+                 if (m.parent / "train.reader.npy").is_file())
+    assert store.kinds == ["age", "blood type", "drug"]
+    rng = __import__("numpy").random.default_rng(0)
+    assert store.batch("train", 4, 160, rng).span is None  # a model without heads gets plain batches
+    store.reader = True
+    b = store.batch("train", 4, 160, rng)
+    assert b.span is not None and b.span.shape == (4, 5) and b.kind is not None and b.kind.shape == (4,)
+    query, lo, hi, first, last = b.span.unbind(-1)
+    assert bool(((first == query) | ((lo <= first) & (first <= last) & (last < hi))).all())
+    assert bool((b.weights[torch.arange(4), query] == 1).all())  # the answer position predicts the answer
+
+
+# --------------------------------------------------------------------------- the Chat page
+def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path, app_env: Path) -> None:
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    shutil.copytree(span_run, app_env / "span-qa")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/chat.py")
+    at.run()
+    assert at.radio(key="chat_decoding").value == "span"  # the default for a run with a span head
+    assert not [s for s in at.slider if s.key == "chat_temperature"]  # nothing is sampled in this mode
+    row = qa_records(5, 11)[0]
+    at.session_state["chat_context"] = row["context"]
+
+    def ask(question: str) -> dict:
+        at.chat_input[0].set_value(question).run()
+        assert not at.exception, [e.value for e in at.exception]
+        return [m for m in at.session_state["chat_messages"] if m["role"] == "assistant"][-1]
+
+    reply = ask(row["question"])
+    assert reply["finish"] == "span" and reply["content"] == row["answer"]
+    assert row["context"][reply["qa_span"][0]:reply["qa_span"][1]] == reply["content"]
+    assert any(c.value.startswith("Understood as: **") for c in at.caption)
+    assert any(row["answer"] in m.value and "%" in m.value for m in at.markdown)  # the span and its probability
+    reply = ask(BLOOD)
+    assert reply["content"] == NOT_STATED
+    assert any(i.value.startswith("**Not stated** in the context") for i in at.info)
+    messages = len(at.session_state["chat_messages"])
+    at.session_state["chat_context"] = "   "
+    at.chat_input[0].set_value("How old was the patient?").run()
+    assert any("the context is empty" in e.value for e in at.error)
+    assert len(at.session_state["chat_messages"]) == messages  # no answer to an empty context
