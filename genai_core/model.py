@@ -339,13 +339,13 @@ class GPT(nn.Module):
         """Mean start and end cross-entropy of the span head, plus the kind head's (where each is present)."""
         loss = h.new_zeros((), dtype=torch.float32)
         query, lo, hi, first, last = span.unbind(-1)
+        logits = self.kind_logits(h, query)
+        if logits is not None and kind is not None and bool((kind >= 0).any()):
+            loss = loss + KIND_LOSS_WEIGHT * F.cross_entropy(logits, kind, ignore_index=-1)
         if self.config.span_head and bool((first >= 0).any()):
             start, end = self.span_logits(h, query, lo, hi)
             loss = loss + 0.5 * (F.cross_entropy(start, first, ignore_index=-1)
                                  + F.cross_entropy(end, last, ignore_index=-1))
-        logits = self.kind_logits(h, query)
-        if logits is not None and kind is not None and bool((kind >= 0).any()):
-            loss = loss + KIND_LOSS_WEIGHT * F.cross_entropy(logits, kind, ignore_index=-1)
         return loss
 
     def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,

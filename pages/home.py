@@ -112,11 +112,12 @@ def describe_demo(pretrain: RunConfig, fine_tune: RunConfig) -> None:
     pm = pretrain.model
     tokens = "BPE tokens" if pretrain.data.tokenizer == "bpe" else "characters"
     pending = any(e.pending for e in ests)
+    pointing = ", pointing at each answer in the case" if fine_tune.model.span_head else ""
     st.write(
         f"**Train the clinical QA demo**: a {pm.arch.upper()} ({pm.n_layers} layers, d_model {pm.d_model}, a context "
         f"of {pm.seq_len} {tokens}{', with a copy head' if pm.copy_head else ''}) first reads the bundled fictional "
         f"case reports ({pretrain.train.max_steps:,} steps), then learns to answer questions about a case "
-        f"({fine_tune.train.max_steps:,} steps). {demo_duration(ests)}"
+        f"({fine_tune.train.max_steps:,} steps{pointing}). {demo_duration(ests)}"
         f"{' (refining…)' if pending else ''}; the Train page shows both runs learn, one "
         "after the other."
     )

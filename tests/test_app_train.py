@@ -324,7 +324,11 @@ def test_qa_fine_tune_from_the_page_trains_a_run_linked_to_its_parent(
     assert "d_model 32" in shape and "context 160 tokens" in shape and "copy head" in shape
     toggle = at.toggle(key="qa_copy_head_tiny-pre")
     assert toggle.value and toggle.disabled  # the parent has a copy head: the fine-tune keeps it
-    assert metric(at, "Parameters") == f"{count_parameters(build_model(Run(parent).config().model)):,}"  # the parent's
+    span, kind = at.toggle(key="qa_span_head_tiny-pre"), at.toggle(key="qa_kind_head_tiny-pre_none")
+    assert span.value and not span.disabled  # added, as in the demo's preset
+    assert not kind.value and kind.disabled  # this training file has no kind column to learn from
+    with_span = Run(parent).config().model.model_copy(update={"span_head": True})
+    assert metric(at, "Parameters") == f"{count_parameters(build_model(with_span)):,}"  # the parent's, + span head
 
     at.button(key="qa_start").click().run()
     assert not at.exception, at.exception

@@ -38,15 +38,19 @@ def run_config(model: ModelConfig | None = None, **train: object) -> RunConfig:
 
 
 # --------------------------------------------------------------------------- parameters
-@pytest.mark.parametrize(("arch", "copy_head"), [("gpt", False), ("gpt", True), ("lstm", False), ("gru", False)],
-                         ids=["gpt", "gpt-copy-head", "lstm", "gru"])
-def test_param_count_equals_built_model(arch: str, copy_head: bool) -> None:
+READER_HEADS = {"span_head": True, "kind_head": True, "question_kinds": ["age", "drug", "dose"]}
+
+
+@pytest.mark.parametrize(("arch", "heads"), [("gpt", {}), ("gpt", {"copy_head": True}), ("gpt", READER_HEADS),
+                                             ("lstm", {}), ("gru", {})],
+                         ids=["gpt", "gpt-copy-head", "gpt-span-and-kind-heads", "lstm", "gru"])
+def test_param_count_equals_built_model(arch: str, heads: dict) -> None:
     shapes = [(8, 1, 1, 2, 2), (24, 2, 3, 97, 33), (64, 4, 2, 1000, 16)]  # d_model, heads, layers, vocab, seq
     checked = 0
     for (C, H, L, V, T), bias, tie, pos in itertools.product(shapes, [True, False], [True, False],
                                                              ["learned", "sinusoidal"]):
         cfg = ModelConfig(arch=arch, d_model=C, n_heads=H, n_layers=L, vocab_size=V, seq_len=T, bias=bias,
-                          tie_embeddings=tie, pos_encoding=pos, copy_head=copy_head)
+                          tie_embeddings=tie, pos_encoding=pos, **heads)
         real = sum(p.numel() for p in build_model(cfg).parameters())
         assert count_params(cfg) == real, cfg
         checked += 1

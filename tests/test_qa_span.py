@@ -172,8 +172,8 @@ def test_cli_method_flag_and_a_run_without_a_span_head(span_run: Path, tiny_qa_r
 
 
 def test_store_serves_reader_targets_only_to_a_model_with_heads(span_run: Path) -> None:
-    store = next(QAStore(m.parent) for m in (span_run.parent.parent).rglob("meta.json")
-                 if (m.parent / "train.reader.npy").is_file())
+    [meta] = (span_run.parent / ".tokens").glob("qa-*/meta.json")  # the store this fine-tune trained on
+    store = QAStore(meta.parent)
     assert store.kinds == ["age", "blood type", "drug"]
     rng = __import__("numpy").random.default_rng(0)
     assert store.batch("train", 4, 160, rng).span is None  # a model without heads gets plain batches
@@ -219,3 +219,13 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
     at.chat_input[0].set_value("How old was the patient?").run()
     assert any("the context is empty" in e.value for e in at.error)
     assert len(at.session_state["chat_messages"]) == messages  # no answer to an empty context
+
+
+def test_a_kind_head_needs_a_kind_column(tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
+    from genai_core.train.trainer import fine_tune_config
+
+    cfg = RunConfig(task="qa", parent=tiny_qa_runs["pretrain"], data=DataConfig(corpus=qa_files["train"]),
+                    model=ModelConfig(kind_head=True))
+    with pytest.raises(GenAIError, match=r"has none .* switch the kind head off"):
+        fine_tune_config(cfg)
+    assert fine_tune_config(cfg.model_copy(update={"model": ModelConfig(span_head=True)})).model.span_head

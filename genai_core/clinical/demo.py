@@ -14,7 +14,11 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
   query expansion keeps the sentence holding the answer for ~97% of questions at a fraction of the
   cost of a 384-token window;
 - pretraining first teaches the model the language of the reports (including phrasings the QA
-  training set never uses), so fine-tuning only has to teach where answers are.
+  training set never uses), so fine-tuning only has to teach where answers are;
+- a span head beside the generated answer: pointing at the answer's first and last token (or at "not stated")
+  is a far easier target than writing it, and training both lifts both (measured: test exact match 66.8 →
+  92.8 read off by the span head, 81.8 generated; unseen wording 41.8 → 54.4; abstention 91% → 100%);
+- a kind head: what the question asks, shown on the Chat page as "understood as".
 """
 
 from __future__ import annotations
@@ -65,10 +69,11 @@ def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = QA_STEPS
 def demo_estimates(runs_root: Path | None = None, *, background: bool = False) -> list[Estimate]:
     """The time each stage of the demo takes on this machine (`estimates.estimate`): from earlier demo runs
     under `runs_root` when there are some, else from timing a few steps (in the background with
-    `background`). The fine-tune is estimated on its parent's network with the copy head, as it trains."""
+    `background`). The fine-tune is estimated on its parent's network with its heads, as it trains."""
     pre, qa = demo_pretrain_config(), demo_qa_config(parent=Path("parent"))
     pm = pre.model.model_copy(update={"vocab_size": pre.data.vocab_size})
-    qm = pm.model_copy(update={"copy_head": True, "dropout": qa.model.dropout})
+    heads = ("copy_head", "span_head", "kind_head")
+    qm = pm.model_copy(update={**{h: getattr(qa.model, h) for h in heads}, "dropout": qa.model.dropout})
     return [estimate(m, train=t, calibrate=True, background=background, runs_root=runs_root)
             for m, t in ((pm, pre.train), (qm, qa.train))]
 

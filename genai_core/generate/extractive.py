@@ -74,8 +74,8 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
         offsets = prompt.token_offsets(tokenizer)
         ctx = prompt.context_tokens(offsets) if offsets is not None else None
         lo, hi = ctx if ctx is not None else (0, 0)
-        start, end = raw.span_logits(h, query, torch.tensor([lo], device=device), torch.tensor([hi], device=device))
         kind_logits = raw.kind_logits(h, query)
+        start, end = raw.span_logits(h, query, torch.tensor([lo], device=device), torch.tensor([hi], device=device))
     finally:
         raw.train(was_training)
     log_start, log_end = start[0].log_softmax(-1).cpu(), end[0].log_softmax(-1).cpu()

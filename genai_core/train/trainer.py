@@ -32,7 +32,7 @@ from genai_core.data.tokenstore import TokenStore, prepare_cached
 from genai_core.devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
 from genai_core.errors import GenAIError, TrainingError, user_message
 from genai_core.files import atomic_write_text
-from genai_core.generate.qa import QAStore, check_parent, prepare_qa
+from genai_core.generate.qa import QAStore, check_parent, prepare_qa, question_kinds, read_qa_table
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
 from genai_core.runs.folder import Run
@@ -536,10 +536,7 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
                              f"the run was trained with {config.model.vocab_size}")
         _serve_reader_targets(store, config)
         return config, run, store
-    sized = {"vocab_size": tok.vocab_size}
-    if isinstance(store, QAStore) and config.model.kind_head:
-        sized["question_kinds"] = store.kinds
-    config = config.model_copy(update={"model": config.model.model_copy(update=sized)})
+    config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
     _serve_reader_targets(store, config)
     config = RunConfig.model_validate(config.model_dump(exclude_unset=True))  # defaults stay defaults
     if d.is_main:
@@ -551,8 +548,12 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
 
 def _serve_reader_targets(store: TokenStore | QAStore, config: RunConfig) -> None:
     """A QA store hands out span and kind targets when the model has a head to learn them."""
-    if isinstance(store, QAStore):
-        store.reader = config.model.span_head or bool(config.model.question_kinds)
+    if not isinstance(store, QAStore):
+        return
+    if config.model.question_kinds and store.kinds != config.model.question_kinds:
+        raise GenAIError(f"the QA file's question kinds changed since the run started ({len(store.kinds)} now, "
+                         f"{len(config.model.question_kinds)} then): the kind head cannot learn them")
+    store.reader = config.model.span_head or bool(config.model.question_kinds)
 
 
 def fine_tune_config(config: RunConfig) -> RunConfig:
@@ -562,7 +563,14 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
     check_parent(config.parent)
     parent = Run(config.parent)
     pcfg = parent.config()
-    heads = {h: getattr(pcfg.model, h) or getattr(config.model, h) for h in ("copy_head", "span_head", "kind_head")}
+    heads: dict[str, Any] = {h: getattr(pcfg.model, h) or getattr(config.model, h)
+                             for h in ("copy_head", "span_head", "kind_head")}
+    if heads["kind_head"]:
+        heads["question_kinds"] = question_kinds(read_qa_table(config.data.corpus, max_rows=config.data.max_records))
+        if not heads["question_kinds"]:
+            raise GenAIError(f"the kind head learns what each question asks from a `kind` column, and "
+                             f"{Path(config.data.corpus).name} has none (or it is empty): add one, or switch the "
+                             "kind head off")
     model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout})
     data = config.data.model_copy(update={k: getattr(pcfg.data, k)
                                           for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})

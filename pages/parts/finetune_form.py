@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from genai_core.clinical.demo import demo_qa_config
 from genai_core.config import SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
-from genai_core.generate.qa import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, read_qa_table
+from genai_core.generate.qa import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, question_kinds, read_qa_table
 from genai_core.runs.folder import Run, list_runs
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import fine_tune_config
@@ -81,36 +81,58 @@ def describe_model(cfg: RunConfig) -> str:
         parts.append(f"{m.n_heads} heads")
     tokenizer = "BPE" if cfg.data.tokenizer == "bpe" else "character"
     parts += [f"context {m.seq_len} tokens", f"{tokenizer} tokenizer ({m.vocab_size:,} tokens)"]
-    if m.copy_head:
-        parts.append("copy head")
+    parts += [label.lower() for head, label in HEADS.items() if getattr(m, head)]
     return " · ".join(parts)
 
 
-def copy_head_toggle(parent_name: str, m: ModelConfig) -> bool:
-    """The copy-head switch: kept when the parent has one, optional on a GPT without, absent from LSTM/GRU."""
-    if m.copy_head:
-        why = "The parent has one, so the fine-tune keeps it (its trained weights are part of the parent)."
-    elif m.arch == "gpt":
-        why = ("The parent has none: switching it on adds one, untrained, that learns during the fine-tune. "
-               "Worth it when answers are words copied from the context (names, doses, findings).")
-    else:
-        why = f"Not available: it attends over the context, which needs a GPT parent (this one is {m.arch.upper()})."
-    # Keyed by parent, so the switch starts at each parent's own setting.
-    return st.toggle("Copy head", value=m.copy_head, key=f"qa_copy_head_{parent_name}",
-                     disabled=m.copy_head or m.arch != "gpt",
-                     help=f"{field_help(ModelConfig, 'copy_head')}\n\n{why}")
+HEADS = {"copy_head": "Copy head", "span_head": "Span head", "kind_head": "Kind head"}
+"""The heads a fine-tune can add to a GPT parent, with their switches' labels."""
+WHY_ADD = {
+    "copy_head": "Worth it when answers are words copied from the context (names, doses, findings).",
+    "span_head": "Answers become whole-word spans of the context (or 'not stated') with a probability, read off "
+                 "in one pass; it trains beside the generated answer and lifts it too.",
+    "kind_head": "Needs a `kind` column in the training file (the bundled splits have one); the Chat page shows "
+                 "what each question was understood to ask.",
+}
+
+
+def head_toggles(parent_name: str, m: ModelConfig, preset: ModelConfig, has_kinds: bool) -> dict[str, bool]:
+    """The heads' switches: kept when the parent has one, optional on a GPT without (on as in the demo's preset;
+    the kind head only when the training file has a `kind` column to learn from), absent from LSTM/GRU."""
+    chosen = {}
+    for head, label in HEADS.items():
+        usable = m.arch == "gpt" and (head != "kind_head" or has_kinds)
+        if head == "kind_head" and m.arch == "gpt" and not has_kinds:
+            why = "Not available: the training file has no `kind` column saying what each question asks."
+            chosen[head] = st.toggle(label, value=False, key=f"qa_{head}_{parent_name}_none", disabled=True,
+                                     help=f"{field_help(ModelConfig, head)}\n\n{why}")
+            continue
+        if getattr(m, head):
+            why = "The parent has one, so the fine-tune keeps it (its trained weights are part of the parent)."
+        elif m.arch == "gpt":
+            why = f"The parent has none: switching it on adds one, untrained, that learns during the fine-tune. " \
+                  f"{WHY_ADD[head]}"
+        else:
+            why = f"Not available: it reads the GPT's hidden states, and this parent is {m.arch.upper()}."
+        # Keyed by parent, so each switch starts at that parent's own setting.
+        chosen[head] = st.toggle(label, value=getattr(m, head) or (usable and getattr(preset, head)),
+                                 key=f"qa_{head}_{parent_name}", disabled=getattr(m, head) or m.arch != "gpt",
+                                 help=f"{field_help(ModelConfig, head)}\n\n{why}")
+    return chosen
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _qa_records(path: str, mtime_ns: int, size: int) -> int:
-    return len(read_qa_table(path))
+def _qa_summary(path: str, mtime_ns: int, size: int) -> tuple[int, list[str]]:
+    table = read_qa_table(path)
+    return len(table), question_kinds(table)
 
 
-def qa_records(path: Path) -> int:
-    """Records of a QA file, validated by the engine (type, encoding, the question/context/answer columns);
-    cached per version of the file, which every rerun would otherwise parse again."""
+def qa_summary(path: Path) -> tuple[int, list[str]]:
+    """Records of a QA file and the question kinds its `kind` column names, validated by the engine (type,
+    encoding, the question/context/answer columns); cached per version of the file, which every rerun would
+    otherwise parse again."""
     stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else (0, 0)
-    return _qa_records(str(path), *stamp)
+    return _qa_summary(str(path), *stamp)
 
 
 def checked_qa_file(path: Path | None, what: str, problems: Problems) -> Path | None:
@@ -119,7 +141,7 @@ def checked_qa_file(path: Path | None, what: str, problems: Problems) -> Path | 
     if path is None:
         return None
     try:
-        records = qa_records(path)
+        records, _ = qa_summary(path)
     except GenAIError as e:
         st.error(str(e), icon=":material/block:")
         problems.error(f"The {what} cannot be used (see above): fix it or choose another file.")
@@ -167,22 +189,23 @@ def finetune_form() -> None:
     st.caption("Teach a pretrained run to answer questions about a text. Each example reads `Q: question`, "
                "`Context: text`, `A: answer`; the loss is on the answer only, so the model learns to answer and "
                "then stop. The network and the tokenizer are the parent run's.")
-    parent, parent_cfg, copy_head = parent_section(problems)
+    parent, parent_cfg = parent_section(problems)
     data_cfg = files_section(preset, problems)
+    heads = heads_section(parent, parent_cfg, preset, data_cfg)
     stats = example_stats(parent, parent_cfg, data_cfg, problems)
-    train_cfg, model_cfg = knobs_section(preset, copy_head, problems)
+    train_cfg, model_cfg = knobs_section(preset, heads, problems)
     effective: RunConfig | None = None
     if parent is not None and parent_cfg is not None and data_cfg is not None and train_cfg and model_cfg:
         with ui.user_errors(problems):
-            # What will train: the parent's network with this copy head and dropout (the engine's own completion).
+            # What will train: the parent's network with these heads and dropout (the engine's own completion).
             effective = fine_tune_config(RunConfig(task="qa", parent=parent.path, data=data_cfg, model=model_cfg,
                                                    train=train_cfg))
     est = estimate_section(effective, stats, problems)
     start_section(parent, effective, est, problems)
 
 
-def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None, bool]:
-    """The run to start from, its config, and the copy-head switch."""
+def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None]:
+    """The run to start from, and its config."""
     st.subheader("Start from")
     parents = qa_parents()
     labels = {name: parent_label(run) for name, run in parents.items()}  # read from disk once, not per format
@@ -192,7 +215,6 @@ def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None, bo
                                help=f"{field_help(RunConfig, 'parent')} Completed or stopped runs with a checkpoint.")
     parent = parents.get(parent_name) if parent_name else None
     parent_cfg: RunConfig | None = None
-    copy_head = False
     if not parents:
         st.info("No run to start from yet: a fine-tune needs a completed or stopped run with a checkpoint. Pretrain "
                 "one first (Pretrain mode), or train the clinical QA demo from the Home page.",
@@ -205,8 +227,17 @@ def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None, bo
             parent_cfg = parent.config()
     if parent is not None and parent_cfg is not None:
         st.caption(f"Model (the parent's, read-only): {describe_model(parent_cfg)}")
-        copy_head = copy_head_toggle(parent.name, parent_cfg.model)
-    return parent, parent_cfg, copy_head
+    return parent, parent_cfg
+
+
+def heads_section(parent: Run | None, parent_cfg: RunConfig | None, preset: RunConfig,
+                  data_cfg: DataConfig | None) -> dict[str, bool]:
+    """The switches of the heads the fine-tune adds (or keeps) on the parent's network."""
+    if parent is None or parent_cfg is None:
+        return {}
+    st.subheader("Heads")
+    has_kinds = data_cfg is not None and bool(qa_summary(Path(data_cfg.corpus))[1])
+    return head_toggles(parent.name, parent_cfg.model, preset.model, has_kinds)
 
 
 def files_section(preset: RunConfig, problems: Problems) -> DataConfig | None:
@@ -276,7 +307,7 @@ def example_stats(parent: Run | None, parent_cfg: RunConfig | None, data_cfg: Da
     return stats
 
 
-def knobs_section(preset: RunConfig, copy_head: bool,
+def knobs_section(preset: RunConfig, heads: dict[str, bool],
                   problems: Problems) -> tuple[TrainConfig | None, ModelConfig | None]:
     """The fine-tune's training knobs, starting at the clinical demo's tuned values."""
     st.subheader("Training")
@@ -325,7 +356,7 @@ def knobs_section(preset: RunConfig, copy_head: bool,
         )
     model_cfg: ModelConfig | None = None
     with ui.user_errors(problems):
-        model_cfg = ModelConfig(dropout=float(dropout), copy_head=copy_head)  # the rest comes from the parent
+        model_cfg = ModelConfig(dropout=float(dropout), **heads)  # the rest comes from the parent
     return train_cfg, model_cfg
 
 
