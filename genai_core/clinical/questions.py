@@ -58,8 +58,10 @@ test splits stay answerable, so their exact match compares with earlier releases
 abstention alone."""
 GRAMMAR_TEMPLATE = "(grammar)"
 """QARecord.template of a question sampled from the grammar."""
-GRAMMAR_SHARE = 0.6
-"""Share of the train and val questions sampled from the grammar; the rest use the fixed train phrasings."""
+GRAMMAR_SHARE = 0.9
+"""Share of the train and val questions sampled from the grammar; the rest use the fixed train phrasings. Measured
+with the span head (one fine-tune each from the same pretrained run): 0.6 → 0.9 took unseen-wording exact match
+from 54.4 to 56.4 and its false "not stated" from 6.0 % to 2.6 %, for 92.8 → 91.6 on the drilled wording."""
 
 
 # =========================================================================== fixed phrasings
