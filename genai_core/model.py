@@ -337,15 +337,20 @@ class GPT(nn.Module):
 
     def reader_loss(self, h: torch.Tensor, span: torch.Tensor, kind: torch.Tensor | None) -> torch.Tensor:
         """Mean start and end cross-entropy of the span head, plus the kind head's (where each is present)."""
+        def mean_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            # Summed over the rows that have a target, divided by their count (at least 1): no NaN for a batch
+            # without any, and no data-dependent branch (a device sync, a graph break under torch.compile).
+            total = F.cross_entropy(logits, target, ignore_index=-1, reduction="sum")
+            return total / (target >= 0).sum().clamp_min(1)
+
         loss = h.new_zeros((), dtype=torch.float32)
         query, lo, hi, first, last = span.unbind(-1)
         logits = self.kind_logits(h, query)
-        if logits is not None and kind is not None and bool((kind >= 0).any()):
-            loss = loss + KIND_LOSS_WEIGHT * F.cross_entropy(logits, kind, ignore_index=-1)
-        if self.config.span_head and bool((first >= 0).any()):
+        if logits is not None and kind is not None:
+            loss = loss + KIND_LOSS_WEIGHT * mean_ce(logits, kind)
+        if self.config.span_head:
             start, end = self.span_logits(h, query, lo, hi)
-            loss = loss + 0.5 * (F.cross_entropy(start, first, ignore_index=-1)
-                                 + F.cross_entropy(end, last, ignore_index=-1))
+            loss = loss + 0.5 * (mean_ce(start, first) + mean_ce(end, last))
         return loss
 
     def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,

@@ -40,7 +40,7 @@ from genai_core.generate.chat import (
     parse_stops,
 )
 from genai_core.generate.decoding import TokenInfo
-from genai_core.generate.extractive import SpanAnswer, read_answer
+from genai_core.generate.extractive import SpanAnswer, read_answer, understood_as
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
     display_token,
@@ -217,6 +217,8 @@ def render_answer(m: dict[str, Any]) -> None:
     if m.get("finish") == "span":
         render_span_answer(m)
         return
+    if m.get("kind"):
+        st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
     if is_not_stated(m["content"]):
         st.info("**Not stated** in the context: the model found no answer to this question in the paragraph.",
                 icon=":material/help:")
@@ -497,10 +499,14 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                 elif prompt.generation is not None:
                     with answer_box:
                         st.write_stream(stream_and_save(prompt.generation, reply))
+                if decoding != "span" and prompt.qa is not None:
+                    kind = understood_as(loaded.sampler.model, loaded.sampler.tokenizer, reply["question"], context)
+                    if kind is not None:
+                        reply.update(kind=kind[0], kind_confidence=kind[1])
             if prompt.qa is not None and reply["content"].strip():
                 reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
-            if reply["content"] and (reply.get("tokens") or reply.get("beams") or reply["finish"] == "span"
-                                     or is_not_stated(reply["content"])):
+            if reply["content"] and (reply.get("tokens") or reply.get("beams") or reply.get("kind")
+                                     or reply["finish"] == "span" or is_not_stated(reply["content"])):
                 with answer_box.container():  # the finished answer replaces the plain streamed text
                     render_answer(reply)
             elif not reply["content"]:

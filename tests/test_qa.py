@@ -3,6 +3,7 @@ marker, the parent link, and the CLI (`train --task qa`, `demo-qa`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -272,7 +273,14 @@ def test_cli_demo_qa_makes_two_linked_runs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     pre, ft = Run(tmp_path / "demo" / "pretrain"), Run(tmp_path / "demo" / "qa")
     assert pre.state == ft.state == "completed"
-    assert ft.config().parent == pre.path.resolve() and ft.config().model.copy_head
+    m = ft.config().model
+    assert ft.config().parent == pre.path.resolve() and m.copy_head and m.span_head and m.kind_head
+    assert "blood type" in m.question_kinds and "age" in m.question_kinds  # from the bundled train.csv
+    # Scored as the demo scores it: by the span head, on the note-style split too.
+    r = _cli("eval", "--run", str(ft.path), "--qa", str(REPO / "assets" / "qa" / "test_note_style.csv"),
+             "--limit", "3", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["method"] == "span"
     r = _cli("demo-qa", "--out", str(tmp_path / "demo"), "--qa-steps", "0", cwd=tmp_path)
     assert r.returncode == 2 and "--qa-steps must be at least 1" in r.stderr
     r = _cli("demo-qa", "--out", str(tmp_path / "demo"), cwd=tmp_path)

@@ -214,6 +214,10 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
     reply = ask(BLOOD)
     assert reply["content"] == NOT_STATED
     assert any(i.value.startswith("**Not stated** in the context") for i in at.info)
+    at.radio(key="chat_decoding").set_value("greedy").run()  # a generated answer is understood the same way
+    reply = ask(row["question"])
+    assert reply["finish"] != "span" and reply["kind"] in ("age", "drug")
+    assert sum(c.value.startswith("Understood as: **") for c in at.caption) >= 3
     messages = len(at.session_state["chat_messages"])
     at.session_state["chat_context"] = "   "
     at.chat_input[0].set_value("How old was the patient?").run()

@@ -105,6 +105,28 @@ _OPENING = "([<>~+-£$#"
 _CLOSING = ")]%"
 
 
+@torch.no_grad()
+def understood_as(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
+                  lowercase: bool = False) -> tuple[str, float] | None:
+    """What the kind head reads `question` (about `context`) as asking, and its probability; None without one.
+    For answers that are generated rather than read off by the span head."""
+    raw = unwrap(model)
+    if not isinstance(raw, GPT) or not raw.config.question_kinds or not hasattr(raw, "kind_head"):
+        return None
+    prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
+    device = next(raw.parameters()).device
+    was_training = raw.training
+    raw.eval()
+    try:
+        h = raw.hidden(torch.tensor([prompt.ids], dtype=torch.long, device=device))
+        logits = raw.kind_logits(h, torch.tensor([len(prompt.ids) - 1], device=device))
+    finally:
+        raw.train(was_training)
+    assert logits is not None
+    p, i = logits[0].softmax(-1).max(-1)
+    return raw.config.question_kinds[int(i)], float(p)
+
+
 def best_spans(log_start: torch.Tensor, log_end: torch.Tensor, pieces: list[str] | None, top: int,
                max_tokens: int = ANSWER_ROOM) -> list[tuple[int, int, float]]:
     """The `top` spans (first, last token, log-probability) of highest log_start[first] + log_end[last], over
