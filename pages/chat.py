@@ -11,7 +11,10 @@ answer token was copied from.
 With the default question-answering format, a context longer than the model's window is cut down to
 the sentences most relevant to the question (`genai_core.generate.qa`); the answer shows which sentences the
 model saw and where in the context its answer is. "Answer with a span of the context" constrains the
-answer to a span of what the model saw (extractive decoding).
+answer to a span of what the model saw (extractive decoding). A run fine-tuned with a span head adds the
+*Span head* mode (its default): the answer read off the context in one pass, a whole-word span or "not stated",
+with its probability and the spans it weighed; with a kind head, every answer says what the question was
+understood to ask (`genai_core.generate.extractive`).
 
 The rules (which runs can chat, what each decoding mode means, how a question becomes a prompt) are the
 engine's, in `genai_core.generate.chat`; this page gathers the knobs and draws.
@@ -189,10 +192,8 @@ def span_reply(got: SpanAnswer) -> dict[str, Any]:
 
 
 def render_span_answer(m: dict[str, Any]) -> None:
-    """The span head's answer: "not stated" or the span, its probability (an unsure one flagged), what the question
-    was understood as, and the other spans it weighed."""
-    if m.get("kind"):
-        st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
+    """The span head's answer: "not stated" or the span, its probability (an unsure one flagged), and the other
+    spans it weighed."""
     if is_not_stated(m["content"]):
         st.info(f"**Not stated** in the context ({m['not_stated_p']:.0%}): the model found no answer to this "
                 "question in the paragraph.", icon=":material/help:")
@@ -213,12 +214,13 @@ def render_span_answer(m: dict[str, Any]) -> None:
 
 def render_answer(m: dict[str, Any]) -> None:
     """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on. A "not
-    stated" answer, or an unsure one, is shown as such, never as a confident answer."""
+    stated" answer, or an unsure one, is shown as such, never as a confident answer. Above it, what the question
+    was understood to ask, when the model has a kind head."""
+    if m.get("kind"):
+        st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
     if m.get("finish") == "span":
         render_span_answer(m)
         return
-    if m.get("kind"):
-        st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
     if is_not_stated(m["content"]):
         st.info("**Not stated** in the context: the model found no answer to this question in the paragraph.",
                 icon=":material/help:")

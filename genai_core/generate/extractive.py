@@ -20,7 +20,7 @@ import torch
 from genai_core.data.corpus import clean_text
 from genai_core.data.tokenization import Tokenizer
 from genai_core.evaluate.scoring import NOT_STATED
-from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, _word_boundaries, build_prompt, find_span
+from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
 from genai_core.model import GPT, unwrap
 
 
@@ -55,6 +55,40 @@ def has_span_head(model: torch.nn.Module) -> bool:
     return isinstance(raw, GPT) and raw.config.span_head
 
 
+@dataclass
+class _Reading:
+    """One forward pass over a question's prompt: what the span and kind heads read from."""
+
+    prompt: QAPrompt
+    hidden: torch.Tensor
+    """(1, T, C) final hidden states."""
+    query: int
+    """The answer position (the prompt's last token)."""
+
+
+@torch.no_grad()
+def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool) -> _Reading:
+    prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
+    device = next(raw.parameters()).device
+    was_training = raw.training
+    raw.eval()
+    try:
+        hidden = raw.hidden(torch.tensor([prompt.ids], dtype=torch.long, device=device))
+    finally:
+        raw.train(was_training)
+    return _Reading(prompt, hidden, len(prompt.ids) - 1)
+
+
+def _kind(raw: GPT, reading: _Reading) -> tuple[str, float] | None:
+    """The kind head's reading of the question and its probability (None without a kind head)."""
+    query = torch.tensor([reading.query], device=reading.hidden.device)
+    logits = raw.kind_logits(reading.hidden, query)
+    if logits is None:
+        return None
+    p, i = logits[0].softmax(-1).max(-1)
+    return raw.config.question_kinds[int(i)], float(p)
+
+
 @torch.no_grad()
 def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
                 lowercase: bool = False, top: int = 3) -> SpanAnswer:
@@ -63,23 +97,15 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
     raw = unwrap(model)
     if not has_span_head(raw):
         raise ValueError("this model has no span head (fine-tune it with span_head on)")
-    prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
-    device = next(raw.parameters()).device
-    was_training = raw.training
-    raw.eval()
-    try:
-        idx = torch.tensor([prompt.ids], dtype=torch.long, device=device)
-        h = raw.hidden(idx)
-        query = torch.tensor([len(prompt.ids) - 1], device=device)
-        offsets = prompt.token_offsets(tokenizer)
-        ctx = prompt.context_tokens(offsets) if offsets is not None else None
-        lo, hi = ctx if ctx is not None else (0, 0)
-        kind_logits = raw.kind_logits(h, query)
-        start, end = raw.span_logits(h, query, torch.tensor([lo], device=device), torch.tensor([hi], device=device))
-    finally:
-        raw.train(was_training)
+    reading = _read(raw, tokenizer, question, context, lowercase)
+    prompt, q = reading.prompt, reading.query
+    offsets = prompt.token_offsets(tokenizer)
+    ctx = prompt.context_tokens(offsets) if offsets is not None else None
+    lo, hi = ctx if ctx is not None else (0, 0)
+    device = reading.hidden.device
+    start, end = raw.span_logits(reading.hidden, torch.tensor([q], device=device), torch.tensor([lo], device=device),
+                                 torch.tensor([hi], device=device))
     log_start, log_end = start[0].log_softmax(-1).cpu(), end[0].log_softmax(-1).cpu()
-    null = float(log_start[query] + log_end[query])
     choices: list[SpanChoice] = []
     if ctx is not None and offsets is not None:
         clean_context = clean_text(context, lowercase=lowercase)
@@ -87,12 +113,8 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
         for s, e, logp in best_spans(log_start[lo:hi], log_end[lo:hi], pieces, top):
             text = prompt.text[offsets[lo + s]:offsets[lo + e + 1]].strip()
             choices.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
-    kind, kind_p = None, None
-    if kind_logits is not None:
-        probs = kind_logits[0].softmax(-1)
-        kind_p, i = (float(v) for v in probs.max(-1))
-        kind = raw.config.question_kinds[int(i)]
-    p_null = math.exp(null)
+    kind, kind_p = _kind(raw, reading) or (None, None)
+    p_null = math.exp(float(log_start[q] + log_end[q]))
     if not choices or p_null >= choices[0].probability:
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=p_null, not_stated_probability=p_null,
                           choices=choices, kind=kind, kind_confidence=kind_p)
@@ -101,30 +123,18 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
                       not_stated_probability=p_null, choices=choices, kind=kind, kind_confidence=kind_p)
 
 
-_OPENING = "([<>~+-£$#"
-_CLOSING = ")]%"
-
-
-@torch.no_grad()
 def understood_as(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
                   lowercase: bool = False) -> tuple[str, float] | None:
     """What the kind head reads `question` (about `context`) as asking, and its probability; None without one.
     For answers that are generated rather than read off by the span head."""
     raw = unwrap(model)
-    if not isinstance(raw, GPT) or not raw.config.question_kinds or not hasattr(raw, "kind_head"):
+    if not isinstance(raw, GPT) or not hasattr(raw, "kind_head"):
         return None
-    prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
-    device = next(raw.parameters()).device
-    was_training = raw.training
-    raw.eval()
-    try:
-        h = raw.hidden(torch.tensor([prompt.ids], dtype=torch.long, device=device))
-        logits = raw.kind_logits(h, torch.tensor([len(prompt.ids) - 1], device=device))
-    finally:
-        raw.train(was_training)
-    assert logits is not None
-    p, i = logits[0].softmax(-1).max(-1)
-    return raw.config.question_kinds[int(i)], float(p)
+    return _kind(raw, _read(raw, tokenizer, question, context, lowercase))
+
+
+_OPENING = "([<>~+-£$#"
+_CLOSING = ")]%"
 
 
 def best_spans(log_start: torch.Tensor, log_end: torch.Tensor, pieces: list[str] | None, top: int,
