@@ -16,8 +16,9 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
 - pretraining first teaches the model the language of the reports (including phrasings the QA
   training set never uses), so fine-tuning only has to teach where answers are;
 - a span head beside the generated answer: pointing at the answer's first and last token (or at "not stated")
-  is a far easier target than writing it, and training both lifts both (measured: test exact match 66.8 →
-  92.8 read off by the span head, 81.8 generated; unseen wording 41.8 → 54.4; abstention 91% → 100%);
+  is a far easier target than writing it, and training both lifts both (measured with 60% grammar questions:
+  test exact match 66.8 → 92.8 read off by the span head, 81.8 generated; unseen wording 41.8 → 54.4;
+  abstention 91% → 100%; see README "Clinical QA" for the shipped figures);
 - a kind head: what the question asks, shown on the Chat page as "understood as".
 """
 

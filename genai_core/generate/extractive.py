@@ -79,6 +79,7 @@ def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase
     return _Reading(prompt, hidden, len(prompt.ids) - 1)
 
 
+@torch.no_grad()
 def _kind(raw: GPT, reading: _Reading) -> tuple[str, float] | None:
     """The kind head's reading of the question and its probability (None without a kind head)."""
     query = torch.tensor([reading.query], device=reading.hidden.device)
