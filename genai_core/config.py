@@ -29,6 +29,9 @@ NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and
 MLPKind = Literal["relu2", "gelu"]
 OptimizerKind = Literal["muon", "adamw"]
 RunnerKind = Literal["thread", "process", "ray"]
+AnswerMethod = Literal["auto", "span", "generate"]
+"""How QA answers are made in evaluation: read off by the span head, generated, or the span head when the run has
+one ("auto")."""
 APP_RUNNER: RunnerKind = "process"
 """The app starts runs in their own process (a server restart or a crashing run then costs nothing); the Python
 API and the CLI keep `TrainConfig.runner`'s default, a thread, or the process they run in."""

@@ -490,7 +490,7 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
             with user_errors():  # e.g. out of memory on a big model: say so, keep the partial reply
                 if decoding == "span":
                     reply.update(span_reply(read_answer(loaded.sampler.model, loaded.sampler.tokenizer,
-                                                        reply["question"], context)))
+                                                        reply["question"], context, prompt=prompt.qa)))
                 elif decoding == "beam":
                     with st.spinner(f"Beam search with {cfg.num_beams} beams…"):
                         result = beam_search(loaded.sampler, prompt.ids, cfg, info=prompt.info,
@@ -502,7 +502,8 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                     with answer_box:
                         st.write_stream(stream_and_save(prompt.generation, reply))
                 if decoding != "span" and prompt.qa is not None:
-                    kind = understood_as(loaded.sampler.model, loaded.sampler.tokenizer, reply["question"], context)
+                    kind = understood_as(loaded.sampler.model, loaded.sampler.tokenizer, reply["question"], context,
+                                         prompt=prompt.qa)
                     if kind is not None:
                         reply.update(kind=kind[0], kind_confidence=kind[1])
             if prompt.qa is not None and reply["content"].strip():

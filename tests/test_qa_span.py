@@ -233,3 +233,14 @@ def test_a_kind_head_needs_a_kind_column(tiny_qa_runs: dict[str, Path], qa_files
     with pytest.raises(GenAIError, match=r"has none .* switch the kind head off"):
         fine_tune_config(cfg)
     assert fine_tune_config(cfg.model_copy(update={"model": ModelConfig(span_head=True)})).model.span_head
+
+
+def test_kinds_given_by_the_caller_must_be_the_files(span_run: Path, tiny_qa_runs: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """The Train page passes the kinds it read; the trainer holds them against the prepared store's."""
+    train_csv = span_run.parent / "train.csv"  # the span fixture's file: kinds age, blood type, drug
+    stale = RunConfig(task="qa", parent=tiny_qa_runs["pretrain"], data=DataConfig(corpus=train_csv),
+                      model=ModelConfig(kind_head=True, question_kinds=["age", "drug"]),
+                      train=TrainConfig(max_steps=1, batch_size=2, seed=0))
+    with pytest.raises(GenAIError, match="question kinds changed"):
+        train(stale, tmp_path / "stale")

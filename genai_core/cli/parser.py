@@ -18,7 +18,7 @@ from genai_core.cli.prepare_train import cmd_prepare, cmd_scheduler, cmd_train
 from genai_core.cli.runs_bench_demo import cmd_bench, cmd_demo_qa, cmd_runs
 from genai_core.cli.sample_eval import cmd_eval, cmd_sample
 from genai_core.clinical.synthetic import add_parser as _add_generate_corpus_parser
-from genai_core.config import RECIPES, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
+from genai_core.config import RECIPES, AnswerMethod, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 
 if TYPE_CHECKING:
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -310,7 +310,7 @@ def _add_eval(sub: Subparsers) -> None:
     g.add_argument("--predictions", metavar="OUT.csv", help="With --qa: write every question's prediction to this "
                                                             "CSV (question, answer, prediction, em, f1, rougeL).")
     g.add_argument("--limit", type=int, metavar="N", help="With --qa: answer only the first N questions.")
-    g.add_argument("--method", choices=("auto", "span", "generate"), default="auto",
+    g.add_argument("--method", choices=get_args(AnswerMethod), default="auto",
                    help="With --qa: 'span' answers with the span head (a whole-word span of the context or "
                         "'not stated'), 'generate' decodes the answer; 'auto' (default) uses the span head when "
                         "the run has one.")

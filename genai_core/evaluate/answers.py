@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from genai_core.config import SampleConfig
+from genai_core.config import AnswerMethod, SampleConfig
 from genai_core.errors import GenAIError
 from genai_core.evaluate.results import Progress, checkpoint_step, open_run, save_evaluation
 from genai_core.evaluate.scoring import NOT_STATED, AnswerScore, mean_percent, score_answer
@@ -31,7 +31,6 @@ from genai_core.generate.sampling import Sampler
 from genai_core.runs.folder import Run, slugify
 
 DEFAULT_WORST = 10
-AnswerMethod = Literal["auto", "span", "generate"]
 ANSWER_METHODS: tuple[str, ...] = get_args(AnswerMethod)
 
 KindOf = Callable[[str], str | None]

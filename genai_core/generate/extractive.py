@@ -67,8 +67,10 @@ class _Reading:
 
 
 @torch.no_grad()
-def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool) -> _Reading:
-    prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
+def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool,
+          prompt: QAPrompt | None) -> _Reading:
+    if prompt is None:
+        prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
     device = next(raw.parameters()).device
     was_training = raw.training
     raw.eval()
@@ -92,13 +94,13 @@ def _kind(raw: GPT, reading: _Reading) -> tuple[str, float] | None:
 
 @torch.no_grad()
 def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
-                lowercase: bool = False, top: int = 3) -> SpanAnswer:
+                lowercase: bool = False, top: int = 3, prompt: QAPrompt | None = None) -> SpanAnswer:
     """Answer `question` from `context` with the model's span head (see the module docstring); `top` spans are
-    kept as choices."""
+    kept as choices. `prompt`: the question's `qa.build_prompt`, when the caller has built it already."""
     raw = unwrap(model)
     if not has_span_head(raw):
         raise ValueError("this model has no span head (fine-tune it with span_head on)")
-    reading = _read(raw, tokenizer, question, context, lowercase)
+    reading = _read(raw, tokenizer, question, context, lowercase, prompt)
     prompt, q = reading.prompt, reading.query
     offsets = prompt.token_offsets(tokenizer)
     ctx = prompt.context_tokens(offsets) if offsets is not None else None
@@ -125,13 +127,13 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
 
 
 def understood_as(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
-                  lowercase: bool = False) -> tuple[str, float] | None:
+                  lowercase: bool = False, prompt: QAPrompt | None = None) -> tuple[str, float] | None:
     """What the kind head reads `question` (about `context`) as asking, and its probability; None without one.
-    For answers that are generated rather than read off by the span head."""
+    For answers that are generated rather than read off by the span head. `prompt` as in `read_answer`."""
     raw = unwrap(model)
     if not isinstance(raw, GPT) or not hasattr(raw, "kind_head"):
         return None
-    return _kind(raw, _read(raw, tokenizer, question, context, lowercase))
+    return _kind(raw, _read(raw, tokenizer, question, context, lowercase, prompt))
 
 
 _OPENING = "([<>~+-£$#"

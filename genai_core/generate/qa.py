@@ -311,11 +311,11 @@ def reader_targets(prompt: QAPrompt, offsets: list[int] | None, answer: str) -> 
     whole-token span of the context the model was given gets -1 (no span loss), as does a cropped prompt."""
     query = len(prompt.ids) - 1
     ctx = prompt.context_tokens(offsets) if offsets is not None else None
-    if ctx is None or prompt.context_at is None:
-        return query, 0, 0, (query if is_not_stated(answer) else -1), (query if is_not_stated(answer) else -1)
-    lo, hi = ctx
+    lo, hi = ctx if ctx is not None else (0, 0)
     if is_not_stated(answer):
         return query, lo, hi, query, query
+    if ctx is None or prompt.context_at is None:
+        return query, lo, hi, -1, -1
     span = find_span(prompt.context, answer)
     if span is None:
         return query, lo, hi, -1, -1

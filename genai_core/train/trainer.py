@@ -566,7 +566,10 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
     heads: dict[str, Any] = {h: getattr(pcfg.model, h) or getattr(config.model, h)
                              for h in ("copy_head", "span_head", "kind_head")}
     if heads["kind_head"]:
-        heads["question_kinds"] = question_kinds(read_qa_table(config.data.corpus, max_rows=config.data.max_records))
+        # A caller that has read the file already (the Train page, on every rerun) passes its kinds; the trainer
+        # checks them against the prepared store's.
+        heads["question_kinds"] = config.model.question_kinds or question_kinds(
+            read_qa_table(config.data.corpus, max_rows=config.data.max_records))
         if not heads["question_kinds"]:
             raise GenAIError(f"the kind head learns what each question asks from a `kind` column, and "
                              f"{Path(config.data.corpus).name} has none (or it is empty): add one, or switch the "

@@ -96,28 +96,31 @@ WHY_ADD = {
 }
 
 
-def head_toggles(parent_name: str, m: ModelConfig, preset: ModelConfig, has_kinds: bool) -> dict[str, bool]:
-    """The heads' switches: kept when the parent has one, optional on a GPT without (on as in the demo's preset;
-    the kind head only when the training file has a `kind` column to learn from), absent from LSTM/GRU."""
-    chosen = {}
+def head_toggles(parent_name: str, m: ModelConfig, preset: ModelConfig, kinds: list[str]) -> dict[str, Any]:
+    """The heads' switches: kept when the parent has one, optional on a GPT without (on as in the demo's preset),
+    absent from LSTM/GRU; the kind head only when the training file names `kinds` to learn. The chosen heads as
+    `ModelConfig` fields, with the file's kinds when the kind head is on."""
+    chosen: dict[str, Any] = {}
     for head, label in HEADS.items():
-        usable = m.arch == "gpt" and (head != "kind_head" or has_kinds)
-        if head == "kind_head" and m.arch == "gpt" and not has_kinds:
+        kept = getattr(m, head)
+        no_kinds = head == "kind_head" and not kinds
+        if m.arch != "gpt":
+            why = f"Not available: it reads the GPT's hidden states, and this parent is {m.arch.upper()}."
+        elif no_kinds:
             why = "Not available: the training file has no `kind` column saying what each question asks."
-            chosen[head] = st.toggle(label, value=False, key=f"qa_{head}_{parent_name}_none", disabled=True,
-                                     help=f"{field_help(ModelConfig, head)}\n\n{why}")
-            continue
-        if getattr(m, head):
+        elif kept:
             why = "The parent has one, so the fine-tune keeps it (its trained weights are part of the parent)."
-        elif m.arch == "gpt":
+        else:
             why = f"The parent has none: switching it on adds one, untrained, that learns during the fine-tune. " \
                   f"{WHY_ADD[head]}"
-        else:
-            why = f"Not available: it reads the GPT's hidden states, and this parent is {m.arch.upper()}."
-        # Keyed by parent, so each switch starts at that parent's own setting.
-        chosen[head] = st.toggle(label, value=getattr(m, head) or (usable and getattr(preset, head)),
-                                 key=f"qa_{head}_{parent_name}", disabled=getattr(m, head) or m.arch != "gpt",
-                                 help=f"{field_help(ModelConfig, head)}\n\n{why}")
+        available = m.arch == "gpt" and not no_kinds
+        # Keyed by parent (and, for the kind head, by whether the file has kinds), so each switch starts at that
+        # parent's own setting.
+        chosen[head] = st.toggle(label, value=kept or (available and getattr(preset, head)),
+                                 key=f"qa_{head}_{parent_name}" + ("_none" if no_kinds else ""),
+                                 disabled=kept or not available, help=f"{field_help(ModelConfig, head)}\n\n{why}")
+    if chosen["kind_head"]:
+        chosen["question_kinds"] = kinds  # read once per file version (qa_summary), not on every rerun
     return chosen
 
 
@@ -231,13 +234,13 @@ def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None]:
 
 
 def heads_section(parent: Run | None, parent_cfg: RunConfig | None, preset: RunConfig,
-                  data_cfg: DataConfig | None) -> dict[str, bool]:
-    """The switches of the heads the fine-tune adds (or keeps) on the parent's network."""
+                  data_cfg: DataConfig | None) -> dict[str, Any]:
+    """The switches of the heads the fine-tune adds (or keeps) on the parent's network, as `ModelConfig` fields."""
     if parent is None or parent_cfg is None:
         return {}
     st.subheader("Heads")
-    has_kinds = data_cfg is not None and bool(qa_summary(Path(data_cfg.corpus))[1])
-    return head_toggles(parent.name, parent_cfg.model, preset.model, has_kinds)
+    kinds = qa_summary(Path(data_cfg.corpus))[1] if data_cfg is not None else []
+    return head_toggles(parent.name, parent_cfg.model, preset.model, kinds)
 
 
 def files_section(preset: RunConfig, problems: Problems) -> DataConfig | None:
@@ -307,7 +310,7 @@ def example_stats(parent: Run | None, parent_cfg: RunConfig | None, data_cfg: Da
     return stats
 
 
-def knobs_section(preset: RunConfig, heads: dict[str, bool],
+def knobs_section(preset: RunConfig, heads: dict[str, Any],
                   problems: Problems) -> tuple[TrainConfig | None, ModelConfig | None]:
     """The fine-tune's training knobs, starting at the clinical demo's tuned values."""
     st.subheader("Training")
