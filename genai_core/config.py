@@ -29,6 +29,8 @@ NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and
 MLPKind = Literal["relu2", "gelu"]
 OptimizerKind = Literal["muon", "adamw"]
 RunnerKind = Literal["thread", "process", "ray"]
+QA_HEADS = ("copy_head", "span_head", "kind_head")
+"""The `ModelConfig` heads a QA fine-tune adds to (or keeps on) its parent's GPT."""
 AnswerMethod = Literal["auto", "span", "generate"]
 """How QA answers are made in evaluation: read off by the span head, generated, or the span head when the run has
 one ("auto")."""
@@ -125,7 +127,7 @@ class ModelConfig(_Config):
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:
-        for head in ("copy_head", "span_head", "kind_head"):
+        for head in QA_HEADS:
             if getattr(self, head) and self.arch != "gpt":
                 raise ValueError(f"{head} needs the gpt architecture, not {self.arch}")
         if self.arch == "gpt" and self.d_model % self.n_heads:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genai_core.config import ASSETS_DIR, DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import ASSETS_DIR, QA_HEADS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import Callback, train
@@ -73,8 +73,7 @@ def demo_estimates(runs_root: Path | None = None, *, background: bool = False) -
     `background`). The fine-tune is estimated on its parent's network with its heads, as it trains."""
     pre, qa = demo_pretrain_config(), demo_qa_config(parent=Path("parent"))
     pm = pre.model.model_copy(update={"vocab_size": pre.data.vocab_size})
-    heads = ("copy_head", "span_head", "kind_head")
-    qm = pm.model_copy(update={**{h: getattr(qa.model, h) for h in heads}, "dropout": qa.model.dropout})
+    qm = pm.model_copy(update={**{h: getattr(qa.model, h) for h in QA_HEADS}, "dropout": qa.model.dropout})
     return [estimate(m, train=t, calibrate=True, background=background, runs_root=runs_root)
             for m, t in ((pm, pre.train), (qm, qa.train))]
 

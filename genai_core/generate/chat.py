@@ -29,8 +29,8 @@ DECODING_MODES: dict[str, str] = {"span": "Span head", "sampling": "Sampling", "
                                   "beam": "Beam search"}
 """Mode name → label. The span head points at the answer in the context (or says "not stated") with a
 probability, in one pass; sampling draws each token from the filtered distribution, greedy takes the most likely
-token, beam search keeps several hypotheses and returns the best ones with their scores (neither of the last
-two streams)."""
+token, beam search keeps several hypotheses and returns the best ones with their scores. Sampling and greedy
+stream; the span head and beam search answer at once."""
 
 
 def decoding_modes(sampler: Sampler) -> dict[str, str]:

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from genai_core.config import RunConfig, SampleConfig
+from genai_core.config import QA_HEADS, RunConfig, SampleConfig
 from genai_core.data.tokenstore import TokenStore, prepare_cached
 from genai_core.devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
 from genai_core.errors import GenAIError, TrainingError, user_message
@@ -563,8 +563,7 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
     check_parent(config.parent)
     parent = Run(config.parent)
     pcfg = parent.config()
-    heads: dict[str, Any] = {h: getattr(pcfg.model, h) or getattr(config.model, h)
-                             for h in ("copy_head", "span_head", "kind_head")}
+    heads: dict[str, Any] = {h: getattr(pcfg.model, h) or getattr(config.model, h) for h in QA_HEADS}
     if heads["kind_head"]:
         # A caller that has read the file already (the Train page, on every rerun) passes its kinds; the trainer
         # checks them against the prepared store's.

@@ -11,7 +11,7 @@ import streamlit as st
 from pydantic import BaseModel
 
 from genai_core.clinical.demo import demo_qa_config
-from genai_core.config import SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import QA_HEADS, SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
 from genai_core.generate.qa import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, question_kinds, read_qa_table
 from genai_core.runs.folder import Run, list_runs
@@ -85,8 +85,8 @@ def describe_model(cfg: RunConfig) -> str:
     return " · ".join(parts)
 
 
-HEADS = {"copy_head": "Copy head", "span_head": "Span head", "kind_head": "Kind head"}
-"""The heads a fine-tune can add to a GPT parent, with their switches' labels."""
+HEADS = dict(zip(QA_HEADS, ("Copy head", "Span head", "Kind head"), strict=True))
+"""The heads a fine-tune can add to a GPT parent (the engine's `QA_HEADS`), with their switches' labels."""
 WHY_ADD = {
     "copy_head": "Worth it when answers are words copied from the context (names, doses, findings).",
     "span_head": "Answers become whole-word spans of the context (or 'not stated') with a probability, read off "
