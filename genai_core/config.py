@@ -29,6 +29,7 @@ NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and
 MLPKind = Literal["relu2", "gelu"]
 OptimizerKind = Literal["muon", "adamw"]
 RunnerKind = Literal["thread", "process", "ray"]
+QALayout = Literal["context-first", "question-first"]
 QA_HEADS = ("copy_head", "span_head", "kind_head")
 """The `ModelConfig` heads a QA fine-tune adds to (or keeps on) its parent's GPT."""
 AnswerMethod = Literal["auto", "span", "generate"]
@@ -121,6 +122,11 @@ class ModelConfig(_Config):
     kind_head: bool = False
     """GPT, QA fine-tuning: also learn what a question asks (age, drug, dose, …) from the QA file's `kind`
     column; the Chat page shows it as "understood as"."""
+    qa_layout: QALayout = "context-first"
+    """QA fine-tuning: how a question and its context are laid out in the prompt (`generate.qa.QA_TEMPLATES`).
+    `context-first` ("Context: …", then "Q: …", then "A:"): the context reads the same whatever the question,
+    so a question worded in a new way changes only what is read at the answer position. `question-first` is the
+    layout of runs fine-tuned before this knob; with it, every context token has read the question."""
     question_kinds: list[str] = Field(default_factory=list, max_length=256)
     """The question kinds the kind head tells apart, in its output order: filled in from the training file's
     `kind` column when the fine-tune starts (not a knob)."""
@@ -242,8 +248,8 @@ class RunConfig(_Config):
     """Display name of the run (defaults to its folder name)."""
     task: Task = "lm"
     """`lm`: pretrain by next-token prediction on unlabeled text. `qa`: fine-tune for question answering on
-    a file with question, context and answer columns: examples are `Q: …\nContext: …\nA: answer<end>`
-    and the loss is on the answer and its end marker only."""
+    a file with question, context and answer columns: examples are `Context: …\nQ: …\nA: answer<end>`
+    (`model.qa_layout`) and the loss is on the answer and its end marker only."""
     parent: Path | None = None
     """Run folder to start from: its weights and tokenizer (required for `qa`; the model shape is the
     parent's). The new run is linked to it (lineage on the Runs page)."""
@@ -284,21 +290,22 @@ class RunConfig(_Config):
         return cls.model_validate(raw)
 
 
+_RECIPE_MODEL_LEGACY: dict[str, Any] = {"pos_encoding": "learned", "norm": "layernorm", "qk_norm": False,
+                                        "mlp": "gelu", "zero_init": False, "logit_softcap": None}
 LEGACY_VALUES: dict[str, dict[str, Any]] = {
-    "model": {"pos_encoding": "learned", "norm": "layernorm", "qk_norm": False, "mlp": "gelu",
-              "zero_init": False, "logit_softcap": None},
+    "model": {**_RECIPE_MODEL_LEGACY, "qa_layout": "question-first"},
     "train": {"optimizer": "adamw"},
 }
 """What the knobs added after the first release meant before they existed (runs saved then still load the same)."""
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "modern": {
-        "model": {f: ModelConfig.model_fields[f].default for f in LEGACY_VALUES["model"]} | {"tie_embeddings": True},
+        "model": {f: ModelConfig.model_fields[f].default for f in _RECIPE_MODEL_LEGACY} | {"tie_embeddings": True},
         "train": {f: TrainConfig.model_fields[f].default
                   for f in ("optimizer", "lr", "muon_lr", "warmup_steps", "min_lr_ratio", "weight_decay")},
     },
     "classic": {
-        "model": {**LEGACY_VALUES["model"], "tie_embeddings": True},
+        "model": {**_RECIPE_MODEL_LEGACY, "tie_embeddings": True},
         "train": {"optimizer": "adamw", "lr": 1e-3, "muon_lr": TrainConfig.model_fields["muon_lr"].default,
                   "warmup_steps": 100, "min_lr_ratio": 0.1, "weight_decay": 0.1},
     },

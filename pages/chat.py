@@ -41,11 +41,13 @@ from genai_core.generate.chat import (
     decoding_modes,
     example_contexts,
     parse_stops,
+    trained_template,
 )
 from genai_core.generate.decoding import TokenInfo
 from genai_core.generate.extractive import SpanAnswer, read_answer, understood_as
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
+    QA_TEMPLATES,
     display_token,
     format_qa_prompt,
 )
@@ -63,7 +65,8 @@ from pages.ui import ASSETS, runs_root, user_errors
 
 CONTEXTS = ASSETS / "contexts"
 TRAIN_PAGE = "pages/train.py"
-DEFAULT_STOP = "\\nQ:"  # as typed in the text box: a model trained on Q/A pairs starts the next question there
+# As typed in the text box: past its answer, a model trained on QA records starts the next one there.
+DEFAULT_STOP = "\\nContext:,\\nQ:"
 FINISH = {"end": "the model ended its answer", "stop": "a stop string appeared", "length": "max new tokens reached"}
 
 # Widget values with their defaults. They are re-assigned on every run (keep_widget_state) because Streamlit drops
@@ -115,9 +118,16 @@ def clear_chat() -> None:
     st.session_state["chat_messages"] = []
 
 
-def reset_format() -> None:
-    st.session_state["chat_template"] = QA_TEMPLATE
+def reset_format(trained: str) -> None:
+    st.session_state["chat_template"] = trained
     st.session_state["chat_stop"] = DEFAULT_STOP
+
+
+def follow_trained_format(sampler: Sampler) -> None:
+    """Show the chosen run's QA format in the template box, unless the person has written their own: runs
+    fine-tuned in different layouts (`ModelConfig.qa_layout`) each get theirs."""
+    if st.session_state["chat_template"] in QA_TEMPLATES.values():
+        st.session_state["chat_template"] = trained_template(sampler)
 
 
 def train_link() -> None:
@@ -345,6 +355,7 @@ def choose_run() -> Loaded:
         st.caption("Pick another run in the sidebar, or train (or resume) this one.")
         train_link()
         st.stop()
+    follow_trained_format(sampler)
     return Loaded(run, ckpt, model_key, sampler)
 
 
@@ -424,7 +435,7 @@ def decoding_sidebar(loaded: Loaded) -> str:
     return str(decoding)
 
 
-def context_inputs() -> str:
+def context_inputs(loaded: Loaded) -> str:
     """The example picker, the context box and the prompt format; the context."""
     examples = example_contexts(CONTEXTS)
     if "chat_context" not in st.session_state:
@@ -445,7 +456,7 @@ def context_inputs() -> str:
                           "trained on; {question} and {context} are filled in, a literal brace is {{ or }}.")
         st.text_input("Stop the answer at", key="chat_stop",
                       help=r"Comma-separated strings that end the answer; \n means a new line. Empty = no stop string.")
-        st.button("Reset to the default format", on_click=reset_format)
+        st.button("Reset to the trained format", on_click=reset_format, args=(trained_template(loaded.sampler),))
     return context
 
 
@@ -535,7 +546,7 @@ def conversation(loaded: Loaded, context: str, cfg: SampleConfig | None, decodin
     except GenAIError as e:
         st.error(f"No answer: {e}.", icon=":material/block:")
         return messages
-    if decoding == "span" and st.session_state["chat_template"] != QA_TEMPLATE:
+    if decoding == "span" and st.session_state["chat_template"] != trained_template(loaded.sampler):
         st.error("The span head reads questions in the format it was trained on: reset the prompt format, or "
                  "pick another decoding to try your own.", icon=":material/block:")
         return messages
@@ -552,7 +563,7 @@ def main() -> None:
     header()
     loaded = choose_run()
     decoding = decoding_sidebar(loaded)
-    context = context_inputs()
+    context = context_inputs(loaded)
     cfg = chosen_config(decoding, context)
     messages = conversation(loaded, context, cfg, decoding)
     if cfg is not None:

@@ -201,7 +201,7 @@ def choose_run() -> tuple[Run, RunConfig]:
                f"{cfg.model.seq_len} tokens")
     if cfg.task == "lm":
         st.caption("A language model was never taught to answer: expect low scores until it is fine-tuned for QA "
-                   "(the prompt is `Q: …` / `Context: …` / `A:`).")
+                   "(the prompt is `Context: …` / `Q: …` / `A:`).")
     return run, cfg
 
 

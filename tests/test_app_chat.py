@@ -120,7 +120,8 @@ def test_the_sliders_reach_the_sampler(trained: Path) -> None:
     # The very answer the engine gives greedily for the same prompt.
     context = at.text_area(key="chat_context").value
     expected = Sampler.from_run(trained).generate(format_qa_prompt("Why?", context, QA_TEMPLATE),
-                                                  SampleConfig(temperature=0, max_new_tokens=12, stop=["\nQ:"]))
+                                                  SampleConfig(temperature=0, max_new_tokens=12,
+                                                               stop=["\nContext:", "\nQ:"]))
     assert first["content"] == expected
     assert sum(y > 0 for y in _charts(at)[0]["data"][1]["y"]) == 1  # greedy: one token left
 

@@ -19,8 +19,9 @@ from genai_core.generate.chat import (
     decoding_modes,
     example_contexts,
     parse_stops,
+    trained_template,
 )
-from genai_core.generate.inspection import QA_TEMPLATE, format_qa_prompt
+from genai_core.generate.inspection import QA_TEMPLATE, QA_TEMPLATES, format_qa_prompt
 from genai_core.generate.qa import ANSWER_ROOM, build_prompt
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model
@@ -102,7 +103,7 @@ def test_the_trained_format_fits_the_context_and_streams_unless_beam_search(samp
     cfg = SampleConfig(temperature=0.0, max_new_tokens=10)
     streamed = chat_prompt(sampler, Q, CONTEXT, mode="greedy", cfg=cfg, with_probs=True)
     assert streamed.qa is not None and streamed.qa.selected and streamed.qa.sentences  # the context was cut to fit
-    assert streamed.ids == build_prompt(sampler.tokenizer, Q, CONTEXT, 128, 10).ids
+    assert streamed.ids == build_prompt(sampler.tokenizer, Q, CONTEXT, 128, 10, layout="context-first").ids
     assert streamed.generation is not None and streamed.generation.cfg is cfg and streamed.generation.with_probs
     assert streamed.generation.constraint is not None  # extractive by default
     assert chat_prompt(sampler, Q, CONTEXT, mode="greedy", cfg=cfg,
@@ -111,7 +112,19 @@ def test_the_trained_format_fits_the_context_and_streams_unless_beam_search(samp
     for beam in (chat_prompt(sampler, Q, CONTEXT, mode="beam", cfg=cfg.model_copy(update={"num_beams": 2})),
                  chat_prompt(sampler, Q, CONTEXT)):
         assert beam.generation is None and beam.qa is not None
-        assert beam.ids == build_prompt(sampler.tokenizer, Q, CONTEXT, 128, ANSWER_ROOM).ids
+        assert beam.ids == build_prompt(sampler.tokenizer, Q, CONTEXT, 128, ANSWER_ROOM, layout="context-first").ids
+
+
+def test_the_trained_format_is_the_models_layout(sampler: Sampler) -> None:
+    # A run fine-tuned before the layout knob reads its questions first; today's read the context first.
+    legacy = Sampler(build_model(sampler.model.config.model_copy(update={"qa_layout": "question-first"})),
+                     sampler.tokenizer)
+    context = "The patient is seventy."
+    for s, layout in ((sampler, "context-first"), (legacy, "question-first")):
+        assert trained_template(s) == QA_TEMPLATES[layout]
+        got = chat_prompt(s, Q, context)
+        assert got.qa is not None and got.qa.text == format_qa_prompt(Q, context, QA_TEMPLATES[layout])
+    assert chat_prompt(sampler, Q, context, QA_TEMPLATES["question-first"]).qa is None  # not its format
 
 
 def test_another_template_is_filled_in_and_cropped(sampler: Sampler) -> None:

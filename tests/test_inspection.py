@@ -11,6 +11,7 @@ from genai_core.errors import GenAIError
 from genai_core.generate.decoding import apply_repetition_penalty, filter_logits
 from genai_core.generate.inspection import (
     QA_TEMPLATE,
+    QA_TEMPLATES,
     AnswerAttention,
     answer_attention,
     display_token,
@@ -160,10 +161,12 @@ def test_answer_attention_explains_what_it_cannot_do() -> None:
 
 
 def test_qa_prompt_format() -> None:
-    assert QA_TEMPLATE == "Q: {question}\nContext: {context}\nA:"
-    assert format_qa_prompt(" Why? ", "ICU day 3.\n") == "Q: Why?\nContext: ICU day 3.\nA:"
+    assert QA_TEMPLATE == QA_TEMPLATES["context-first"] == "Context: {context}\nQ: {question}\nA:"
+    assert QA_TEMPLATES["question-first"] == "Q: {question}\nContext: {context}\nA:"  # runs fine-tuned before
+    assert format_qa_prompt(" Why? ", "ICU day 3.\n") == "Context: ICU day 3.\nQ: Why?\nA:"
     # Braces in the question or context are text, never placeholders.
-    assert format_qa_prompt("what is {context}?", "a {b}", QA_TEMPLATE) == "Q: what is {context}?\nContext: a {b}\nA:"
+    assert (format_qa_prompt("what is {context}?", "a {b}", QA_TEMPLATES["question-first"])
+            == "Q: what is {context}?\nContext: a {b}\nA:")
     assert format_qa_prompt("q", "c", "{context} || {question} {{x}} =>") == "c || q {x} =>"
     assert format_qa_prompt("q", "ignored", "Question: {question}\nAnswer:") == "Question: q\nAnswer:"
     for bad, why in [("{question} {patient}", "unknown"), ("Context: {context}", "must contain"),

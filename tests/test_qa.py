@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import DataConfig, ModelConfig, QALayout, RunConfig, TrainConfig
 from genai_core.data.retrieval import select_context, split_sentences
 from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import CorpusError, GenAIError
@@ -62,14 +62,21 @@ def test_selection_keeps_the_sentence_with_the_answer(question: str, needle: str
     assert " ".join(LONG_CASE[a:b] for a, b in sel.spans) == sel.text
 
 
-def test_build_prompt_fits_the_window_and_keeps_the_answer() -> None:
+@pytest.mark.parametrize("layout", ["context-first", "question-first"])
+def test_build_prompt_fits_the_window_and_keeps_the_answer(layout: QALayout) -> None:
     tok = CharTokenizer(set(LONG_CASE + "QA:\nContext?Whichdrugwasgiven"))
-    short = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=1024)
+    short = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=1024, layout=layout)
     assert not short.selected and short.context == LONG_CASE
-    p = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=200, answer_room=40)
+    p = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=200, answer_room=40, layout=layout)
     assert p.selected and len(p.ids) <= 160
-    assert "Zanrovimab" in p.context and p.text.startswith("Q: Which drug was given?\nContext: ")
-    assert p.text.endswith("\nA:")
+    assert "Zanrovimab" in p.context
+    if layout == "context-first":
+        assert p.text.startswith("Context: ") and p.text.endswith("\nQ: Which drug was given?\nA:")
+    else:
+        assert p.text.startswith("Q: Which drug was given?\nContext: ") and p.text.endswith("\nA:")
+    for prompt in (short, p):  # the span head's candidates are found through context_at
+        assert prompt.context_at is not None
+        assert prompt.text[slice(*prompt.context_at)] == prompt.context
 
 
 def test_find_span() -> None:
@@ -84,7 +91,7 @@ def _store(qa_files: dict[str, Path], tmp_path: Path, seq_len: int = 160) -> qa.
     tok = CharTokenizer(set("".join(pd.read_csv(qa_files["train"]).astype(str).sum()) + "QA:\nContext?"))
     tok.save(tmp_path / "tok.json")
     cfg = DataConfig(corpus=qa_files["train"], val_corpus=qa_files["val"])
-    return qa.prepare_qa(cfg, tmp_path / "tok.json", seq_len, tmp_path / "cache")
+    return qa.prepare_qa(cfg, tmp_path / "tok.json", seq_len, "context-first", tmp_path / "cache")
 
 
 def test_loss_weights_cover_exactly_the_answer_and_end_marker(qa_files: dict[str, Path], tmp_path: Path) -> None:

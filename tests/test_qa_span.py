@@ -9,7 +9,9 @@ and is scored with either answer method by `evaluate_qa` and the CLI.
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import string
 import subprocess
 import sys
@@ -21,12 +23,13 @@ import torch
 from conftest import qa_records
 
 from genai_core.clinical import synthetic as syn
-from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import DataConfig, ModelConfig, QALayout, RunConfig, TrainConfig
 from genai_core.data.tokenization import CharTokenizer, train_tokenizer
 from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
 from genai_core.evaluate.scoring import NOT_STATED
 from genai_core.generate.extractive import best_spans, has_span_head, read_answer
+from genai_core.generate.inspection import QA_TEMPLATES
 from genai_core.generate.qa import QAStore, build_prompt, is_not_stated, reader_targets
 from genai_core.generate.sampling import Sampler
 from genai_core.model import GPT
@@ -44,18 +47,19 @@ def bpe() -> object:
     return train_tokenizer("bpe", texts, vocab_size=300)
 
 
+@pytest.mark.parametrize("layout", ["context-first", "question-first"])
 @pytest.mark.parametrize("kind", ["char", "bpe"])
-def test_reader_targets_point_at_exactly_the_answer_tokens(kind: str, bpe: object) -> None:
+def test_reader_targets_point_at_exactly_the_answer_tokens(kind: str, layout: QALayout, bpe: object) -> None:
     alphabet = string.ascii_letters + string.digits + string.punctuation + " \n"
     tok = CharTokenizer(sorted(alphabet)) if kind == "char" else bpe
     for question, ans in (("Which drug?", "Zorbamycin 40 mg IV"), ("How old?", "52"), ("Sex?", "woman")):
-        p = build_prompt(tok, question, CONTEXT, 200)
+        p = build_prompt(tok, question, CONTEXT, 200, layout=layout)
         query, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), ans)
         assert query == len(p.ids) - 1
         assert tok.decode(p.ids[lo:hi]).strip() == CONTEXT  # the context's tokens, and nothing else
         assert lo <= first <= last < hi
         assert tok.decode(p.ids[first:last + 1]).strip() == ans
-    p = build_prompt(tok, BLOOD, CONTEXT, 200)
+    p = build_prompt(tok, BLOOD, CONTEXT, 200, layout=layout)
     q, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), NOT_STATED)
     assert first == last == q  # "not stated" points at the answer position itself
     assert reader_targets(p, p.token_offsets(tok), "warfarin")[3:] == (-1, -1)  # not in the context: no span loss
@@ -187,8 +191,6 @@ def test_store_serves_reader_targets_only_to_a_model_with_heads(span_run: Path) 
 
 # --------------------------------------------------------------------------- the Chat page
 def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path, app_env: Path) -> None:
-    import shutil
-
     from streamlit.testing.v1 import AppTest
 
     shutil.copytree(span_run, app_env / "span-qa")
@@ -224,6 +226,19 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
     assert any("the context is empty" in e.value for e in at.error)
     assert len(at.session_state["chat_messages"]) == messages  # no answer to an empty context
 
+    # The prompt-format box shows the chosen run's layout, unless the person wrote their own.
+    assert at.text_area(key="chat_template").value == QA_TEMPLATES["context-first"]
+    shutil.copytree(span_run, app_env / "legacy-qa")
+    cfg = json.loads((app_env / "legacy-qa" / "config.json").read_text())
+    del cfg["model"]["qa_layout"]  # fine-tuned before the layout knob: question first
+    (app_env / "legacy-qa" / "config.json").write_text(json.dumps(cfg))
+    at.run()
+    at.selectbox(key="chat_run").set_value("legacy-qa").run()
+    assert at.text_area(key="chat_template").value == QA_TEMPLATES["question-first"]
+    at.text_area(key="chat_template").set_value("C: {context} Q: {question} A:").run()
+    at.selectbox(key="chat_run").set_value("span-qa").run()
+    assert at.text_area(key="chat_template").value == "C: {context} Q: {question} A:"
+
 
 def test_a_kind_head_needs_a_kind_column(tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
     from genai_core.train.trainer import fine_tune_config
@@ -244,3 +259,28 @@ def test_kinds_given_by_the_caller_must_be_the_files(span_run: Path, tiny_qa_run
                       train=TrainConfig(max_steps=1, batch_size=2, seed=0))
     with pytest.raises(GenAIError, match="question kinds changed"):
         train(stale, tmp_path / "stale")
+
+
+def test_runs_saved_before_the_layout_knob_keep_reading_the_question_first(span_run: Path,
+                                                                          tiny_qa_runs: dict[str, Path],
+                                                                          tmp_path: Path) -> None:
+    """A config.json without `qa_layout` was fine-tuned question first: it is answered so, and its children are
+    fine-tuned in today's layout."""
+    def legacy_copy(run: Path) -> Path:
+        shutil.copytree(run, tmp_path / run.name)
+        cfg = json.loads((tmp_path / run.name / "config.json").read_text())
+        del cfg["model"]["qa_layout"]
+        (tmp_path / run.name / "config.json").write_text(json.dumps(cfg))
+        return tmp_path / run.name
+
+    assert Sampler.from_run(span_run).model.config.qa_layout == "context-first"
+    old = Sampler.from_run(legacy_copy(span_run))
+    assert old.model.config.qa_layout == "question-first"
+    got = read_answer(old.model, old.tokenizer, "How old is she?", CONTEXT)
+    assert got.prompt.text.startswith("Q: How old is she?")  # (a line break is a space to a char tokenizer)
+    assert 0 < got.prompt.context_tokens(got.prompt.token_offsets(old.tokenizer))[0]  # pointing past the question
+    from genai_core.train.trainer import fine_tune_config
+
+    child = fine_tune_config(RunConfig(task="qa", parent=legacy_copy(tiny_qa_runs["pretrain"]),
+                                       data=DataConfig(corpus=span_run.parent / "train.csv")))
+    assert child.model.qa_layout == "context-first"

@@ -94,6 +94,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--copy-head", "model", "copy_head", action="store_true")
     _add_field(g, "--span-head", "model", "span_head", action="store_true")
     _add_field(g, "--kind-head", "model", "kind_head", action="store_true")
+    _add_field(g, "--qa-layout", "model", "qa_layout", choices=_choices(ModelConfig, "qa_layout"))
     g = p.add_argument_group("architecture details (GPT)", "Each knob's default is the modern recipe's; "
                                                             "--recipe classic sets nanoGPT's GPT-2 values.")
     _add_field(g, "--norm", "model", "norm", choices=_choices(ModelConfig, "norm"))

@@ -19,7 +19,10 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
   is a far easier target than writing it, and training both lifts both (measured with 60% grammar questions:
   test exact match 66.8 → 92.8 read off by the span head, 81.8 generated; unseen wording 41.8 → 54.4;
   abstention 91% → 100%; see README "Clinical QA" for the shipped figures);
-- a kind head: what the question asks, shown on the Chat page as "understood as".
+- a kind head: what the question asks, shown on the Chat page as "understood as";
+- the context before the question (`ModelConfig.qa_layout`): the context then reads the same whatever the wording
+  of the question (measured, same pretrained run: unseen wording 56.4 → 60.8, test 91.6 → 92.6, note style
+  88.8 → 91.8); 900 pretraining steps instead of 300 hurt unseen wording (53.6).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from genai_core.config import SampleConfig
 from genai_core.errors import GenAIError
 from genai_core.generate.decoding import PromptInfo
 from genai_core.generate.extractive import has_span_head
-from genai_core.generate.inspection import QA_TEMPLATE, format_qa_prompt
+from genai_core.generate.inspection import QA_TEMPLATES, format_qa_prompt
 from genai_core.generate.qa import QAPrompt, answer_stream
 from genai_core.generate.sampling import Generation, Sampler
 from genai_core.runs.folder import Run, list_runs
@@ -105,20 +105,25 @@ class ChatPrompt:
     """The answer, ready to stream (sampling, greedy); None for beam search or a prompt only to be shown."""
 
 
-def chat_prompt(sampler: Sampler, question: str, context: str, template: str = QA_TEMPLATE, *,
+def trained_template(sampler: Sampler) -> str:
+    """The QA format the sampler's model was fine-tuned in (`ModelConfig.qa_layout`)."""
+    return QA_TEMPLATES[sampler.model.config.qa_layout]
+
+
+def chat_prompt(sampler: Sampler, question: str, context: str, template: str | None = None, *,
                 mode: str | None = None, cfg: SampleConfig | None = None, extractive: bool = True,
                 with_probs: bool = False) -> ChatPrompt:
-    """The prompt of `question` about `context` in `template` and, given the `cfg` of a streaming `mode`,
-    the generation of its answer.
+    """The prompt of `question` about `context` in `template` (default: the model's trained format) and, given
+    the `cfg` of a streaming `mode`, the generation of its answer.
 
-    With the trained format (QA_TEMPLATE) the context is cut to the sentences most relevant to the question
-    when it does not fit the window, and the answer is a span of it when `extractive` (`qa.answer_stream`);
-    any other template is filled in and cropped from the left (`Sampler.encode_prompt`), unconstrained.
-    Without a streaming config (beam search, the span head, or no `cfg`) the QA prompt leaves room for the
-    default answer.
+    With the trained format (`trained_template`) the context is cut to the sentences most relevant to the
+    question when it does not fit the window, and the answer is a span of it when `extractive`
+    (`qa.answer_stream`); any other template is filled in and cropped from the left (`Sampler.encode_prompt`),
+    unconstrained. Without a streaming config (beam search, the span head, or no `cfg`) the QA prompt leaves
+    room for the default answer.
     """
     stream_cfg = cfg if mode not in ("beam", "span") else None
-    if template == QA_TEMPLATE:
+    if template is None or template == trained_template(sampler):
         qa, gen = answer_stream(sampler, question, context, stream_cfg, extractive=extractive, with_probs=with_probs)
         return ChatPrompt(qa.ids, gen.info, qa, gen if stream_cfg is not None else None)
     ids, info = sampler.encode_prompt(format_qa_prompt(question, context, template))
@@ -127,4 +132,4 @@ def chat_prompt(sampler: Sampler, question: str, context: str, template: str = Q
 
 
 __all__ = ["CHATTABLE", "DECODING_MODES", "ChatPrompt", "chat_prompt", "chat_runs", "decoding_config",
-           "decoding_modes", "example_contexts", "parse_stops"]
+           "decoding_modes", "example_contexts", "parse_stops", "trained_template"]

@@ -70,7 +70,8 @@ class _Reading:
 def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool,
           prompt: QAPrompt | None) -> _Reading:
     if prompt is None:
-        prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM, lowercase=lowercase)
+        prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM,
+                              layout=raw.config.qa_layout, lowercase=lowercase)
     device = next(raw.parameters()).device
     was_training = raw.training
     raw.eval()

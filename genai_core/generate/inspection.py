@@ -18,14 +18,20 @@ from dataclasses import dataclass
 
 import torch
 
-from genai_core.config import SampleConfig
+from genai_core.config import QALayout, SampleConfig
 from genai_core.data.tokenization import EOT, Tokenizer
 from genai_core.errors import GenAIError
 from genai_core.generate.decoding import apply_repetition_penalty, filter_logits
 from genai_core.model import GPT, LanguageModel
 
-QA_TEMPLATE = "Q: {question}\nContext: {context}\nA:"
-"""The default question-answering format: the answer is whatever the model writes after `A:`."""
+QA_TEMPLATES: dict[QALayout, str] = {
+    "context-first": "Context: {context}\nQ: {question}\nA:",
+    "question-first": "Q: {question}\nContext: {context}\nA:",
+}
+"""The question-answering formats a fine-tune is trained in (`ModelConfig.qa_layout`): the answer is whatever
+the model writes after `A:`."""
+QA_TEMPLATE = QA_TEMPLATES["context-first"]
+"""The format of today's fine-tunes (the default layout)."""
 
 _TEMPLATE_FIELDS = frozenset({"question", "context"})
 
@@ -283,6 +289,6 @@ def answer_attention(model: LanguageModel, prompt_ids: Sequence[int], answer_ids
                            copied=copied)
 
 
-__all__ = ["QA_TEMPLATE", "AnswerAttention", "NextTokenView", "answer_attention", "display_token",
+__all__ = ["QA_TEMPLATE", "QA_TEMPLATES", "AnswerAttention", "NextTokenView", "answer_attention", "display_token",
            "format_qa_prompt", "has_attention", "next_token_logits", "next_token_view", "template_fields",
            "token_labels", "unique_labels"]

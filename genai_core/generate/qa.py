@@ -1,10 +1,11 @@
 """Question answering over a context: the prompt format, the fine-tuning examples and answering.
 
-A QA example is `Q: {question}\\nContext: {context}\\nA: {answer}<end>`, where `<end>` is the
-tokenizer's end-of-text token. Fine-tuning puts the loss on the answer and the end marker only
-(the question and context are given, not predicted), so the model learns to answer and then stop,
-and generation ends by itself. Prompts that do not fit the window keep the context sentences most
-relevant to the question (`retrieval.select_context`), in training exactly as in answering.
+A QA example is `Context: {context}\\nQ: {question}\\nA: {answer}<end>` (`ModelConfig.qa_layout`; runs
+fine-tuned before it put the question first), where `<end>` is the tokenizer's end-of-text token.
+Fine-tuning puts the loss on the answer and the end marker only (the question and context are given, not
+predicted), so the model learns to answer and then stop, and generation ends by itself. Prompts that do not
+fit the window keep the context sentences most relevant to the question (`retrieval.select_context`), in
+training exactly as in answering.
 
 `QAStore` is the fine-tuning counterpart of `tokenstore.TokenStore`: every example tokenized once
 into flat id files on disk (memmaps) with offsets and prompt lengths, served as padded batches with
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genai_core.config import DataConfig, SampleConfig
+from genai_core.config import DataConfig, QALayout, SampleConfig
 from genai_core.data.corpus import clean_text, reading_error
 from genai_core.data.retrieval import select_context
 from genai_core.data.tokenization import Tokenizer, load_tokenizer
@@ -35,7 +36,7 @@ from genai_core.errors import CheckpointError, CorpusError, GenAIError
 from genai_core.evaluate.scoring import NOT_STATED
 from genai_core.files import atomic_write_json, read_json, staged_folder
 from genai_core.generate.decoding import PromptInfo
-from genai_core.generate.inspection import QA_TEMPLATE
+from genai_core.generate.inspection import QA_TEMPLATE, QA_TEMPLATES
 from genai_core.generate.sampling import Generation, Sampler
 
 ANSWER_ROOM = 48
@@ -89,23 +90,26 @@ class QAPrompt:
 
 
 def prompt_text(question: str, context: str, template: str = QA_TEMPLATE) -> str:
-    """The prompt in `inspection.QA_TEMPLATE`'s format; the answer follows `A:` after one space, then the
-    end marker."""
+    """The prompt in the format of `template` (one of `inspection.QA_TEMPLATES`); the answer follows `A:` after
+    one space, then the end marker."""
     return template.format(question=question, context=context)
 
 
-def template_for(tokenizer: Tokenizer) -> str:
-    """QA_TEMPLATE in characters the tokenizer knows: its line breaks become spaces for a tokenizer that never
-    saw a line break (a char tokenizer of one-line records), so the model reads every character of the prompt
-    instead of an unknown token. Training (`prepare_qa`) and answering both build prompts through this."""
+def template_for(tokenizer: Tokenizer, layout: QALayout) -> str:
+    """The QA template of `layout` in characters the tokenizer knows: its line breaks become spaces for a
+    tokenizer that never saw a line break (a char tokenizer of one-line records), so the model reads every
+    character of the prompt instead of an unknown token. Training (`prepare_qa`) and answering both build
+    prompts through this."""
+    template = QA_TEMPLATES[layout]
     if tokenizer.encode("\n").unknown:
-        return QA_TEMPLATE.replace("\n", " ")
-    return QA_TEMPLATE
+        return template.replace("\n", " ")
+    return template
 
 
 def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int,
-                 answer_room: int = ANSWER_ROOM, *, lowercase: bool = False) -> QAPrompt:
-    """The prompt for `question` about `context`, leaving `answer_room` tokens of the window free.
+                 answer_room: int = ANSWER_ROOM, *, layout: QALayout, lowercase: bool = False) -> QAPrompt:
+    """The prompt for `question` about `context` in `layout` (the run's `ModelConfig.qa_layout`), leaving
+    `answer_room` tokens of the window free.
 
     Text is cleaned as corpora are (whitespace normalised; lowercased when the model was trained so).
     Sentence offsets refer to the context after that cleaning, which only changes whitespace and case.
@@ -117,7 +121,7 @@ def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int
     def count(text: str) -> int:
         return len(tokenizer.encode(text).ids)
 
-    template = template_for(tokenizer)
+    template = template_for(tokenizer, layout)
     text = prompt_text(question, context, template)
     ids = tokenizer.encode(text).ids
     if len(ids) <= limit:
@@ -136,10 +140,14 @@ def build_prompt(tokenizer: Tokenizer, question: str, context: str, seq_len: int
 
 
 def _context_at(text: str, context: str, template: str) -> tuple[int, int] | None:
-    """Where `context` sits in the prompt `text` built from `template`: the template's tail after `{context}`
-    holds no field, so the context ends where that tail begins."""
-    tail = template.split("{context}", 1)[1] if "{context}" in template else None
-    if tail is None or "{question}" in tail:
+    """Where `context` sits in the prompt `text` built from `template`: right after the template's head when the
+    head holds no field (context first), else right before its tail (question first)."""
+    if "{context}" not in template:
+        return None
+    head, tail = template.split("{context}", 1)
+    if "{question}" not in head:
+        return len(head), len(head) + len(context)
+    if "{question}" in tail:
         return None
     end = len(text) - len(tail)
     return end - len(context), end
@@ -275,7 +283,8 @@ def answer_stream(sampler: Sampler, question: str, context: str, cfg: SampleConf
     cfg = answer_config(cfg)
     tok = sampler.tokenizer
     prompt = build_prompt(tok, question, context, sampler.model.config.seq_len,
-                          min(cfg.max_new_tokens, ANSWER_ROOM), lowercase=lowercase)
+                          min(cfg.max_new_tokens, ANSWER_ROOM), layout=sampler.model.config.qa_layout,
+                          lowercase=lowercase)
     unknown = tok.encode(prompt.text).unknown
     info = PromptInfo(tokens=len(prompt.ids), cropped_tokens=prompt.cropped_tokens, unknown_chars=unknown,
                       text=prompt.text)
@@ -490,8 +499,8 @@ class QAStore:
         return ids[:plen], self.tokenizer.decode(ids[plen:-1]).strip()
 
 
-def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int) -> str:
-    """Cache key: the QA files' identities, the tokenizer's bytes, the window and every data option."""
+def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int, layout: QALayout) -> str:
+    """Cache key: the QA files' identities, the tokenizer's bytes, the window, the layout and every data option."""
     def ident(p: Path | None) -> Any:
         if p is None:
             return None
@@ -499,6 +508,7 @@ def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int) -> str:
         return [str(Path(p).resolve()), st.st_size, st.st_mtime_ns]
 
     key = json.dumps({"v": 2, "train": ident(cfg.corpus), "val": ident(cfg.val_corpus), "seq_len": seq_len,
+                      "layout": layout,
                       "room": ANSWER_ROOM, "tok": hashlib.sha256(Path(tokenizer_path).read_bytes()).hexdigest(),
                       "cfg": json.loads(cfg.model_dump_json(include={"lowercase", "normalize_whitespace",
                                                                     "val_fraction", "seed", "max_records"}))},
@@ -506,12 +516,13 @@ def qa_store_key(cfg: DataConfig, tokenizer_path: Path, seq_len: int) -> str:
     return "qa-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: Path,
+def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, layout: QALayout, cache_root: Path,
                progress: Progress | None = None) -> QAStore:
-    """Tokenize the QA file(s) of `cfg` with the parent run's tokenizer, once per (files, tokenizer, window)."""
+    """Tokenize the QA file(s) of `cfg` with the parent run's tokenizer in `layout`, once per (files, tokenizer,
+    window, layout)."""
     report = progress or (lambda f, m: None)
     train_df = read_qa_table(cfg.corpus, max_rows=cfg.max_records)
-    out = Path(cache_root) / qa_store_key(cfg, tokenizer_path, seq_len)
+    out = Path(cache_root) / qa_store_key(cfg, tokenizer_path, seq_len, layout)
     if (out / "meta.json").is_file():
         try:
             return QAStore(out)
@@ -534,7 +545,7 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
     dtype = token_dtype(tokenizer.vocab_size)
     kinds = question_kinds(train_df)
     kind_index = {k: i for i, k in enumerate(kinds)}
-    stats: dict[str, Any] = {"seq_len": seq_len}
+    stats: dict[str, Any] = {"seq_len": seq_len, "layout": layout}
     with staged_folder(out) as tmp:
         total = len(train_df) + len(val_df)
         done = 0
@@ -553,7 +564,7 @@ def prepare_qa(cfg: DataConfig, tokenizer_path: Path, seq_len: int, cache_root: 
                     continue
                 answer_ids = [*tokenizer.encode(" " + a).ids, tokenizer.eot_id]
                 room = max(ANSWER_ROOM, len(answer_ids))
-                p = build_prompt(tokenizer, q, c, seq_len, room, lowercase=cfg.lowercase)
+                p = build_prompt(tokenizer, q, c, seq_len, room, layout=layout, lowercase=cfg.lowercase)
                 if len(p.ids) + len(answer_ids) > seq_len or (p.selected and find_span(p.context, a) is None
                                                                and find_span(clean_text(c), a) is not None):
                     # The answer would be cut off, or selection dropped the sentence that holds it: such an

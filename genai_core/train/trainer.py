@@ -516,7 +516,7 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
 
     def prepare(report: Callable[[float, str], None] | None) -> TokenStore | QAStore:
         if tokenizer_path is not None:
-            return prepare_qa(config.data, tokenizer_path, config.model.seq_len, cache, report)
+            return prepare_qa(config.data, tokenizer_path, config.model.seq_len, config.model.qa_layout, cache, report)
         return prepare_cached(config.data, cache, report)
 
     if d.world > 1 and dist.is_initialized():
@@ -573,7 +573,8 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
             raise GenAIError(f"the kind head learns what each question asks from a `kind` column, and "
                              f"{Path(config.data.corpus).name} has none (or it is empty): add one, or switch the "
                              "kind head off")
-    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout})
+    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout,
+                                          "qa_layout": config.model.qa_layout})
     data = config.data.model_copy(update={k: getattr(pcfg.data, k)
                                           for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})
     return RunConfig.model_validate({**config.model_dump(), "model": model.model_dump(), "data": data.model_dump(),

@@ -168,11 +168,11 @@ def qa_stats(cfg: RunConfig) -> dict[str, Any]:
     assert cfg.parent is not None  # RunConfig requires one for task="qa"
     tokenizer = Run(cfg.parent).tokenizer_path
     cache = ui.token_cache()
-    key = qa_store_key(cfg.data, tokenizer, cfg.model.seq_len)
+    key = qa_store_key(cfg.data, tokenizer, cfg.model.seq_len, cfg.model.qa_layout)
     if not (cache / key / "meta.json").is_file():
         bar = st.progress(0.0, text="Tokenizing the QA examples with the parent's tokenizer (once; the run reuses it)…")
         try:
-            prepare_qa(cfg.data, tokenizer, cfg.model.seq_len, cache,
+            prepare_qa(cfg.data, tokenizer, cfg.model.seq_len, cfg.model.qa_layout, cache,
                        progress=ui.progress_to(bar))
         finally:
             bar.empty()
@@ -189,8 +189,8 @@ def finetune_form() -> None:
     """The fine-tune form: parent run, QA files, training knobs, estimate and Start (the live view is shared)."""
     preset = qa_preset()
     problems = Problems()
-    st.caption("Teach a pretrained run to answer questions about a text. Each example reads `Q: question`, "
-               "`Context: text`, `A: answer`; the loss is on the answer only, so the model learns to answer and "
+    st.caption("Teach a pretrained run to answer questions about a text. Each example reads `Context: text`, "
+               "`Q: question`, `A: answer`; the loss is on the answer only, so the model learns to answer and "
                "then stop. The network and the tokenizer are the parent run's.")
     parent, parent_cfg = parent_section(problems)
     data_cfg = files_section(preset, problems)
