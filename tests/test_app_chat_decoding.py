@@ -116,7 +116,8 @@ def test_beam_search_answers_with_the_n_best_and_their_scores(run: Path) -> None
     # The engine's beam search for the same prompt and knobs gives the same table.
     context = at.text_area(key="chat_context").value
     sampler = Sampler.from_run(run)
-    prompt = build_prompt(sampler.tokenizer, "What happened?", context, sampler.model.config.seq_len)  # as the page
+    prompt = build_prompt(sampler.tokenizer, "What happened?", context, sampler.model.config.seq_len,
+                          layout=sampler.model.config.qa_layout)  # as the page
     expected = beam_search(sampler, prompt.ids, SampleConfig(
         num_beams=4, num_return=3, length_penalty=1.0, max_new_tokens=12, stop=["\nQ:"], temperature=0))
     assert table["answer"].tolist() == [h.text for h in expected.hypotheses]
