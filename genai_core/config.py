@@ -119,6 +119,11 @@ class ModelConfig(_Config):
     first and last token in the context (start/end pointers, as in SQuAD readers), or at itself when the
     context does not hold the answer; trained beside the generated answer. Answers are then whole-word spans
     with a confidence, and "not stated" is a decision of its own."""
+    span_lookahead: int = Field(default=3, ge=0, le=16)
+    """GPT span head: how many tokens after each context token its start and end keys also read. A causal
+    model's hidden state at a word has read only what comes before it, so the first word of "First-line
+    treatment was Dexofloxacin" cannot tell whether it starts the answer or a lead-in to it; a few tokens ahead
+    can. 0: the token alone (runs saved before this knob). The keys never read past the answer position."""
     kind_head: bool = False
     """GPT, QA fine-tuning: also learn what a question asks (age, drug, dose, …) from the QA file's `kind`
     column; the Chat page shows it as "understood as"."""
@@ -293,7 +298,7 @@ class RunConfig(_Config):
 _RECIPE_MODEL_LEGACY: dict[str, Any] = {"pos_encoding": "learned", "norm": "layernorm", "qk_norm": False,
                                         "mlp": "gelu", "zero_init": False, "logit_softcap": None}
 LEGACY_VALUES: dict[str, dict[str, Any]] = {
-    "model": {**_RECIPE_MODEL_LEGACY, "qa_layout": "question-first"},
+    "model": {**_RECIPE_MODEL_LEGACY, "qa_layout": "question-first", "span_lookahead": 0},
     "train": {"optimizer": "adamw"},
 }
 """What the knobs added after the first release meant before they existed (runs saved then still load the same)."""

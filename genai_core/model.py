@@ -245,6 +245,8 @@ class GPT(nn.Module):
         if cfg.span_head:  # start and end pointers: a query from the answer position, a key per position
             self.span_q = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
             self.span_k = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
+            if cfg.span_lookahead:
+                self.span_ahead = nn.Linear(cfg.span_lookahead * cfg.d_model, 2 * cfg.d_model, bias=False)
         if cfg.kind_head and cfg.question_kinds:
             self.kind_head = nn.Linear(cfg.d_model, len(cfg.question_kinds))
         self.apply(_init_weights)
@@ -322,13 +324,26 @@ class GPT(nn.Module):
         B, T, C = h.shape
         hq = h[torch.arange(B, device=h.device), query]
         q_start, q_end = self.span_q(hq).float().chunk(2, dim=-1)
-        k_start, k_end = self.span_k(h).float().chunk(2, dim=-1)
+        k_start, k_end = self.span_keys(h, query).float().chunk(2, dim=-1)
         scale = 1.0 / math.sqrt(C)
         start = (k_start @ q_start[:, :, None]).squeeze(-1) * scale
         end = (k_end @ q_end[:, :, None]).squeeze(-1) * scale
         t = torch.arange(T, device=h.device)[None]
         candidate = ((t >= lo[:, None]) & (t < hi[:, None])) | (t == query[:, None])
         return start.masked_fill(~candidate, float("-inf")), end.masked_fill(~candidate, float("-inf"))
+
+    def span_keys(self, h: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """The span head's start and end keys (B, T, 2C): each position's own hidden state and, with
+        `span_lookahead`, the next few positions' (zeros past the answer position `query`, where training puts
+        the answer itself and inference has nothing)."""
+        keys = self.span_k(h)
+        n = self.config.span_lookahead
+        if not n:
+            return keys
+        t = torch.arange(h.shape[1], device=h.device)
+        ahead = [F.pad(h[:, d:], (0, 0, 0, d)) * (t + d <= query[:, None]).unsqueeze(-1).to(h.dtype)
+                 for d in range(1, n + 1)]
+        return keys + self.span_ahead(torch.cat(ahead, dim=-1))
 
     def kind_logits(self, h: torch.Tensor, query: torch.Tensor) -> torch.Tensor | None:
         """(B, kinds) logits of what each question asks, read at the answer position; None without a kind head."""

@@ -96,6 +96,37 @@ def test_span_head_candidates_are_the_context_and_the_answer_position() -> None:
         ModelConfig(arch="lstm", span_head=True)
 
 
+def test_span_keys_read_ahead_but_never_past_the_answer_position() -> None:
+    """A key also reads the `span_lookahead` tokens after its own (a lead-in's first word can tell it is not the
+    answer), but never a token after the answer position: in training that is the answer itself."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_layers=1, seq_len=32, span_head=True,
+                      span_lookahead=3)
+    query, lo, hi = torch.tensor([17]), torch.tensor([4]), torch.tensor([14])
+    idx = torch.randint(0, 50, (1, 24))
+
+    def changed(model: GPT, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which positions' span keys, and which candidates' start or end logits, move when the token at
+        `position` (and, at the answer, every later one) changes."""
+        other = idx.clone()
+        moved = slice(position, position + 1 if position < 18 else None)
+        other[0, moved] = (other[0, moved] + 1) % 50
+        with torch.no_grad():
+            hs = [model.hidden(ids) for ids in (idx, other)]
+            keys = [model.span_keys(h, query) for h in hs]
+            logits = [torch.stack(model.span_logits(h, query, lo, hi)) for h in hs]
+        return (keys[0] != keys[1]).any(-1)[0], (logits[0] != logits[1]).any(0)[0]
+
+    model = GPT(cfg).eval()
+    assert not changed(model, 18)[1].any()  # the "answer" after the query position moves nothing
+    assert changed(model, 10)[0][:10].tolist() == [False] * 7 + [True] * 3  # three keys read token 10 ahead
+    blind = GPT(cfg.model_copy(update={"span_lookahead": 0})).eval()
+    assert not hasattr(blind, "span_ahead") and not changed(blind, 10)[0][:10].any()
+    saved = RunConfig(data=DataConfig(corpus="x.txt"), model=cfg).model_dump(mode="json")
+    del saved["model"]["span_lookahead"]  # a run saved before the knob: its keys read their own token alone
+    assert RunConfig.from_saved(json.dumps(saved)).model.span_lookahead == 0
+
+
 # --------------------------------------------------------------------------- a tiny model with both heads
 @pytest.fixture(scope="module")
 def span_run(tmp_path_factory: pytest.TempPathFactory, tiny_qa_runs: dict[str, Path]) -> Path:
@@ -284,3 +315,6 @@ def test_runs_saved_before_the_layout_knob_keep_reading_the_question_first(span_
     child = fine_tune_config(RunConfig(task="qa", parent=legacy_copy(tiny_qa_runs["pretrain"]),
                                        data=DataConfig(corpus=span_run.parent / "train.csv")))
     assert child.model.qa_layout == "context-first"
+    again = fine_tune_config(RunConfig(task="qa", parent=span_run, model=ModelConfig(span_lookahead=1),
+                                       data=DataConfig(corpus=span_run.parent / "train.csv")))
+    assert again.model.span_lookahead == 3  # a parent's span head keeps the shape of its keys

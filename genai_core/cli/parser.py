@@ -93,6 +93,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--pos-encoding", "model", "pos_encoding", choices=_choices(ModelConfig, "pos_encoding"))
     _add_field(g, "--copy-head", "model", "copy_head", action="store_true")
     _add_field(g, "--span-head", "model", "span_head", action="store_true")
+    _add_field(g, "--span-lookahead", "model", "span_lookahead", type=int, metavar="N")
     _add_field(g, "--kind-head", "model", "kind_head", action="store_true")
     _add_field(g, "--qa-layout", "model", "qa_layout", choices=_choices(ModelConfig, "qa_layout"))
     g = p.add_argument_group("architecture details (GPT)", "Each knob's default is the modern recipe's; "

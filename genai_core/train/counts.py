@@ -156,7 +156,7 @@ def count_params(m: ModelConfig) -> int:
         if m.copy_head:
             n += 2 * C * C + C + 1  # copy_q and copy_k (C x C, no bias), copy_gate (C -> 1, always with a bias)
         if m.span_head:
-            n += 4 * C * C  # span_q and span_k (C -> 2 C: start and end, no bias)
+            n += (4 + 2 * m.span_lookahead) * C * C  # span_q, span_k (C -> 2 C), span_ahead (lookahead C -> 2 C)
         if m.kind_head and m.question_kinds:
             n += len(m.question_kinds) * (C + 1)  # kind_head (C -> kinds, with a bias)
         # QK-norm has no parameters, nor has RoPE.
@@ -192,7 +192,8 @@ def matmul_params(m: ModelConfig) -> int:
     C = m.d_model
     per_layer = 12 * C * C if m.arch == "gpt" else 2 * _gates(m) * C * C
     copy = 2 * C * C + C if m.copy_head else 0
-    span = 2 * C * C if m.span_head else 0  # span_k at every token; span_q and the kind head once per example
+    # span_k and span_ahead at every token; span_q and the kind head once per example
+    span = 2 * (1 + m.span_lookahead) * C * C if m.span_head else 0
     return m.n_layers * per_layer + m.vocab_size * C + copy + span
 
 
@@ -282,8 +283,8 @@ def memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) -
         work += 2 * V  # the mixture's backward gradients are freed as it goes (measured: ~2 V bytes per token)
         if 4 * N * V < GLIBC_MMAP_MAX:  # its many transient (B, T, V) tensors come from glibc's heap
             copy_heap = COPY_HEAD_HEAP_SLACK * N * V
-    if m.span_head:  # span_k's start and end keys at every token, and their float32 copies for the scores
-        activations += N * (2 * a * C + 8 * C)
+    if m.span_head:  # span_k's start and end keys at every token, their float32 copies for the scores, and
+        activations += N * (2 * a * C + 8 * C + m.span_lookahead * a * C)  # the lookahead's input
     if a < 4:  # autocast's low-precision weight copies are saved for the backward pass
         activations += a * (linear_weights + V * C)
     return {

@@ -573,7 +573,9 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
             raise GenAIError(f"the kind head learns what each question asks from a `kind` column, and "
                              f"{Path(config.data.corpus).name} has none (or it is empty): add one, or switch the "
                              "kind head off")
-    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout,
+    # A parent with a span head keeps its keys' shape; a new span head is built as the fine-tune asks.
+    lookahead = (pcfg.model if pcfg.model.span_head else config.model).span_lookahead
+    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout, "span_lookahead": lookahead,
                                           "qa_layout": config.model.qa_layout})
     data = config.data.model_copy(update={k: getattr(pcfg.data, k)
                                           for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})
