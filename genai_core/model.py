@@ -320,7 +320,8 @@ class GPT(nn.Module):
         as the answer's first and last token. Only the context [lo, hi) and `query` itself (no answer in the
         context, as SQuAD 2.0 readers point at [CLS]) are candidates; the rest is -inf. A causal model can point
         this way because the answer position comes last: it has read the question and the whole context. With
-        the context first (`qa_layout`), the context's keys do not depend on the question's wording at all."""
+        the context first (`qa_layout`), the context's keys do not depend on the question's wording (but for the
+        last few, whose lookahead reads past the context's end: with the demo's tokenizer, the format's "\nQ:")."""
         B, T, C = h.shape
         hq = h[torch.arange(B, device=h.device), query]
         q_start, q_end = self.span_q(hq).float().chunk(2, dim=-1)
