@@ -283,8 +283,8 @@ def memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) -
         work += 2 * V  # the mixture's backward gradients are freed as it goes (measured: ~2 V bytes per token)
         if 4 * N * V < GLIBC_MMAP_MAX:  # its many transient (B, T, V) tensors come from glibc's heap
             copy_heap = COPY_HEAD_HEAP_SLACK * N * V
-    if m.span_head:  # span_k's start and end keys at every token, their float32 copies for the scores, and
-        activations += N * (2 * a * C + 8 * C + m.span_lookahead * a * C)  # the lookahead's input
+    if m.span_head:  # at every token: span_k's start and end keys, their float32 copies, the lookahead's input
+        activations += N * (2 * a * C + 8 * C + m.span_lookahead * a * C)
     if a < 4:  # autocast's low-precision weight copies are saved for the backward pass
         activations += a * (linear_weights + V * C)
     return {
