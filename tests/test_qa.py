@@ -282,7 +282,7 @@ def test_cli_demo_qa_makes_two_linked_runs(tmp_path: Path) -> None:
     assert pre.state == ft.state == "completed"
     m = ft.config().model
     assert ft.config().parent == pre.path.resolve() and m.copy_head and m.span_head and m.kind_head
-    assert "blood type" in m.question_kinds and "age" in m.question_kinds  # from the bundled train.csv
+    assert "blood type" in m.question_kinds and "age" in m.question_kinds  # from the bundled training file
     # Scored as the demo scores it: by the span head, on the note-style split too.
     r = _cli("eval", "--run", str(ft.path), "--qa", str(REPO / "assets" / "qa" / "test_note_style.csv"),
              "--limit", "3", "--json", cwd=tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,19 +19,18 @@ ASSETS = ROOT / "assets"
 SHIPPED_SEED = 0
 SHIPPED_ROWS = {
     "corpora/clinical_cases.csv": syn.DEFAULT_CASES,
-    "qa/train.csv": syn.DEFAULT_QA["train"],
-    "qa/val.csv": syn.DEFAULT_QA["val"],
-    "qa/test.csv": syn.DEFAULT_QA["test"],
-    "qa/test_unseen_phrasing.csv": syn.DEFAULT_QA["test_unseen_phrasing"],
-    "qa/test_unanswerable.csv": syn.DEFAULT_QA["test_unanswerable"],
-    "qa/test_note_style.csv": syn.DEFAULT_QA["test_note_style"],
+    **{str(syn.qa_file(split)): syn.DEFAULT_QA[split] for split in syn.SPLITS},
 }
 BUDGET_BYTES = 10 * 1024 * 1024
 PREFIX = 150  # rows regenerated to check the shipped files; the streams are prefix-stable
 
 
 def _read(rel: str) -> pd.DataFrame:
-    return pd.read_csv(ASSETS / rel, dtype=str, keep_default_na=False)
+    return _read_at(ASSETS / rel)
+
+
+def _read_qa(split: str) -> pd.DataFrame:
+    return _read(str(syn.qa_file(split)))
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def test_written_files_are_byte_identical_for_a_seed(tmp_path: Path) -> None:
     syn.write_dataset(tmp_path / "a", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "b", seed=3, **kwargs)
     syn.write_dataset(tmp_path / "c", seed=4, **kwargs)
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.csv"))
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.*"))
     assert len(files) == 7
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
@@ -92,7 +90,7 @@ def test_every_span_is_the_recorded_value() -> None:
 
 @pytest.mark.parametrize("split", syn.SPLITS)
 def test_every_shipped_answer_occurs_verbatim_in_its_context(split: str) -> None:
-    df = _read(f"qa/{split}.csv")
+    df = _read_qa(split)
     assert list(df.columns) == ["question", "context", "answer", "kind"]
     # An unanswerable question's answer is NOT_STATED, which is not a span (tests/test_qa_abstention.py checks
     # that its context leaves the real answer out).
@@ -166,12 +164,12 @@ def test_unseen_phrasing_questions_never_appear_in_train() -> None:
     reserved = [t for k in syn.QUESTIONS for t in syn.questions(k, "reserved")]
     allowed = [t for k in syn.QUESTIONS for t in syn.questions(k, "train")]
     assert set(reserved).isdisjoint(allowed)
-    train_q = set(_read("qa/train.csv")["question"]) | set(_read("qa/val.csv")["question"])
-    unseen_q = set(_read("qa/test_unseen_phrasing.csv")["question"])
+    train_q = set(_read_qa("train")["question"]) | set(_read_qa("val")["question"])
+    unseen_q = set(_read_qa("test_unseen_phrasing")["question"])
     assert not _matching(train_q, reserved), sorted(_matching(train_q, reserved))[:5]
     assert _matching(unseen_q, reserved) == unseen_q
     assert not _matching(unseen_q, allowed)  # no reserved phrasing is also a train phrasing
-    assert _matching(set(_read("qa/test.csv")["question"]), allowed) == set(_read("qa/test.csv")["question"])
+    assert _matching(set(_read_qa("test")["question"]), allowed) == set(_read_qa("test")["question"])
     assert not unseen_q & train_q
 
 
@@ -237,9 +235,9 @@ def test_shipped_files_exist_and_fit_the_budget() -> None:
         path = ASSETS / rel
         assert path.is_file(), rel
         total += path.stat().st_size
-        with open(path, encoding="utf-8", newline="") as f:
-            assert sum(1 for _ in csv.reader(f)) - 1 == rows, rel
-        assert path.read_bytes().isascii(), rel  # a char-level model should meet no exotic characters
+        df = _read(rel)
+        assert len(df) == rows, rel
+        assert all(df[c].str.isascii().all() for c in df.columns), rel  # a char-level model meets no exotic characters
     assert total <= BUDGET_BYTES
     assert 2_500_000 <= (ASSETS / "corpora/clinical_cases.csv").stat().st_size <= 6_500_000
     readme = (ASSETS / "README.md").read_text(encoding="utf-8")
@@ -253,7 +251,7 @@ def test_shipped_files_are_reproduced_by_the_generator() -> None:
     assert corpus["id"].tolist()[:PREFIX] == [c.id for c in cases]
     assert corpus["text"].tolist()[:PREFIX] == [c.text for c in cases]
     for split in syn.SPLITS:
-        df = _read(f"qa/{split}.csv")
+        df = _read_qa(split)
         rows = [[r.question, r.context, r.answer, r.kind] for r in syn.generate_qa(split, PREFIX, SHIPPED_SEED)]
         assert df.head(PREFIX).values.tolist() == rows, split
 
@@ -282,10 +280,13 @@ def test_cli_writes_the_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert args.handler(args) == 0
     assert "clinical_cases.csv: 12 rows" in capsys.readouterr().out
     assert len(_read_at(tmp_path / "qa/test_unseen_phrasing.csv")) == 4
+    assert len(_read_at(tmp_path / syn.qa_file("train"))) == 10
     assert syn.main(["--out", str(tmp_path / "x"), "--cases", "-1"]) == 2
 
 
 def _read_at(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
@@ -309,7 +310,7 @@ def test_the_grammar_never_says_a_held_out_phrasing_and_speaks_the_core_words() 
                         "drug": ("drug", "medication", "medicine"), "dose": ("dose", "how much")}.items():
         assert all(w in text[kind] for w in words), (kind, words)
     # In the shipped training file: many more distinct questions than fixed phrasings, none held out.
-    train_q = _read("qa/train.csv")["question"]
+    train_q = _read_qa("train")["question"]
     assert train_q.nunique() > 2000
     assert not any(any(p.match(q) for p in reserved) for q in train_q)
     assert all(r.template != syn.GRAMMAR_TEMPLATE for r in syn.generate_qa("test_unseen_phrasing", 100))

@@ -26,7 +26,10 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
 - span keys that read 3 tokens ahead (`ModelConfig.span_lookahead`): a causal model's key at "First-line" has not
   read "treatment was Dexofloxacin" yet, so it cannot tell a lead-in from the answer's first word (measured, same
   pretrained run, mean of four fine-tuning seeds: test 93.6 → 94.3, note style 91.9 → 93.2; unseen wording
-  59.0 → 60.1, inside the noise there: one seed to the next moves it by up to 15 points).
+  59.0 → 60.1, inside the noise there: one seed to the next moves it by up to 15 points);
+- 28,800 training rows, one per example the fine-tune draws, instead of 7,000 drawn four times each (measured,
+  same pretrained run, mean of four fine-tuning seeds: unseen wording 60.1 → 64.5, higher for three seeds of
+  four; test 94.3 → 95.3; note style 93.2 → 94.8).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genai_core.clinical.synthetic import qa_file
 from genai_core.config import ASSETS_DIR, QA_HEADS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
 from genai_core.train.estimates import Estimate, estimate
@@ -67,7 +71,7 @@ def demo_qa_config(parent: Path, qa_dir: Path = QA_DIR, *, steps: int = QA_STEPS
         name="demo-qa fine-tune",
         task="qa",
         parent=parent,
-        data=DataConfig(corpus=qa_dir / "train.csv", val_corpus=qa_dir / "val.csv"),
+        data=DataConfig(corpus=qa_dir / qa_file("train").name, val_corpus=qa_dir / qa_file("val").name),
         model=ModelConfig(copy_head=True, span_head=True, kind_head=True),
         train=TrainConfig(batch_size=16, max_steps=steps, lr=3e-3, warmup_steps=50, eval_interval=200,
                           eval_batches=10, log_interval=20, seed=0),
@@ -126,7 +130,7 @@ def run_demo_qa(out: Path | str, *, pretrain_steps: int = 300, qa_steps: int = Q
     for split in evaluate:
         t2 = time.perf_counter()
         log(f"scoring {split}")
-        report.scores[split] = evaluate_qa(report.qa, QA_DIR / f"{split}.csv")
+        report.scores[split] = evaluate_qa(report.qa, QA_DIR / qa_file(split).name)
         report.minutes[f"eval {split}"] = (time.perf_counter() - t2) / 60
     report.minutes["total"] = (time.perf_counter() - t0) / 60
     return report

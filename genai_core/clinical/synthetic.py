@@ -72,16 +72,40 @@ __all__ = [
     "ABSENT_QUESTIONS", "CORPUS_FILE", "DEFAULT_CASES", "DEFAULT_QA", "DEFAULT_SEED", "GRAMMAR_TEMPLATE",
     "NOT_STATED", "QA_DIR", "QA_HEADER", "QUESTIONS", "SLOT_WORDS", "SPLITS", "TEMPLATES", "QARecord", "add_parser",
     "generate_cases", "generate_qa", "is_reserved_age", "is_reserved_combo", "is_reserved_drug", "main", "qa_cases",
-    "question_pattern", "questions", "reserved_template_ids", "run_cli", "sample_question", "templates",
+    "qa_file", "question_pattern", "questions", "reserved_template_ids", "run_cli", "sample_question", "templates",
     "write_dataset",
 ]
 
 DEFAULT_CASES = 4000
-DEFAULT_QA = {"train": 7000, "val": 500, "test": 500, "test_unseen_phrasing": 500, "test_unanswerable": 300,
+DEFAULT_QA = {"train": 28_800, "val": 500, "test": 500, "test_unseen_phrasing": 500, "test_unanswerable": 300,
               "test_note_style": 500}
+"""Rows per QA split. 28,800 training rows are the demo fine-tune's 1,800 steps x 16 examples: each row is drawn
+about once, so the model reads new cases and wordings to the end instead of revisiting 7,000 rows four times
+(measured against 7,000 rows, same pretrained run, mean of four fine-tuning seeds: unseen wording 60.1 -> 64.5,
+test 94.3 -> 95.3, note style 93.2 -> 94.8; see README "Clinical QA")."""
 QA_HEADER = ("question", "context", "answer", "kind")
 CORPUS_FILE = Path("corpora") / "clinical_cases.csv"
 QA_DIR = Path("qa")
+
+
+def qa_file(split: str) -> Path:
+    """Where `write_dataset` puts a QA split, relative to its folder: qa/train.parquet, the rest qa/<split>.csv.
+
+    The training split is Parquet (zstd) because as CSV it would be 16 MB of a 10 MB budget; as Parquet it is
+    2.8 MB. The splits a person reads or evaluates on stay CSV."""
+    return QA_DIR / (f"{split}.parquet" if split == "train" else f"{split}.csv")
+
+
+def _write_parquet(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
+    """Write string rows as one zstd Parquet file; pyarrow writes the same bytes for the same rows (per version)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(zip(*rows, strict=True)) or [()] * len(header)
+    table = pa.table({name: pa.array(col, type=pa.string()) for name, col in zip(header, columns, strict=True)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd")
+    return table.num_rows
 
 
 # =========================================================================== files
@@ -112,9 +136,9 @@ def write_dataset(
 ) -> dict[str, dict]:
     """Write the corpus and the QA splits under `out_dir`; returns rows and bytes per file.
 
-    Layout: corpora/clinical_cases.csv (id,text) and qa/{train,val,test,test_unseen_phrasing,
+    Layout: corpora/clinical_cases.csv (id,text), qa/train.parquet and qa/{val,test,test_unseen_phrasing,
     test_unanswerable,test_note_style}.csv (question,context,answer,kind; the answer NOT_STATED where the context
-    holds none).
+    holds none; `qa_file`).
     """
     out = Path(out_dir)
     report: dict[str, dict] = {}
@@ -124,10 +148,10 @@ def write_dataset(
     sizes = {"train": qa_train, "val": qa_val, "test": qa_test, "test_unseen_phrasing": qa_test_unseen,
              "test_unanswerable": qa_test_unanswerable, "test_note_style": qa_test_note_style}
     for split, count in sizes.items():
-        path = out / QA_DIR / f"{split}.csv"
-        n = _write_csv(path, QA_HEADER,
-                       ((r.question, r.context, r.answer, r.kind) for r in generate_qa(split, count, seed)))
-        report[str(QA_DIR / f"{split}.csv")] = {"rows": n, "bytes": path.stat().st_size}
+        path = out / qa_file(split)
+        write = _write_parquet if path.suffix == ".parquet" else _write_csv
+        n = write(path, QA_HEADER, ((r.question, r.context, r.answer, r.kind) for r in generate_qa(split, count, seed)))
+        report[str(qa_file(split))] = {"rows": n, "bytes": path.stat().st_size}
     return report
 
 
@@ -138,7 +162,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "generate-corpus",
         help="write the synthetic clinical case corpus and QA splits",
         description="Write SYNTHETIC clinical case reports (corpora/clinical_cases.csv) and extractive QA splits "
-        "(qa/train.csv, val.csv, test.csv, test_unseen_phrasing.csv, test_unanswerable.csv, test_note_style.csv) "
+        "(qa/train.parquet, val.csv, test.csv, test_unseen_phrasing.csv, test_unanswerable.csv, test_note_style.csv) "
         "under --out. "
         "Deterministic by seed.",
     )
