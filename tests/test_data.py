@@ -20,6 +20,7 @@ from genai_core.data.corpus import (
 from genai_core.data.preview import clean_sample, estimate_stats, read_sample, train_sample_tokenizer
 from genai_core.data.tokenization import (
     EOT,
+    UNK,
     BPETokenizer,
     CharTokenizer,
     StreamDecoder,
@@ -96,6 +97,7 @@ def test_char_tokenizer_roundtrip_and_unknown(tmp_path: Path) -> None:
     assert enc.unknown == ["!", "ö"]
     assert enc.ids.count(tok.unk_id) == 2 and len(enc.ids) == len("hello wörld!")  # nothing dropped
     assert tok.decode(tok.encode("hello").ids) == "hello"
+    assert tok.token_strings(enc.ids) == ["h", "e", "l", "l", "o", " ", "w", UNK, "r", "l", "d", UNK]
     tok.save(tmp_path / "t.json")
     again = load_tokenizer(tmp_path / "t.json")
     assert again.encode("low").ids == tok.encode("low").ids and again.vocab_size == tok.vocab_size
@@ -111,6 +113,10 @@ def test_bpe_tokenizer_roundtrip_any_text(tmp_path: Path, tiny_txt: Path) -> Non
     tok.save(tmp_path / "b.json")
     assert load_tokenizer(tmp_path / "b.json").encode(text).ids == tok.encode(text).ids
     assert tok.decode([tok.eot_id]) == EOT
+    ids = tok.encode(text).ids
+    pieces = tok.token_strings(ids)  # a token's own text ("\ufffd" where it holds part of a character)
+    assert pieces == [tok.decode([i]) for i in ids] and tok.token_strings(ids) == pieces  # the table, then again
+    assert "".join(pieces[:3]) == tok.decode(ids[:3]) and EOT in tok.token_strings([tok.eot_id])
 
 
 def test_stream_decoder_never_splits_characters(tiny_txt: Path) -> None:

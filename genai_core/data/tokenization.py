@@ -96,11 +96,7 @@ class CharTokenizer:
         return "".join(itos[i] if 0 <= i < len(itos) else UNK for i in ids)
 
     def token_strings(self, ids: Iterable[int]) -> list[str]:
-        # Each token's text once per tokenizer: QA reads it for every token of every prompt it prepares or answers.
-        if self._pieces is None:
-            self._pieces = [self.decode([i]) for i in range(self.vocab_size)]
-        n = len(self._pieces)
-        return [self._pieces[i] if 0 <= i < n else self.decode([i]) for i in ids]
+        return [self.decode([i]) for i in ids]
 
     def save(self, path: Path) -> None:
         from genai_core.files import atomic_write_text
@@ -159,7 +155,11 @@ class BPETokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
     def token_strings(self, ids: Iterable[int]) -> list[str]:
-        return [self.decode([i]) for i in ids]
+        # Each token's text once per tokenizer: QA reads it for every token of every prompt it prepares or answers.
+        if self._pieces is None:
+            self._pieces = [self.decode([i]) for i in range(self.vocab_size)]
+        n = len(self._pieces)
+        return [self._pieces[i] if 0 <= i < n else self.decode([i]) for i in ids]
 
     def save(self, path: Path) -> None:
         from genai_core.files import atomic_write_text
