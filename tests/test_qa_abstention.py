@@ -20,7 +20,14 @@ from genai_core.config import DataConfig, RunConfig, TrainConfig
 from genai_core.data.tokenization import CharTokenizer, train_tokenizer
 from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
-from genai_core.generate.qa import SpanConstraint, answer, answer_confidence, check_question, is_not_stated
+from genai_core.generate.qa import (
+    SpanConstraint,
+    answer,
+    answer_confidence,
+    check_question,
+    is_not_stated,
+    read_qa_table,
+)
 from genai_core.generate.sampling import Sampler
 from genai_core.train.trainer import train
 
@@ -54,7 +61,7 @@ def test_scored_test_splits_stay_answerable_and_the_abstention_split_is_all_unan
 
 def test_shipped_splits_carry_a_kind_column() -> None:
     for name in ("train", "test", "test_unseen_phrasing", "test_unanswerable"):
-        df = pd.read_csv(ASSETS / "qa" / f"{name}.csv", dtype=str, keep_default_na=False)
+        df = read_qa_table(ASSETS / syn.qa_file(name))  # the app's reader: the training split is Parquet
         assert list(df.columns) == list(syn.QA_HEADER)
         assert df["kind"].str.len().min() > 0
     unanswerable = pd.read_csv(ASSETS / "qa" / "test_unanswerable.csv", dtype=str, keep_default_na=False)
