@@ -314,3 +314,29 @@ def test_the_grammar_never_says_a_held_out_phrasing_and_speaks_the_core_words() 
     assert train_q.nunique() > 2000
     assert not any(any(p.match(q) for p in reserved) for q in train_q)
     assert all(r.template != syn.GRAMMAR_TEMPLATE for r in syn.generate_qa("test_unseen_phrasing", 100))
+
+
+# --------------------------------------------------------------------------- the sentence grammar
+def test_the_sentence_grammar_never_writes_a_held_out_sentence_family() -> None:
+    """The treatment and other-drug sentences of the train pool are composed (opening + frame + tail); none of
+    the compositions holds a reserved template's clause, with any opening or tail, and the training contexts
+    really use the compositions (the held-out unseen-wording contexts do not)."""
+    from genai_core.clinical.cases import compositions, template_id
+    from genai_core.clinical.tables.sentences import SENTENCE_GRAMMARS
+
+    for slot, registers in SENTENCE_GRAMMARS.items():
+        for register, grammar in registers.items():
+            composed = set(compositions(grammar))
+            assert len(composed) > 30, (slot, register)  # a language, not a list
+            reserved = syn.templates(slot, register, "reserved")
+            assert reserved and not composed & set(reserved)
+            # "{He} received {treatment}." is the family "{he} received {treatment}", wherever it sits
+            clauses = [t.rstrip(".").replace("{He}", "{he}").lower() for t in reserved]
+            for sentence in composed:
+                assert not any(c in sentence.replace("{He}", "{he}").lower() for c in clauses), sentence
+    train_ids = {t for c in syn.qa_cases("train", 300, SHIPPED_SEED) for t in c.template_ids}
+    composed_ids = {template_id(slot, reg, t) for slot, regs in SENTENCE_GRAMMARS.items()
+                    for reg, g in regs.items() for t in compositions(g)}
+    assert len(train_ids & composed_ids) > 100
+    assert not {t for c in syn.qa_cases("test_unseen_phrasing", 200, SHIPPED_SEED)
+                for t in c.template_ids} & composed_ids

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from genai_core.clinical.pools import Pool, Register, accepts, crc, is_reserved_age, is_reserved_combo, pick_pool
 from genai_core.clinical.tables.conditions import CONDITIONS, CONDITIONS_BY_KEY, OXYGEN, Condition
-from genai_core.clinical.tables.sentences import SPAN_FIELDS, TEMPLATES
+from genai_core.clinical.tables.sentences import SENTENCE_GRAMMARS, SPAN_FIELDS, TEMPLATES, SentenceGrammar
 from genai_core.clinical.tables.vocabulary import HOBBIES, JOBS, LESIONS, LOCATIONS, PARTNERS, PRONOUNS, SEX_WORDS
 from genai_core.clinical.values import (
     Medication,
@@ -46,6 +46,49 @@ def template_id(slot: str, register: Register, template: str) -> str:
 def templates(slot: str, register: Register, pool: Pool) -> list[str]:
     """The templates of one slot and register in the train, reserved or whole pool."""
     return pick_pool(TEMPLATES[slot][register], pool, 0.2)
+
+
+def compositions(grammar: SentenceGrammar) -> Iterator[str]:
+    """Every sentence template `grammar` can compose (what `compose` draws from)."""
+    for frame in grammar.frames:
+        yield _sentence(frame)
+        for opening in grammar.openings:
+            yield _sentence(opening + frame)
+        for tail in grammar.tails:
+            yield _sentence(frame + tail)
+
+
+def _sentence(clause: str) -> str:
+    # A frame may open the sentence with a pronoun field: "{he} was..." -> "{He} was...". Other first letters
+    # are capitalised by `render`, after filling (a value such as a drug name may open the sentence).
+    return ("{He}" + clause[4:] if clause.startswith("{he}") else clause) + "."
+
+
+def compose(grammar: SentenceGrammar, rng: random.Random) -> str:
+    """One sentence template of `grammar`: a frame, with an opening (30 %) or a tail (30 %)."""
+    frame = rng.choice(grammar.frames)
+    u = rng.random()
+    if u < 0.3:
+        return _sentence(rng.choice(grammar.openings) + frame)
+    if u < 0.6:
+        return _sentence(frame + rng.choice(grammar.tails))
+    return _sentence(frame)
+
+
+def draw_template(slot: str, register: Register, pool: Pool, rng: random.Random) -> str:
+    """A sentence template of `slot` in `register` from the train, reserved or whole pool.
+
+    Slots with a grammar (SENTENCE_GRAMMARS) compose their train sentences from it; their reserved sentences
+    are TEMPLATES' reserved part, drawn with one choice as for every other slot, so a held-out split reads the
+    same sentences with or without the grammar. The whole pool ("all", the unlabeled corpus) mixes the two in
+    the shares TEMPLATES has."""
+    grammar = SENTENCE_GRAMMARS.get(slot, {}).get(register)
+    if grammar is None:
+        return rng.choice(templates(slot, register, pool))
+    reserved = templates(slot, register, "reserved")
+    if pool == "reserved" or (pool == "all" and rng.random() < len(reserved) / len(TEMPLATES[slot][register])):
+        return rng.choice(reserved)
+    return compose(grammar, rng)
 
 
 def reserved_template_ids() -> set[str]:
@@ -163,7 +206,7 @@ class _Draft:
     def choose(self, slot: str) -> tuple[str, Register]:
         """A template of `slot` in a register drawn by `reg`."""
         r = self.reg()
-        return self.rng.choice(templates(slot, r, self.phrasings)), r
+        return draw_template(slot, r, self.phrasings, self.rng), r
 
     def add(self, slot: str, template: str, r: Register, values: dict[str, str]) -> None:
         self.sentences[slot] = _Sentence(slot, template, r, values)
@@ -328,10 +371,10 @@ def _treatment(draft: _Draft, meds: _Prescriptions, oxygen_level: str) -> str:
     """The treatment, other medication, oxygen and physiotherapy sentences; returns the oxygen sentence's slot."""
     rng, cond = draft.rng, draft.cond
     r_treat, r_other = meds.primary_register, meds.others_register
-    draft.add("treatment", rng.choice(templates("treatment", r_treat, draft.phrasings)), r_treat,
+    draft.add("treatment", draw_template("treatment", r_treat, draft.phrasings, rng), r_treat,
               {"treatment": meds.primary.text})
     if meds.others:
-        t = rng.choice(templates("other_meds", r_other, draft.phrasings))
+        t = draw_template("other_meds", r_other, draft.phrasings, rng)
         draft.add("other_meds", t, r_other, {
             "meds": join_list([m.text for m in meds.others], r_other, rng),
             "were": "were" if len(meds.others) > 1 else "was",

@@ -12,7 +12,8 @@ How the text varies:
   physiotherapy, outcomes and discharge destinations.
 - Each sentence slot (intro, history, vitals, ...) has a pool of templates in two registers
   (narrative case report, terse ward note), sentence order is perturbed, and filler sentences are
-  inserted, so thousands of distinct surface forms arise.
+  inserted, so thousands of distinct surface forms arise. The treatment and other-drug sentences are
+  composed by a small grammar (an opening or a tail around one of many frames; `SENTENCE_GRAMMARS`).
 - Many values are procedural: invented drug names built from syllables ("Zoravimab"), invented
   eponymous lesions and facilities, numbers, doses with units. A model has to copy them.
 
@@ -21,7 +22,8 @@ Held-out values and phrasings (for the QA splits):
 - Values: ages with ``age % 7 == 3``, invented drug names whose CRC32 is divisible by 5, and a
   CRC32-chosen quarter of each condition's symptom combinations are *reserved*.
 - Phrasings: for every sentence slot and register a fifth, and for every question kind a quarter,
-  of the templates (those with the smallest CRC32, never the first, canonical one) are reserved.
+  of the templates (those with the smallest CRC32, never the first, canonical one) are reserved. A slot
+  with a sentence grammar never composes a reserved template's clause, with any opening or tail.
 - QA train/val use only non-reserved values and phrasings; `test` uses reserved values with train
   phrasings; `test_unseen_phrasing` uses reserved values and reserved phrasings. The unlabeled
   corpus uses everything, like a real case-report corpus would.

@@ -3,6 +3,8 @@ spans (data only)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from genai_core.clinical.pools import Register
 
 # slot -> register -> templates. Fields in braces are filled from the case; fields named in
@@ -337,6 +339,124 @@ TEMPLATES: dict[str, dict[Register, tuple[str, ...]]] = {
         ),
     },
 }
+
+class SentenceGrammar(NamedTuple):
+    """The sentences of one slot and register, composed: an opening or a tail (or neither) around a frame."""
+
+    frames: tuple[str, ...]
+    """The clause that carries the value, without a final full stop; pronoun fields lower case ({he})."""
+    openings: tuple[str, ...]
+    """Words before the frame ("On admission, ")."""
+    tails: tuple[str, ...]
+    """Words after the frame, before the full stop (" on the ward")."""
+
+
+# slot -> register -> grammar. Where a slot has one, its train-pool sentences are composed from it instead of
+# drawn from TEMPLATES, whose reserved templates stay the held-out families (the grammar never says them: a test
+# checks every composition). Why these two slots: a drug or dose question must tell the drug that was started
+# from the others given beside it, whatever verb the report uses. With seven fixed train frames, "received"
+# appeared only in "{He} also received", so a held-out "She received X" read as an extra drug; the frames below
+# vary the verb, the subject and the voice of the started drug, and the extra drugs always carry a marker
+# ("also", "other", "additional", "adjunct", "concurrent").
+SENTENCE_GRAMMARS: dict[str, dict[Register, SentenceGrammar]] = {
+    "treatment": {
+        "narrative": SentenceGrammar(
+            frames=(
+                "{he} was started on {treatment}",
+                "{he} was commenced on {treatment}",
+                "{he} was treated with {treatment}",
+                "{he} was given {treatment}",
+                "{he} was prescribed {treatment}",
+                "{he} was initiated on {treatment}",
+                "{he} was placed on {treatment}",
+                "{he} was loaded with {treatment}",
+                "the team prescribed {treatment}",
+                "the medical team started {treatment}",
+                "the admitting team initiated {treatment}",
+                "the registrar prescribed {treatment}",
+                "treatment was commenced with {treatment}",
+                "treatment consisted of {treatment}",
+                "management included {treatment}",
+                "initial therapy consisted of {treatment}",
+                "the mainstay of treatment was {treatment}",
+                "therapy was begun with {treatment}",
+                "{treatment} was started",
+                "{treatment} was commenced",
+                "{treatment} was initiated",
+                "{treatment} was prescribed",
+                "{treatment} was given",
+            ),
+            openings=(
+                "On admission, ",
+                "In the emergency department, ",
+                "After senior review, ",
+                "Once the diagnosis was made, ",
+                "Empirically, ",
+                "Overnight, ",
+                "On the ward, ",
+                "Following discussion with the family, ",
+                "After blood cultures were taken, ",
+                "Within the first hour, ",
+            ),
+            tails=(
+                " in the emergency department",
+                " without complication",
+                " as per local guidelines",
+                " after discussion with pharmacy",
+                " and was well tolerated",
+                " with close monitoring",
+                " on the ward",
+                " the same day",
+            ),
+        ),
+        "terse": SentenceGrammar(
+            frames=(
+                "Rx: {treatment}",
+                "Started {treatment}",
+                "Tx - {treatment}",
+                "Plan: {treatment}",
+                "Given {treatment}",
+                "Meds: {treatment}",
+                "Tx: {treatment}",
+                "Initiated {treatment}",
+                "Loaded w/ {treatment}",
+                "Rx {treatment}",
+                "Start {treatment}",
+                "Tx started: {treatment}",
+            ),
+            openings=("ED: ", "On adm: ", "Ward: ", "D1: "),
+            tails=(" in ED", " stat", " on adm", " - tolerated", " per protocol"),
+        ),
+    },
+    "other_meds": {
+        "narrative": SentenceGrammar(
+            frames=(
+                "{he} also received {meds}",
+                "other medications included {meds}",
+                "additional treatment comprised {meds}",
+                "{meds} {were} also given",
+                "{he} was additionally given {meds}",
+                "concurrent therapy included {meds}",
+                "{he} was also started on {meds}",
+                "{he} was also treated with {meds}",
+                "adjunctive therapy included {meds}",
+                "{meds} {were} added",
+                "{meds} {were} also prescribed",
+                "{he} was also prescribed {meds}",
+                "other drugs given were {meds}",
+            ),
+            openings=("In addition, ", "Alongside this, ", "During the admission, ", "Later, "),
+            tails=(" for symptom control", " as adjuncts", " during the admission", " for comfort"),
+        ),
+        "terse": SentenceGrammar(
+            frames=("Also: {meds}", "+ {meds}", "Other meds: {meds}", "Adjuncts: {meds}", "Also given {meds}",
+                    "Addl: {meds}", "Plus {meds}"),
+            openings=("Ward: ", "D2: "),
+            tails=(" PRN", " as adjuncts"),
+        ),
+    },
+}
+
 
 # Fields whose value becomes an answer span (with the QA kind it answers). Aliases map several
 # template fields to one span.
