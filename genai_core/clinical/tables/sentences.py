@@ -340,6 +340,7 @@ TEMPLATES: dict[str, dict[Register, tuple[str, ...]]] = {
     },
 }
 
+
 class SentenceGrammar(NamedTuple):
     """The sentences of one slot and register, composed: an opening or a tail (or neither) around a frame."""
 
