@@ -31,7 +31,7 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
   same pretrained run, mean of four fine-tuning seeds: unseen wording 60.1 → 64.5, higher for three seeds of
   four; test 94.3 → 95.3; note style 93.2 → 94.8);
 - training reports whose treatment sentences are composed (`tables.sentences.SENTENCE_GRAMMARS`: 23 frames for
-  the drug started, openings and tails, a marker on every extra drug) instead of seven fixed frames: the pointers
+  the drug started, openings and tails, a marker on every extra drug) instead of nine fixed templates: the pointers
   learn the drug started by the words around it, not by its sentence's shape (measured, mean of four fine-tuning
   seeds: unseen wording 64.5 → 78.4, higher for all four; its false "not stated" 6.6 → 3.5 %; test 95.3 → 94.5
   and note style 94.8 → 93.7, on files that changed with the generator).

@@ -355,7 +355,7 @@ class SentenceGrammar(NamedTuple):
 # slot -> register -> grammar. Where a slot has one, its train-pool sentences are composed from it instead of
 # drawn from TEMPLATES, whose reserved templates stay the held-out families (the grammar never says them: a test
 # checks every composition). Why these two slots: a drug or dose question must tell the drug that was started
-# from the others given beside it, whatever verb the report uses. With seven fixed train frames, "received"
+# from the others given beside it, whatever verb the report uses. With nine fixed train templates, "received"
 # appeared only in "{He} also received", so a held-out "She received X" read as an extra drug; the frames below
 # vary the verb, the subject and the voice of the started drug, and the extra drugs always carry a marker
 # ("also", "other", "additional", "adjunct", "concurrent").
