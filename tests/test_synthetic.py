@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from genai_core.clinical import synthetic as syn
+from genai_core.clinical.cases import Case
 from genai_core.clinical.tables.vocabulary import PRONOUNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,13 @@ def train_records() -> list[syn.QARecord]:
 @pytest.fixture(scope="module")
 def test_records() -> dict[str, list[syn.QARecord]]:
     return {s: syn.generate_qa(s, syn.DEFAULT_QA[s], SHIPPED_SEED) for s in ("test", "test_unseen_phrasing")}
+
+
+@pytest.fixture(scope="module")
+def template_cases() -> dict[str, list[Case]]:
+    """The first cases behind the train and unseen-wording splits, whose sentence templates tests compare."""
+    return {"train": syn.qa_cases("train", 300, SHIPPED_SEED),
+            "test_unseen_phrasing": syn.qa_cases("test_unseen_phrasing", 200, SHIPPED_SEED)}
 
 
 # --------------------------------------------------------------------------- determinism
@@ -174,14 +182,13 @@ def test_unseen_phrasing_questions_never_appear_in_train() -> None:
 
 
 def test_unseen_phrasing_contexts_use_reserved_sentence_templates(
-    train_records: list[syn.QARecord], test_records: dict[str, list[syn.QARecord]]
+    train_records: list[syn.QARecord], test_records: dict[str, list[syn.QARecord]], template_cases: dict[str, list[Case]]
 ) -> None:
     reserved_ids = syn.reserved_template_ids()
     for slot, regs in syn.TEMPLATES.items():
         for reg in regs:
             assert syn.templates(slot, reg, "train") and syn.templates(slot, reg, "reserved"), (slot, reg)
-    train_cases = syn.qa_cases("train", 300, SHIPPED_SEED)
-    unseen_cases = syn.qa_cases("test_unseen_phrasing", 200, SHIPPED_SEED)
+    train_cases, unseen_cases = template_cases["train"], template_cases["test_unseen_phrasing"]
     assert not any(set(c.template_ids) & reserved_ids for c in train_cases)
     assert all(set(c.template_ids) <= reserved_ids for c in unseen_cases)
     # and these are the very cases behind the shipped rows
@@ -317,7 +324,7 @@ def test_the_grammar_never_says_a_held_out_phrasing_and_speaks_the_core_words() 
 
 
 # --------------------------------------------------------------------------- the sentence grammar
-def test_the_sentence_grammar_never_writes_a_held_out_sentence_family() -> None:
+def test_the_sentence_grammar_never_writes_a_held_out_sentence_family(template_cases: dict[str, list[Case]]) -> None:
     """The treatment and other-drug sentences of the train pool are composed (opening + frame + tail); none of
     the compositions holds a reserved template's clause, with any opening or tail, and the training contexts
     really use the compositions (the held-out unseen-wording contexts do not)."""
@@ -334,9 +341,8 @@ def test_the_sentence_grammar_never_writes_a_held_out_sentence_family() -> None:
             clauses = [t.rstrip(".").replace("{He}", "{he}").lower() for t in reserved]
             for sentence in composed:
                 assert not any(c in sentence.replace("{He}", "{he}").lower() for c in clauses), sentence
-    train_ids = {t for c in syn.qa_cases("train", 300, SHIPPED_SEED) for t in c.template_ids}
+    train_ids = {t for c in template_cases["train"] for t in c.template_ids}
     composed_ids = {template_id(slot, reg, t) for slot, regs in SENTENCE_GRAMMARS.items()
                     for reg, g in regs.items() for t in compositions(g)}
     assert len(train_ids & composed_ids) > 100
-    assert not {t for c in syn.qa_cases("test_unseen_phrasing", 200, SHIPPED_SEED)
-                for t in c.template_ids} & composed_ids
+    assert not {t for c in template_cases["test_unseen_phrasing"] for t in c.template_ids} & composed_ids
