@@ -182,7 +182,9 @@ def test_unseen_phrasing_questions_never_appear_in_train() -> None:
 
 
 def test_unseen_phrasing_contexts_use_reserved_sentence_templates(
-    train_records: list[syn.QARecord], test_records: dict[str, list[syn.QARecord]], template_cases: dict[str, list[Case]]
+    train_records: list[syn.QARecord],
+    test_records: dict[str, list[syn.QARecord]],
+    template_cases: dict[str, list[Case]],
 ) -> None:
     reserved_ids = syn.reserved_template_ids()
     for slot, regs in syn.TEMPLATES.items():
