@@ -214,7 +214,9 @@ def test_explore_grid_queues_named_runs(corpus: Path) -> None:
     expected = ["explore-d_model-32-lr-0.003", "explore-d_model-32-lr-0.01",
                 "explore-d_model-48-lr-0.003", "explore-d_model-48-lr-0.01"]
     assert [j.name for j in manager().jobs()] == expected
-    assert [q.name for q in manager().queue()] == expected[1:]  # one trains, the others wait their turn
+    # One trains, the others wait their turn (the first is queued too until the worker takes it).
+    wait_until(lambda: [a.name for a in manager().active()] == expected[:1], "the first grid run to start")
+    assert [q.name for q in manager().queue()] == expected[1:]
     at.run()
     queues = [df.value for df in at.dataframe if "position" in df.value.columns]  # the queue is shown
     assert queues and list(queues[0]["run"]) == expected[1:]
@@ -239,6 +241,7 @@ def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path
     assert pretrain.name == demo_pretrain_config().name and pretrain.task == "lm"
     assert fine_tune.name == demo_qa_config(parent=Path("p")).name and fine_tune.task == "qa"
     assert fine_tune.parent is not None and fine_tune.parent.resolve() == (app_env / jobs[0].name).resolve()
+    wait_until(lambda: [a.name for a in manager().active()] == [jobs[0].name], "the pretraining to start")
     assert [q.name for q in manager().queue()] == [jobs[1].name]  # it waits for its parent
     assert at.title[0].value == "Train"
     assert any(jobs[0].name in h.value for h in at.subheader)  # the Train page follows the first stage

@@ -147,6 +147,7 @@ def test_live_status_then_stop_and_resume_continue_the_curve(jm: JobManager, cor
 
 def test_stopping_a_queued_job_removes_it_from_the_queue(jm: JobManager, corpus: Path) -> None:
     jm.submit(cfg(corpus, max_steps=300, eval_interval=50), "head")
+    wait_until(lambda: (jm.status("head").step or 0) >= 1, "the head job to train")  # else it is queued too
     jm.submit(cfg(corpus, max_steps=10), "q1")
     jm.submit(cfg(corpus, max_steps=10), "q2")
     assert [s.name for s in jm.queue()] == ["q1", "q2"]
@@ -219,8 +220,10 @@ def test_names_and_inputs_are_checked_at_submit(jm: JobManager, corpus: Path, tm
         jm.submit(cfg(corpus), "on-disk")
 
     jm.submit(cfg(corpus, max_steps=300, eval_interval=50), "busy")
+    # Until the worker takes "busy" it is queued too; wait, so the queue below holds "waiting" alone.
+    wait_until(lambda: (jm.status("busy").step or 0) >= 1, "the busy job to train")
     jm.submit(cfg(corpus, max_steps=10), "waiting")
-    with pytest.raises(GenAIError, match="'busy' is already"):
+    with pytest.raises(GenAIError, match="'busy' is already running"):
         jm.submit(cfg(corpus), "busy", replace=True)
     with pytest.raises(GenAIError, match="'waiting' is already queued"):
         jm.submit(cfg(corpus), "waiting")

@@ -84,9 +84,10 @@ def test_queue_runs_one_per_device_in_their_own_processes(root: Path, corpus: Pa
     first = jm.submit(cfg(corpus, max_steps=40), "first")
     second = jm.submit(cfg(corpus, max_steps=20), "second")
     assert (first.state, first.runner, second.state) == ("queued", "process", "queued")
-    assert [q.name for q in jm.queue()] == ["first", "second"]
-    # The queue is the folders: a manager that never saw these submits lists the same queue.
-    assert [q.name for q in JobManager(root).queue()][:2] in (["first", "second"], ["second"])
+    # The queue is the folders: a manager that never saw these submits lists the same queue. ("first"
+    # leaves it when the scheduler process starts it, which takes it a second or more.)
+    for manager in (jm, JobManager(root)):
+        assert [q.name for q in manager.queue()] in (["first", "second"], ["second"])
     seen_together = False
     while jm.status("second").active:
         running = [s.name for s in jm.active()]
