@@ -179,7 +179,8 @@ def test_killed_training_process_reads_interrupted_and_loses_at_most_the_time_in
     time.sleep(1.5)
     os.kill(int(run.status()["pid"]), signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_until(lambda: run.status()["state"] == "interrupted", "the scheduler to record the kill")
+    # The raw status: status() reads `interrupted` as soon as the pid is dead, before the scheduler writes why.
+    wait_until(lambda: run.read_status_raw()["state"] == "interrupted", "the scheduler to record the kill")
     assert time.monotonic() - killed_at < 5.0
     message = run.status()["message"]
     assert "SIGKILL" in message and "out of memory" in message and "resume" in message
