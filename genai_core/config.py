@@ -24,6 +24,7 @@ Task = Literal["lm", "qa"]
 TokenizerKind = Literal["char", "bpe"]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+MuonPrecision = Literal["auto", "fp32", "bf16"]
 PosEncoding = Literal["rope", "learned", "sinusoidal"]
 NormKind = Literal["layernorm", "rmsnorm"]  # layernorm first: as good here, and a fused kernel on CPU
 MLPKind = Literal["relu2", "gelu"]
@@ -221,8 +222,13 @@ class TrainConfig(_Config):
     device: DeviceName = "auto"
     """`auto` picks cuda, then mps, then cpu."""
     precision: Precision = "auto"
-    """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs; on CPU bf16 autocast where the
-    CPU has native bf16 (AVX512-BF16 or AMX), else fp32."""
+    """`auto`: bf16 on GPUs that support it, fp16 with loss scaling on older GPUs; on CPU bf16 autocast where a
+    bf16 training step was measured faster on this machine (`genai_core.speed_probe`), else fp32. Resolved once
+    at the run's first start and kept when it resumes."""
+    muon_precision: MuonPrecision = "auto"
+    """Precision of Muon's Newton-Schulz iteration (optimizer muon). `auto`: bf16 on CUDA and where bf16 matmuls
+    were measured faster on this machine, fp32 elsewhere (a CPU without native bf16 runs bf16 matmuls 3-60x
+    slower). Resolved once at the run's first start and kept when it resumes."""
     compile: bool | None = None
     """Compile the model with torch.compile (its first step takes ~30 s). None = auto: on for CPU pretraining
     runs of d_model >= 256 and >= 1,000 steps, where it was measured to win its compile time back (at

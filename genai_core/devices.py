@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
+from genai_core import speed_probe
 from genai_core.errors import GenAIError
 
 
@@ -28,29 +30,58 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_bf16() -> bool:
-    """The CPU multiplies bf16 natively (AVX512-BF16 or AMX), so autocast to bf16 pays there."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except Exception:  # private helpers: absent on other builds means "don't know", so no
-        return False
+@dataclass(frozen=True)
+class Choice:
+    """What an `auto` setting resolved to on this machine, and why (the Train page and `bench --paths` say it)."""
+
+    value: str
+    why: str
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto`: bf16 on GPUs that support it, fp16 (with loss scaling) on older GPUs; on CPU bf16 autocast
-    where the CPU has native bf16 (measured 1.4-1.8x faster per step at d_model 256-384 and within the noise,
-    0.89-1.16x, at 128: `benchmarks/cpu_paths.py`; the same loss), fp32 elsewhere."""
+ProbeMode = Literal["now", "background", "never"]
+
+
+def precision_choice(precision: str, device: torch.device, d_model: int = 128,
+                     measure: ProbeMode = "background") -> Choice:
+    """The autocast precision of the forward and backward passes. `auto`: bf16 on GPUs that support it, fp16
+    (with loss scaling) on older GPUs; on a CPU bf16 where a training step of about this width was measured
+    at least 10% faster in bf16 on this machine (`speed_probe`; CPU flags are the guess until then), else
+    fp32. An explicit precision the device cannot run is an error."""
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        if device.type == "cpu" and cpu_has_bf16():
-            return "bf16"
-        return "fp32"
+            if torch.cuda.is_bf16_supported():
+                return Choice("bf16", "this GPU runs bf16 natively")
+            return Choice("fp16", "this GPU has no bf16")
+        if device.type == "cpu":
+            v = speed_probe.verdict(measure)
+            return Choice("bf16" if v.bf16_pays("train_step", d_model) else "fp32", v.why("train_step", d_model))
+        return Choice("fp32", f"{device.type}: bf16 autocast not measured there")
     if precision == "fp16" and device.type != "cuda":
         raise GenAIError("fp16 needs a CUDA GPU (on CPU use fp32, or bf16 on CPUs with bf16 support)")
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise GenAIError("this GPU does not support bf16; use fp16 or auto")
-    return precision
+    return Choice(precision, "set in the config")
+
+
+def resolve_precision(precision: str, device: torch.device, d_model: int = 128,
+                      measure: ProbeMode = "background") -> str:
+    """`precision_choice`'s value."""
+    return precision_choice(precision, device, d_model, measure).value
+
+
+def muon_precision_choice(requested: str, device: torch.device, d_model: int = 128,
+                          measure: ProbeMode = "background") -> Choice:
+    """The dtype of Muon's Newton-Schulz iteration. `auto`: bf16 on CUDA (tensor cores), and on a CPU where
+    the iteration on a block matrix of about this width was measured at least 10% faster in bf16 here;
+    fp32 elsewhere (MPS too: not measured there)."""
+    if requested != "auto":
+        return Choice(requested, "set in the config")
+    if device.type == "cuda":
+        return Choice("bf16", "GPUs run bf16 matmuls natively")
+    if device.type == "cpu":
+        v = speed_probe.verdict(measure)
+        return Choice("bf16" if v.bf16_pays("newton_schulz", d_model) else "fp32", v.why("newton_schulz", d_model))
+    return Choice("fp32", f"{device.type}: bf16 not measured there")
 
 
 def cpu_cores() -> int:

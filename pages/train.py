@@ -149,7 +149,7 @@ MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "
 
 
 TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
-               "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads",
+               "muon_precision", "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads",
                "checkpoint_seconds")
 
 
@@ -292,6 +292,9 @@ def hardware_knobs() -> dict[str, Any]:
                           help=field_help(T, "device"))
     precision = st.selectbox("Precision", literals(T, "precision"), key="train_precision",
                              persist_state=PERSIST, help=field_help(T, "precision"))
+    muon_precision = st.selectbox("Muon's Newton-Schulz precision", literals(T, "muon_precision"),
+                                  key="train_muon_precision", persist_state=PERSIST,
+                                  help=field_help(T, "muon_precision"))
     run_on = run_on_controls("train", device)
     with st.expander("More training settings"):
         eval_interval = knob("Evaluate every N steps", T, "eval_interval", step=50)
@@ -304,7 +307,8 @@ def hardware_knobs() -> dict[str, Any]:
                                   "checkpoint_seconds", step=30.0)
         compile_choice = st.selectbox("torch.compile", list(COMPILE_CHOICES), key="train_compile",
                                       persist_state=PERSIST, help=field_help(T, "compile"))
-    return {"device": device, "precision": precision, "eval_interval": int(eval_interval),
+    return {"device": device, "precision": precision, "muon_precision": muon_precision,
+            "eval_interval": int(eval_interval),
             "eval_batches": int(eval_batches), "log_interval": int(log_interval),
             "grad_accum_steps": int(grad_accum), "weight_decay": float(weight_decay),
             "num_threads": int(threads) or None, "compile": COMPILE_CHOICES[compile_choice],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,18 @@ def tiny_config(corpus: Path, **train: object) -> RunConfig:
         model=ModelConfig(d_model=32, n_heads=2, n_layers=2, seq_len=16),
         train=TrainConfig(**t),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _speed_probe_measured_once(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test (and every process a test starts) reads one verdict of this machine's fast paths, measured
+    here once, in a cache folder of the session's own: runs compared float for float take the same path."""
+    from genai_core import speed_probe
+
+    os.environ[speed_probe.CACHE_ENV] = str(tmp_path_factory.mktemp("genai-cache"))
+    os.environ.pop(speed_probe.BF16_ENV, None)
+    speed_probe.forget()
+    speed_probe.measure_and_cache(force=True)
 
 
 @pytest.fixture(autouse=True)

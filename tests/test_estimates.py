@@ -273,13 +273,19 @@ def test_default_config_is_calibrated_and_cached(monkeypatch: pytest.MonkeyPatch
     # Another name or dropout value is the same shape: the calibration is reused.
     renamed = estimate(cfg.model_copy(update={"name": "other"}), "cpu")
     assert renamed.cached and renamed.seconds_per_step == first.seconds_per_step
-    # Accumulation reuses the micro-batch timing: about grad_accum_steps x forward+backward + one optimizer step.
+    # Accumulation reuses the timing: grad_accum_steps forward+backward passes and one optimizer update. (How the
+    # two compare depends on the CPU: at this size Muon's update can cost more than a pass, so the step's ratio
+    # to the unaccumulated one is not a constant to assert.)
     accum = estimate(run_config(max_steps=500, grad_accum_steps=3), "cpu")
     assert accum.cached
-    assert 2 * first.seconds_per_step < accum.seconds_per_step < 3 * first.seconds_per_step
-    # The timing is of the right order (generous: the CPU may be shared with other work).
-    measured = _independent_step_seconds(cfg)
-    assert measured / 3 < first.seconds_per_step < 3 * measured, (first.seconds_per_step, measured)
+    assert (accum.seconds_per_micro_batch, accum.seconds_per_update) == \
+        (first.seconds_per_micro_batch, first.seconds_per_update)
+    assert accum.seconds_per_step == pytest.approx(3 * first.seconds_per_micro_batch + first.seconds_per_update)
+    assert first.seconds_per_step == pytest.approx(first.seconds_per_micro_batch + first.seconds_per_update)
+    # The timings are of the right order (generous: the CPU may be shared with other work).
+    for config, est in ((cfg, first), (run_config(max_steps=500, grad_accum_steps=3), accum)):
+        measured = _independent_step_seconds(config)
+        assert measured / 3 < est.seconds_per_step < 3 * measured, (config.train.grad_accum_steps, measured)
 
 
 def test_totals_follow_the_config() -> None:

@@ -138,6 +138,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_field(g, "--gpus", "train", "gpus", type=int, metavar="N")
     _add_field(g, "--device", "train", "device", choices=_choices(TrainConfig, "device"))
     _add_field(g, "--precision", "train", "precision", choices=_choices(TrainConfig, "precision"))
+    _add_field(g, "--muon-precision", "train", "muon_precision", choices=_choices(TrainConfig, "muon_precision"))
     _add_field(g, "--compile", "train", "compile", action=argparse.BooleanOptionalAction)
     _add_field(g, "--threads", "train", "num_threads", type=int, metavar="N")
     _add_field(g, "--seed", "train", "seed", type=int, metavar="N")

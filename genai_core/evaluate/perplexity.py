@@ -123,7 +123,7 @@ def _load_model(
     model = build_model(cfg.model)
     load_state(model, run.load_weights())
     dev = resolve_device(device)
-    precision = resolve_precision("auto", dev)
+    precision = resolve_precision("auto", dev, cfg.model.d_model)
     return model.to(dev).eval(), step, dev, precision
 
 

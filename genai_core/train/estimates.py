@@ -25,9 +25,10 @@ from genai_core.config import ModelConfig, RunConfig, TrainConfig, steps_per_epo
 from genai_core.devices import (
     busy_cores,
     cpu_cores,
+    muon_precision_choice,
+    precision_choice,
     resolve_compile,
     resolve_device,
-    resolve_precision,
     resolve_threads,
 )
 from genai_core.train.counts import (
@@ -64,6 +65,12 @@ class Estimate:
     arch: str
     device: str
     precision: str
+    """Autocast precision of the forward and backward passes (`auto` resolved)."""
+    precision_why: str
+    """Why that precision: set in the config, or what was measured on this machine."""
+    muon_precision: str | None
+    """Dtype of Muon's Newton-Schulz iteration (`auto` resolved); None without Muon."""
+    muon_precision_why: str
     threads: int | None
     """CPU threads the run would train with (None on a GPU)."""
     compiled: bool
@@ -77,6 +84,11 @@ class Estimate:
     flops_per_token: float
     flops_per_step: float
     seconds_per_step: float
+    """grad_accum_steps x `seconds_per_micro_batch` + `seconds_per_update`."""
+    seconds_per_micro_batch: float
+    """Forward and backward of one micro-batch."""
+    seconds_per_update: float
+    """The optimizer step (clipping included), paid once per step whatever the accumulation."""
     tokens_per_second: float
     steps_per_epoch: int | None
     seconds_per_epoch: float | None
@@ -143,7 +155,12 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
     else:
         m, t = config, train or TrainConfig()
     dev = resolve_device(t.device if device == "auto" else device)
-    precision = resolve_precision(t.precision, dev)
+    precision_path = precision_choice(t.precision, dev, m.d_model)
+    precision = precision_path.value
+    muon_path = None
+    if t.optimizer == "muon" and m.arch == "gpt":  # time the Newton-Schulz dtype the run will take
+        muon_path = muon_precision_choice(t.muon_precision, dev, m.d_model)
+        t = t.model_copy(update={"muon_precision": muon_path.value})
     if dev.type == "cpu":  # the thread count a run started now would get (the time depends on it)
         t = t.model_copy(update={"num_threads": resolve_threads(t.num_threads, dev)})
     mem = memory_estimate(m, t, dev.type, precision, available_memory(dev))
@@ -158,7 +175,8 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
     else:
         timing, cached, pending = step_timing(m, t, dev, precision, mem, calibrate, busy=busy, background=background)
     width = min(1.0, window_tokens / m.seq_len) if window_tokens and history is None else 1.0
-    sec_step = t.grad_accum_steps * (timing.forward + timing.backward) * width + timing.optimizer
+    sec_micro = (timing.forward + timing.backward) * width
+    sec_step = t.grad_accum_steps * sec_micro + timing.optimizer
 
     spe = steps_per_epoch(train_tokens, t.batch_size, m.seq_len, t.grad_accum_steps, world_size) \
         if train_tokens else None
@@ -172,12 +190,15 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
 
     fits, message = _fit_message(mem, dev)
     return Estimate(
-        arch=m.arch, device=str(dev), precision=precision, threads=t.num_threads if dev.type == "cpu" else None,
+        arch=m.arch, device=str(dev), precision=precision, precision_why=precision_path.why,
+        muon_precision=muon_path.value if muon_path else None, muon_precision_why=muon_path.why if muon_path else "",
+        threads=t.num_threads if dev.type == "cpu" else None,
         compiled=compiled,
         params=params, params_matmul=matmul_params(m),
         memory=mem, tokens_per_step=tokens_per_step, flops_per_token=fpt,
         flops_per_step=fpt * t.batch_size * m.seq_len * t.grad_accum_steps,
-        seconds_per_step=sec_step, tokens_per_second=tokens_per_step / sec_step if sec_step > 0 else math.inf,
+        seconds_per_step=sec_step, seconds_per_micro_batch=sec_micro, seconds_per_update=timing.optimizer,
+        tokens_per_second=tokens_per_step / sec_step if sec_step > 0 else math.inf,
         steps_per_epoch=spe, seconds_per_epoch=spe * sec_step if spe is not None else None,
         total_steps=total_steps, total_seconds=total_seconds, overhead_seconds=overhead,
         calibrated=timing.calibrated, pending=pending, busy_cores=busy, cached=cached,

@@ -42,7 +42,8 @@ def _measure_child() -> None:
     batch = random_batch(m, t.batch_size, device)
     baseline = rss()
     model = build_model(m)
-    step = TrainStep(model, make_optimizer(model, t, device), t, device, resolve_precision(t.precision, device))
+    step = TrainStep(model, make_optimizer(model, t, device), t, device,
+                     resolve_precision(t.precision, device, m.d_model))
     model.train()
     for _ in range(steps):
         step(lambda: batch).loss.item()

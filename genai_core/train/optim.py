@@ -7,11 +7,11 @@ backward pass (through a GradScaler for fp16), gradient clipping, the optimizer 
 
 Two optimizers:
 - `adamw`: AdamW (fused on CPU and CUDA) for every parameter, weight decay on matrices only.
-- `muon`: `torch.optim.Muon` (Jordan et al. 2024: the momentum of each weight matrix replaced by the
-  nearest semi-orthogonal matrix, via Newton-Schulz iterations in bf16) for the 2-D weights inside
-  the transformer blocks, and AdamW for what is not a hidden matrix (embeddings, the head, norms,
-  biases, the copy head). Muon's matrices take no weight decay: with its learning rate (~20x AdamW's)
-  a decoupled decay would shrink them by e^-4 over a 2,000-step run.
+- `muon`: `Muon` below (Jordan et al. 2024: the momentum of each weight matrix replaced by the nearest
+  semi-orthogonal matrix, via Newton-Schulz iterations) for the 2-D weights inside the transformer blocks,
+  and AdamW for what is not a hidden matrix (embeddings, the head, norms, biases, the copy head). Muon's
+  matrices take no weight decay: with its learning rate (~20x AdamW's) a decoupled decay would shrink them
+  by e^-4 over a 2,000-step run.
 
 Optimizer state goes to safetensors as flat named tensors (`state_tensors`), never pickled.
 """
@@ -29,13 +29,84 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from genai_core.config import RunConfig, TrainConfig
-from genai_core.devices import autocast
+from genai_core.devices import autocast, muon_precision_choice
 from genai_core.errors import CheckpointError
 
 MUON_MOMENTUM = 0.95
 MUON_NS_STEPS = 5
 """Newton-Schulz iterations per step. 3 made a step ~9% cheaper on 2 CPU cores but reached classic's final loss
 50 steps later (500 vs 450, Shakespeare 4x4x128): no net gain, so Muon's own default stays."""
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+"""The quintic's (a, b, c) of Jordan et al. (torch.optim.Muon's too): the steepest slope at zero that still
+brings every singular value into about [0.7, 1.2] in five iterations."""
+NS_EPS = 1e-7
+NS_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def newton_schulz(G: torch.Tensor, steps: int, dtype: torch.dtype, eps: float = NS_EPS) -> torch.Tensor:
+    """Approximately the nearest semi-orthogonal matrix to each `G[i]` (U V^T of its SVD, with the singular
+    values pushed near 1 rather than to 1), for a batch `G` of same-shape matrices, computed in `dtype`.
+
+    The iteration of torch.optim.Muon and Keller Jordan's reference, batched: one bmm per product for all
+    the matrices of a shape instead of one mm per matrix, and in a dtype of the caller's choice (torch's is
+    always bf16, which CPUs without native bf16 run 3-60x slower than fp32).
+    """
+    a, b, c = NS_COEFFICIENTS
+    X = G.to(dtype)
+    tall = G.size(-2) > G.size(-1)
+    if tall:  # iterate on the wide orientation: X @ X^T is then the smaller Gram matrix
+        X = X.mT
+    X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    for _ in range(steps):
+        A = X @ X.mT
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)
+        X = torch.baddbmm(X, B, X, beta=a)
+    return X.mT if tall else X
+
+
+class Muon(torch.optim.Optimizer):
+    """Muon: SGD with Nesterov momentum whose update is orthogonalised by `newton_schulz`.
+
+    The update of torch.optim.Muon (momentum buffer `buf = lerp(buf, g, 1 - momentum)`, Nesterov
+    `lerp(g, buf, momentum)`, the learning rate scaled by sqrt(max(1, rows / cols)), decoupled weight decay),
+    with two changes that make it fast on any machine: the Newton-Schulz iteration runs in `ns_dtype`
+    (`TrainConfig.muon_precision`), and the matrices of one shape are orthogonalised together in one batch.
+    Its state is one `momentum_buffer` per matrix, as torch's, so checkpoints of either load into the other.
+    """
+
+    def __init__(self, params: list[torch.Tensor], lr: float, momentum: float = MUON_MOMENTUM,
+                 nesterov: bool = True, ns_steps: int = MUON_NS_STEPS, ns_dtype: torch.dtype = torch.bfloat16,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "ns_steps": ns_steps,
+                                  "weight_decay": weight_decay})
+        self.ns_dtype = ns_dtype
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.dim() != 2:
+                    raise ValueError(f"Muon takes 2-D matrices; got a parameter of shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
+            momentum = group["momentum"]
+            torch._foreach_lerp_(bufs, grads, 1 - momentum)
+            updates = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
+            by_shape: dict[torch.Size, list[int]] = {}
+            for i, p in enumerate(params):
+                by_shape.setdefault(p.shape, []).append(i)
+            for shape, idx in by_shape.items():
+                ortho = newton_schulz(torch.stack([updates[i] for i in idx]), group["ns_steps"], self.ns_dtype)
+                ortho = ortho.to(params[idx[0]].dtype).unbind(0)
+                same = [params[i] for i in idx]
+                if group["weight_decay"]:
+                    torch._foreach_mul_(same, 1 - group["lr"] * group["weight_decay"])
+                scaled_lr = group["lr"] * math.sqrt(max(1.0, shape[0] / shape[1]))
+                torch._foreach_add_(same, ortho, alpha=-scaled_lr)
 
 
 def lr_at(step: int, peak: float, warmup: int, total: int, min_ratio: float) -> float:
@@ -114,8 +185,10 @@ class Optimizers:
                 yield from ((opt, p) for p in group["params"])
 
 
-def make_optimizer(model: torch.nn.Module, config: RunConfig | TrainConfig, device: torch.device) -> Optimizers:
-    """The optimizer(s) `config.optimizer` names, over the model's trainable parameters."""
+def make_optimizer(model: torch.nn.Module, config: RunConfig | TrainConfig, device: torch.device,
+                   muon_precision: str | None = None) -> Optimizers:
+    """The optimizer(s) `config.optimizer` names, over the model's trainable parameters. `muon_precision` is
+    the Newton-Schulz dtype a run resolved already (the trainer's); by default `config`'s is resolved here."""
     t = config.train if isinstance(config, RunConfig) else config
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     fused = device.type in ("cuda", "cpu")
@@ -125,8 +198,10 @@ def make_optimizer(model: torch.nn.Module, config: RunConfig | TrainConfig, devi
         hidden = [p for n, p in named if is_hidden_matrix(n, p)]
         rest = [(n, p) for n, p in named if not is_hidden_matrix(n, p)]
         if hidden:
-            optimizers.append(torch.optim.Muon(hidden, lr=t.muon_lr, weight_decay=0.0, momentum=MUON_MOMENTUM,
-                                               nesterov=True, ns_steps=MUON_NS_STEPS))
+            if muon_precision is None:
+                width = min(min(p.shape) for p in hidden)  # d_model: every block matrix has it on one side
+                muon_precision = muon_precision_choice(t.muon_precision, device, width).value
+            optimizers.append(Muon(hidden, lr=t.muon_lr, ns_dtype=NS_DTYPES[muon_precision]))
     decay = [p for _, p in rest if p.dim() >= 2]
     no_decay = [p for _, p in rest if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -263,7 +263,7 @@ def _calibration_key(m: ModelConfig, t: TrainConfig, device: torch.device, preci
     shape = (m.arch, m.vocab_size, m.d_model, m.n_heads, m.n_layers, m.seq_len, m.dropout > 0,
              m.pos_encoding, m.norm, m.qk_norm, m.mlp, m.bias, m.tie_embeddings, m.copy_head,
              m.logit_softcap is not None)
-    return (*shape, t.batch_size, t.grad_clip > 0, t.compile, t.optimizer, precision, str(device),
+    return (*shape, t.batch_size, t.grad_clip > 0, t.compile, t.optimizer, t.muon_precision, precision, str(device),
             t.num_threads or torch.get_num_threads())
 
 
@@ -371,6 +371,8 @@ def history_timing(m: ModelConfig, t: TrainConfig, device: torch.device, precisi
                 and (cfg.model.dropout > 0) == (m.dropout > 0) and cfg.train.batch_size == t.batch_size
                 and cfg.train.grad_accum_steps == t.grad_accum_steps and cfg.train.optimizer == t.optimizer
                 and bool(cfg.train.compile) == bool(t.compile) and status.get("precision") == precision
+                # Runs from before muon_precision ran torch.optim.Muon, whose Newton-Schulz is always bf16.
+                and (t.optimizer != "muon" or status.get("muon_precision", "bf16") == t.muon_precision)
                 and status.get("device", "").split(":")[0] == device.type
                 and (device.type != "cpu" or status.get("threads") == t.num_threads)
                 and status.get("world_size", 1) == 1)

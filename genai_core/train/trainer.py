@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,24 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from genai_core.config import QA_HEADS, RunConfig, SampleConfig
 from genai_core.data.tokenstore import TokenStore, prepare_cached
-from genai_core.devices import autocast, resolve_compile, resolve_device, resolve_precision, resolve_threads
+from genai_core.devices import (
+    Choice,
+    autocast,
+    muon_precision_choice,
+    precision_choice,
+    resolve_compile,
+    resolve_device,
+    resolve_precision,
+    resolve_threads,
+)
 from genai_core.errors import GenAIError, TrainingError, user_message
 from genai_core.files import atomic_write_text
 from genai_core.generate.qa import QAStore, check_parent, prepare_qa, question_kinds, read_qa_table
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
 from genai_core.runs.folder import Run
-from genai_core.train.optim import Optimizers, TrainStep, lr_at, make_optimizer
+from genai_core.speed_probe import BF16_ENV
+from genai_core.train.optim import NS_DTYPES, Optimizers, TrainStep, lr_at, make_optimizer
 
 
 @dataclass
@@ -98,6 +108,8 @@ class _Setup:
 
     device: torch.device
     precision: str
+    paths: dict[str, Choice]
+    """The run's autocast and Newton-Schulz precisions, and why (`Trainer._auto_paths`)."""
     threads: int
     params: int
     model: torch.nn.Module
@@ -206,12 +218,14 @@ class Trainer:
         """Device, model, optimizer and schedule; the state restored from a checkpoint (or the parent's
         weights, for a fine-tune); the training step and the fixed evaluation batches."""
         cfg, t, d = self.config, self.config.train, self.dist
-        device, precision, threads = self._device()
+        device, threads = self._device()
+        paths = self._auto_paths(device)
+        precision = paths["precision"].value
         torch.manual_seed(t.seed)
         model = build_model(cfg.model).to(device)
         self.model = model  # observers (tests, tools) may inspect the live model
         n_params = count_parameters(model)
-        opt = make_optimizer(model, cfg, device)
+        opt = make_optimizer(model, cfg, device, muon_precision=paths["muon_precision"].value)
         names = {id(p): n for n, p in model.named_parameters()}
 
         seq_len = cfg.model.seq_len
@@ -230,7 +244,7 @@ class Trainer:
         ddp_model: torch.nn.Module = model
         if d.world > 1:
             ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        compiled = resolve_compile(t.compile, device, cfg.model.d_model, cfg.task, total)
+        compiled = self._compile_choice(device, total)
         fwd_model = torch.compile(ddp_model) if compiled else ddp_model
         train_step = TrainStep(fwd_model, opt, t, device, precision,
                                ddp=ddp_model if isinstance(ddp_model, DDP) else None)
@@ -241,27 +255,64 @@ class Trainer:
         # on the same windows, so their curves (and a seed spread) compare like with like.
         eval_rng = np.random.default_rng([cfg.data.seed, 1_000_003])
         eval_specs = self.store.eval_specs(t.eval_batches, t.batch_size, seq_len, eval_rng)
-        setup = _Setup(device=device, precision=precision, threads=threads, params=n_params, model=model,
+        setup = _Setup(device=device, precision=precision, paths=paths, threads=threads, params=n_params, model=model,
                        fwd_model=fwd_model, opt=opt, names=names, train_step=train_step, compiled=compiled,
                        total=total, warmup=warmup, steps_per_epoch=spe, tokens_per_step=tokens_per_step,
                        eval_specs=eval_specs)
         return setup, progress
 
-    def _device(self) -> tuple[torch.device, str, int]:
-        """The device (this rank's GPU under torchrun), precision and CPU threads; applies the thread count
-        and, on CUDA, TF32 matmuls."""
+    def _device(self) -> tuple[torch.device, int]:
+        """The device (this rank's GPU under torchrun) and CPU threads; applies the thread count and, on CUDA,
+        TF32 matmuls."""
         t, d = self.config.train, self.dist
         device = resolve_device(t.device)
         if device.type == "cuda" and d.world > 1:
             device = torch.device("cuda", d.local_rank)
             torch.cuda.set_device(device)
-        precision = resolve_precision(t.precision, device)
         threads = resolve_threads(t.num_threads, device)
         torch.set_num_threads(threads)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        return device, precision, threads
+        return device, threads
+
+    def _recorded_path(self, name: str) -> Any:
+        """What a resumed run's first start resolved `name` to (None for a new run, or one saved before)."""
+        if not self.resume:
+            return None
+        return (self.run.read_status_raw().get("auto_paths") or {}).get(name)
+
+    def _auto_paths(self, device: torch.device) -> dict[str, Choice]:
+        """The autocast and Newton-Schulz precisions. An `auto` one is resolved once, at the run's first start
+        (probing this machine if nothing was measured yet: a few seconds, once per machine), and read back from
+        status.json on every resume, on any machine, so that a resumed run continues on its path. A config
+        value other than `auto`, or $GENAI_BF16, overrides the record."""
+        t, d_model = self.config.train, self.config.model.d_model
+        fresh = {"precision": lambda: precision_choice(t.precision, device, d_model, measure="now"),
+                 "muon_precision": lambda: muon_precision_choice(t.muon_precision, device, d_model, measure="now")}
+        paths: dict[str, Choice] = {}
+        for name, choose in fresh.items():
+            recorded = self._recorded_path(name)
+            if getattr(t, name) == "auto" and not os.environ.get(BF16_ENV) and isinstance(recorded, dict):
+                try:  # the recorded precision must still run here (fp16 resumed on a CPU does not)
+                    value = str(recorded["value"])
+                    resolve_precision(value, device) if name == "precision" else NS_DTYPES[value]
+                    paths[name] = Choice(value, f"{recorded.get('why', '')} (chosen at the run's first start)")
+                    continue
+                except (GenAIError, KeyError):
+                    self.emit("notice", 0, message=f"{name} {recorded.get('value')!r}, chosen at this run's first "
+                                                   f"start, cannot run on {device}: choosing again")
+            paths[name] = choose()
+        return paths
+
+    def _compile_choice(self, device: torch.device, total: int) -> bool:
+        """`TrainConfig.compile`, its `auto` resolved once at the run's first start and kept on resume."""
+        recorded = self._recorded_path("compile")
+        if self.config.train.compile is None and isinstance(recorded, dict) and isinstance(recorded.get("value"),
+                                                                                            bool):
+            return bool(recorded["value"])
+        cfg = self.config
+        return resolve_compile(cfg.train.compile, device, cfg.model.d_model, cfg.task, total)
 
     def _warmup(self, total: int) -> int:
         """The warmup steps, shortened (with a notice) when they would not end before the run does."""
@@ -299,7 +350,11 @@ class Trainer:
         info = {"params": s.params, "total_steps": s.total, "steps_per_epoch": s.steps_per_epoch,
                 "device": str(s.device), "precision": s.precision, "tokens_per_step": s.tokens_per_step,
                 "train_tokens": self.store.train_tokens, "world_size": d.world, "threads": s.threads,
-                "compile": s.compiled, "optimizer": t.optimizer}
+                "compile": s.compiled, "optimizer": t.optimizer,
+                "auto_paths": {**{k: asdict(c) for k, c in s.paths.items()},
+                               "compile": {"value": s.compiled, "why": "resolve_compile's measured rule"}}}
+        if t.optimizer == "muon" and self.config.model.arch == "gpt":
+            info["muon_precision"] = s.paths["muon_precision"].value
         if d.is_main:
             self.run.write_status("running", "training", **info, step=p.step, started_step=p.step)
         self.emit("start", p.step, **info, resumed=self.resume)

@@ -127,11 +127,16 @@ def run_name_problem(name: str) -> str | None:
 
 
 def training_path(est: Estimate) -> str:
-    """Which code path the run takes: device, precision, threads and compilation, in words."""
+    """Which code path the run takes: device, precision (and why), Muon's precision, threads and compilation."""
     precision = {"bf16": "bf16 autocast", "fp16": "fp16 autocast with loss scaling", "fp32": "fp32"}[est.precision]
+    precision += f" ({est.precision_why})"
+    muon = ""
+    if est.muon_precision:
+        why = "" if est.muon_precision_why == est.precision_why else f" ({est.muon_precision_why})"
+        muon = f", Muon in {est.muon_precision}{why}"
     threads = f", {est.threads} CPU thread{'s' if est.threads != 1 else ''}" if est.threads else ""
     compiled = ", compiled with torch.compile" if est.compiled else ", eager (not compiled)"
-    return f"{est.device}, {precision}{threads}{compiled}"
+    return f"{est.device}, {precision}{muon}{threads}{compiled}"
 
 
 def show_estimate(est: Estimate | None) -> None:
