@@ -1,4 +1,4 @@
-"""The bench's inputs: the standard-library English text and the synthetic CSV."""
+"""The bench's inputs (the standard-library English text, the synthetic CSV) and its recipe and paths tables."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import math
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import torch
 
+from genai_core.bench import paths
 from genai_core.bench.speed import english_text, write_english_csv
+from genai_core.devices import cpu_cores, muon_precision_choice, precision_choice
 from genai_core.files import json_safe
 
 
@@ -57,3 +61,24 @@ def test_recipe_benchmark_trains_every_arm_into_run_folders_the_ablation_view_re
     arms = {a.label: a for a in ablation(runs, "ablation-classic-s0")}
     for label in ("baseline", "pos_encoding: learned → rope", "optimizer: adamw → muon", "mlp: gelu → relu2"):
         assert len(arms[label].finals) == 2, label  # the seeds of one arm are grouped
+
+
+def test_paths_bench_times_every_path_and_marks_autos_pick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(paths, "PATH_BUDGET_S", 0.0)  # one timed step per path: the table, not the figures
+    t = paths.bench_training_paths("demo 4x128", rounds=2, log=lambda *_: None)
+    cores = cpu_cores()
+    expected = {f"modern, autocast {p}, Muon {mp}, {th}t" for p in ("fp32", "bf16") for mp in ("fp32", "bf16")
+                for th in {1, cores}} | {f"classic (AdamW), fp32, {th}t" for th in {1, cores}}
+    assert set(t["rows"]) == expected
+    assert all(r["tokens_per_s"] > 0 and r["rounds"] == 1 for r in t["rows"].values())
+    cpu = torch.device("cpu")
+    assert t["auto"] == (f"modern, autocast {precision_choice('auto', cpu, 128).value}, "
+                         f"Muon {muon_precision_choice('auto', cpu, 128).value}, {cores}t")
+    assert 0 < t["auto_vs_fastest"] <= 1.0 and t["fastest"] in t["rows"]
+    ns = paths.bench_newton_schulz(rounds=1)
+    assert set(ns) == {"128", "384"} and all(v["fp32"] > 0 and v["bf16"] > 0 for v in ns.values())
+    report = {"cpu": "x", "cores": cores, "torch": "t", "cpu_capability": "c", "native_bf16_flags": False,
+              "verdict": "measured", "newton_schulz_ms": ns, "training": [t],
+              "generation": paths.bench_generation_paths(tokens=20, rounds=1)}
+    text = paths.format_report(report)
+    assert text.count("<- auto") == 2 and "x the fastest modern path" in text

@@ -338,6 +338,10 @@ def _add_bench(sub: Subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="A short version (seconds instead of minutes).")
     p.add_argument("--train-steps", type=int, metavar="N", help="Training steps to time.")
     p.add_argument("--corpus-mb", type=float, metavar="N", help="Size of the synthetic corpus, in MB.")
+    p.add_argument("--paths", action="store_true",
+                   help="Time every compute path here instead (autocast and Muon's Newton-Schulz in fp32 and bf16, "
+                        "1 thread or every core, generation) and show which one auto picks (~2 minutes; --quick: "
+                        "~30 s).")
     g = p.add_argument_group("recipes", "With --recipes: the classic and modern training recipes on Shakespeare "
                                         "(2,000 steps each), then each knob alone on classic (500 steps, 3 seeds); "
                                         "about 30 minutes on 2 CPU cores (--quick: about 3).")

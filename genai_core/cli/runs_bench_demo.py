@@ -45,6 +45,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """`bench`: this machine's data, training and generation speed, or the training recipes with --recipes."""
+    if args.paths:
+        from genai_core.bench.paths import run_paths
+
+        run_paths(json_output=args.json, quick=args.quick)
+        return 0
     if args.recipes:
         from genai_core.bench.recipes import main
 
