@@ -149,8 +149,8 @@ MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "
 
 
 TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
-               "muon_precision", "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay", "num_threads",
-               "checkpoint_seconds")
+               "muon_precision", "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay",
+               "num_threads", "checkpoint_seconds")
 
 
 PREFILLED = "train_prefilled_from"

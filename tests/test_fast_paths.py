@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_config
+
 from genai_core import speed_probe
 from genai_core.devices import muon_precision_choice, precision_choice
 from genai_core.errors import GenAIError
