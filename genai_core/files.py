@@ -8,6 +8,7 @@ half a file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -96,3 +97,23 @@ def staged_folder(final: Path, *, fsync: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive `flock` on `path` for the block; yields False (holding nothing) when `blocking` is
+    off and another process holds it. The kernel drops the lock when its holder dies, so it never goes stale."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

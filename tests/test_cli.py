@@ -25,6 +25,7 @@ from conftest import qa_records
 from torch.nn import functional as F
 
 from genai_core.config import TrainConfig
+from genai_core.runs.folder import writer_of
 
 pytestmark = pytest.mark.slow
 
@@ -195,6 +196,37 @@ def test_ctrl_c_stops_with_a_checkpoint_and_resume_continues(cli: Cli, tiny_txt:
     steps = metric_steps(run)
     assert steps == sorted(set(steps))  # the curve continues without repeating steps
     assert json.loads((run / "config.json").read_text())["train"]["lr"] == TrainConfig.model_fields["lr"].default
+
+
+def test_two_resumes_racing_for_one_run_leave_one_writer(cli: Cli, tiny_txt: Path) -> None:
+    run = cli.runs / "race"
+    proc = cli.popen("train", "--corpus", str(tiny_txt), "--out", "race", *TINY, "--max-steps", "1000000",
+                     "--log-interval", "5", "--eval-interval", "1000000", "--checkpoint-seconds", "0.2")
+    wait_for(lambda: (run / "checkpoints" / "latest").is_file() and len(metric_steps(run)) >= 4, proc)
+    proc.kill()  # kill -9: no stop, no message; the kernel drops the run's lock with the process
+    proc.wait(timeout=30)
+    assert writer_of(run) is None
+    a, b = (cli.popen("train", "--out", "race", "--resume") for _ in range(2))
+    loser = None
+    end = time.monotonic() + 90
+    while loser is None and time.monotonic() < end:
+        loser = next((p for p in (a, b) if p.poll() is not None), None)
+        time.sleep(0.05)
+    assert loser is not None, "neither resume ended: both are training"
+    winner = b if loser is a else a
+    out, err = loser.communicate()
+    assert loser.returncode == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == (f"error: run race is being trained by process {winner.pid}: "
+                                            "stop it there, or wait until it ends")
+    holder = writer_of(run)
+    assert holder is not None and holder["pid"] == winner.pid
+    wait_for(lambda: max(metric_steps(run)) > 40, winner)
+    winner.send_signal(signal.SIGINT)
+    winner.communicate(timeout=60)
+    steps = metric_steps(run)
+    assert steps == sorted(set(steps))  # one trainer: no step logged twice
+    assert status(run)["state"] == "stopped" and not (run / "error.log").exists()
 
 
 # --------------------------------------------------------------------------- sample

@@ -203,3 +203,32 @@ def test_kill_9_at_any_moment_leaves_a_loadable_checkpoint_and_resumable_run(tmp
     Run(out).save_config(cfg)
     res = train(cfg, out, resume=True)
     assert res.state == "completed" and res.run.latest_checkpoint().name == f"step_{last_step + 3:08d}"
+
+
+def test_a_second_trainer_of_a_run_in_training_is_refused_before_it_writes(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=40, eval_interval=10)
+    out = tmp_path / "run"
+    at_step_5, release = threading.Event(), threading.Event()
+
+    def hold(ev: TrainEvent) -> None:
+        if ev.kind == "step" and ev.step == 5:
+            at_step_5.set()
+            release.wait(30)
+
+    first = threading.Thread(target=train, args=(cfg, out), kwargs={"callbacks": [hold]})
+    first.start()
+    assert at_step_5.wait(60)
+    before = {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    for kwargs in ({"resume": True}, {"overwrite": True}, {}):
+        with pytest.raises(GenAIError) as err:
+            train(cfg, out, **kwargs)
+        assert str(err.value) == (f"run run is being trained by another thread of this process (pid {os.getpid()}): "
+                                  "stop it there, or wait until it ends")
+    assert {p.name: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before  # nothing written
+    release.set()
+    first.join(60)
+    run = Run(out)
+    assert run.state == "completed"
+    steps = [r["step"] for r in run.metrics()]
+    assert steps == sorted(set(steps))
+    assert train(cfg, out, overwrite=True).state == "completed"  # the lock went with its holder

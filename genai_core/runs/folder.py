@@ -24,8 +24,10 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,7 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError
-from genai_core.files import atomic_write_json, atomic_write_text, json_safe, read_json, staged_folder
+from genai_core.files import atomic_write_json, atomic_write_text, file_lock, json_safe, read_json, staged_folder
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 ACTIVE_STATES = ("running", "queued")
@@ -136,6 +138,62 @@ def process_alive(info: dict[str, Any]) -> bool:
         return abs(p.create_time() - float(info.get("started", 0))) < 1.0
     except (KeyError, ValueError, TypeError, psutil.Error):
         return False
+
+
+WRITER_LOCKS = ".locks"
+"""Folder of the runs folder holding one lock file per run being trained (`run_writer`)."""
+
+
+def writer_lock_path(run_path: Path) -> Path:
+    """The lock of the run folder `run_path`: beside it, not in it, so that overwriting or deleting the folder
+    cannot take the lock away from its holder."""
+    return Path(run_path).parent / WRITER_LOCKS / f"{Path(run_path).name}.lock"
+
+
+def writer_of(run_path: Path) -> dict[str, Any] | None:
+    """The process training `run_path` now (`process_token` fields), or None when no process holds its lock."""
+    lock = writer_lock_path(run_path)
+    if not lock.is_file():
+        return None
+    with file_lock(lock, blocking=False) as free:
+        if free:
+            return None
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    return holder if isinstance(holder, dict) else {}
+
+
+@contextmanager
+def run_writer(run_path: Path) -> Iterator[None]:
+    """Be the one process training the run folder `run_path` for the block, or raise GenAIError naming the holder.
+
+    An exclusive `flock` on `writer_lock_path`, taken before anything is written and held for the whole run,
+    whoever starts it (a thread of the app, the scheduler's process, Ray, the CLI, a second server). The kernel
+    releases it when its holder dies, so a killed trainer never leaves its run locked. flock locks an open file,
+    so two threads of one process exclude each other too."""
+    lock = writer_lock_path(run_path)
+    with ExitStack() as stack:
+        try:
+            mine = stack.enter_context(file_lock(lock, blocking=False))
+        except OSError as e:
+            raise GenAIError(f"cannot lock run {Path(run_path).name} for training ({lock}): {e.strerror or e}") from e
+        if not mine:
+            raise GenAIError(f"run {Path(run_path).name} is being trained by {_holder_words(writer_of(run_path))}: "
+                             "stop it there, or wait until it ends")
+        # Written in place, never replaced: a new file at this path would be a second lock beside the held one.
+        lock.write_text(json.dumps({**process_token(), "thread": threading.get_ident()}), encoding="utf-8")
+        yield
+
+
+def _holder_words(holder: dict[str, Any] | None) -> str:
+    if not holder or "pid" not in holder:
+        return "another process"
+    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        return f"another thread of this process (pid {holder['pid']})"
+    where = "" if holder.get("host") == socket.gethostname() else f" on {holder.get('host')}"
+    return f"process {holder['pid']}{where}"
 
 
 class Run:

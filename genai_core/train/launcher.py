@@ -24,7 +24,6 @@ use the Ray runner (`ray_jobs.py`), which leaves the scheduling to Ray.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import resource
@@ -32,8 +31,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ import psutil
 
 from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
+from genai_core.files import file_lock
 from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
 
 log = logging.getLogger(__name__)
@@ -57,26 +55,6 @@ _spawned: list[subprocess.Popen[bytes]] = []  # schedulers this process started,
 
 
 # --------------------------------------------------------------------------- locks
-@contextmanager
-def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive `flock` on `path` for the block; yields False (holding nothing) when `blocking` is
-    off and another process holds it. The kernel drops the lock when its holder dies, so it never goes stale."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
 def queue_lock(root: Path) -> Any:
     """The lock under which a queued run is started or taken out of the queue (never both)."""
     return file_lock(Path(root) / QUEUE_FOLDER / "queue.lock")

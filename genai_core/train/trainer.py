@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from genai_core.files import atomic_write_text
 from genai_core.generate.qa import QAStore, check_parent, prepare_qa, question_kinds, read_qa_table
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
-from genai_core.runs.folder import Run
+from genai_core.runs.folder import Run, run_writer
 from genai_core.speed_probe import BF16_ENV
 from genai_core.train.optim import NS_DTYPES, Optimizers, TrainStep, lr_at, make_optimizer
 
@@ -651,10 +651,12 @@ def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite
     d = dist_info()
     owns_folder = False  # only a run this call created or resumed may be marked failed
     try:
-        config, run, store = setup_run(config, out, resume=resume, overwrite=overwrite, progress=progress)
-        owns_folder = True
-        trainer = Trainer(config, run, store, callbacks=callbacks, stop_event=stop_event, resume=resume)
-        state = trainer.fit()
+        # One writer per run folder: a second start or resume of a run in training is refused before it writes.
+        with run_writer(run.path) if d.is_main else nullcontext():
+            config, run, store = setup_run(config, out, resume=resume, overwrite=overwrite, progress=progress)
+            owns_folder = True
+            trainer = Trainer(config, run, store, callbacks=callbacks, stop_event=stop_event, resume=resume)
+            state = trainer.fit()
         return TrainResult(run, state, run.status().get("message", ""))
     except BaseException as e:
         msg = user_message(e)
