@@ -35,6 +35,17 @@ def test_newton_schulz_orthogonalises_a_batch_of_matrices_in_either_dtype(dtype:
         assert torch.allclose(single.float(), out[i].float(), atol=1e-2 if dtype == torch.bfloat16 else 1e-5)
 
 
+def test_the_gram_form_of_the_iteration_equals_the_plain_one_in_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.train import optim
+
+    g = torch.randn(4, 128, 512, generator=torch.Generator().manual_seed(0))  # the MLP's shape at d_model 128
+    gram = newton_schulz(g, 5, torch.float32)
+    monkeypatch.setattr(optim, "GRAM_MIN_ASPECT", 10**9)  # the plain iteration at every shape
+    plain = newton_schulz(g, 5, torch.float32)
+    assert (gram - plain).abs().max() < 1e-4 * plain.abs().max()
+    assert not torch.equal(gram, plain)  # two code paths, not one
+
+
 def _muon_steps(make: object, steps: int = 4) -> list[torch.Tensor]:
     torch.manual_seed(0)
     params = [torch.nn.Parameter(torch.randn(shape)) for shape in ((64, 32), (64, 32), (32, 128), (32, 32))]

@@ -57,11 +57,37 @@ def newton_schulz(G: torch.Tensor, steps: int, dtype: torch.dtype, eps: float = 
     if tall:  # iterate on the wide orientation: X @ X^T is then the smaller Gram matrix
         X = X.mT
     X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
-    for _ in range(steps):
-        A = X @ X.mT
-        B = torch.baddbmm(A, A, A, beta=b, alpha=c)
-        X = torch.baddbmm(X, B, X, beta=a)
+    if dtype == torch.float32 and X.size(-1) >= GRAM_MIN_ASPECT * X.size(-2):
+        X = _gram_newton_schulz(X, steps)
+    else:
+        for _ in range(steps):
+            A = X @ X.mT
+            B = torch.baddbmm(A, A, A, beta=b, alpha=c)
+            X = torch.baddbmm(X, B, X, beta=a)
     return X.mT if tall else X
+
+
+GRAM_MIN_ASPECT = 2
+"""Width / height from which `_gram_newton_schulz` does fewer FLOPs than the plain iteration (4 d^2 k + 36 d^3
+against 5 (4 d^2 k + 2 d^3) for a d x k matrix: 42% fewer at k = 4d, the MLP's; more at k = d)."""
+
+
+def _gram_newton_schulz(X: torch.Tensor, steps: int) -> torch.Tensor:
+    """The same iteration on the small Gram matrix: each step is X <- P X with P = aI + bA + cA^2 a polynomial of
+    A = X X^T (d x d), so X_T = P_{T-1} ... P_0 X_0 and A_{t+1} = P A_t P (P is symmetric and commutes with A_t).
+    Only d x d products inside the loop, and the wide d x k matrix is touched twice. Equal to the plain iteration
+    in exact arithmetic; in fp32 the two differ by rounding. fp32 only: the bf16 path stays torch.optim.Muon's
+    iteration, bit for bit."""
+    a, b, c = NS_COEFFICIENTS
+    A = X @ X.mT
+    eye = torch.eye(A.size(-1), dtype=A.dtype, device=A.device)
+    Q: torch.Tensor | None = None
+    for i in range(steps):
+        P = torch.baddbmm(A, A, A, beta=b, alpha=c) + a * eye
+        Q = P if Q is None else P @ Q
+        if i < steps - 1:
+            A = P @ A @ P
+    return Q @ X if Q is not None else X
 
 
 class Muon(torch.optim.Optimizer):

@@ -261,8 +261,8 @@ def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision:
 def _calibration_key(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> tuple[Any, ...]:
     # Dropout's value does not change the cost, only whether it is on (it selects the attention kernel).
     shape = (m.arch, m.vocab_size, m.d_model, m.n_heads, m.n_layers, m.seq_len, m.dropout > 0,
-             m.pos_encoding, m.norm, m.qk_norm, m.mlp, m.bias, m.tie_embeddings, m.copy_head,
-             m.logit_softcap is not None)
+             m.pos_encoding, m.norm, m.qk_norm, m.mlp, m.bias, m.tie_embeddings, m.copy_head, m.span_head,
+             m.kind_head, m.span_lookahead, m.logit_softcap is not None)
     return (*shape, t.batch_size, t.grad_clip > 0, t.compile, t.optimizer, t.muon_precision, precision, str(device),
             t.num_threads or torch.get_num_threads())
 
