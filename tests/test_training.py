@@ -232,3 +232,26 @@ def test_a_second_trainer_of_a_run_in_training_is_refused_before_it_writes(tmp_p
     steps = [r["step"] for r in run.metrics()]
     assert steps == sorted(set(steps))
     assert train(cfg, out, overwrite=True).state == "completed"  # the lock went with its holder
+
+
+def test_what_a_killed_write_left_behind_neither_blocks_a_start_nor_stays(tmp_path: Path, tiny_txt: Path) -> None:
+    cfg = tiny_config(tiny_txt, max_steps=12, eval_interval=6)
+    # A scheduler killed while launching: the placeholder (config, status) and a status write's temporary file.
+    out = tmp_path / "launching"
+    out.mkdir()
+    Run(out).save_config(cfg)
+    Run(out).write_status("queued", "waiting")
+    (out / ".status.json.k1ll3d.tmp").write_text("{half")
+    assert train(cfg, out).state == "completed"  # not "run folder already exists"
+    # A trainer killed mid-checkpoint: a staged checkpoint folder and a temporary file, both old by now.
+    run = Run(out)
+    stale = [run.checkpoints_path / ".step_00000007.x1y2", out / ".latest.ab12.tmp"]
+    stale[0].mkdir()
+    (stale[0] / "model.safetensors").write_bytes(b"partial")
+    stale[1].write_text("step_00000007")
+    fresh = out / ".metrics.jsonl.live.tmp"  # a write happening right now: never touched
+    fresh.write_text("x")
+    for p in stale:
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    train(cfg, out, resume=True)  # the run's writer, even of a completed run, clears them first
+    assert not any(p.exists() for p in stale) and fresh.exists()

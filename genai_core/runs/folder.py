@@ -140,6 +140,15 @@ def process_alive(info: dict[str, Any]) -> bool:
         return False
 
 
+STALE_TEMP_S = 60.0
+"""Age from which a temporary file or staged folder in a run folder is a killed write's leftover."""
+
+
+def _is_temporary(p: Path) -> bool:
+    """A temporary file of `atomic_write_*` (`.NAME.xxxx.tmp`) or a folder of `staged_folder` (`.NAME.xxxx`)."""
+    return p.name.startswith(".") and (p.name.endswith(".tmp") or p.is_dir())
+
+
 WRITER_LOCKS = ".locks"
 """Folder of the runs folder holding one lock file per run being trained (`run_writer`)."""
 
@@ -184,6 +193,7 @@ def run_writer(run_path: Path) -> Iterator[None]:
                              "stop it there, or wait until it ends")
         # Written in place, never replaced: a new file at this path would be a second lock beside the held one.
         lock.write_text(json.dumps({**process_token(), "thread": threading.get_ident()}), encoding="utf-8")
+        Run(run_path).remove_leftovers()  # the one writer now: what a killed one left half-written goes
         yield
 
 
@@ -262,8 +272,31 @@ class Run:
 
     def _is_placeholder(self) -> bool:
         """A folder with a config and a status but nothing trained (the job manager writes one at submit; the
-        scheduler adds the training process's log before the process starts)."""
-        return self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {"config.json", "status.json", LOG_NAME}
+        scheduler adds the training process's log before the process starts). A write's temporary file, or one
+        a killed process left behind, does not make it more than that."""
+        if not self.path.is_dir():
+            return False
+        names = {p.name for p in self.path.iterdir() if not _is_temporary(p)}
+        return names <= {"config.json", "status.json", LOG_NAME}
+
+    def remove_leftovers(self, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+        """Delete what killed writes left in the folder and its checkpoints: `atomic_write_*` temporary files and
+        `staged_folder` folders older than `older_than_s` (a live write takes milliseconds). The trainer calls it
+        holding the run's writer lock. Returns what it removed."""
+        removed: list[Path] = []
+        now = time.time()
+        for folder in (self.path, self.checkpoints_path):
+            if not folder.is_dir():
+                continue
+            for p in folder.iterdir():
+                try:
+                    if not _is_temporary(p) or now - p.lstat().st_mtime < older_than_s:
+                        continue
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                    removed.append(p)
+                except OSError:  # gone already, or not ours to remove: leave it
+                    continue
+        return removed
 
     def check_creatable(self, overwrite: bool = False) -> None:
         """Refuse a bad name, an existing run (unless `overwrite`), and ever deleting a folder that is not a run."""
