@@ -7,6 +7,7 @@ second tab sees it. Training threads keep going between runs; `app_env` shuts th
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -359,7 +360,13 @@ def test_recipe_choice_fills_the_knobs_and_each_recipe_trains_from_the_page(corp
     assert at.session_state["train_recipe"] == "modern"
     assert at.selectbox(key="train_pos_encoding").value == "rope"
     assert at.selectbox(key="train_optimizer").value == "muon"
-    assert "Runs on: cpu" in " ".join(c.value for c in at.caption)
+    caption = " ".join(c.value for c in at.caption)
+    # The path line says what auto chose here and why (the session's probe measured this machine).
+    assert "Runs on: cpu" in caption and "measured" in caption
+    assert re.search(r"Muon in (fp32|bf16)", caption), caption
+    at.selectbox(key="train_muon_precision").set_value("bf16").run()
+    assert "Muon in bf16 (set in the config)" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="train_muon_precision").set_value("auto").run()
     at.segmented_control(key="train_recipe").set_value("classic").run()
     assert not at.exception
     assert at.selectbox(key="train_pos_encoding").value == "learned"
