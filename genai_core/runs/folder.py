@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,11 +183,9 @@ def run_writer(run_path: Path) -> Iterator[None]:
     releases it when its holder dies, so a killed trainer never leaves its run locked. flock locks an open file,
     so two threads of one process exclude each other too."""
     lock = writer_lock_path(run_path)
-    with ExitStack() as stack:
-        try:
-            mine = stack.enter_context(file_lock(lock, blocking=False))
-        except OSError as e:
-            raise GenAIError(f"cannot lock run {Path(run_path).name} for training ({lock}): {e.strerror or e}") from e
+    # A lock that cannot be made (a read-only or full disk) raises its OSError: the caller names it as it names any
+    # storage error (`errors.storage_message`).
+    with file_lock(lock, blocking=False) as mine:
         if not mine:
             raise GenAIError(f"run {Path(run_path).name} is being trained by {_holder_words(writer_of(run_path))}: "
                              "stop it there, or wait until it ends")
