@@ -104,8 +104,7 @@ def load_sampler(run_path: str, checkpoint: str, mtime_ns: int) -> Sampler:
 
 # --------------------------------------------------------------------------- small helpers
 OWN_TEXT = "Your own text"
-COLLAPSE_CHARS = 160
-"""Unseen context longer than this is collapsed to a note (a long case would unroll into a very long page)."""
+COLLAPSE_CHARS = 160  # unseen context longer than this is collapsed to a note (a long case would make a long page)
 
 
 def use_example() -> None:

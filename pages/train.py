@@ -127,8 +127,8 @@ def switch(label: str, field: str, **kw: Any) -> bool:
     return bool(st.checkbox(label, key=key, persist_state=PERSIST, help=field_help(ModelConfig, field), **kw))
 
 
+# Number inputs whose config value None (off; for threads: automatic) reads 0 in the widget.
 OFF_AS_ZERO = {"logit_softcap": 0.0, "num_threads": 0}
-"""Number inputs whose config value None (off; for threads: automatic) reads 0 in the widget."""
 
 
 def widget_value(field: str, value: Any) -> Any:
