@@ -40,6 +40,7 @@ from genai_core.generate.chat import (
     decoding_config,
     decoding_modes,
     example_contexts,
+    not_taught_to_answer,
     parse_stops,
     trained_template,
 )
@@ -341,7 +342,8 @@ def choose_run() -> Loaded:
     with st.sidebar:
         st.header("Model")
         st.selectbox("Run", list(by_name), key="chat_run", format_func=lambda n: f"{n} · {by_name[n].state}",
-                     help="Completed or stopped runs with a checkpoint, newest first.")
+                     help="Completed or stopped runs with a checkpoint: QA fine-tunes first, then the others, "
+                          "newest first in each.")
     run = by_name[st.session_state["chat_run"]]
     try:
         ckpt = run.latest_checkpoint()
@@ -355,6 +357,9 @@ def choose_run() -> Loaded:
         train_link()
         st.stop()
     follow_trained_format(sampler)
+    warning = not_taught_to_answer(run)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
     return Loaded(run, ckpt, model_key, sampler)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,19 @@ def test_no_runs_gives_a_helpful_message(app_env: Path) -> None:
     at = _ok(app_test(PAGE))
     assert any("No trained model" in i.value for i in at.info)
     assert at.get("page_link") and not at.chat_input
+
+
+def test_the_chat_opens_on_a_qa_run_and_warns_on_a_plain_language_model(tiny_qa_runs: dict[str, Path],
+                                                                      app_env: Path) -> None:
+    for name in ("pretrain", "qa"):
+        shutil.copytree(tiny_qa_runs[name], app_env / name)
+    os.utime(app_env / "pretrain" / "config.json")  # the plain language model is the newest run now
+    at = _ok(app_test(PAGE))
+    assert at.selectbox(key="chat_run").value == "qa"  # the QA fine-tune first, though older
+    assert not [w for w in at.warning if "plain language model" in w.value]
+    _ok(at.selectbox(key="chat_run").set_value("pretrain").run())
+    warned = [w.value for w in at.warning if "plain language model" in w.value]
+    assert len(warned) == 1 and "never taught to answer" in warned[0] and "Home page" in warned[0]
 
 
 def test_page_offers_the_run_and_the_example_context_then_streams_an_answer(trained: Path) -> None:

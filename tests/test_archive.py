@@ -309,6 +309,9 @@ def test_html_report_is_one_offline_file(run: Run) -> None:
     assert "&lt;b&gt;Bold&lt;/b&gt; &amp; more" in page  # samples are escaped
     assert run.samples()[0]["text"][:10] in page.replace("&#x27;", "'").replace("&quot;", '"')
     assert "best validation loss" in page and "d_model" in page
+    # The corpus by its name only: a shared report does not show where the server keeps its files.
+    corpus = Path(run.config().data.corpus)
+    assert str(corpus.parent) not in page and json.dumps(corpus.name) in page.replace("&quot;", '"')
 
 
 def test_saved_evaluations_travel_with_the_run(run: Run, tmp_path: Path) -> None:

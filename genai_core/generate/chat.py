@@ -39,7 +39,8 @@ def decoding_modes(sampler: Sampler) -> dict[str, str]:
 
 
 def chat_runs(root: Path) -> list[Run]:
-    """Runs under `root` with weights to talk to, newest first (see CHATTABLE)."""
+    """Runs under `root` with weights to talk to (see CHATTABLE): QA fine-tunes first, then the others, newest first
+    in each group. The Chat is for answering questions, so the run it opens with is one taught to answer."""
     out = []
     for run in list_runs(root):
         try:
@@ -47,7 +48,26 @@ def chat_runs(root: Path) -> list[Run]:
                 out.append(run)
         except (GenAIError, OSError):  # a half-written or damaged folder is simply not offered
             continue
-    return out
+    return sorted(out, key=lambda r: not is_qa_run(r))  # a stable sort: newest first within each group
+
+
+def is_qa_run(run: Run) -> bool:
+    """The run was fine-tuned for question answering (task `qa`); False for a pretrained language model or a run
+    whose config cannot be read."""
+    try:
+        return run.config().task == "qa"
+    except (GenAIError, OSError):
+        return False
+
+
+def not_taught_to_answer(run: Run) -> str | None:
+    """Why `run`'s answers are not answers (a plain language model), or None for a QA fine-tune."""
+    if is_qa_run(run):
+        return None
+    return (f"{run.name} is a plain language model: it learned to continue text and was never taught to answer "
+            "questions, so what it writes after “A:” is a continuation, not an answer read from the case. For "
+            "answers, pick a QA fine-tune in the sidebar, or train one: the clinical QA demo on the Home page, or "
+            "*Fine-tune for QA* on the Train page.")
 
 
 def example_contexts(folder: Path) -> dict[str, str]:
@@ -131,5 +151,17 @@ def chat_prompt(sampler: Sampler, question: str, context: str, template: str | N
     return ChatPrompt(ids, info, None, gen)
 
 
-__all__ = ["CHATTABLE", "DECODING_MODES", "ChatPrompt", "chat_prompt", "chat_runs", "decoding_config",
-           "decoding_modes", "example_contexts", "parse_stops", "trained_template"]
+__all__ = [
+    "CHATTABLE",
+    "DECODING_MODES",
+    "ChatPrompt",
+    "chat_prompt",
+    "chat_runs",
+    "decoding_config",
+    "decoding_modes",
+    "example_contexts",
+    "is_qa_run",
+    "not_taught_to_answer",
+    "parse_stops",
+    "trained_template",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from pathlib import PurePath
 from typing import Any
 
 from genai_core.runs.folder import Run, downsample_rows
@@ -33,7 +34,7 @@ def html_report(run: Run) -> str:
     rows = run.metrics()
     val = downsample_rows([r for r in rows if r.get("val_loss") is not None])
     samples_note, samples_html = _samples_table(run.samples())
-    config_html = _config_table(config.model_dump(mode="json"))
+    config_html = _config_table(_shareable(config.model_dump(mode="json")))
     e = html.escape
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime())
     return f"""<!DOCTYPE html>
@@ -87,6 +88,16 @@ def _metrics_table(run: Run, rows: list[dict[str, Any]], val: list[dict[str, Any
         ("throughput (tokens/s)", _num(rows[-1].get("tokens_per_s") if rows else None)),
     ]
     return "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in final)
+
+
+def _shareable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config with its file paths cut to the file's name: a report is shared, and must not show where the
+    server keeps its uploads or runs."""
+    data = dict(cfg.get("data") or {})
+    for key in ("corpus", "val_corpus"):
+        if data.get(key):
+            data[key] = PurePath(str(data[key])).name
+    return {**cfg, "data": data}
 
 
 def _config_table(cfg: dict[str, Any]) -> str:
