@@ -24,7 +24,14 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.config import DataConfig
 from genai_core.data import preview as engine
-from genai_core.data.corpus import CORPUS_FILE_TYPES, clean_text, detect_format, list_corpus_files, preview
+from genai_core.data.corpus import (
+    CORPUS_FILE_TYPES,
+    bundled_corpus_note,
+    clean_text,
+    detect_format,
+    list_corpus_files,
+    preview,
+)
 from genai_core.data.preview import (
     TOKENIZER_CHARS,
     CorpusStats,
@@ -264,8 +271,7 @@ def pick_bundled(bundled: list[Path], last: str | None, file_slot: DeltaGenerato
     picked = st.selectbox("Bundled corpus", options, key="data_bundled",
                           format_func=lambda p: f"{Path(p).name} ({format_bytes(Path(p).stat().st_size)})")
     file_slot = st.container()
-    st.caption(":material/science: The bundled corpora are **synthetic**: generated for this playground. The "
-               "clinical cases describe fictional patients; they contain no real patient data.")
+    st.caption(f":material/science: {Path(picked).name}: {bundled_corpus_note(picked)}")
     return Path(picked), file_slot
 
 
@@ -356,8 +362,9 @@ def pick_column(path: Path, fmt: str, df: pd.DataFrame, mine: DataConfig | None,
         "Text column", columns, key="data_column", accept_new_options=True,
         help="The column that holds the text. You can also type a name (JSON lines may have keys the first "
              "rows lack).")
-    right.caption(f"{path.name} · {format_bytes(size)} · {fmt.upper()} · {len(df.columns)} columns"
-                  + ("" if "text" in df.columns else " · no `text` column: guessed the one with the longest text"))
+    how = ("" if column == "text" else " · no `text` column: guessed the one with the longest text"
+           if column == guess_text_column(df) else f" · text column `{column}`, chosen here")
+    right.caption(f"{path.name} · {format_bytes(size)} · {fmt.upper()} · {len(df.columns)} columns{how}")
     return column, column_slot.container()
 
 

