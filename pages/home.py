@@ -10,8 +10,9 @@ from genai_core.clinical.demo import demo_estimates, demo_pretrain_config, demo_
 from genai_core.config import RunConfig
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from genai_core.train.estimates import Estimate
+from genai_core.train.job_status import parent_not_ready
 from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_seconds
 from pages import ui
@@ -55,6 +56,16 @@ def demo_runs() -> dict[str, Run]:
     return found
 
 
+def held_by(jm: JobManager, name: str) -> bool | None:
+    """For a queued run: None when nothing holds it, True when its parent is still on its way, False when its
+    parent was stopped, failed or interrupted (it waits until someone resumes the parent)."""
+    try:
+        held = parent_not_ready(jm.run(name).config())
+    except GenAIError:
+        return None
+    return None if held is None else held[2]
+
+
 def resume_demo(jm: JobManager, found: dict[str, Run]) -> None:
     """Carry on the existing demo: resume (or start again) whichever stage has not completed. The fine-tune
     waits for its parent to complete (the job manager holds it until then)."""
@@ -70,6 +81,8 @@ def resume_demo(jm: JobManager, found: dict[str, Run]) -> None:
             jm.submit(demo_pretrain_config(), pre.name, replace=True)
     if qa is None:
         jm.submit(demo_qa_config(parent=pre.path), ui.unique_run_name(DEMO_NAMES[1]))
+    elif qa.state in ACTIVE_STATES:
+        pass  # queued behind its parent already: it starts when the pretraining completes
     elif qa.state != "completed":
         if qa.state in RESUMABLE_STATES and qa.latest_checkpoint() is not None:
             jm.resume(qa.name)
@@ -78,7 +91,9 @@ def resume_demo(jm: JobManager, found: dict[str, Run]) -> None:
 
 
 def restart_demo(jm: JobManager, found: dict[str, Run]) -> None:
-    """Train both stages again from scratch, in the same run folders."""
+    """Train both stages again from scratch, in the same run folders (a stage still queued is taken out first)."""
+    for job in demo_jobs(jm):
+        jm.stop(job.name)
     pre_cfg, qa_cfg = demo_presets()
     pre_name = found[pre_cfg.name].name if pre_cfg.name in found else ui.unique_run_name(DEMO_NAMES[0])
     qa_name = found[qa_cfg.name].name if qa_cfg.name in found else ui.unique_run_name(DEMO_NAMES[1])
@@ -155,9 +170,12 @@ def demo_section() -> None:
         "scores the model on questions it never saw."
     )
     active = demo_jobs(jm)
+    # The demo trains while one of its runs does, or is on its way to; a fine-tune held by a stopped pretraining is
+    # not (it would wait forever): then the demo is paused, and Home offers to resume or restart it.
+    training = [j for j in active if j.state == "running" or held_by(jm, j.name) in (None, True)]
     missing = [p for p in (pretrain.data.corpus, fine_tune.data.corpus, fine_tune.data.val_corpus)
                if p is not None and not Path(p).is_file()]
-    if active:  # one click is enough: a second would only queue the same two runs again
+    if training:  # one click is enough: a second would only queue the same two runs again
         st.page_link("pages/train.py", icon=":material/fitness_center:",
                      label=f"The demo is training ({' → '.join(j.name for j in active)}): watch it on the Train page")
     elif missing:
@@ -167,7 +185,10 @@ def demo_section() -> None:
         # Clicking again must not start a second copy from scratch: open, carry on, or (asked for) restart.
         states = ", ".join(f"{run.name} {run.state}" for run in found.values())
         done = all(run.state == "completed" for run in found.values()) and len(found) == 2
-        st.caption(f"The demo was trained here before: {states}.")
+        if active:
+            st.caption(f"The demo is paused: {states}. The fine-tune starts once its pretraining has completed.")
+        else:
+            st.caption(f"The demo was trained here before: {states}.")
         c1, c2, _ = st.columns(3)
         if done:
             c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")

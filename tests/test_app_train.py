@@ -264,6 +264,21 @@ def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path
     assert not at.exception, at.exception
     names = sorted(j.name for j in manager().jobs() if j.active)
     assert names == sorted(j.name for j in jobs)  # the same two runs, carried on, not demo-qa-2
+    # The pretraining stopped, its fine-tune still queued behind it: the demo is paused, not "training", and
+    # Home offers to resume or restart it.
+    wait_until(lambda: [a.name for a in manager().active()] == [jobs[0].name], "the pretraining to resume")
+    manager().stop(jobs[0].name)
+    assert manager().wait(jobs[0].name, timeout=TIMEOUT).state == "stopped"
+    assert [q.name for q in manager().queue()] == [jobs[1].name]  # held by its stopped parent
+    at.switch_page("pages/home.py").run()
+    assert not at.exception, at.exception
+    assert not [link for link in at.get("page_link") if "is training" in link.label]
+    assert "The demo is paused" in " ".join(c.value for c in at.caption)
+    assert at.button(key="home_demo_restart")
+    at.button(key="home_demo_resume").click().run()
+    assert not at.exception, at.exception
+    wait_until(lambda: [a.name for a in manager().active()] == [jobs[0].name], "the pretraining to resume again")
+    assert [q.name for q in manager().queue()] == [jobs[1].name]  # the same fine-tune, not a second one
     for job in reversed(jobs):
         manager().stop(job.name)
         manager().wait(job.name, timeout=TIMEOUT)

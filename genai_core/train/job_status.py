@@ -31,6 +31,24 @@ def effective_status(run: Run) -> dict[str, Any]:
     return ray_jobs.reconcile(run, run.status())
 
 
+def parent_not_ready(config: RunConfig) -> tuple[str, str, bool] | None:
+    """Why a fine-tune may not start yet, or None when it may: (the message its status shows, the parent's name,
+    whether the parent is still on its way). A fine-tune never starts from a half-trained parent: it waits while
+    the parent is queued or running, and is held while the parent is stopped, failed or interrupted, until it is
+    resumed and completes. Every runner (thread, process, Ray) and the Home page read this one rule."""
+    if config.parent is None:
+        return None
+    parent = Run(config.parent)
+    state = str(effective_status(parent).get("state", "missing")) if parent.exists() else "missing"
+    if state == "completed":
+        return None
+    if state in ACTIVE_STATES:
+        return f"waiting for {parent.name} to complete (it is {state})", parent.name, True
+    if state == "missing":
+        return f"waiting for {parent.name}, which no longer exists: stop this run", parent.name, False
+    return f"waiting for {parent.name}, which was {state}: resume it (or stop this run)", parent.name, False
+
+
 def disk_live(run: Run, st: dict[str, Any]) -> dict[str, Any]:
     """The live fields of a run trained by another process, read from its folder: the latest losses, rate and
     sample, and an ETA from the training time of the recent logged steps."""

@@ -39,7 +39,8 @@ import psutil
 from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
 from genai_core.files import file_lock
-from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
+from genai_core.runs.folder import Run, process_alive, process_token
+from genai_core.train.job_status import parent_not_ready
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +242,7 @@ def serve(root: Path, *, poll_s: float = POLL_S) -> None:
 def startable(run: Run) -> bool:
     """A queued run whose parent (if any) lets it start: what is worth starting a scheduler for."""
     try:
-        return _parent_not_ready(run.config()) is None
+        return parent_not_ready(run.config()) is None
     except GenAIError:
         return True  # the scheduler will fail it with the reason
 
@@ -258,7 +259,7 @@ def _start_ready(root: Path, children: list[_Child]) -> bool:
         except GenAIError as e:
             run.write_status("failed", f"cannot start: {e}")
             continue
-        why = _parent_not_ready(config)
+        why = parent_not_ready(config)
         if why is not None:
             if run.read_status_raw().get("message") != why[0]:
                 run.write_status("queued", why[0], waiting_for=why[1])
@@ -273,22 +274,6 @@ def _start_ready(root: Path, children: list[_Child]) -> bool:
         children.append(_launch(run, config, devices))
         busy.update(devices)
     return waiting
-
-
-def _parent_not_ready(config: RunConfig) -> tuple[str, str, bool] | None:
-    """None when the run may start; else (message, parent name, whether the parent is still on its way).
-    A fine-tune never starts from a half-trained parent."""
-    if config.parent is None:
-        return None
-    parent = Run(config.parent)
-    state = str(parent.status().get("state", "missing")) if parent.exists() else "missing"
-    if state == "completed":
-        return None
-    if state in ACTIVE_STATES:
-        return f"waiting for {parent.name} to complete (it is {state})", parent.name, True
-    if state == "missing":
-        return f"waiting for {parent.name}, which no longer exists: stop this run", parent.name, False
-    return f"waiting for {parent.name}, which was {state}: resume it (or stop this run)", parent.name, False
 
 
 def _launch(run: Run, config: RunConfig, devices: list[str]) -> _Child:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import ACTIVE_STATES, Run
+from genai_core.runs.folder import Run
 from genai_core.train import trainer
-from genai_core.train.job_status import LiveLog, effective_status
+from genai_core.train.job_status import LiveLog, parent_not_ready
 from genai_core.train.trainer import TrainEvent
 
 log = logging.getLogger(__name__)
@@ -56,23 +56,14 @@ def next_ready(queue: deque[ThreadJob]) -> ThreadJob | None:
     and starts once the parent is resumed and completes (or leaves when the person stops it).
     """
     for job in list(queue):
-        parent = job.config.parent
-        if parent is None or job.resume:
+        held = None if job.resume else parent_not_ready(job.config)
+        if held is None:
             return job
-        prun = Run(parent)
-        state = str(effective_status(prun).get("state", "missing")) if prun.exists() else "missing"
-        if state == "completed":
-            return job
-        if state in ACTIVE_STATES:
-            why = f"waiting for {prun.name} to complete (it is {state})"
-        elif state == "missing":
-            why = f"waiting for {prun.name}, which no longer exists: stop this run"
-        else:
-            why = f"waiting for {prun.name}, which was {state}: resume it (or stop this run)"
+        why, parent_name, _ = held
         job.live.set_phase(why)
         run = Run(job.path)
         if run.path.is_dir() and run.read_status_raw().get("message") != why:
-            run.write_status("queued", why, queued_at=job.queued_at, waiting_for=prun.name)
+            run.write_status("queued", why, queued_at=job.queued_at, waiting_for=parent_name)
     return None
 
 
