@@ -6,11 +6,10 @@ recipe, random ids) is timed in every CPU path: autocast fp32 or bf16, Muon's Ne
 1 thread or every core; the classic recipe (nanoGPT's: AdamW, fp32) beside them for scale. The paths run
 interleaved, one step each per round, so all see the same machine load; a path far slower than the rest
 stops being timed once it has used its share of the time (its figure is then from fewer rounds, or from its
-first step alone when that takes seconds). Then the
-Newton-Schulz iteration alone per dtype, and generation (the fast decoder and GPT.forward's cache, 1 thread
-and every core). Each table marks the path `auto` takes here and how far it is from the fastest.
-torch.compile is not in the table: its payback is the measured rule of `devices.resolve_compile`
-(`benchmarks/cpu_paths.py` times it).
+first step alone when that takes seconds). Then the Newton-Schulz iteration alone per dtype, and generation
+(the fast decoder and GPT.forward's cache, 1 thread and every core). Each table marks the path `auto` takes
+here and how far it is from the fastest. torch.compile is not in the table: its payback is the measured rule
+of `devices.resolve_compile` (`benchmarks/cpu_paths.py` times it).
 """
 
 from __future__ import annotations
@@ -34,7 +33,9 @@ PATH_BUDGET_S = 6.0
 
 
 @dataclass
-class Path:
+class TrainPath:
+    """One way to run a training step: the recipe, the autocast and Newton-Schulz dtypes, the threads."""
+
     name: str
     recipe: str
     precision: str
@@ -42,15 +43,15 @@ class Path:
     threads: int
 
 
-def _paths(cores: int) -> list[Path]:
+def _paths(cores: int) -> list[TrainPath]:
     threads = sorted({1, cores})
-    out = [Path(f"modern, autocast {p}, Muon {mp}, {th}t", "modern", p, mp, th)
+    out = [TrainPath(f"modern, autocast {p}, Muon {mp}, {th}t", "modern", p, mp, th)
            for p in ("fp32", "bf16") for mp in ("fp32", "bf16") for th in threads]
-    out += [Path(f"classic (AdamW), fp32, {th}t", "classic", "fp32", None, th) for th in threads]
+    out += [TrainPath(f"classic (AdamW), fp32, {th}t", "classic", "fp32", None, th) for th in threads]
     return out
 
 
-def _step_for(path: Path, layers: int, d: int, seq: int, batch: int) -> tuple[Any, Any]:
+def _step_for(path: TrainPath, layers: int, d: int, seq: int, batch: int) -> tuple[Any, Any]:
     from genai_core.model import build_model
     from genai_core.train.optim import TrainStep, make_optimizer
     from genai_core.train.timing import random_batch
