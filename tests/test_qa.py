@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from genai_core.clinical.demo import QA_MEAN_EXAMPLE_TOKENS
 from genai_core.config import DataConfig, ModelConfig, QALayout, RunConfig, TrainConfig
 from genai_core.data.retrieval import select_context, split_sentences
 from genai_core.data.tokenization import CharTokenizer
@@ -283,6 +284,9 @@ def test_cli_demo_qa_makes_two_linked_runs(tmp_path: Path) -> None:
     m = ft.config().model
     assert ft.config().parent == pre.path.resolve() and m.copy_head and m.span_head and m.kind_head
     assert "blood type" in m.question_kinds and "age" in m.question_kinds  # from the bundled training file
+    # The example width the Home page's estimate assumes is the one the shipped split has.
+    mean_example = ft.read_status_raw()["tokens_per_step"] / ft.config().train.batch_size
+    assert mean_example == pytest.approx(QA_MEAN_EXAMPLE_TOKENS, rel=0.05)
     # Scored as the demo scores it: by the span head, on the note-style split too.
     r = _cli("eval", "--run", str(ft.path), "--qa", str(REPO / "assets" / "qa" / "test_note_style.csv"),
              "--limit", "3", "--json", cwd=tmp_path)

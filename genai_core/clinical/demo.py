@@ -49,6 +49,7 @@ from typing import Any
 from genai_core.clinical.synthetic import qa_file
 from genai_core.config import ASSETS_DIR, QA_HEADS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
+from genai_core.generate.qa import PADDED_SHARE
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import Callback, train
 
@@ -58,6 +59,13 @@ QA_STEPS = 1800
 """Fine-tuning steps of the demo: with the modern recipe (a step costs ~1.3x the classic one) 1,800 steps keep
 pretraining, fine-tuning and scoring near 10 minutes on 2 CPU cores (9.1 and 10.1 minutes measured, the
 28,800-row training split taking ~37 s to tokenize; 2,600 steps took 12.2 minutes)."""
+
+
+QA_MEAN_EXAMPLE_TOKENS = 157.0
+"""Mean tokens of one fine-tuning example of the demo (the shipped training split, through the BPE tokenizer the
+pretraining trains): its status reads tokens_per_step 2,510 for batches of 16 (`tests/test_qa.py` checks it
+against a fresh demo). A QA batch is this wide, padded, not seq_len: the estimate scales the fine-tune's step by it
+(without it the Home page said 11.8 min for a demo that trained 8.6)."""
 
 
 def demo_pretrain_config(corpus: Path = DEMO_CORPUS, *, steps: int = 300) -> RunConfig:
@@ -91,8 +99,9 @@ def demo_estimates(runs_root: Path | None = None, *, background: bool = False) -
     pre, qa = demo_pretrain_config(), demo_qa_config(parent=Path("parent"))
     pm = pre.model.model_copy(update={"vocab_size": pre.data.vocab_size})
     qm = pm.model_copy(update={**{h: getattr(qa.model, h) for h in QA_HEADS}, "dropout": qa.model.dropout})
-    return [estimate(m, train=t, calibrate=True, background=background, runs_root=runs_root)
-            for m, t in ((pm, pre.train), (qm, qa.train))]
+    window = PADDED_SHARE * QA_MEAN_EXAMPLE_TOKENS
+    return [estimate(m, train=t, calibrate=True, background=background, runs_root=runs_root, window_tokens=w)
+            for m, t, w in ((pm, pre.train, None), (qm, qa.train, window))]
 
 
 @dataclass
