@@ -276,22 +276,27 @@ def _median_ms(fn: Callable[[], object], reps: int = 3, budget_s: float = 0.4,
     return statistics.median(times) * 1e3
 
 
-def probe(widths: tuple[int, ...] = PROBE_WIDTHS) -> dict[str, dict[str, dict[int, float]]]:
-    """Milliseconds of each path in fp32 and bf16 at each width, on the CPU, with torch's current threads."""
+def newton_schulz_ms(width: int, dtype: torch.dtype, reps: int = 3, budget_s: float = 0.4,
+                     clearly_slower_ms: float = math.inf) -> float:
+    """Milliseconds of Muon's Newton-Schulz on a block's largest matrix (the MLP's, 4 width x width) in `dtype`
+    (`_median_ms`'s rules). The probe and `bench --paths` both time it here."""
     from genai_core.train.optim import MUON_NS_STEPS, newton_schulz
 
+    g = torch.randn(1, 4 * width, width, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(False), torch.no_grad():
+        return _median_ms(lambda: newton_schulz(g, MUON_NS_STEPS, dtype), reps, budget_s, clearly_slower_ms)
+
+
+def probe(widths: tuple[int, ...] = PROBE_WIDTHS) -> dict[str, dict[str, dict[int, float]]]:
+    """Milliseconds of each path in fp32 and bf16 at each width, on the CPU, with torch's current threads."""
     times: dict[str, dict[str, dict[int, float]]] = {"newton_schulz": {"fp32": {}, "bf16": {}},
                                                      "train_step": {"fp32": {}, "bf16": {}}}
-    gen = torch.Generator().manual_seed(0)
-    with torch.inference_mode(False), torch.no_grad():
-        for w in widths:
-            g = torch.randn(1, 4 * w, w, generator=gen)  # the MLP's matrix: the block's largest
-            fp32 = _median_ms(lambda g=g: newton_schulz(g, MUON_NS_STEPS, torch.float32))
-            times["newton_schulz"]["fp32"][w] = fp32
-            times["newton_schulz"]["bf16"][w] = _median_ms(
-                lambda g=g: newton_schulz(g, MUON_NS_STEPS, torch.bfloat16), clearly_slower_ms=4 * fp32)
+    ns = times["newton_schulz"]
     for w in widths:
-        if times["newton_schulz"]["bf16"][w] > times["newton_schulz"]["fp32"][w]:
+        ns["fp32"][w] = newton_schulz_ms(w, torch.float32)
+        ns["bf16"][w] = newton_schulz_ms(w, torch.bfloat16, clearly_slower_ms=4 * ns["fp32"][w])
+    for w in widths:
+        if ns["bf16"][w] > ns["fp32"][w]:
             continue  # bf16 matmuls are slower here: autocast cannot pay, and timing it could take seconds
         for name in ("fp32", "bf16"):
             times["train_step"][name][w] = _train_step_ms(w, name)
@@ -299,23 +304,12 @@ def probe(widths: tuple[int, ...] = PROBE_WIDTHS) -> dict[str, dict[str, dict[in
 
 
 def _train_step_ms(width: int, precision: str) -> float:
-    """Forward + backward of a 2-layer GPT of this width (the default recipe) on random ids, in ms."""
+    """Forward + backward of a 2-layer GPT of this width (the default recipe) on random ids, in ms: timed as the
+    estimates time a model (`timing.time_steps`)."""
     from genai_core.config import ModelConfig, TrainConfig
-    from genai_core.model import build_model
-    from genai_core.train.optim import TrainStep, make_optimizer
-    from genai_core.train.timing import random_batch
+    from genai_core.train.timing import time_steps
 
     m = ModelConfig(vocab_size=96, d_model=width, n_heads=max(2, width // 64), n_layers=2, seq_len=64)
     t = TrainConfig(batch_size=8, max_steps=1, optimizer="adamw")
-    cpu = torch.device("cpu")
-    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():
-        torch.manual_seed(0)
-        model = build_model(m)
-        model.train()
-        step = TrainStep(model, make_optimizer(model, t, cpu), t, cpu, precision)
-        batch = random_batch(m, t.batch_size, cpu)
-        passes: list[float] = []
-        step(lambda: batch)
-        for _ in range(3):
-            step(lambda: batch, timer=lambda f, b, _o: passes.append(f + b))
-    return statistics.median(passes) * 1e3
+    timing = time_steps(m, t, torch.device("cpu"), precision)
+    return (timing.forward + timing.backward) * 1e3

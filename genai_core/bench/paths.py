@@ -24,7 +24,7 @@ import torch
 
 from genai_core.config import RECIPES, ModelConfig, TrainConfig
 from genai_core.devices import cpu_cores, muon_precision_choice, precision_choice
-from genai_core.speed_probe import cpu_has_bf16, cpu_model, verdict
+from genai_core.speed_probe import cpu_has_bf16, cpu_model, newton_schulz_ms, verdict
 
 SHAPES = {"demo 4x128": (4, 128, 64, 12), "6x384": (6, 384, 128, 12)}
 """name: (layers, d_model, seq_len, batch)."""
@@ -113,23 +113,9 @@ def bench_training_paths(shape: str, rounds: int, log: Any = print) -> dict[str,
 
 def bench_newton_schulz(rounds: int = 5) -> dict[str, dict[str, float]]:
     """Milliseconds of one Newton-Schulz orthogonalisation of the block's largest matrix (4d x d), per dtype."""
-    from genai_core.train.optim import MUON_NS_STEPS, newton_schulz
-
-    out: dict[str, dict[str, float]] = {}
-    for d in (128, 384):
-        g = torch.randn(1, 4 * d, d, generator=torch.Generator().manual_seed(0))
-        out[str(d)] = {}
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            newton_schulz(g, MUON_NS_STEPS, dtype)
-            ts = []
-            for _ in range(rounds):
-                t0 = time.perf_counter()
-                newton_schulz(g, MUON_NS_STEPS, dtype)
-                ts.append(time.perf_counter() - t0)
-                if sum(ts) > PATH_BUDGET_S / 2:
-                    break
-            out[str(d)][name] = statistics.median(ts) * 1e3
-    return out
+    return {str(d): {name: newton_schulz_ms(d, dtype, reps=rounds, budget_s=PATH_BUDGET_S / 2)
+                     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+            for d in (128, 384)}
 
 
 def bench_generation_paths(tokens: int = 500, rounds: int = 3) -> dict[str, Any]:

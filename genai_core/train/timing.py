@@ -206,7 +206,7 @@ def random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) ->
     return Batch(x.to(device), y.to(device))
 
 
-def _time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> StepTiming:
+def time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> StepTiming:
     """Time 1 warmup + TIMED_STEPS training steps of this exact model as the Trainer runs them (median)."""
     from genai_core.generate.gpt_decoder import GPTDecoder
     from genai_core.model import GPT, build_model
@@ -339,7 +339,7 @@ def _calibrate(key: tuple[Any, ...], m: ModelConfig, t: TrainConfig, device: tor
         if hit is not None:
             return hit, True, False
         try:
-            timing = _time_steps(m, t, device, precision)
+            timing = time_steps(m, t, device, precision)
         except Exception as e:  # e.g. out of memory: an estimate must never take the app down
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -294,9 +294,12 @@ class Trainer:
         for name, choose in fresh.items():
             recorded = self._recorded_path(name)
             if getattr(t, name) == "auto" and not os.environ.get(BF16_ENV) and isinstance(recorded, dict):
+                value = str(recorded.get("value"))
                 try:  # the recorded precision must still run here (fp16 resumed on a CPU does not)
-                    value = str(recorded["value"])
-                    resolve_precision(value, device) if name == "precision" else NS_DTYPES[value]
+                    if name == "precision":
+                        resolve_precision(value, device)  # GenAIError when this device cannot run it
+                    elif value not in NS_DTYPES:
+                        raise KeyError(value)
                     paths[name] = Choice(value, f"{recorded.get('why', '')} (chosen at the run's first start)")
                     continue
                 except (GenAIError, KeyError):
