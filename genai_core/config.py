@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 """The checkout the engine runs from: child processes (training runs, probes, benchmarks) import it from here."""
 ASSETS_DIR = REPO_ROOT / "assets"
 """Bundled data: the demo corpora and the synthetic clinical QA splits (assets/README.md says how they were made)."""
+PRESENTER_ENV = "GENAI_PRESENTER_PASSWORD"
+"""Set (or the secret `presenter_password`) to share a demo URL with a room: visitors browse, compare and chat;
+everything that writes to the runs folder needs this password. No child process (scheduler, trainer, probe) sees it."""
+
+
+def child_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a child Python process: `base` (this one's by default) plus `extra`, this checkout
+    importable first, and without the presenter's password (a trainer has no use for it, and a child's environment
+    is readable by anything that can list its processes)."""
+    env = {**(os.environ if base is None else base), **extra}
+    env.pop(PRESENTER_ENV, None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
 
 Arch = Literal["gpt", "lstm", "gru"]
 Task = Literal["lm", "qa"]

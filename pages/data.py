@@ -523,7 +523,7 @@ def prepare_section(path: Path, column: str | None, kind: str, vocab: int, lower
                  icon=":material/check_circle:", key="data_prepare",
                  disabled=(chosen and was_prepared) or not ui.can_change(),
                  help="Tokenize the whole corpus once (reused by every run with these options) and make it the "
-                      "Train page's corpus."):
+                      "Train page's corpus.") and ui.presenter_only():
         prepare(cfg, cache, prep_slot, was_prepared)
     if chosen and (store / "meta.json").is_file():
         st.success("The Train page will train on this corpus.", icon=":material/check_circle:")

@@ -27,7 +27,7 @@ from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
 from genai_core.generate.qa import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
-from pages.ui import can_change, progress_to, runs_root, user_errors
+from pages.ui import can_change, locked, presenter_only, progress_to, runs_root, user_errors
 
 UPLOAD = "Upload a file…"
 EMPTY = "(empty answer)"
@@ -219,11 +219,12 @@ def qa_section(run: Run) -> None:
     if choice == UPLOAD:
         upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
                                   type=list(QA_FILE_TYPES), key="eval_upload", disabled=not can_change())
-    clicked = st.button("Evaluate", type="primary",
-                        icon=":material/target:", key="eval_qa", disabled=choice == UPLOAD and upload is None)
+    lock = locked("Answers the questions and saves the result with the run (replacing this file's previous result)")
+    clicked = st.button("Evaluate", type="primary", icon=":material/target:", key="eval_qa",
+                        **{**lock, "disabled": lock.get("disabled", False) or (choice == UPLOAD and upload is None)})
     shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
     slot = st.container()
-    if clicked:
+    if clicked and presenter_only():
         run_qa(run, files.get(choice), upload, int(limit), shown_key, slot)
     show_saved_qa(run, shown_key)
 
@@ -274,7 +275,8 @@ def perplexity_section(run: Run, cfg: RunConfig) -> None:
         return
     st.caption("Exact mean loss over the whole validation split of the run's corpus (every token predicted once), "
                "not the sampled estimate of the training curves.")
-    if st.button("Measure perplexity", icon=":material/straighten:", key="eval_ppl"):
+    if st.button("Measure perplexity", icon=":material/straighten:", key="eval_ppl",
+                 **locked("Saved with the run")) and presenter_only():
         bar = st.progress(0.0, text="Measuring…")
         try:
             with user_errors():

@@ -193,17 +193,18 @@ def demo_section() -> None:
         if done:
             c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
         elif c1.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
-                         **ui.locked()):
+                         **ui.locked()) and ui.presenter_only():
             with ui.user_errors():
                 resume_demo(jm, found)
                 st.switch_page("pages/train.py")
         if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
-                     **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")):
+                     **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")) \
+                and ui.presenter_only():
             with ui.user_errors():
                 restart_demo(jm, found)
                 st.switch_page("pages/train.py")
     elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
-                   **ui.locked()):
+                   **ui.locked()) and ui.presenter_only():
         with ui.user_errors():
             queue_demo(jm)
             st.switch_page("pages/train.py")

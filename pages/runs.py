@@ -25,6 +25,7 @@ from genai_core.errors import user_message
 from genai_core.runs import archive, compare, report
 from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from pages.ui import (
+    LOCKED_HELP,
     PALETTE,
     TABLE_COLUMNS,
     X_AXES,
@@ -66,7 +67,17 @@ def _failed(section: str, exc: Exception) -> None:
 
 
 # --------------------------------------------------------------------------- callbacks
+def _locked_out(section: str) -> bool:
+    """Every callback that writes asks first: in viewer mode a forged click reaches it past a disabled button."""
+    if can_change():
+        return False
+    _flash(section, "error", LOCKED_HELP + ".")
+    return True
+
+
 def _rename(root: Path, old: str) -> None:
+    if _locked_out("manage"):
+        return
     new = str(st.session_state.get(f"rename_to_{old}", "")).strip()
     try:
         renamed = archive.rename_run(Run(root / old), new)
@@ -80,6 +91,8 @@ def _rename(root: Path, old: str) -> None:
 
 
 def _delete(root: Path, name: str) -> None:
+    if _locked_out("manage"):
+        return
     if not st.session_state.get(f"delete_confirm_{name}"):
         _flash("manage", "error", "Tick the confirmation box first.")
         return
@@ -95,6 +108,8 @@ def _delete(root: Path, name: str) -> None:
 
 
 def _import(root: Path, upload_key: str) -> None:
+    if _locked_out("import"):
+        return
     upload = st.session_state.get(upload_key)
     if upload is None:
         _flash("import", "error", "Choose a .zip file first.")
@@ -201,6 +216,8 @@ LIFECYCLE_DONE = {"resume": "Resumed {}: it continues from its latest checkpoint
 
 def _lifecycle(action: str, name: str) -> None:
     """Button callback: `resume` or `stop` run `name` through the job manager; the outcome as a flash."""
+    if _locked_out("lifecycle"):
+        return
     try:
         getattr(job_manager(), action)(name)
     except Exception as e:  # _failed re-raises what is not a user error
@@ -210,6 +227,8 @@ def _lifecycle(action: str, name: str) -> None:
 
 
 def _delete_unstarted(root: Path, names: list[str]) -> None:
+    if _locked_out("lifecycle"):
+        return
     deleted = []
     for name in names:
         try:

@@ -77,6 +77,8 @@ def corpus_stats(cfg: DataConfig) -> dict[str, int]:
     cache = ui.token_cache()
     key = store_key(cfg)
     if not (cache / key / "meta.json").is_file():
+        if not ui.can_change():  # a visitor's page view must not tokenize a corpus into the runs folder
+            raise GenAIError("This corpus is not prepared yet: the presenter prepares it on the Data page.")
         bar = st.progress(0.0, text="Tokenizing the corpus (once; every run reuses it)…")
         prepare_cached(cfg, cache, progress=ui.progress_to(bar))
         bar.empty()
@@ -370,7 +372,7 @@ def start_section(model_values: dict[str, Any], train_values: dict[str, Any], da
         st.error(message, icon=":material/block:")
     start_col, queue_col = st.columns([1, 3])
     if start_col.button("Start training", type="primary", key="train_start",
-                        disabled=config is None or not ui.can_change()):
+                        disabled=config is None or not ui.can_change()) and ui.presenter_only():
         assert config is not None
         submit(config, name, "train_run_name", est)
     if anything_active():
@@ -411,7 +413,7 @@ def explore_section(data_cfg: DataConfig | None, model_cfg: ModelConfig | None, 
                          hide_index=True, width="stretch")
         grid_ok = bool(cells) and all(not c.problem for c in cells)
         if st.button(f"Queue {len(cells)} runs" if cells else "Queue the grid", key="train_explore_start",
-                     disabled=not grid_ok or not ui.can_change()):
+                     disabled=not grid_ok or not ui.can_change()) and ui.presenter_only():
             with ui.user_errors():
                 for c in cells:
                     assert c.config is not None

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +25,7 @@ from pydantic import ValidationError
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from genai_core.clinical.demo import DEMO_CORPUS
-from genai_core.config import APP_RUNNER, ASSETS_DIR, DataConfig, RunnerKind
+from genai_core.config import APP_RUNNER, ASSETS_DIR, PRESENTER_ENV, DataConfig, RunnerKind
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.files import atomic_write_bytes, atomic_write_json
 from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify, token_cache_dir
@@ -136,6 +139,8 @@ def spill_upload(upload: UploadedFile, folder: Path) -> Path:
     sends can steer the path, the engine's messages name the file as the person knows it, and the same
     bytes always land on the same file, which keeps its token-store cache valid.
     """
+    if not can_change():  # the uploader is disabled in viewer mode; a forged upload message still lands here
+        raise GenAIError(LOCKED_HELP + ".")
     name = Path(upload.name).name
     limit_mb = int(st.get_option("server.maxUploadSize"))
     if upload.size > limit_mb << 20:
@@ -209,9 +214,6 @@ def _ema(values: list[float], alpha: float) -> list[float]:
 
 
 # --------------------------------------------------------------------------- viewer mode
-PRESENTER_ENV = "GENAI_PRESENTER_PASSWORD"
-"""Set (or the secret `presenter_password`) to share a demo URL with a room: visitors browse, compare and chat;
-starting, stopping, deleting, importing and uploading need this password."""
 LOCKED_HELP = "Viewer mode: enter the presenter's password in the sidebar to do this"
 
 
@@ -227,9 +229,47 @@ def presenter_password() -> str | None:
 
 
 def can_change() -> bool:
-    """Whether this session may start, stop, delete, import or upload (always, unless viewer mode is on and
-    the presenter has not unlocked this session)."""
+    """Whether this session may write to the runs folder: start, stop, delete, import, upload, prepare, evaluate
+    (always, unless viewer mode is on and the presenter has not unlocked this session)."""
     return presenter_password() is None or bool(st.session_state.get("presenter_unlocked"))
+
+
+def presenter_only() -> bool:
+    """The check at the top of every action that writes: True if this session may (see `can_change`), else an
+    error saying why. A disabled widget stops honest clicks only; a forged widget message reaches the action."""
+    if can_change():
+        return True
+    st.error(LOCKED_HELP + ".", icon=":material/lock:")
+    return False
+
+
+class GuessBudget:
+    """Password guesses allowed to this server process, all sessions together (a token bucket): `burst` at once,
+    then one every `every_s` seconds. A reload or a new tab is a new session, so a per-session count would be no
+    limit at all; the presenter who mistypes waits seconds, a script guessing waits hours."""
+
+    def __init__(self, burst: int = 5, every_s: float = 10.0) -> None:
+        self.burst, self.every_s = burst, every_s
+        self.tokens, self.at = float(burst), time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> float:
+        """Spend one guess: 0.0 if allowed, else the seconds until the next one is."""
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) / self.every_s)
+            self.at = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) * self.every_s
+
+
+@st.cache_resource
+def guess_budget() -> GuessBudget:
+    """The one guess budget of this server process (`st.cache_resource`: shared by every session, kept across
+    reruns and reloads)."""
+    return GuessBudget()
 
 
 def locked(help_text: str | None = None) -> dict[str, Any]:
@@ -241,11 +281,20 @@ def locked(help_text: str | None = None) -> dict[str, Any]:
 
 def _unlock() -> None:
     typed = str(st.session_state.get("presenter_typed", ""))
+    st.session_state["presenter_typed"] = ""
+    st.session_state["presenter_wrong"] = ""
+    if not typed:
+        return
+    wait = guess_budget().take()
+    if wait:
+        st.session_state["presenter_wrong"] = (f"Too many password attempts on this server: try again in "
+                                               f"{math.ceil(wait)} s.")
+        return
     password = presenter_password() or ""
     ok = bool(password) and hmac.compare_digest(typed.encode(), password.encode())
     st.session_state["presenter_unlocked"] = ok
-    st.session_state["presenter_wrong"] = bool(typed) and not ok
-    st.session_state["presenter_typed"] = ""
+    if not ok:
+        st.session_state["presenter_wrong"] = "That is not the presenter's password."
 
 
 def _lock() -> None:
@@ -258,15 +307,15 @@ def presenter_sidebar() -> None:
         return
     with st.sidebar:
         if st.session_state.get("presenter_unlocked"):
-            st.caption(":material/lock_open: Presenter: starting, stopping, deleting, importing and uploading "
+            st.caption(":material/lock_open: Presenter: training, evaluating, deleting, importing and uploading "
                        "are open in this browser session.")
             st.button("Lock again (viewer mode)", on_click=_lock, key="presenter_lock")
             return
-        st.caption(":material/visibility: **Viewer mode**: browse, compare runs and chat. Starting, stopping, "
+        st.caption(":material/visibility: **Viewer mode**: browse, compare runs and chat. Training, evaluating, "
                    "deleting, importing and uploading need the presenter's password.")
         st.text_input("Presenter password", type="password", key="presenter_typed", on_change=_unlock)
         if st.session_state.get("presenter_wrong"):
-            st.error("That is not the presenter's password.", icon=":material/block:")
+            st.error(st.session_state["presenter_wrong"], icon=":material/block:")
 
 
 # --------------------------------------------------------------------------- run tables

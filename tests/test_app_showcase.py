@@ -177,3 +177,65 @@ def test_chat_label_follows_the_context_and_long_unseen_text_is_collapsed(app_en
     at.toggle(key="chat_whole_1").set_value(True).run()
     whole = " ".join(m.value for m in at.markdown if "opacity" in m.value)
     assert whole.count("The nurse walked") == 30
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_locked_visitor_pressing_every_button_on_every_page_changes_nothing(
+        runs: Path, tiny_txt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pages import ui
+
+    ui.save_data_choice(DataConfig(corpus=tiny_txt))
+    monkeypatch.setenv("GENAI_PRESENTER_PASSWORD", "s3cret")
+    before = _tree_digest(runs)
+    at = app_test()
+    pressed, locked = [], []
+    for page in ("home", "data", "train", "runs", "evaluate", "chat"):
+        page = f"pages/{page}.py"
+        at.switch_page(page).run()
+        for _ in range(2):  # a press can show another button
+            for key in [b.key for b in at.button if b.key and b.key not in pressed]:
+                pressed.append(key)
+                button = _button(at, key)
+                if button.disabled:
+                    locked.append(key)
+                    # A forged click, as a crafted websocket message would send it (Streamlit 1.67 drops a
+                    # disabled widget's value server-side; the pages check again before writing).
+                    button.proto.disabled = False
+                button.click().run()
+                assert not at.exception, (page, key, [e.value for e in at.exception])
+    assert {"home_demo", "data_prepare", "train_start", "runs_resume_halfway", "runs_import", "eval_qa",
+            "eval_ppl"} <= set(pressed), pressed
+    assert _tree_digest(runs) == before
+    assert {"home_demo", "data_prepare", "runs_resume_halfway", "eval_qa", "eval_ppl"} <= set(locked), locked
+
+
+def test_password_guesses_are_rate_limited_across_sessions(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENAI_PRESENTER_PASSWORD", "s3cret")
+    def new_session() -> Any:  # a reload, as a guessing script would do; the sidebar is app.py's, so rerun it
+        at = app_test()
+        at.switch_page("pages/runs.py").run()  # AppTest reruns the page alone until switched back via another
+        return at.switch_page("app.py").run()
+
+    for guess in range(5):
+        at = new_session()
+        at.sidebar.text_input(key="presenter_typed").set_value(f"wrong{guess}").run()
+        assert "not the presenter's password" in _errors(at)
+    at = new_session()
+    at.sidebar.text_input(key="presenter_typed").set_value("s3cret").run()  # even the right one waits now
+    assert "Too many password attempts" in _errors(at)
+    assert _button(at, "home_demo").disabled
+
+
+def test_no_child_process_sees_the_presenters_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.config import PRESENTER_ENV, child_env
+
+    monkeypatch.setenv(PRESENTER_ENV, "s3cret")
+    env = child_env(EXTRA="1")
+    assert PRESENTER_ENV not in env and env["EXTRA"] == "1"
+    assert env["PYTHONPATH"].split(":")[0] == str(Path(__file__).resolve().parent.parent)

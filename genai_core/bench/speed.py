@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genai_core.config import REPO_ROOT, RunConfig, SampleConfig, with_recipe
+from genai_core.config import REPO_ROOT, RunConfig, SampleConfig, child_env, with_recipe
 from genai_core.devices import resolve_device, resolve_precision
 from genai_core.files import json_safe
 from genai_core.generate.gpt_decoder import GPTDecoder
@@ -447,11 +447,8 @@ def bench_ingestion(work: Path, megabytes: float, records: int = CSV_RECORDS,
     """Write the synthetic CSV, then time `tokenstore.prepare` on it in a child process."""
     path = work / "ingest.csv"
     made = write_english_csv(path, megabytes, records, source=source)
-    env = dict(os.environ)
-    root = str(REPO_ROOT)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.run([sys.executable, "-c", _PREPARE_CHILD, str(path), str(work / "ingest-store")],
-                          capture_output=True, text=True, env=env, timeout=3600, check=False)
+                          capture_output=True, text=True, env=child_env(), timeout=3600, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"prepare failed in the child process:\n{proc.stderr[-4000:]}")
     child = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from genai_core.config import REPO_ROOT, RunConfig
+from genai_core.config import RunConfig, child_env
 from genai_core.errors import GenAIError
 from genai_core.files import file_lock
 from genai_core.runs.folder import Run, process_alive, process_token
@@ -171,16 +171,10 @@ def ensure_scheduler(root: Path) -> bool:
     with open(root / QUEUE_FOLDER / "scheduler.log", "ab") as out:  # the child has its own copy of the descriptor
         _spawned.append(subprocess.Popen(
             [sys.executable, "-m", "genai_core", "scheduler", "--runs-dir", str(root)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_child_env(),
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(),
             start_new_session=True,  # not in the server's process group: a Ctrl-C or kill of the server spares it
         ))
     return True
-
-
-def _child_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, **extra}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def train_command(run: Run, config: RunConfig) -> list[str]:
@@ -284,7 +278,7 @@ def _launch(run: Run, config: RunConfig, devices: list[str]) -> _Child:
         out.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} started on {', '.join(devices)}\n".encode())
         out.flush()
         proc = subprocess.Popen(train_command(run, config), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, env=_child_env(**env))
+                                stderr=subprocess.STDOUT, env=child_env(**env))
     owner = {"pid": proc.pid, "host": _host(), "started": round(psutil.Process(proc.pid).create_time(), 2)}
     started_at = time.time()
     run.write_status("running", "starting its training process", owner=owner, devices=devices,

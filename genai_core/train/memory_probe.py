@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from genai_core.config import REPO_ROOT, DataConfig, ModelConfig, RunConfig, TrainConfig
+from genai_core.config import REPO_ROOT, DataConfig, ModelConfig, RunConfig, TrainConfig, child_env
 from genai_core.devices import resolve_precision
 from genai_core.train.timing import random_batch
 
@@ -75,11 +75,8 @@ def measure_cpu_peak_memory(config: RunConfig | ModelConfig, train: TrainConfig 
         cfg = config
     else:
         cfg = RunConfig(data=DataConfig(corpus=Path("unused.txt")), model=config, train=train or TrainConfig())
-    root = str(REPO_ROOT)
-    child_env = dict(os.environ if env is None else env)
-    child_env["PYTHONPATH"] = root + os.pathsep + child_env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-c", CHILD_SCRIPT, cfg.model_dump_json(), str(steps)],
-                          capture_output=True, text=True, env=child_env, cwd=root, timeout=timeout)
+                          capture_output=True, text=True, env=child_env(env), cwd=str(REPO_ROOT), timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"memory measurement failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -396,6 +396,6 @@ def start_section(parent: Run | None, effective: RunConfig | None, est: Estimate
     for message in problems.messages:
         st.error(message, icon=":material/block:")
     if st.button("Start fine-tuning", type="primary", key="qa_start",
-                 disabled=config is None or not ui.can_change()):
+                 disabled=config is None or not ui.can_change()) and ui.presenter_only():
         assert config is not None
         submit(config, name, "qa_run_name", est)

@@ -147,13 +147,14 @@ def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     jobs = ui.job_manager()
     b1, b2, _ = st.columns([1, 1, 4])
     if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
-                                         help="Saves a checkpoint, then stops; resume later."):
+                                         help="Saves a checkpoint, then stops; resume later.") and ui.presenter_only():
         with ui.user_errors():
             jobs.stop(name)
             st.rerun()
     resumable = s.state in RESUMABLE_STATES and not s.here and run.latest_checkpoint() is not None
     if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
-                               help="Continue from the latest checkpoint: weights, optimizer and schedule."):
+                               help="Continue from the latest checkpoint: weights, optimizer and schedule.") \
+            and ui.presenter_only():
         with ui.user_errors():
             jobs.resume(name)
             st.rerun()  # a full rerun switches the periodic refresh on
@@ -175,7 +176,7 @@ def show_queue(waits: dict[str, float | None]) -> None:
 
     st.dataframe([{"position": q.queue_position, "run": q.name, "starts": starts_in(q), "device": q.device,
                    "resume": q.resume} for q in queue], hide_index=True, width="stretch")
-    if st.button("Clear the queue", key="train_clear_queue", disabled=not ui.can_change()):
+    if st.button("Clear the queue", key="train_clear_queue", disabled=not ui.can_change()) and ui.presenter_only():
         for q in queue:
             with ui.user_errors():
                 ui.job_manager().stop(q.name)
