@@ -59,9 +59,14 @@ SUGGESTED_MAX_STEPS = 1000
 trains one epoch, `RunConfig`'s default)."""
 
 
+MAX_SEED = 2**32 - 1
+"""The largest seed: numpy's generators take no more, and torch's overflows past 2**63."""
+
+
 class _Config(BaseModel):
+    # allow_inf_nan=False: JSON cannot hold inf or nan (a saved config would read null and fail to load).
     model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, frozen=False
+        extra="forbid", use_attribute_docstrings=True, validate_assignment=True, frozen=False, allow_inf_nan=False
     )
 
 
@@ -82,7 +87,7 @@ class DataConfig(_Config):
     """Collapse runs of spaces/tabs, unify line endings and trim trailing spaces."""
     val_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     """Share held out for validation: whole records where the file has records, else the end of the text."""
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of the train/validation split."""
     max_records: int | None = Field(default=None, ge=1)
     """Use only the first N records (for quick experiments on big corpora)."""
@@ -249,7 +254,7 @@ class TrainConfig(_Config):
     runs of d_model >= 256 and >= 1,000 steps, where it was measured to win its compile time back (at
     d_model 256 after ~360 steps: `benchmarks/cpu_paths.py`); off for short runs, small models, QA
     fine-tunes (their batch lengths vary, which recompiles) and GPUs (not measured there yet)."""
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of initialisation, batch order and dropout: equal seeds give equal runs on CPU."""
     num_threads: int | None = Field(default=None, ge=1, le=1024)
     """CPU threads for torch (None = the cores other programs leave free when the run starts; $GENAI_NUM_THREADS
@@ -379,7 +384,7 @@ class SampleConfig(_Config):
     """Stop when any of these strings appears in the generated text (it is not included)."""
     stop_at_end: bool = True
     """Stop at the end-of-text token that separates records."""
-    seed: int | None = 0
+    seed: int | None = Field(default=0, ge=0, le=MAX_SEED)
     """Seed of the sampling randomness (None = fresh randomness)."""
     num_beams: int = Field(default=1, ge=1, le=64)
     """Beam search (`Sampler.beam_search`) only: hypotheses kept at each step; 1 = greedy decoding. Beam search is

@@ -349,8 +349,8 @@ def estimate_section(model_cfg: ModelConfig | None, train_cfg: TrainConfig | Non
         with ui.user_errors(problems):
             est = estimate(model_cfg, train=train_cfg, train_tokens=train_tokens, calibrate=not anything_active(),
                            runs_root=ui.runs_root(), background=True)
-        if est is not None and not est.fits:
-            problems.error(f"Will not fit in memory: {est.message}")
+        if est is not None and est.fit_problem:
+            problems.error(est.fit_problem)
     live_estimate(est, lambda: estimate(model_cfg, train=train_cfg, calibrate=False, runs_root=ui.runs_root(),
                                         train_tokens=train_tokens))
     return est

@@ -168,6 +168,17 @@ def test_wrong_column_shows_the_engine_error(app_env: Path, tmp_path: Path) -> N
     assert number(metric(at, "Records")) == 25
 
 
+def _empty_parquet() -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"text": pa.array([], pa.string())}), buf)
+    return buf.getvalue()
+
+
 def test_bad_files_give_clear_errors_and_no_traceback(app_env: Path) -> None:
     from streamlit import config
 
@@ -183,6 +194,7 @@ def test_bad_files_give_clear_errors_and_no_traceback(app_env: Path) -> None:
         ("report.docx", b"PK\x03\x04 not a corpus", "unsupported file type"),
         ("fake.parquet", b"hello", "not a Parquet file|cannot read as PARQUET"),
         ("no_text.csv", b"a,b\n,\n,\n", "holds no text"),
+        ("no_rows.parquet", _empty_parquet(), r"holds no text in column 'text' \(no records\)"),
     ]
     for name, data, expected in cases:
         upload(at, name, data)

@@ -387,6 +387,7 @@ def bad_inputs(cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]])
     (d / "qa_empty.csv").write_bytes(b"")
     pd.DataFrame(qa_records(2, seed=7)).to_csv(d / "qa_ok.csv", index=False)
     (d / "qa_binary.csv").write_bytes(b"PK\x03\x04\x00\x00\x00binary\x00" * 20)
+    (d / "one_record.jsonl").write_text('{"text": "hello there"}\n', encoding="utf-8")
     (d / "not_a_run").mkdir()
     (d / "not_a_run" / "notes.txt").write_text("hello", encoding="utf-8")
     broken = cli.runs / "broken"
@@ -431,6 +432,16 @@ MISTAKES: dict[str, tuple[list[str], list[str]]] = {
     "--limit without --qa": (["eval", "--run", "tiny", "--limit", "3"], ["--limit: only used with --qa"]),
     "--qa with a perplexity option": (["eval", "--run", "tiny", "--qa", "qa_ok.csv", "--max-tokens", "9"],
                                       ["--max-tokens: perplexity options, not used with --qa"]),
+    "seed past numpy's range": (["train", "--corpus", CORPUS, "--out", "r", *TINY, "--seed", "1" + "0" * 23],
+                                ["--seed", "less than or equal to 4294967295"]),
+    "infinite grad clip": (["train", "--corpus", CORPUS, "--out", "r", *TINY, "--grad-clip", "inf"],
+                           ["--grad-clip", "finite number"]),
+    "nan learning rate": (["train", "--corpus", CORPUS, "--out", "r", *TINY, "--lr", "nan"], ["--lr", "finite"]),
+    "one-record corpus": (["train", "--corpus", "one_record.jsonl", "--out", "r", *TINY],
+                          ["this corpus is too small to train on", "needs at least 2"]),
+    "far over memory": (["train", "--corpus", CORPUS, "--out", "r", "--d-model", "2048", "--n-heads", "16",
+                         "--n-layers", "24", "--seq-len", "512", "--batch-size", "4096", "--max-steps", "2"],
+                        ["will not fit in memory: needs", "lower batch_size"]),
     "--limit 0": (["eval", "--run", "tiny", "--qa", "qa_ok.csv", "--limit", "0"], ["--limit must be at least 1"]),
 }
 

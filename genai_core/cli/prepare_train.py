@@ -237,6 +237,11 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
             raise GenAIError(f"run {run.name} is being trained right now (process {run.status().get('pid')}); "
                              "stop it before overwriting")
     resolve_precision(config.train.precision, resolve_device(config.train.device))
+    from genai_core.train.estimates import estimate
+
+    problem = estimate(config, calibrate=False).fit_problem  # the Train page's refusal, word for word
+    if problem:
+        raise GenAIError(problem[0].lower() + problem[1:])
     if world()[1] > 1:
         return  # under torchrun rank 0 prepares the data inside train(), behind a barrier
     if config.task == "qa":

@@ -248,7 +248,8 @@ def check_text(texts: list[str], corpus: Corpus) -> None:
         texts = "".join(texts)[:100_000].splitlines()
     if not any(t.strip() for t in texts):
         column = f" in column {corpus.text_column!r}" if corpus.text_column else ""
-        raise CorpusError(f"{corpus.path.name} holds no text{column} (only whitespace)")
+        why = "only whitespace" if texts else "no records"
+        raise CorpusError(f"{corpus.path.name} holds no text{column} ({why})")
     sample = [t.strip() for t in texts if t.strip()][:TEXT_CHECK_RECORDS]
     with_letters = sum(any(ch.isalpha() for ch in t) for t in sample)
     if with_letters < TEXT_CHECK_MIN_SHARE * len(sample):
@@ -312,8 +313,9 @@ def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd
         return pd.DataFrame(rows)
     import pyarrow.parquet as pq
 
-    batch = next(pq.ParquetFile(corpus.path).iter_batches(batch_size=n))
-    return batch.to_pandas()
+    table = pq.ParquetFile(corpus.path)
+    batch = next(table.iter_batches(batch_size=n), None)
+    return (batch if batch is not None else table.schema_arrow.empty_table()).to_pandas()  # no rows: no records
 
 
 def _guess_column(path: Path | str) -> str | None:

@@ -77,6 +77,10 @@ def seq_len_problem(seq_len: int, max_seq_len: int, knob: str = "seq_len") -> st
     """Why a window of `seq_len` tokens cannot be trained on a store whose splits serve `max_seq_len`, or None."""
     if seq_len <= max_seq_len:
         return None
+    if max_seq_len < 1:  # no window length would do: say so rather than suggest "0 or less"
+        return (f"this corpus is too small to train on: the smaller split holds only {max_seq_len + 1:,} "
+                "token(s), and a training window needs at least 2; use a larger corpus (or, for records, "
+                "more of them)")
     return (f"{knob} {seq_len} is too long for this corpus: the smaller split holds only {max_seq_len + 1:,} "
             f"tokens; use {knob} {max_seq_len:,} or less, or a larger corpus")
 

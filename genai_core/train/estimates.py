@@ -111,6 +111,12 @@ class Estimate:
     message: str
     """Empty when everything is fine; otherwise what is wrong and what to change."""
 
+    @property
+    def fit_problem(self) -> str | None:
+        """Why the run must not start (it would not fit in memory), or None: the one refusal the Train page
+        and the CLI share."""
+        return None if self.fits else f"Will not fit in memory: {self.message}"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

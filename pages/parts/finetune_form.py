@@ -377,8 +377,8 @@ def estimate_section(effective: RunConfig | None, stats: dict[str, Any] | None,
             width = stats["mean_window_tokens"] if stats else None
             est = estimate(effective, train_tokens=windows, calibrate=calibrate, background=True,
                            window_tokens=width)
-        if est is not None and not est.fits:
-            problems.error(f"Will not fit in memory: {est.message}")
+        if est is not None and est.fit_problem:
+            problems.error(est.fit_problem)
     live_estimate(est, lambda: estimate(effective, train_tokens=windows, calibrate=False, window_tokens=width))
     if est is not None and effective is not None and stats:
         st.caption(f":material/info: Memory assumes examples that fill the {effective.model.seq_len}-token window; "
