@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from genai_core.errors import CheckpointError
+from genai_core.errors import CheckpointError, GenAIError
+from genai_core.units import format_bytes
 
 
 def json_safe(obj: Any) -> Any:
@@ -117,3 +118,52 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- the runs folder's disk cap
+RUNS_CAP_ENV = "GENAI_RUNS_MAX_GB"
+"""Cap on the disk the runs folder may use (GB, decimal), for a demo server shared with a room; unset = none."""
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file under `path` (0 if it does not exist)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:  # removed while walking
+                continue
+    return total
+
+
+def runs_cap_bytes() -> int | None:
+    """The runs folder's disk cap from $GENAI_RUNS_MAX_GB (None when unset); a bad value is an error."""
+    raw = os.environ.get(RUNS_CAP_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        cap = float(raw)
+    except ValueError:
+        raise GenAIError(f"{RUNS_CAP_ENV}={raw!r} is not a number of GB") from None
+    if cap <= 0:
+        raise GenAIError(f"{RUNS_CAP_ENV} must be positive, not {raw}")
+    return int(cap * 1e9)
+
+
+class RunsCapReached(GenAIError):
+    """Writing would take the runs folder past its cap ($GENAI_RUNS_MAX_GB)."""
+
+
+def check_runs_cap(root: Path, adding: int = 0) -> None:
+    """Refuse to write `adding` more bytes into the runs folder `root` when it would then hold more than its cap
+    ($GENAI_RUNS_MAX_GB). Every writer asks first: starts and resumes (for what their runs will write), each
+    checkpoint, uploads, imports and prepared corpora."""
+    cap = runs_cap_bytes()
+    if cap is None:
+        return
+    used = folder_bytes(root)
+    if used + adding > cap:
+        more = f" and this needs {format_bytes(adding)} more" if adding else ""
+        raise RunsCapReached(f"the runs folder {root} reached its cap of {cap / 1e9:g} GB ({RUNS_CAP_ENV}): it "
+                             f"holds {format_bytes(used)}{more}; delete runs on the Runs page to make room")

@@ -27,8 +27,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from genai_core.clinical.demo import DEMO_CORPUS
 from genai_core.config import APP_RUNNER, ASSETS_DIR, PRESENTER_ENV, DataConfig, RunnerKind
 from genai_core.errors import CorpusError, GenAIError, user_message
-from genai_core.files import atomic_write_bytes, atomic_write_json
-from genai_core.runs.folder import check_runs_cap, downsample_rows, runs_dir, slugify, token_cache_dir
+from genai_core.files import atomic_write_bytes, atomic_write_json, check_runs_cap
+from genai_core.runs.folder import downsample_rows, runs_dir, slugify, token_cache_dir
 from genai_core.train.jobs import JobManager
 from genai_core.units import format_bytes
 

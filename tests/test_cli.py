@@ -229,6 +229,23 @@ def test_two_resumes_racing_for_one_run_leave_one_writer(cli: Cli, tiny_txt: Pat
     assert status(run)["state"] == "stopped" and not (run / "error.log").exists()
 
 
+def test_deleting_a_run_folder_while_it_trains_stops_the_trainer_without_re_creating_it(
+        cli: Cli, tiny_txt: Path) -> None:
+    run = cli.runs / "doomed"
+    # No checkpoint falls due while the folder goes: rmtree racing a checkpoint's write fails that write
+    # instead (also without re-creating the folder's config, but with another message).
+    proc = cli.popen("train", "--corpus", str(tiny_txt), "--out", "doomed", *TINY, "--max-steps", "1000000",
+                     "--log-interval", "5", "--eval-interval", "1000000", "--checkpoint-seconds", "0")
+    wait_for(lambda: len(metric_steps(run)) >= 2, proc)
+    shutil.rmtree(run)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, (out, err)
+    assert err.strip().splitlines()[-1] == (f"error: the run folder {run} was deleted while it trained: training "
+                                            "stopped and wrote nothing back")
+    time.sleep(0.3)
+    assert not run.exists()
+
+
 # --------------------------------------------------------------------------- sample
 def test_sample_streams_text_from_a_run_name(
     cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]], tiny_txt: Path

@@ -210,6 +210,9 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
     if run.latest_checkpoint() is None:
         raise GenAIError(f"cannot resume {run.name}: it has no checkpoint yet; start it again with --overwrite")
     resolve_precision(config.train.precision, resolve_device(config.train.device))
+    from genai_core.train.jobs import check_cap_for
+
+    check_cap_for(path.parent, config, run)
     return config
 
 
@@ -238,6 +241,9 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
                              "stop it before overwriting")
     resolve_precision(config.train.precision, resolve_device(config.train.device))
     from genai_core.train.estimates import estimate
+    from genai_core.train.jobs import check_cap_for
+
+    check_cap_for(path.parent, config, Run(path) if overwrite else None)
 
     problem = estimate(config, calibrate=False).fit_problem  # the Train page's refusal, word for word
     if problem:

@@ -24,7 +24,7 @@ from genai_core.config import DataConfig, steps_per_epoch
 from genai_core.data.corpus import Corpus, check_corpus, check_text, clean_text, open_corpus
 from genai_core.data.tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
-from genai_core.files import atomic_write_json, read_json, staged_folder
+from genai_core.files import atomic_write_json, check_runs_cap, read_json, staged_folder
 
 Progress = Callable[[float, str], None]
 MIN_RECORDS_FOR_RECORD_SPLIT = 20
@@ -354,7 +354,11 @@ def store_key(cfg: DataConfig) -> str:
 
 
 def prepare_cached(cfg: DataConfig, cache_root: Path, progress: Progress | None = None) -> TokenStore:
-    """Prepare once per (corpus file, data options) and reuse: runs exploring hyperparameters share it."""
+    """Prepare once per (corpus file, data options) and reuse: runs exploring hyperparameters share it.
+
+    The cache lives in a runs folder (`<runs>/.tokens`), so a new store counts against that folder's disk cap:
+    at most one token per byte of the file, each as wide as the vocabulary needs (char vocabularies are taken
+    to fit 16 bits, as nearly all do)."""
     check_corpus(cfg.corpus, cfg.text_column)  # validate first, so errors name the corpus
     path = Path(cache_root) / store_key(cfg)
     if (path / "meta.json").is_file():
@@ -362,4 +366,6 @@ def prepare_cached(cfg: DataConfig, cache_root: Path, progress: Progress | None 
             return TokenStore(path)
         except (CheckpointError, OSError, KeyError, ValueError):
             shutil.rmtree(path, ignore_errors=True)
+    width = token_dtype(cfg.vocab_size if cfg.tokenizer == "bpe" else 1 << 16).itemsize
+    check_runs_cap(Path(cache_root).parent, Path(cfg.corpus).stat().st_size * width)
     return prepare(cfg, path, progress=progress)

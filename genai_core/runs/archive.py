@@ -41,6 +41,7 @@ from safetensors.torch import load_file
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError, describe_validation_error
 from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from genai_core.files import check_runs_cap
 from genai_core.runs.folder import ACTIVE_STATES, Run, validate_run_name
 from genai_core.units import format_bytes
 
@@ -176,6 +177,7 @@ def import_run(source: bytes | Path | str | IO[bytes], runs_root: Path | str, na
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as e:
             raise GenAIError(f"the file is not a zip archive of a run: {e}") from None
         members, source_name = _plan(zf, max_bytes=max_bytes, max_members=max_members)
+        check_runs_cap(root, sum(m.file_size for m in members.values()))  # what unpacking will write
         staging_parent = root / ".imports"  # one level down: list_runs never shows a half-imported run
         staging_parent.mkdir(parents=True, exist_ok=True)
         tmp = staging_parent / f"import-{uuid.uuid4().hex}"  # mkdir, not mkdtemp: keep the usual permissions

@@ -37,8 +37,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from genai_core.config import RunConfig
-from genai_core.errors import CheckpointError, GenAIError
-from genai_core.files import atomic_write_json, atomic_write_text, file_lock, json_safe, read_json, staged_folder
+from genai_core.errors import CheckpointError, GenAIError, TrainingError
+from genai_core.files import (
+    RunsCapReached,
+    atomic_write_json,
+    atomic_write_text,
+    check_runs_cap,
+    file_lock,
+    json_safe,
+    read_json,
+    staged_folder,
+)
+from genai_core.units import format_bytes
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 ACTIVE_STATES = ("running", "queued")
@@ -61,47 +71,6 @@ def token_cache_dir(runs_folder: Path) -> Path:
     """The runs folder's cache of prepared corpora (`.tokens/<key>`), shared by every run in it: a corpus is
     tokenized once, by the Data page, the Train page or the first run that needs it."""
     return Path(runs_folder).resolve() / ".tokens"
-
-
-RUNS_CAP_ENV = "GENAI_RUNS_MAX_GB"
-"""Cap on the disk the runs folder may use (GB, decimal), for a demo server shared with a room; unset = none."""
-
-
-def folder_bytes(path: Path) -> int:
-    """Bytes of every file under `path` (0 if it does not exist)."""
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:  # removed while walking
-                continue
-    return total
-
-
-def runs_cap_bytes() -> int | None:
-    """The runs folder's disk cap from $GENAI_RUNS_MAX_GB (None when unset); a bad value is an error."""
-    raw = os.environ.get(RUNS_CAP_ENV, "").strip()
-    if not raw:
-        return None
-    try:
-        cap = float(raw)
-    except ValueError:
-        raise GenAIError(f"{RUNS_CAP_ENV}={raw!r} is not a number of GB") from None
-    if cap <= 0:
-        raise GenAIError(f"{RUNS_CAP_ENV} must be positive, not {raw}")
-    return int(cap * 1e9)
-
-
-def check_runs_cap(root: Path, adding: int = 0) -> None:
-    """Refuse to write more into the runs folder once it holds its cap ($GENAI_RUNS_MAX_GB)."""
-    cap = runs_cap_bytes()
-    if cap is None:
-        return
-    used = folder_bytes(root)
-    if used + adding > cap:
-        raise GenAIError(f"the runs folder {root} holds {used / 1e9:.2f} GB of its {cap / 1e9:.2f} GB cap "
-                         f"({RUNS_CAP_ENV}): delete runs on the Runs page to make room")
 
 
 def validate_run_name(name: str) -> str:
@@ -254,6 +223,13 @@ class Run:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def check_still_here(self) -> None:
+        """Raise if the folder was deleted under a trainer: writing on would re-create a folder with no
+        config.json, invisible to the app and to `runs`, that nobody could stop or delete."""
+        if not self.exists():
+            raise TrainingError(f"the run folder {self.path} was deleted while it trained: training stopped and "
+                                "wrote nothing back")
 
     # -- config
     @classmethod
@@ -411,8 +387,13 @@ class Run:
         optimizer_state: dict[str, torch.Tensor],
         state: dict[str, Any],
     ) -> Path:
-        """Write a complete checkpoint directory, then point `latest` at it, then prune old ones."""
-        self.checkpoints_path.mkdir(parents=True, exist_ok=True)
+        """Write a complete checkpoint directory, then point `latest` at it, then prune old ones. Raises
+        RunsCapReached, writing nothing, when the checkpoint would take the runs folder (this run's parent)
+        past its cap."""
+        self.check_still_here()
+        tensors = (*model_state.values(), *optimizer_state.values())
+        check_runs_cap(self.path.parent, sum(t.numel() * t.element_size() for t in tensors))
+        self.checkpoints_path.mkdir(exist_ok=True)
         name = f"step_{step:08d}"
         final = self.checkpoints_path / name
         with staged_folder(final, fsync=True) as tmp:

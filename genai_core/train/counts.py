@@ -297,13 +297,24 @@ def memory_terms(m: ModelConfig, batch: int, device_type: str, precision: str) -
     }
 
 
+def optimizer_state_bytes(m: ModelConfig, t: TrainConfig) -> int:
+    """Bytes of the optimizer's fp32 state: AdamW's two moments per weight; Muon one momentum per hidden matrix."""
+    optimizer = 8 * count_params(m)
+    if t.optimizer == "muon" and m.arch == "gpt":
+        optimizer -= 4 * hidden_matrix_params(m)
+    return optimizer
+
+
+def checkpoint_bytes(m: ModelConfig, t: TrainConfig) -> int:
+    """Bytes of one checkpoint on disk: fp32 weights and the optimizer's state (safetensors adds a few kB)."""
+    return 4 * count_params(m) + optimizer_state_bytes(m, t)
+
+
 def memory_estimate(m: ModelConfig, t: TrainConfig, device_type: str, precision: str,
                     available: int | None = None) -> MemoryEstimate:
     """Peak bytes of training `m` with `t` on a device of this type (see the module docstring)."""
     P = count_params(m)
-    weights, gradients, optimizer = 4 * P, 4 * P, 8 * P
-    if t.optimizer == "muon" and m.arch == "gpt":  # Muon keeps one momentum buffer per matrix, AdamW two moments
-        optimizer -= 4 * hidden_matrix_params(m)
+    weights, gradients, optimizer = 4 * P, 4 * P, optimizer_state_bytes(m, t)
     terms = memory_terms(m, t.batch_size, device_type, precision)
     head_grad = 4 * m.vocab_size * m.d_model if m.tie_embeddings else 0  # embedding grad added to the tied one
     forward_side = terms["activations"] + terms["logits"]

@@ -49,9 +49,11 @@ from genai_core.config import RunConfig, RunnerKind
 from genai_core.data.corpus import check_corpus
 from genai_core.devices import resolve_device
 from genai_core.errors import GenAIError
+from genai_core.files import check_runs_cap, folder_bytes, runs_cap_bytes
 from genai_core.generate.qa import read_qa_table
-from genai_core.runs.folder import ACTIVE_STATES, Run, check_runs_cap, runs_dir, validate_run_name
+from genai_core.runs.folder import ACTIVE_STATES, KEEP_CHECKPOINTS, Run, list_runs, runs_dir, validate_run_name
 from genai_core.train import launcher, ray_jobs
+from genai_core.train.counts import checkpoint_bytes
 from genai_core.train.job_status import (
     LIVE_ROWS,
     JobStatus,
@@ -85,6 +87,29 @@ def device_key(device: str) -> str:
 
 # Managers still alive, shut down at interpreter exit (weak, so a dropped manager is not kept alive).
 _MANAGERS: weakref.WeakSet[JobManager] = weakref.WeakSet()
+
+
+def projected_bytes(config: RunConfig, run: Run | None) -> int:
+    """Disk a run will still take: its checkpoints at their peak (KEEP_CHECKPOINTS + 1, from the config), less
+    what its checkpoints folder holds now."""
+    have = folder_bytes(run.checkpoints_path) if run is not None else 0
+    return max(0, (KEEP_CHECKPOINTS + 1) * checkpoint_bytes(config.model, config.train) - have)
+
+
+def check_cap_for(root: Path, config: RunConfig, run: Run | None) -> None:
+    """Refuse a start or resume that the runs folder's cap cannot hold: besides what `root` holds now, every run
+    that trains or waits there will still write its `projected_bytes`, this one too. `run` is the folder this
+    start reuses (a resume, or a replaced run)."""
+    if runs_cap_bytes() is None:
+        return
+    adding = projected_bytes(config, run)
+    for other in list_runs(root):
+        if other.state in ACTIVE_STATES and (run is None or other.name != run.name):
+            try:
+                adding += projected_bytes(other.config(), other)
+            except GenAIError:  # a damaged config: that run will not train to write anything
+                continue
+    check_runs_cap(root, adding)
 
 
 class JobManager:
@@ -155,7 +180,7 @@ class JobManager:
             check_corpus(config.data.corpus, config.data.text_column)
         if not config.name:
             config = config.model_copy(update={"name": name})
-        check_runs_cap(self.runs_root)
+        check_cap_for(self.runs_root, config, Run(self.runs_root / name) if replace else None)
         with self._lock:
             self._check_open()
             self._check_not_here(name)
@@ -221,7 +246,7 @@ class JobManager:
                                  "(replace it) or under a new name")
             config = self._with_default_runner(run.config())  # a run saved before runners existed: ours
             device = "ray" if config.train.runner == "ray" else device_key(config.train.device)
-            check_runs_cap(self.runs_root)
+            check_cap_for(self.runs_root, config, run)
             if config.train.runner != "thread":
                 return self._queue_detached(run, config, device, f"waiting for {device} (to resume)")
             job = ThreadJob(name, run.path, device, config, resume=True, live=LiveLog(run, self._live_rows))

@@ -40,7 +40,7 @@ from genai_core.devices import (
     resolve_threads,
 )
 from genai_core.errors import GenAIError, TrainingError, user_message
-from genai_core.files import atomic_write_text
+from genai_core.files import RunsCapReached, atomic_write_text
 from genai_core.generate.qa import QAStore, check_parent, prepare_qa, question_kinds, read_qa_table
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
@@ -155,6 +155,8 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.resume = resume
         self.dist = dist_info()
+        self.cap_reached: str | None = None
+        """Set when a checkpoint was refused by the runs folder's cap: the run then stops, keeping the last one."""
 
     def add_callback(self, fn: Callback) -> None:
         self.callbacks.append(fn)
@@ -205,11 +207,18 @@ class Trainer:
             if main and (p.step % sample_every == 0 or is_last) and t.sample_tokens:
                 self._record_sample(s, p)
             self._checkpoint_if_due(s, p, ckpt_every, is_last)
-        if final_state == "stopped":
+            if self.cap_reached is not None:
+                final_state = "stopped"
+                break
+        if final_state == "stopped" and self.cap_reached is None:
             self._save(s, p, "stop")
         if main:
-            self.run.write_status(final_state, "stopped by request" if final_state == "stopped" else "finished",
-                                  step=p.step, total_steps=s.total)
+            message = "stopped by request" if final_state == "stopped" else "finished"
+            if self.cap_reached is not None:
+                kept = self.run.latest_checkpoint()
+                message = (f"{self.cap_reached}; resume to continue from "
+                           f"{'step ' + str(int(kept.name.split('_')[1])) if kept else 'the start'}")
+            self.run.write_status(final_state, message, step=p.step, total_steps=s.total)
         self.emit("end", p.step, state=final_state, total_steps=s.total)
         return final_state
 
@@ -405,6 +414,9 @@ class Trainer:
         p.last_log_step, p.interval_train_time = p.step, 0.0
         if evaluate:
             row.update(self._timed_evaluation(s, p))
+        if self._agree(self.dist.is_main and not self.run.exists()):
+            self.run.check_still_here()  # raises on the main rank; the others end with it
+            raise TrainingError("the run folder was deleted while it trained")
         if self.dist.is_main:
             self.run.append_metrics(row)
             self.run.heartbeat(step=p.step, total_steps=s.total)
@@ -433,11 +445,15 @@ class Trainer:
         have passed since the last save (decided by all ranks together: a save is a collective)."""
         t = self.config.train
         if p.step % every == 0 or is_last:
-            self._save(s, p, "interval" if not is_last else "final")
-            p.last_save = time.monotonic()
+            reason = "interval" if not is_last else "final"
         elif self._agree(t.checkpoint_seconds > 0 and time.monotonic() - p.last_save >= t.checkpoint_seconds):
-            self._save(s, p, "time")
-            p.last_save = time.monotonic()
+            reason = "time"
+        else:
+            return
+        self._save(s, p, reason)
+        p.last_save = time.monotonic()
+        if self._agree(self.cap_reached is not None) and self.cap_reached is None:  # the main rank's refusal
+            self.cap_reached = "the runs folder reached its cap"
 
     def _save(self, s: _Setup, p: _Progress, reason: str) -> None:
         """A checkpoint of the model, the optimizer and everything a resume needs to continue exactly."""
@@ -453,7 +469,12 @@ class Trainer:
         }
         if s.train_step.scaler_state() is not None:
             state["scaler"] = s.train_step.scaler_state()
-        path = self.run.save_checkpoint(p.step, state_for_save(s.model), s.opt.state_tensors(s.names), state)
+        try:
+            path = self.run.save_checkpoint(p.step, state_for_save(s.model), s.opt.state_tensors(s.names), state)
+        except RunsCapReached as e:
+            self.cap_reached = str(e)
+            self.emit("notice", p.step, message=f"{e}: stopping, with the last checkpoint kept")
+            return
         self.emit("checkpoint", p.step, path=str(path), reason=reason)
 
     # ------------------------------------------------------------------ across ranks
