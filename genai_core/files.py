@@ -103,9 +103,13 @@ def staged_folder(final: Path, *, fsync: bool = False) -> Iterator[Path]:
 @contextmanager
 def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
     """Hold an exclusive `flock` on `path` for the block; yields False (holding nothing) when `blocking` is
-    off and another process holds it. The kernel drops the lock when its holder dies, so it never goes stale."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    off and another process holds it. The kernel drops the lock when its holder dies, so it never goes stale.
+    `path` may be a folder: a lock no one can delete or replace while the folder's contents change."""
+    if path.is_dir():
+        fd = os.open(path, os.O_RDONLY)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))

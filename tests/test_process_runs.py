@@ -290,3 +290,111 @@ def test_cli_queues_a_process_run_and_follows_it(root: Path, corpus: Path) -> No
                          text=True, timeout=TIMEOUT)
     assert bad.returncode == 2 and bad.stderr.strip() == (
         "error: runner ray needs ray_address: the Ray dashboard's address, e.g. http://head-node:8265")
+
+
+# --------------------------------------------------------------------------- a queue that heals itself
+def scheduler_pids(root: Path) -> list[int]:
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and "scheduler" in p.info["cmdline"] and str(root) in p.info["cmdline"]]
+
+
+def kill_scheduler(root: Path) -> None:
+    """kill -9 the scheduler of `root`, and wait until the kernel has closed its files (and dropped its lock)."""
+    import psutil
+
+    pids = scheduler_pids(root)
+    assert pids, "no scheduler to kill"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(lambda: all(gone(pid) for pid in pids), "the scheduler to die")
+
+
+def test_a_killed_scheduler_is_restarted_by_the_trainer_it_left_and_every_queued_run_completes(
+        root: Path, corpus: Path) -> None:
+    jm = JobManager(root)
+    for name in ("a", "b", "c"):
+        jm.submit(cfg(corpus, max_steps=60), name)
+    wait_until(lambda: Run(root / "a").state == "running" and bool(scheduler_pids(root)), "the first run to start")
+    kill_scheduler(root)
+    # No command typed, no page open (nothing calls jm.queue): the trainer of `a` restarts it as it exits.
+    wait_until(lambda: all(Run(root / n).state == "completed" for n in "abc"), "every queued run to complete")
+    assert [starts(Run(root / n)) for n in "abc"] == [1, 1, 1]
+
+
+def test_a_queued_run_launched_by_a_scheduler_killed_before_it_said_so_is_adopted_not_started_twice(
+        root: Path, corpus: Path) -> None:
+    jm = JobManager(root)
+    jm.submit(long_cfg(corpus), "orphan")
+    wait_until(lambda: logged_step(Run(root / "orphan")) > 0, "the run to train")
+    kill_scheduler(root)
+    run = Run(root / "orphan")
+    raw = run.read_status_raw()
+    # The moment between the child's start and the status saying so: the file still reads `queued`.
+    run.write_status("queued", "waiting for cpu", runner="process", queued_at=time.time(), queue_device="cpu",
+                     pid=None, started_at=None)
+    assert launcher.ensure_scheduler(root)
+    wait_until(lambda: run.read_status_raw().get("state") == "running", "the scheduler to adopt the trainer")
+    assert run.read_status_raw()["pid"] == raw["pid"] and starts(run) == 1
+    jm.stop("orphan")
+    wait_until(lambda: run.state == "stopped", "the stop")
+
+
+def test_removing_the_queue_folder_never_lets_a_second_scheduler_in(root: Path, corpus: Path) -> None:
+    import shutil
+
+    jm = JobManager(root)
+    jm.submit(long_cfg(corpus), "long")
+    wait_until(lambda: Run(root / "long").state == "running", "the scheduler to start the run")
+    shutil.rmtree(root / launcher.QUEUE_FOLDER)
+    assert not launcher.ensure_scheduler(root)  # the lock is the runs folder's own, not a file in .queue
+    time.sleep(1.0)
+    assert len(scheduler_pids(root)) == 1
+    jm.stop("long")
+    wait_until(lambda: Run(root / "long").state == "stopped", "the stop")
+
+
+def test_a_broken_queue_folder_refuses_the_run_instead_of_leaving_it_queued(root: Path, corpus: Path) -> None:
+    from genai_core.errors import GenAIError
+
+    (root / launcher.QUEUE_FOLDER).write_text("not a folder")
+    with pytest.raises(GenAIError, match=r"the queue's folder .* is not usable"):
+        JobManager(root).submit(cfg(corpus), "never")
+    assert not (root / "never").exists()
+
+
+def test_a_damaged_status_is_reported_on_its_run_and_a_running_one_can_still_be_stopped(
+        root: Path, corpus: Path) -> None:
+    queued = Run.create(root / "queued", cfg(corpus))
+    queued.write_status("queued", "waiting for cpu", runner="process", queued_at=time.time())
+    (queued.path / "status.json").write_bytes(b"\x00garbage{")
+    st = queued.status()
+    assert st["state"] == "interrupted" and st["message"].startswith("status damaged: ") and \
+        st["message"].endswith("; resume or delete")
+    # A run training in a CLI process (no scheduler, no server) whose status file was damaged under it.
+    proc = subprocess.Popen([sys.executable, "-m", "genai_core", "train", "--corpus", str(corpus), "--d-model", "32",
+                             "--n-heads", "2", "--n-layers", "2", "--seq-len", "16", "--max-steps", "20000",
+                             "--log-interval", "10", "--eval-interval", "100000", "--device", "cpu",
+                             "--out", str(root / "busy")], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    busy = Run(root / "busy")
+    try:
+        wait_until(lambda: logged_step(busy) >= 10, "the CLI run to train")
+        (busy.path / "status.json").write_bytes(b"{not json")
+        st = busy.status()
+        assert st["state"] == "running" and st["pid"] == proc.pid and "status damaged" in st["message"]
+        JobManager(root).stop("busy")  # found through its writer lock, stopped through the run folder
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 130 or "stopped at step" in out, (out, err)
+        assert busy.status()["state"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

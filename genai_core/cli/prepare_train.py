@@ -69,6 +69,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.from_saved:
         path = run_path(args.out)
         config, args.resume = _saved_preflight(path)
+        if main_rank:  # a scheduler's child: the queue must outlive a scheduler killed while this one trained
+            try:
+                return _train_here(config, path, args, main_rank=main_rank)
+            finally:
+                from genai_core.train.launcher import heal_queue
+
+                heal_queue(path.parent)
     elif args.resume:
         ignored = [FLAGS[(s, f)] for s, fields in sections.items() for f in fields]
         path = run_path(args.out)
@@ -141,16 +148,20 @@ def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
     """Hand a new run to the runs folder's scheduler or to Ray, then print its progress until it ends. The run
     does not depend on this command: Ctrl-C stops it (a checkpoint is saved) rather than leaving it unwatched."""
     from genai_core.runs.folder import Run
-    from genai_core.train.jobs import JobManager
+    from genai_core.train import launcher
+    from genai_core.train.jobs import HEAL_EVERY_S, JobManager
 
     jm = JobManager(path.parent)
     st = jm.submit(config, path.name, replace=replace)
     where = "the Ray cluster at " + str(config.train.ray_address) if config.train.runner == "ray" else "its own process"
     print(f"queued {path.name} to train in {where}; its folder: {path}", flush=True)
-    printed = 0
+    printed, healed_at = 0, time.monotonic()
     try:
         while True:
             st = jm.status(path.name)
+            if st.state == "queued" and time.monotonic() - healed_at > HEAL_EVERY_S:
+                launcher.heal_queue(path.parent)  # a follower keeps its queue served if the scheduler dies
+                healed_at = time.monotonic()
             rows = Run(path).metrics()
             for row in rows[printed:]:
                 val = f" | val {row['val_loss']:.4f}" if row.get("val_loss") is not None else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ def cmd_runs(args: argparse.Namespace) -> int:
     root = Path(args.root) if args.root else runs_dir()
     if args.root and not root.is_dir():
         raise GenAIError(f"{root} is not a folder")
+    from genai_core.train.launcher import heal_queue
+
+    if heal_queue(root):
+        print(f"note: restarted the scheduler of {root}: runs were waiting in its queue with none serving them",
+              file=sys.stderr, flush=True)
     rows: list[dict[str, Any]] = []
     for run in list_runs(root):
         try:

@@ -224,6 +224,23 @@ class Run:
     def exists(self) -> bool:
         return self.config_path.is_file()
 
+    @property
+    def stop_request_path(self) -> Path:
+        return self.path / "stop.request"
+
+    def request_stop(self) -> None:
+        """Ask whoever trains the run, in any process of this machine or another sharing the folder, to save a
+        checkpoint and stop: the trainer looks for this file at every step (a signal reaches only a process of
+        its own, and a thread of another server not at all)."""
+        atomic_write_json(self.stop_request_path, {**process_token(), "at": time.time()})
+
+    def stop_requested(self, since: float) -> bool:
+        """A stop was requested at or after `since` (an older request was meant for an earlier trainer)."""
+        try:
+            return self.stop_request_path.stat().st_mtime >= since
+        except OSError:
+            return False
+
     def check_still_here(self) -> None:
         """Raise if the folder was deleted under a trainer: writing on would re-create a folder with no
         config.json, invisible to the app and to `runs`, that nobody could stop or delete."""
@@ -322,16 +339,36 @@ class Run:
             return {}
 
     def status(self) -> dict[str, Any]:
-        """Status as stored, except that `running` left by a dead process reads `interrupted`."""
-        data = self.read_status_raw() or {"state": "created", "message": ""}
+        """Status as stored, except that a run whose writer lock is held reads `running` (with the holder as its
+        owner) whatever its file says, `running` left by a dead process reads `interrupted`, and a damaged file
+        reads `interrupted` with "status damaged: ...; resume or delete" (never a run silently gone)."""
+        damaged = None
+        try:
+            data = read_json(self.path / "status.json")
+            if not isinstance(data, dict):
+                raise CheckpointError(f"{self.path / 'status.json'} does not hold a status")
+        except FileNotFoundError:
+            data = {"state": "created", "message": ""}
+        except CheckpointError as e:
+            damaged, data = str(e), {}
         ownerless = data.get("state") == "queued" and data.get("runner", "thread") != "thread"
-        if data.get("state") in ("running", "queued") and not ownerless and not process_alive(data):
-            message = ("the process training this run ended unexpectedly; resume to continue"
-                       if data["state"] == "running" else
-                       "it was queued by a process that has ended; resume it if it has a checkpoint, "
-                       "otherwise start it again")
-            data = {**data, "state": "interrupted", "message": message}
-        return data
+        if damaged is None and (data.get("state") not in ("running", "queued") or ownerless
+                                or process_alive(data)):
+            return data
+        holder = writer_of(self.path)  # the lock, not the pid written in the file, says who trains it
+        if holder and process_alive(holder):
+            owner = {k: holder[k] for k in ("pid", "host", "started") if k in holder}
+            words = f"trained by {_holder_words(holder)}"
+            return {**data, **owner, "state": "running",
+                    "message": f"status damaged ({damaged}); {words}" if damaged else data.get("message") or words}
+        if damaged is not None:
+            return {"state": "interrupted", "message": f"status damaged: {damaged}; resume or delete",
+                    "damaged": True}
+        message = ("the process training this run ended unexpectedly; resume to continue"
+                   if data["state"] == "running" else
+                   "it was queued by a process that has ended; resume it if it has a checkpoint, "
+                   "otherwise start it again")
+        return {**data, "state": "interrupted", "message": message}
 
     @property
     def state(self) -> str:

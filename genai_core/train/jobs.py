@@ -51,7 +51,15 @@ from genai_core.devices import resolve_device
 from genai_core.errors import GenAIError
 from genai_core.files import check_runs_cap, folder_bytes, runs_cap_bytes
 from genai_core.generate.qa import read_qa_table
-from genai_core.runs.folder import ACTIVE_STATES, KEEP_CHECKPOINTS, Run, list_runs, runs_dir, validate_run_name
+from genai_core.runs.folder import (
+    ACTIVE_STATES,
+    KEEP_CHECKPOINTS,
+    Run,
+    list_runs,
+    runs_dir,
+    validate_run_name,
+    writer_of,
+)
 from genai_core.train import launcher, ray_jobs
 from genai_core.train.counts import checkpoint_bytes
 from genai_core.train.job_status import (
@@ -96,6 +104,10 @@ def projected_bytes(config: RunConfig, run: Run | None) -> int:
     return max(0, (KEEP_CHECKPOINTS + 1) * checkpoint_bytes(config.model, config.train) - have)
 
 
+HEAL_EVERY_S = 5.0
+"""How often a page showing the queue (`JobManager.queue`) makes sure a scheduler serves the on-disk queue."""
+
+
 def check_cap_for(root: Path, config: RunConfig, run: Run | None) -> None:
     """Refuse a start or resume that the runs folder's cap cannot hold: besides what `root` holds now, every run
     that trains or waits there will still write its `projected_bytes`, this one too. `run` is the folder this
@@ -138,6 +150,7 @@ class JobManager:
         self._detached: dict[str, None] = {}
         self._scheduler_checked = 0.0
         self._closed = False
+        self._healed_at = 0.0  # when `queue` last made sure a scheduler serves the on-disk queue
         _MANAGERS.add(self)
 
     def __repr__(self) -> str:
@@ -304,6 +317,9 @@ class JobManager:
         runner = st.get("runner", "thread")
         if st.get("state") in ("running", "queued") and runner != "thread":
             (ray_jobs.stop_run if runner == "ray" else launcher.stop_run)(run)
+            return disk_status(run)
+        if st.get("state") == "running" and writer_of(run.path) is not None:
+            run.request_stop()  # its trainer (a CLI, another server's thread) sees it at its next step
             return disk_status(run)
         if st.get("state") in ("running", "queued"):
             raise GenAIError(f"run {name!r} is {st['state']} in another process (pid {st.get('pid')}); stop it there")
@@ -488,6 +504,11 @@ class JobManager:
         scheduler or Ray follow, oldest first."""
         with self._lock:
             jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
+            heal = time.monotonic() - self._healed_at > HEAL_EVERY_S
+            if heal:
+                self._healed_at = time.monotonic()
+        if heal:  # every page that shows the queue keeps the scheduler's queue served
+            launcher.heal_queue(self.runs_root)
         mine = [self._status_of(j, Run(j.path)) for j in jobs]
         theirs: list[JobStatus] = []
         positions: dict[str, int] = {}

@@ -39,7 +39,7 @@ import psutil
 from genai_core.config import RunConfig, child_env
 from genai_core.errors import GenAIError
 from genai_core.files import file_lock
-from genai_core.runs.folder import Run, process_alive, process_token
+from genai_core.runs.folder import Run, process_alive, process_token, writer_of
 from genai_core.train.job_status import parent_not_ready
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,12 @@ _spawned: list[subprocess.Popen[bytes]] = []  # schedulers this process started,
 def queue_lock(root: Path) -> Any:
     """The lock under which a queued run is started or taken out of the queue (never both)."""
     return file_lock(Path(root) / QUEUE_FOLDER / "queue.lock")
+
+
+def scheduler_lock(root: Path) -> Any:
+    """The lock the one scheduler of `root` holds for its life: on the runs folder itself, so that removing or
+    replacing `.queue` cannot let a second scheduler in."""
+    return file_lock(Path(root), blocking=False)
 
 
 # --------------------------------------------------------------------------- memory
@@ -97,9 +103,28 @@ def apply_memory_limit(device: str) -> None:
 
 # --------------------------------------------------------------------------- queue
 def queue_run(run: Run, config: RunConfig, message: str, **note: Any) -> None:
-    """Put a run folder in the on-disk queue and make sure a scheduler serves it."""
+    """Put a run folder in the on-disk queue and make sure a scheduler serves it. The queue's folder is made
+    usable first: a run is never left queued where no scheduler could start."""
+    folder = run.path.parent / QUEUE_FOLDER
+    try:
+        folder.mkdir(exist_ok=True)
+        with file_lock(folder / "queue.lock"):
+            pass
+    except OSError as e:
+        raise GenAIError(f"cannot queue {run.name}: the queue's folder {folder} is not usable ({e}); remove "
+                         "what is in its place") from None
     run.write_status("queued", message, runner="process", queued_at=time.time(), **note)
     ensure_scheduler(run.path.parent)
+
+
+def heal_queue(root: Path) -> bool:
+    """Restart the scheduler of `root` if runs wait in its queue with none serving them (it was killed, or its
+    machine restarted). Whatever is still alive calls this: a trainer as it exits, a CLI following a queued run,
+    the next CLI command, any page. Returns True if one was started."""
+    root = Path(root)
+    if not (root / QUEUE_FOLDER).is_dir() or not any(startable(r) for r in queued_runs(root)):
+        return False
+    return ensure_scheduler(root)
 
 
 def queued_runs(root: Path) -> list[Run]:
@@ -165,9 +190,10 @@ def ensure_scheduler(root: Path) -> bool:
     for p in list(_spawned):
         if p.poll() is not None:
             _spawned.remove(p)
-    with file_lock(root / QUEUE_FOLDER / "scheduler.lock", blocking=False) as free:
+    with scheduler_lock(root) as free:
         if not free:
             return False
+    (root / QUEUE_FOLDER).mkdir(exist_ok=True)  # removed by hand, perhaps: its locks and log live there
     with open(root / QUEUE_FOLDER / "scheduler.log", "ab") as out:  # the child has its own copy of the descriptor
         _spawned.append(subprocess.Popen(
             [sys.executable, "-m", "genai_core", "scheduler", "--runs-dir", str(root)],
@@ -212,7 +238,7 @@ def serve(root: Path, *, poll_s: float = POLL_S) -> None:
     """The scheduler's loop (see the module docstring). Returns at once if another scheduler serves `root`."""
     root = Path(root).absolute()
     while True:
-        with file_lock(root / QUEUE_FOLDER / "scheduler.lock", blocking=False) as mine:
+        with scheduler_lock(root) as mine:
             if not mine:
                 return
             children: list[_Child] = []
@@ -248,6 +274,14 @@ def _start_ready(root: Path, children: list[_Child]) -> bool:
     blocked: set[str] = set()  # device kinds whose first queued run could not start: no overtaking it
     waiting = False
     for run in queued_runs(root):
+        holder = writer_of(run.path)
+        if holder is not None and process_alive(holder):
+            # Launched by a scheduler killed before it could say so: the trainer runs, so record it as running.
+            devices = [_device_of(str(run.read_status_raw().get("device") or "cpu"))]
+            run.write_status("running", "training (its launch was recorded late)", devices=devices,
+                             owner={k: holder[k] for k in ("pid", "host", "started") if k in holder})
+            busy.update(devices)
+            continue
         try:
             config = run.config()
         except GenAIError as e:

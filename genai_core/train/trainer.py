@@ -155,6 +155,7 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.resume = resume
         self.dist = dist_info()
+        self.started = time.time()  # a stop request (`Run.request_stop`) from before this is not for this trainer
         self.cap_reached: str | None = None
         """Set when a checkpoint was refused by the runs folder's cap: the run then stops, keeping the last one."""
 
@@ -479,7 +480,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ across ranks
     def _should_stop(self) -> bool:
-        return self._agree(self.stop_event.is_set())
+        return self._agree(self.stop_event.is_set()
+                           or (self.dist.is_main and self.run.stop_requested(self.started)))
 
     def _agree(self, flag: bool) -> bool:
         """True on every rank when it is true on any: decisions that lead to a collective (stopping, a save)
