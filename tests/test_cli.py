@@ -169,6 +169,20 @@ def test_resume_of_a_completed_run_says_so_and_changes_nothing(
     assert status(run)["state"] == "completed"
 
 
+def test_resume_of_a_queued_run_names_who_holds_it(
+    cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]]
+) -> None:
+    from genai_core.runs.folder import Run
+
+    waiting = cli.runs / "waiting"
+    shutil.copytree(trained[0], waiting)
+    Run(waiting).write_status("queued", "waiting for cpu", runner="process", queued_at=time.time())
+    assert_user_error(cli("train", "--out", "waiting", "--resume"),
+                      "run waiting is queued to train (held by the runs folder's scheduler)")
+    assert status(waiting)["state"] == "queued"
+    shutil.rmtree(waiting)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX")
 def test_ctrl_c_stops_with_a_checkpoint_and_resume_continues(cli: Cli, tiny_txt: Path) -> None:
     run = cli.runs / "long"

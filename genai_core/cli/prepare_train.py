@@ -211,6 +211,11 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
     if status.get("state") == "running":
         raise GenAIError(f"run {run.name} is being trained right now (process {status.get('pid')}); "
                          "stop that process first")
+    if status.get("state") == "queued":
+        by = "the runs folder's scheduler" if status.get("runner") == "process" else (
+            "Ray" if status.get("runner") == "ray" else f"process {status.get('pid')}")
+        raise GenAIError(f"run {run.name} is queued to train (held by {by}); it resumes when its turn comes, or "
+                         "stop it first to resume it here")
     config = run.config()
     if status.get("state") == "completed":
         if world()[0] == 0:
