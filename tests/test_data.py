@@ -240,3 +240,59 @@ def test_one_validation_and_one_list_of_file_types(tmp_path: Path, tiny_csv: Pat
     for name in ("a.csv", "b.docx", ".tmp.csv", "c.txt"):
         (tmp_path / name).write_text("text\nhello\n", encoding="utf-8")
     assert sorted(p.name for p in list_corpus_files(tmp_path)) == ["a.csv", "c.txt"]
+
+
+def _long_text(n_chars: int) -> str:
+    """Irregular whitespace (runs, tabs, line ends, a long stretch without any) to cut across."""
+    words = ["alpha", "beta  gamma", "delta\t\tepsilon", "zeta\n\n\n\neta", "  theta ", "x" * 3000]
+    out, size, i = [], 0, 0
+    while size < n_chars:
+        w = words[i % len(words)] + (" " * (1 + i % 4))
+        out.append(w)
+        size += len(w)
+        i += 1
+    return "".join(out)
+
+
+def test_a_record_longer_than_a_piece_is_cut_at_whitespace_and_prepared_as_a_whole(tmp_path: Path) -> None:
+    from genai_core.data.corpus import PIECE_CHARS, pieces
+
+    long = _long_text(int(2.5 * PIECE_CHARS))
+    cut = list(pieces(long))
+    assert len(cut) == 3 and "".join(cut) == long and all(len(p) <= PIECE_CHARS for p in cut)
+    assert all(p[0].isspace() for p in cut[1:])  # each cut where a whitespace run starts
+    records = [long] + [f"short record number {i}, with words." for i in range(30)]
+    path = tmp_path / "long.jsonl"
+    pd.DataFrame({"text": records}).to_json(path, orient="records", lines=True)
+    store = prepare(DataConfig(corpus=path, val_fraction=0.1, seed=1), tmp_path / "store")
+    tok = store.tokenizer
+    decoded = tok.decode(np.concatenate([store.train, store.val]).tolist())
+    whole = clean_text(long)  # cleaned in one piece, as a record short enough always was
+    assert whole in decoded and decoded.count(whole) == 1
+    assert len(store.train) + len(store.val) == sum(len(clean_text(r)) + 1 for r in records)
+
+
+def test_a_text_file_of_one_long_line_and_few_records_still_split_by_position(tmp_path: Path) -> None:
+    from genai_core.data.corpus import TXT_BLOCK_BYTES
+
+    line = _long_text(TXT_BLOCK_BYTES + 300_000).replace("\n", " ")
+    txt = tmp_path / "one_line.txt"
+    txt.write_text(line, encoding="utf-8")
+    chunks = [t for c in open_corpus(txt).chunks() for t in c]
+    assert len(chunks) == 2 and "".join(chunks) == line  # cut at whitespace, not read as one 8 MB+ line
+    store = prepare(DataConfig(corpus=txt), tmp_path / "txt-store")
+    assert store.tokenizer.decode(np.concatenate([store.train, store.val]).tolist()) == clean_text(line, strip=False)
+    # Two records, fewer than a record split needs: the one crossing the cut is cut there, so val is not empty.
+    two = tmp_path / "two.jsonl"
+    pd.DataFrame({"text": [line[:400_000], line[400_000:800_000]]}).to_json(two, orient="records", lines=True)
+    split = prepare(DataConfig(corpus=two, val_fraction=0.2), tmp_path / "two-store")
+    assert split.stats.split == "position" and 0.15 < len(split.val) / (len(split.train) + len(split.val)) < 0.25
+
+
+def test_preview_of_a_one_line_text_file_reads_only_its_start(tmp_path: Path) -> None:
+    from genai_core.data.corpus import PREVIEW_CHARS
+
+    txt = tmp_path / "one_line.txt"
+    txt.write_text("word " * (PREVIEW_CHARS // 2), encoding="utf-8")
+    shown = preview(txt)
+    assert len(shown) == 1 and len(shown["text"][0]) == PREVIEW_CHARS

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -25,6 +26,10 @@ CORPUS_FILE_TYPES: tuple[str, ...] = tuple(sorted(FORMATS))
 """The accepted corpus extensions (with the dot), sorted: what an uploader or a file listing offers."""
 CHUNK_RECORDS = 8192
 TXT_BLOCK_BYTES = 8 << 20
+PIECE_CHARS = 1 << 20
+"""Longest text cleaned, counted or tokenized at once: a longer record, or a stretch of a .txt without line ends,
+is handled in pieces cut at whitespace (`pieces`), so memory follows this and not the longest record."""
+_LAST_WS_RUN = re.compile(r"(?<!\s)\s+\S*\Z")
 MAX_CORPUS_BYTES = int(os.environ.get("GENAI_MAX_CORPUS_MB", "4096")) << 20
 _WS_RUN = re.compile(r"[^\S\n]{2,}|[\t\x0b\x0c\xa0\u2000-\u200a\u3000]")
 _NL_SPACES = re.compile(r" ?\n ?")
@@ -44,6 +49,27 @@ def clean_text(text: str, *, lowercase: bool = False, normalize_whitespace: bool
     if lowercase:
         text = text.lower()
     return text
+
+
+def cut_point(text: str, limit: int) -> int:
+    """Where to cut `text` so that its head holds at most `limit` characters: at the start of the last run of
+    whitespace in the head (cleaning and tokenizing each side then gives what the whole would), or at `limit`
+    when the head holds no whitespace after its first character."""
+    if len(text) <= limit:
+        return len(text)
+    m = _LAST_WS_RUN.search(text, 0, limit + 1)  # the run may begin at `limit` itself: the head ends before it
+    return m.start() if m is not None and m.start() > 0 else limit
+
+
+def pieces(text: str, limit: int = PIECE_CHARS) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `limit` characters, each cut at `cut_point` (one at a time: the
+    caller holds one piece beside the text, not a second copy of it)."""
+    start = 0
+    while len(text) - start > limit:
+        cut = start + cut_point(text[start:start + limit + 1], limit)
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
 
 
 def detect_format(path: Path) -> str:
@@ -102,9 +128,11 @@ class Corpus:
                         yield [text]
                     return
                 cut = text.rfind("\n") + 1
-                if cut == 0:
-                    carry = text
-                    continue
+                if cut == 0:  # no line end yet: carry it, up to a block; then cut at whitespace (one long line)
+                    if len(text) < TXT_BLOCK_BYTES:
+                        carry = text
+                        continue
+                    cut = cut_point(text, TXT_BLOCK_BYTES)
                 carry = text[cut:]
                 yield [text[:cut]]
 
@@ -137,9 +165,11 @@ class Corpus:
                     if not isinstance(obj, dict):
                         raise CorpusError(f"{self.path.name}: line {lineno} is not a JSON object")
                     v = obj.get(col)
+                    del line, obj  # a record of hundreds of MB: hold it once, not three times
                     if v is None:
                         continue
                     chunk.append(v if isinstance(v, str) else str(v))
+                    del v  # the chunk holds it; its reader may drop it from there (`tokenstore._clean_chunks`)
                     if len(chunk) >= CHUNK_RECORDS:
                         yield chunk
                         chunk = []
@@ -287,27 +317,39 @@ def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
     return cols
 
 
+PREVIEW_CHARS = 1 << 20
+"""Most characters of a .txt file `preview` reads for its first lines, and of a cell it keeps."""
+
+
+def _short(value: Any) -> Any:
+    return value[:PREVIEW_CHARS] if isinstance(value, str) else value
+
+
 def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd.DataFrame:
-    """The first `n` records as a table (tabular files) or the first lines (text files)."""
+    """The first `n` records as a table (tabular files) or the first lines (text files); a cell longer than
+    `PREVIEW_CHARS` keeps only its start (the table is shown and cached: a 200 MB record must not be)."""
     corpus = open_corpus(path, text_column or _guess_column(path))
     if corpus.format == "txt":  # the first n lines that hold something (blank lines would be empty rows)
-        lines: list[str] = []
         with open(corpus.path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.strip():
-                    lines.append(line.rstrip("\n"))
-                    if len(lines) >= n:
-                        break
-        return pd.DataFrame({"text": lines})
+            head = f.read(PREVIEW_CHARS)  # a file of one 200 MB line must not be read whole to show its start
+            more = bool(f.read(1))
+        lines = head.split("\n")
+        if more and len(lines) > 1:
+            lines = lines[:-1]  # cut mid-line: drop the partial line, unless it is the only one
+        return pd.DataFrame({"text": [line for line in lines if line.strip()][:n]})
     if corpus.format in ("csv", "tsv"):
-        return pd.read_csv(corpus.path, sep="\t" if corpus.format == "tsv" else ",", nrows=n, dtype=str,
-                           keep_default_na=False)
+        df = pd.read_csv(corpus.path, sep="\t" if corpus.format == "tsv" else ",", nrows=n, dtype=str,
+                         keep_default_na=False)
+        return df.map(_short)
     if corpus.format == "jsonl":
         rows = []
         with open(corpus.path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():
-                    rows.append(json.loads(line))
+                    obj = json.loads(line)
+                    del line
+                    rows.append({k: _short(v) for k, v in obj.items()} if isinstance(obj, dict) else obj)
+                    del obj
                 if len(rows) >= n:
                     break
         return pd.DataFrame(rows)
@@ -315,7 +357,7 @@ def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd
 
     table = pq.ParquetFile(corpus.path)
     batch = next(table.iter_batches(batch_size=n), None)
-    return (batch if batch is not None else table.schema_arrow.empty_table()).to_pandas()  # no rows: no records
+    return (batch if batch is not None else table.schema_arrow.empty_table()).to_pandas().map(_short)
 
 
 def _guess_column(path: Path | str) -> str | None:

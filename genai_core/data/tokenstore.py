@@ -12,7 +12,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from genai_core.config import DataConfig, steps_per_epoch
-from genai_core.data.corpus import Corpus, check_corpus, check_text, clean_text, open_corpus
+from genai_core.data.corpus import PIECE_CHARS, Corpus, check_corpus, check_text, clean_text, open_corpus, pieces
 from genai_core.data.tokenization import BPETokenizer, CharTokenizer, char_tokenizer_from_counts, load_tokenizer
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
 from genai_core.files import atomic_write_json, check_runs_cap, read_json, staged_folder
@@ -178,11 +178,56 @@ def windows_to_batch(
 
 
 # --------------------------------------------------------------------------- preparation
-def _clean_chunks(corpus: Corpus, cfg: DataConfig) -> Iterator[list[str]]:
-    strip = corpus.has_records
+def _clean_chunks(corpus: Corpus, cfg: DataConfig) -> Iterator[list[list[str]]]:
+    """The corpus as chunks of records, each record its cleaned `pieces` (a .txt block is one record without
+    an end). Empty pieces are dropped, so an empty record is an empty list. Cleaning each piece gives what
+    cleaning the whole record would (pieces are cut where a whitespace run starts); a record is stripped at
+    its two ends."""
     for chunk in corpus.chunks(cfg.max_records):
-        yield [clean_text(t, lowercase=cfg.lowercase, normalize_whitespace=cfg.normalize_whitespace, strip=strip)
-               for t in chunk]
+        records = []
+        for i, text in enumerate(chunk):
+            chunk[i] = ""  # the raw text goes once cleaned: a record of hundreds of MB is not held twice
+            parts = [clean_text(p, lowercase=cfg.lowercase, normalize_whitespace=cfg.normalize_whitespace,
+                                strip=False) for p in pieces(text)]
+            del text
+            if corpus.has_records and cfg.normalize_whitespace:
+                parts[0], parts[-1] = parts[0].lstrip(), parts[-1].rstrip()
+            records.append([p for p in parts if p])
+        yield records
+
+
+def _batches(texts: Iterable[str], limit: int = PIECE_CHARS) -> Iterator[list[str]]:
+    """`texts` grouped into lists of about `limit` characters: many short records go to the tokenizer
+    together (fast), a long record's pieces one at a time (bounded memory)."""
+    batch: list[str] = []
+    size = 0
+    for t in texts:
+        if batch and size + len(t) > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(t)
+        size += len(t)
+    if batch:
+        yield batch
+
+
+def _write_ids(tokenizer: CharTokenizer | BPETokenizer, records: list[list[str]], f: Any, dtype: np.dtype,
+               *, eot: bool) -> int:
+    """Encode `records` (lists of pieces) into the open file `f`, each followed by end-of-text when `eot`;
+    returns the tokens written. Tokenized in `_batches`, so a record of any length takes bounded memory."""
+    flat = [(p, eot and i == len(r) - 1) for r in records for i, p in enumerate(r)]
+    written = 0
+    end = np.array([tokenizer.eot_id], dtype=np.int64)
+    at = 0
+    for batch in _batches(p for p, _ in flat):
+        ids = tokenizer.encode_batch(batch)
+        parts = [x for k, i in enumerate(ids) for x in ((i, end) if flat[at + k][1] else (i,))]
+        at += len(batch)
+        if parts:
+            arr = np.concatenate(parts).astype(dtype)
+            arr.tofile(f)
+            written += len(arr)
+    return written
 
 
 def prepare(
@@ -249,18 +294,20 @@ def _count_and_learn(
     report(0.0, "reading corpus")
     for i, chunk in enumerate(_clean_chunks(corpus, cfg)):
         if i == 0:
-            check_text(chunk, corpus)
-        chunk = [t for t in chunk if t] if corpus.has_records else chunk
-        n_records += len(chunk)
-        for t in chunk:
-            n_chars += len(t)
+            check_text([r[0] if r else "" for r in chunk], corpus)
+        if corpus.has_records:
+            chunk = [r for r in chunk if r]
+            n_records += len(chunk)
+        texts = [p for r in chunk for p in r]
+        n_chars += sum(len(t) for t in texts)
         if counts is not None:
-            joined = "".join(chunk)
-            counts += np.bincount(np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
-                                  minlength=_MAX_CP)
+            for batch in _batches(texts):
+                joined = "".join(batch)
+                counts += np.bincount(np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32),
+                                      minlength=_MAX_CP)
         elif tokenizer is None and bpe_chars < BPE_TRAIN_MAX_CHARS:
-            bpe_texts.extend(chunk)
-            bpe_chars += sum(len(t) for t in chunk)
+            bpe_texts.extend(texts)
+            bpe_chars += sum(len(t) for t in texts)
         report(0.4 * min(1.0, n_chars / max(corpus.size_bytes, 1)), f"read {n_records:,} records")
     if n_chars == 0:
         raise CorpusError(
@@ -297,42 +344,44 @@ def _encode_splits(
     n_train = n_val = 0
     done_records = 0
     chars_seen = 0
-    eot = np.array([tokenizer.eot_id], dtype=np.int64)
     with open(folder / "train.bin", "wb") as ftrain, open(folder / "val.bin", "wb") as fval:
         for ci, chunk in enumerate(_clean_chunks(corpus, cfg)):
             if corpus.has_records:
-                chunk = [t for t in chunk if t]
+                chunk = [r for r in chunk if r]
                 if not chunk:
                     continue
-                ids = tokenizer.encode_batch(chunk)
-                if by_record:
-                    is_val = np.random.default_rng([cfg.seed, ci]).random(len(chunk)) < cfg.val_fraction
-                else:
-                    starts = chars_seen + np.cumsum([0] + [len(t) for t in chunk[:-1]])
-                    is_val = starts >= val_char_start
-                for want_val, f in ((False, ftrain), (True, fval)):
-                    parts = [p for v, i in zip(is_val, ids, strict=True) if v == want_val for p in (i, eot)]
-                    if parts:
-                        arr = np.concatenate(parts).astype(dtype)
-                        arr.tofile(f)
-                        if want_val:
-                            n_val += len(arr)
-                        else:
-                            n_train += len(arr)
-                chars_seen += sum(len(t) for t in chunk)
-            else:
-                for text in chunk:
-                    cut = min(max(val_char_start - chars_seen, 0), len(text))
-                    for piece, f, is_val in ((text[:cut], ftrain, False), (text[cut:], fval, True)):
-                        if piece:
-                            arr = np.concatenate(tokenizer.encode_batch([piece])).astype(dtype)
-                            arr.tofile(f)
-                            n_val += len(arr) if is_val else 0
-                            n_train += 0 if is_val else len(arr)
-                    chars_seen += len(text)
+            if by_record:
+                is_val = np.random.default_rng([cfg.seed, ci]).random(len(chunk)) < cfg.val_fraction
+                n_train += _write_ids(tokenizer, [r for r, v in zip(chunk, is_val, strict=True) if not v], ftrain,
+                                      dtype, eot=True)
+                n_val += _write_ids(tokenizer, [r for r, v in zip(chunk, is_val, strict=True) if v], fval, dtype,
+                                    eot=True)
+                chars_seen += sum(len(p) for r in chunk for p in r)
+            else:  # by position: the record (or the .txt block) that crosses the cut is cut there
+                for record in chunk:
+                    size = sum(len(p) for p in record)
+                    cut = min(max(val_char_start - chars_seen, 0), size)
+                    head, tail = _split_pieces(record, cut)
+                    eot = corpus.has_records
+                    n_train += _write_ids(tokenizer, [head], ftrain, dtype, eot=eot and not tail) if head else 0
+                    n_val += _write_ids(tokenizer, [tail], fval, dtype, eot=eot) if tail else 0
+                    chars_seen += size
             done_records += len(chunk)
             report(0.45 + 0.55 * min(1.0, chars_seen / max(n_chars, 1)), f"tokenized {done_records:,} records")
     return n_train, n_val
+
+
+def _split_pieces(record: list[str], cut: int) -> tuple[list[str], list[str]]:
+    """A record's pieces before and after character `cut` (a piece that holds the cut is cut in two)."""
+    head: list[str] = []
+    for i, p in enumerate(record):
+        if cut <= 0:
+            return head, record[i:]
+        if len(p) > cut:
+            return [*head, p[:cut]], [p[cut:], *record[i + 1:]]
+        head.append(p)
+        cut -= len(p)
+    return head, []
 
 
 def _resplit_by_position(folder: Path, dtype: np.dtype, val_fraction: float) -> None:
