@@ -62,7 +62,7 @@ from genai_core.generate.qa import (
 from genai_core.generate.sampling import Generation, Sampler
 from genai_core.runs.folder import Run
 from pages.parts.inside_model import PREVIEW_QUESTION, Loaded, inside_the_model
-from pages.ui import ASSETS, runs_root, user_errors
+from pages.ui import ASSETS, runs_root, table, user_errors
 
 CONTEXTS = ASSETS / "contexts"
 TRAIN_PAGE = "pages/train.py"
@@ -217,7 +217,7 @@ def render_span_answer(m: dict[str, Any]) -> None:
         with st.expander("Spans the model weighed"):
             rows = [*m["choices"], {"answer": "(not stated)", "probability": m["not_stated_p"]}]
             rows.sort(key=lambda r: -r["probability"])
-            st.dataframe(rows, hide_index=True, width="stretch", column_config={
+            table(rows, hide_index=True, width="stretch", column_config={
                 "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
                                                                format="percent")})
 
@@ -246,7 +246,7 @@ def render_answer(m: dict[str, Any]) -> None:
 
 
 def render_beams(rows: list[dict[str, Any]]) -> None:
-    st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    table(rows, hide_index=True, width="stretch", column_config={
         "rank": st.column_config.NumberColumn("#", width="small"),
         "answer": st.column_config.TextColumn("Answer", width="large"),
         "score": st.column_config.NumberColumn("Score", format="%.3f",
@@ -399,8 +399,8 @@ def decoding_sidebar(loaded: Loaded) -> str:
         st.session_state["chat_decoding"] = "sampling"
     with st.sidebar:
         st.caption(f"{mcfg.arch.upper()} · {mcfg.n_layers} layers · d_model {mcfg.d_model} · window {mcfg.seq_len} "
-                   f"tokens · vocabulary {vocab} ({loaded.sampler.tokenizer.kind}) · checkpoint "
-                   f"{loaded.checkpoint.name}")
+                   f"tokens · vocabulary {vocab} ({loaded.sampler.tokenizer.kind}) · weights of step "
+                   f"{Run.step_of(loaded.checkpoint):,}")
         st.header("Decoding")
         decoding = st.radio("Decoding", list(modes), key="chat_decoding", format_func=modes.get,
                             horizontal=True, label_visibility="collapsed",

@@ -387,7 +387,7 @@ def read_checked_sample(path: Path, column: str | None, slot: DeltaGenerator) ->
 def draw_table(df: pd.DataFrame, column: str | None) -> DeltaGenerator:
     """Section 2's table, with the text column widened; returns the slot the statistics fill later."""
     config = {column: st.column_config.TextColumn(f"{column} (text)", width="large")} if column in df.columns else None
-    st.dataframe(df, hide_index=True, width="stretch", height=min(38 + 35 * len(df), 400), column_config=config)
+    ui.table(df, hide_index=True, width="stretch", height=min(38 + 35 * len(df), 400), column_config=config)
     return st.container()  # filled once cleaning and tokenizer are chosen below
 
 

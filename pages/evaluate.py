@@ -27,7 +27,7 @@ from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
 from genai_core.generate.qa import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
-from pages.ui import can_change, locked, presenter_only, progress_to, runs_root, user_errors
+from pages.ui import can_change, locked, presenter_only, progress_to, runs_root, table, user_errors
 
 UPLOAD = "Upload a file…"
 EMPTY = "(empty answer)"
@@ -131,7 +131,7 @@ def show_qa(result: dict[str, Any]) -> None:
         st.markdown("**By question kind** (percent)")
         kinds = pd.DataFrame([{"kind": k, "count": v["count"], "exact_match": v["exact_match"], "f1": v["f1"],
                                "rougeL": v["rougeL"]} for k, v in result["by_kind"].items()])
-        st.dataframe(kinds, hide_index=True, key="eval_by_kind", column_config={
+        table(kinds, hide_index=True, key="eval_by_kind", column_config={
             "kind": st.column_config.TextColumn("Kind"), "count": st.column_config.NumberColumn("Questions"),
             "exact_match": st.column_config.NumberColumn("EM", format="%.1f"),
             "f1": st.column_config.NumberColumn("F1", format="%.1f"),
@@ -140,7 +140,7 @@ def show_qa(result: dict[str, Any]) -> None:
         st.markdown("**Worst answers** (lowest F1)")
         worst = pd.DataFrame(result["worst"])
         worst["predicted"] = worst["predicted"].replace("", EMPTY)  # a blank cell would look like a display bug
-        st.dataframe(worst, hide_index=True, key="eval_worst", column_config={
+        table(worst, hide_index=True, key="eval_worst", column_config={
             "question": st.column_config.TextColumn("Question", width="medium"),
             "expected": st.column_config.TextColumn("Expected"),
             "predicted": st.column_config.TextColumn("Predicted"),
@@ -296,7 +296,7 @@ def saved_section(run: Run) -> None:
     everything = run.saved_evaluations()
     with st.expander(f"All saved results of {run.name} ({len(everything)})"):
         if everything:
-            st.dataframe(saved_table(everything), hide_index=True, column_config=SAVED_COLUMNS, key="eval_saved")
+            table(saved_table(everything), hide_index=True, column_config=SAVED_COLUMNS, key="eval_saved")
             st.caption(f"Files in {run.eval_path}; the latest evaluation of each file replaces the previous one.")
         else:
             st.caption("Nothing saved yet.")

@@ -35,6 +35,7 @@ from pages.ui import (
     loss_figure,
     numeric_blanks,
     runs_root,
+    table,
 )
 
 FLASH = "runs_flash"
@@ -317,11 +318,11 @@ def ablation_section(runs: list[Run]) -> None:
                         help="Also show runs that differ from the baseline in more than one knob (e.g. a recipe).")
     arms = compare.ablation(flats, baseline, max_changes=99 if several else 1)
     base = arms[0]
-    table = [{"arm": a.label, "seeds": len(a.runs),
+    arm_rows = [{"arm": a.label, "seeds": len(a.runs),
               "final val loss": _mean_std(a.mean, a.std),
               "change": None if a.mean is None or base.mean is None or not a.changes else a.mean - base.mean,
               "runs": ", ".join(a.runs)} for a in arms]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="runs_ablation_table", column_config={
+    table(pd.DataFrame(arm_rows), hide_index=True, key="runs_ablation_table", column_config={
         "change": st.column_config.NumberColumn("change vs baseline", format="%+.4f",
                                                 help="Mean final validation loss minus the baseline's (lower is "
                                                      "better); compare it with the spread over seeds")})
@@ -335,6 +336,29 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- page
+LIVE_EVERY_S = 3.0
+"""How often the runs table re-reads the folder while a run trains or waits (a resumed run reads `running`
+within this, without Refresh)."""
+
+
+def any_active(rows: list[dict[str, Any]]) -> bool:
+    return any(r.get("state") in ACTIVE_STATES for r in rows)
+
+
+def live_runs_table(root: Path, runs: list[Run], rows: list[dict[str, Any]], broken: list[tuple[str, str]],
+                    ) -> None:
+    """The runs table, re-read from the disk on every tick of its fragment (the page's first draw uses what
+    the page read); when the last active run ends, the whole page is drawn again to stop the ticking."""
+    if not st.session_state.pop("runs_page_read", False):  # a tick of the fragment alone: read the disk again
+        runs = list_runs(root)
+        rows, broken = compare.summary_rows(runs)
+    runs_table(runs, rows, broken)
+    if not any_active(rows) and st.session_state.get("runs_table_was_active"):
+        st.session_state["runs_table_was_active"] = False
+        st.rerun()
+    st.session_state["runs_table_was_active"] = any_active(rows)
+
+
 def runs_table(runs: list[Run], rows: list[dict[str, Any]], broken: list[tuple[str, str]]) -> None:
     """Every run as a row (QA scores right after the status), the lineage tree, and the runs that cannot be read."""
     head, refresh = st.columns([6, 1])
@@ -347,7 +371,7 @@ def runs_table(runs: list[Run], rows: list[dict[str, Any]], broken: list[tuple[s
         qa = qa_columns(rows)
         columns = {**{k: columns[k] for k in ("name", "state", "task", "parent")}, **qa, **columns}
         frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
-        st.dataframe(frame, hide_index=True, column_config=columns, key="runs_table")
+        table(frame, hide_index=True, column_config=columns, key="runs_table")
         if not qa:
             st.caption("No QA scores yet: evaluate a run on the Evaluate page and they appear here as columns.")
         lineage = lineage_lines(rows)
@@ -473,7 +497,9 @@ st.caption("Compare runs, see which hyperparameters matter, and share a run as a
 runs_folder = runs_root()
 all_runs = list_runs(runs_folder)
 summary, unreadable = compare.summary_rows(all_runs)
-runs_table(all_runs, summary, unreadable)
+st.session_state["runs_page_read"] = True
+st.fragment(live_runs_table, run_every=LIVE_EVERY_S if any_active(summary) else None)(runs_folder, all_runs,
+                                                                                       summary, unreadable)
 if summary:
     lifecycle_section(runs_folder, summary)
     compare_curves(runs_folder, summary)

@@ -26,6 +26,7 @@ from genai_core.config import (
     RunConfig,
     TrainConfig,
     recipe_values,
+    with_recipe,
 )
 from genai_core.data.corpus import check_corpus
 from genai_core.data.tokenstore import TokenStore, prepare_cached, seq_len_problem, store_key
@@ -198,13 +199,16 @@ def prefill_from_last_run() -> None:
 
 
 def reset_to_recipe() -> None:
-    """Forget every knob of this session and take the chosen recipe's values and the config's defaults."""
+    """Every knob back to the chosen recipe's values and the config's defaults. Each widget's value is set, not
+    forgotten: a forgotten key resets the server's value while the browser keeps showing (and later sends back)
+    the old one, so knobs, estimate, run name and the trained config would disagree."""
     recipe = st.session_state.get("train_recipe") or "modern"
-    for f in (*MODEL_KNOBS, *TRAIN_KNOBS, "max_steps", "epochs", "length_mode", "compile"):
-        st.session_state.pop(f"train_{f}", None)
+    defaults = RunConfig.model_validate(with_recipe(
+        {"data": {"corpus": "unused.txt"}, "train": {"max_steps": SUGGESTED_MAX_STEPS}}, recipe))
     st.session_state.pop(PREFILLED, None)
+    st.session_state.pop("train_epochs", None)
+    st.session_state.update(knob_state(defaults))
     st.session_state["train_recipe"] = recipe
-    apply_recipe()
 
 
 def vocab_guess(data: DataConfig | None) -> int:
@@ -408,7 +412,7 @@ def explore_section(data_cfg: DataConfig | None, model_cfg: ModelConfig | None, 
                 cells = grid.plan_grid(RunConfig(data=data_cfg, model=model_cfg, train=train_cfg), axes, prefix,
                                        runs_root=ui.runs_root(), max_seq_len=stats["max_seq_len"] if stats else None,
                                        train_tokens=stats["train_tokens"] if stats else None)
-            st.dataframe([{"run": c.name, "params": c.params, "estimated time": format_seconds(c.seconds)
+            ui.table([{"run": c.name, "params": c.params, "estimated time": format_seconds(c.seconds)
                            if c.seconds is not None else None, "problem": c.problem} for c in cells],
                          hide_index=True, width="stretch")
         grid_ok = bool(cells) and all(not c.problem for c in cells)

@@ -361,6 +361,15 @@ def readable_summaries(runs: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+MISSING_SHOWN = "–"
+"""What a table shows for a missing value (Streamlit's default is the word "None")."""
+
+
+def table(data: Any, **kwargs: Any) -> Any:
+    """`st.dataframe` with a missing value shown as a dash: every table of the app draws through here."""
+    return st.dataframe(data, placeholder=MISSING_SHOWN, **kwargs)
+
+
 def numeric_blanks(frame: Any, columns: dict[str, Any]) -> Any:
     """Number columns as numbers, a missing value blank (not the word "None")."""
     import pandas as pd
@@ -377,7 +386,7 @@ def runs_table(rows: list[dict[str, Any]], fields: list[str], *, key: str) -> No
 
     columns = {f: TABLE_COLUMNS[f] for f in fields if f in TABLE_COLUMNS}
     frame = numeric_blanks(pd.DataFrame(rows).reindex(columns=list(columns)), columns)
-    st.dataframe(frame, hide_index=True, column_config=columns, key=key, width="stretch")
+    table(frame, hide_index=True, column_config=columns, key=key, width="stretch")
 
 
 # --------------------------------------------------------------------------- run names and the demo corpus

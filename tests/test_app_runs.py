@@ -171,3 +171,25 @@ def test_lineage_and_qa_scores_as_columns(tiny_qa_runs: dict[str, Path], qa_file
     parcoords = next(f for f in _figures(at) if f["data"][0]["type"] == "parcoords")
     assert "QA test F1" in parcoords["layout"]["title"]["text"]
     assert sorted(parcoords["data"][0]["line"]["color"]) == sorted(m["f1"] for m in scores.values())
+
+
+def test_tables_read_true_to_the_disk_and_never_say_none(runs: Path, tiny_txt: Path) -> None:
+    from genai_core.config import RunConfig
+
+    # A QA fine-tune queued from a parent: it will train the parent's network, not its own config's defaults.
+    parent = Run(runs / "alpha")
+    pcfg = parent.config()
+    qa = RunConfig.model_validate({**pcfg.model_dump(), "task": "qa", "parent": str(parent.path),
+                                   "model": {"seq_len": pcfg.model.seq_len * 4}})
+    Run.create(runs / "queued-qa", qa).write_status("queued", "waiting for its parent")
+    # A run stopped between two log rows: its checkpoint (and status) is past its last metrics row.
+    halfway = Run(runs / "beta")
+    halfway.write_status("stopped", "stopped by request", step=13)
+    at = app_test(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    frame = at.dataframe[0]
+    assert frame.proto.placeholder == "–"  # a missing value reads as a dash, not "None"
+    rows = frame.value.set_index("name")
+    assert rows.loc["queued-qa", "seq_len"] == pcfg.model.seq_len
+    assert rows.loc["beta", "step"] == 13
+    assert all(d.proto.placeholder == "–" for d in at.dataframe)

@@ -203,6 +203,27 @@ def test_stop_and_resume_act_on_the_job(corpus: Path, app_env: Path) -> None:
     assert manager().status(name).resume
 
 
+def test_stopping_my_run_keeps_it_in_view_while_someone_elses_trains(corpus: Path, app_env: Path) -> None:
+    at = app_test("pages/train.py")
+    mine = start_tiny(at, max_steps=100_000, eval_interval=1000)
+    theirs = manager().submit(manager().run(mine).config().model_copy(update={"name": "theirs"}), "theirs").name
+    wait_until(lambda: (manager().status(mine).step or 0) > 0, "my first step")
+    at.run()
+    at.button(key="train_stop_run").click().run()
+    assert manager().wait(mine, timeout=TIMEOUT).state == "stopped"
+    wait_until(lambda: manager().status(theirs).state == "running", "their run to start")
+    at.run()
+    assert not at.exception
+    assert any(h.value.endswith(f" {mine}") for h in at.subheader), [h.value for h in at.subheader]  # not theirs
+    assert any("stopped" in m.value for m in at.markdown)
+    assert not at.button(key="train_resume_run").disabled
+    assert f"Also training or queued: {theirs}." in [c.value for c in at.caption]
+    at.button(key="train_show_other").click().run()
+    assert any(h.value.endswith(f" {theirs}") for h in at.subheader)
+    manager().stop(theirs)
+    manager().wait(theirs, timeout=TIMEOUT)
+
+
 def test_explore_grid_queues_named_runs(corpus: Path) -> None:
     at = app_test("pages/train.py")
     set_knobs(at, **{**TINY, "max_steps": 100_000, "eval_interval": 1000})

@@ -571,3 +571,46 @@ def test_a_run_started_from_the_train_page_survives_kill_9_of_the_server(
                 stop_server(second)
             if run_state(runs, name) == "running":
                 os.kill(int(run_status(runs, name)["pid"]), signal.SIGKILL)
+
+
+def test_reset_to_the_recipe_shows_what_will_train(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> None:
+    """Knobs pre-filled from the last run, then reset: the browser shows the recipe's values (a widget key only
+    forgotten on the server kept showing, and later sending back, the old value), and the estimate and the
+    run-name placeholder follow them."""
+    from conftest import tiny_config
+
+    from genai_core.config import SUGGESTED_MAX_STEPS, ModelConfig, TrainConfig
+    from genai_core.train.trainer import train
+
+    runs = runs_with_data_choice(tmp_path, tiny_txt)
+    cfg = tiny_config(tiny_txt, max_steps=3)
+    train(cfg.model_copy(update={"model": cfg.model.model_copy(update={"seq_len": 48})}), runs / "last")
+    url, proc = start_server(runs, artifacts / "server.log")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(url.rstrip("/") + "/train", timeout=60_000)
+            page.get_by_text("Knobs pre-filled from the last run").wait_for(timeout=60_000)
+            settle(page)
+            assert page.get_by_label("seq_len (context)", exact=True).input_value() == "48"
+            set_number(page, "Max steps", 40)
+            page.get_by_role("button", name="Reset to the recipe's defaults").click()
+            settle(page)
+            shown = {label: page.get_by_label(label, exact=True).input_value()
+                     for label in ("d_model", "seq_len (context)", "Batch size", "Max steps")}
+            assert shown == {"d_model": str(ModelConfig().d_model), "seq_len (context)": str(ModelConfig().seq_len),
+                             "Batch size": str(TrainConfig().batch_size), "Max steps": str(SUGGESTED_MAX_STEPS)}
+            placeholder = page.get_by_label("Run name", exact=True).get_attribute("placeholder") or ""
+            assert f"T{ModelConfig().seq_len}" in placeholder and "T48" not in placeholder, placeholder
+            # A further rerun (any widget) must not bring the old values back from the browser.
+            set_number(page, "Layers", ModelConfig().n_layers)
+            assert page.get_by_label("seq_len (context)", exact=True).input_value() == str(ModelConfig().seq_len)
+            assert_no_exception(page, "the Train page after the reset")
+        except BaseException:
+            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+            stop_server(proc)

@@ -299,3 +299,39 @@ def test_queue_waits_add_up_the_runs_ahead(jm: JobManager, corpus: Path) -> None
     waits = jm.queue_waits()
     assert set(waits) == {"second", "third"}
     assert waits["second"] is not None and waits["third"] is not None and waits["third"] > waits["second"] > 0
+
+
+def test_a_resume_refused_by_the_runs_writer_lock_writes_nothing_to_the_run(jm: JobManager, corpus: Path) -> None:
+    from genai_core.runs.folder import run_writer
+
+    jm.submit(cfg(corpus, max_steps=20), "held")
+    run = Run(jm.runs_root / "held")
+    wait_until(lambda: run.state == "completed", "the run to complete")
+    run.write_status("stopped", "stopped by request")  # as if stopped halfway: resumable
+    before = (run.path / "status.json").read_bytes()
+    holding, release = threading.Event(), threading.Event()
+
+    def another_trainer() -> None:  # another thread of this process (another server is another process)
+        with run_writer(run.path):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=another_trainer)
+    holder.start()
+    try:
+        holding.wait(10)
+        # Its status file still says stopped (the holder has not written yet): the lock says who trains it.
+        assert run.status()["state"] == "running" and run.status()["pid"] == os.getpid()
+        with pytest.raises(GenAIError, match="running in another process"):
+            jm.resume("held")
+        # And a job that got past that check (the lock taken a moment later) is refused before it writes.
+        from genai_core.train.job_status import LiveLog
+        from genai_core.train.thread_jobs import ThreadJob, run_thread_job
+
+        job = ThreadJob("held", run.path, "cpu", run.config(), resume=True, live=LiveLog(run, 100))
+        run_thread_job(job)
+        assert "is being trained by another thread of this process" in (job.error or "")
+        assert (run.path / "status.json").read_bytes() == before  # the holder's status, untouched
+    finally:
+        release.set()
+        holder.join()

@@ -149,7 +149,7 @@ def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
     does not depend on this command: Ctrl-C stops it (a checkpoint is saved) rather than leaving it unwatched."""
     from genai_core.runs.folder import Run
     from genai_core.train import launcher
-    from genai_core.train.jobs import HEAL_EVERY_S, JobManager
+    from genai_core.train.jobs import SCHEDULER_CHECK_S, JobManager
 
     jm = JobManager(path.parent)
     st = jm.submit(config, path.name, replace=replace)
@@ -159,7 +159,7 @@ def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
     try:
         while True:
             st = jm.status(path.name)
-            if st.state == "queued" and time.monotonic() - healed_at > HEAL_EVERY_S:
+            if st.state == "queued" and time.monotonic() - healed_at > SCHEDULER_CHECK_S:
                 launcher.heal_queue(path.parent)  # a follower keeps its queue served if the scheduler dies
                 healed_at = time.monotonic()
             rows = Run(path).metrics()

@@ -32,7 +32,7 @@ def checkpoint_step(run: Run) -> int:
     ckpt = run.latest_checkpoint()
     if ckpt is None:
         raise CheckpointError(f"run {run.name} has no checkpoint yet")
-    return int(ckpt.name.removeprefix("step_"))
+    return Run.step_of(ckpt)
 
 
 def save_evaluation(run: Run, result: dict[str, Any]) -> Path:

@@ -143,6 +143,10 @@ def writer_of(run_path: Path) -> dict[str, Any] | None:
     return holder if isinstance(holder, dict) else {}
 
 
+_writers: dict[str, int] = {}  # lock path -> the thread of this process that holds it (run_writer nests there)
+_writers_lock = threading.Lock()
+
+
 @contextmanager
 def run_writer(run_path: Path) -> Iterator[None]:
     """Be the one process training the run folder `run_path` for the block, or raise GenAIError naming the holder.
@@ -150,18 +154,31 @@ def run_writer(run_path: Path) -> Iterator[None]:
     An exclusive `flock` on `writer_lock_path`, taken before anything is written and held for the whole run,
     whoever starts it (a thread of the app, the scheduler's process, Ray, the CLI, a second server). The kernel
     releases it when its holder dies, so a killed trainer never leaves its run locked. flock locks an open file,
-    so two threads of one process exclude each other too."""
+    so two threads of one process exclude each other too; the thread that holds it may enter again (the job
+    runner holds it around `train`, which takes it too)."""
     lock = writer_lock_path(run_path)
+    key, me = str(lock.resolve()), threading.get_ident()
+    with _writers_lock:
+        nested = _writers.get(key) == me
+    if nested:
+        yield
+        return
     # A lock that cannot be made (a read-only or full disk) raises its OSError: the caller names it as it names any
     # storage error (`errors.storage_message`).
     with file_lock(lock, blocking=False) as mine:
         if not mine:
             raise GenAIError(f"run {Path(run_path).name} is being trained by {_holder_words(writer_of(run_path))}: "
                              "stop it there, or wait until it ends")
-        # Written in place, never replaced: a new file at this path would be a second lock beside the held one.
-        lock.write_text(json.dumps({**process_token(), "thread": threading.get_ident()}), encoding="utf-8")
-        Run(run_path).remove_leftovers()  # the one writer now: what a killed one left half-written goes
-        yield
+        with _writers_lock:
+            _writers[key] = me
+        try:
+            # Written in place, never replaced: a new file at this path would be a second lock beside the held one.
+            lock.write_text(json.dumps({**process_token(), "thread": me}), encoding="utf-8")
+            Run(run_path).remove_leftovers()  # the one writer now: what a killed one left half-written goes
+            yield
+        finally:
+            with _writers_lock:
+                _writers.pop(key, None)
 
 
 def _holder_words(holder: dict[str, Any] | None) -> str:
@@ -352,10 +369,9 @@ class Run:
         except CheckpointError as e:
             damaged, data = str(e), {}
         ownerless = data.get("state") == "queued" and data.get("runner", "thread") != "thread"
-        if damaged is None and (data.get("state") not in ("running", "queued") or ownerless
-                                or process_alive(data)):
+        if damaged is None and data.get("state") in ("running", "queued") and (ownerless or process_alive(data)):
             return data
-        holder = writer_of(self.path)  # the lock, not the pid written in the file, says who trains it
+        holder = writer_of(self.path)  # the lock, not the file, says who trains it (the file may lag or lie)
         if holder and process_alive(holder):
             owner = {k: holder[k] for k in ("pid", "host", "started") if k in holder}
             words = f"trained by {_holder_words(holder)}"
@@ -364,6 +380,8 @@ class Run:
         if damaged is not None:
             return {"state": "interrupted", "message": f"status damaged: {damaged}; resume or delete",
                     "damaged": True}
+        if data.get("state") not in ("running", "queued"):
+            return data
         message = ("the process training this run ended unexpectedly; resume to continue"
                    if data["state"] == "running" else
                    "it was queued by a process that has ended; resume it if it has a checkpoint, "
@@ -449,6 +467,11 @@ class Run:
         for p in self.checkpoints_path.glob(".step_*"):  # debris of an interrupted write
             shutil.rmtree(p, ignore_errors=True)
 
+    @staticmethod
+    def step_of(checkpoint: Path) -> int:
+        """The training step a checkpoint folder (`step_00000078`) was saved at."""
+        return int(Path(checkpoint).name.removeprefix("step_"))
+
     def load_checkpoint(
         self, ckpt: Path | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
@@ -494,6 +517,14 @@ class Run:
     # -- summary for tables
     def summary(self) -> dict[str, Any]:
         cfg = self.config()
+        model = cfg.model
+        if cfg.task == "qa" and cfg.parent is not None:
+            # A fine-tune trains its parent's network (`trainer.fine_tune_config`): a queued one's own config
+            # still holds the defaults it was written with.
+            try:
+                model = Run(cfg.parent).config().model
+            except GenAIError:
+                pass
         st = self.status()
         rows = self.metrics()
         vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
@@ -503,21 +534,22 @@ class Run:
             "name": self.name,
             "state": st.get("state"),
             "message": st.get("message", ""),
-            "arch": cfg.model.arch,
+            "arch": model.arch,
             "params": st.get("params"),
-            "d_model": cfg.model.d_model,
-            "n_layers": cfg.model.n_layers,
-            "n_heads": cfg.model.n_heads,
-            "seq_len": cfg.model.seq_len,
+            "d_model": model.d_model,
+            "n_layers": model.n_layers,
+            "n_heads": model.n_heads,
+            "seq_len": model.seq_len,
             "batch_size": cfg.train.batch_size,
             "grad_accum_steps": cfg.train.grad_accum_steps,
             "lr": cfg.train.lr,
             "optimizer": cfg.train.optimizer,
-            "pos_encoding": cfg.model.pos_encoding if cfg.model.arch == "gpt" else None,
+            "pos_encoding": model.pos_encoding if model.arch == "gpt" else None,
             "dropout": cfg.model.dropout,
             "weight_decay": cfg.train.weight_decay,
             "tokenizer": cfg.data.tokenizer,
-            "step": last.get("step", 0),
+            # A stop saves a checkpoint between log rows: the status has the step it stopped at.
+            "step": max(int(last.get("step", 0)), int(st.get("step") or 0)),
             "tokens": last.get("tokens", 0),
             "elapsed_s": last.get("elapsed_s", 0.0),
             "train_loss": last.get("train_loss"),

@@ -76,7 +76,8 @@ from genai_core.train.thread_jobs import ThreadJob, next_ready, run_thread_job
 log = logging.getLogger(__name__)
 
 SCHEDULER_CHECK_S = 5.0
-"""How often the polling of the pages may look for queued process runs that no scheduler serves."""
+"""How often the polling of the pages (and a CLI following a queued run) may look for queued process runs that no
+scheduler serves."""
 ATEXIT_TIMEOUT_S = 20.0
 """How long interpreter exit waits for running jobs to save their stop checkpoint."""
 
@@ -102,10 +103,6 @@ def projected_bytes(config: RunConfig, run: Run | None) -> int:
     what its checkpoints folder holds now."""
     have = folder_bytes(run.checkpoints_path) if run is not None else 0
     return max(0, (KEEP_CHECKPOINTS + 1) * checkpoint_bytes(config.model, config.train) - have)
-
-
-HEAL_EVERY_S = 5.0
-"""How often a page showing the queue (`JobManager.queue`) makes sure a scheduler serves the on-disk queue."""
 
 
 def check_cap_for(root: Path, config: RunConfig, run: Run | None) -> None:
@@ -150,7 +147,6 @@ class JobManager:
         self._detached: dict[str, None] = {}
         self._scheduler_checked = 0.0
         self._closed = False
-        self._healed_at = 0.0  # when `queue` last made sure a scheduler serves the on-disk queue
         _MANAGERS.add(self)
 
     def __repr__(self) -> str:
@@ -504,11 +500,6 @@ class JobManager:
         scheduler or Ray follow, oldest first."""
         with self._lock:
             jobs = [j for d, q in sorted(self._queues.items()) if device in (None, d) for j in q]
-            heal = time.monotonic() - self._healed_at > HEAL_EVERY_S
-            if heal:
-                self._healed_at = time.monotonic()
-        if heal:  # every page that shows the queue keeps the scheduler's queue served
-            launcher.heal_queue(self.runs_root)
         mine = [self._status_of(j, Run(j.path)) for j in jobs]
         theirs: list[JobStatus] = []
         positions: dict[str, int] = {}

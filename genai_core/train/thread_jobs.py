@@ -16,7 +16,7 @@ from pathlib import Path
 
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import Run
+from genai_core.runs.folder import Run, run_writer
 from genai_core.train import trainer
 from genai_core.train.job_status import LiveLog, parent_not_ready
 from genai_core.train.trainer import TrainEvent
@@ -68,12 +68,23 @@ def next_ready(queue: deque[ThreadJob]) -> ThreadJob | None:
 
 
 def run_thread_job(job: ThreadJob) -> None:
-    """Train one job in this thread; the run folder ends with a final state whatever happens."""
+    """Train one job in this thread; the run folder ends with a final state whatever happens. A run that another
+    trainer holds (a CLI resume, another server) is refused before anything is written to it."""
     run = Run(job.path)
     if not run.path.is_dir():
         job.error = "the run folder was deleted while the job was queued"
         job.live.set_phase("removed")
         return
+    try:
+        with run_writer(run.path):
+            _run_held(job, run)
+    except GenAIError as e:
+        if job.error is None:  # refused by the lock: the run is someone else's, its status theirs to write
+            job.error = str(e)
+            job.live.set_phase("refused")
+
+
+def _run_held(job: ThreadJob, run: Run) -> None:
     if job.stop_event.is_set():  # stopped between leaving the queue and starting: nothing to save
         run.write_status("stopped", "stopped before it started")
         job.live.set_phase("stopped")
@@ -100,7 +111,7 @@ def run_thread_job(job: ThreadJob) -> None:
         trainer.train(job.config, job.path, resume=job.resume, callbacks=[job.live, on_event],
                        stop_event=job.stop_event, progress=on_progress)
     except GenAIError as e:
-        job.error = str(e)
+        job.error = str(e) or type(e).__name__
     except Exception as e:  # train() has written failed + error.log; keep the worker alive
         job.error = f"internal error: {type(e).__name__}: {e}"
         log.exception("job %s failed", job.name)

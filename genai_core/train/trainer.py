@@ -218,7 +218,7 @@ class Trainer:
             if self.cap_reached is not None:
                 kept = self.run.latest_checkpoint()
                 message = (f"{self.cap_reached}; resume to continue from "
-                           f"{'step ' + str(int(kept.name.split('_')[1])) if kept else 'the start'}")
+                           f"{f'step {Run.step_of(kept)}' if kept else 'the start'}")
             self.run.write_status(final_state, message, step=p.step, total_steps=s.total)
         self.emit("end", p.step, state=final_state, total_steps=s.total)
         return final_state

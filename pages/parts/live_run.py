@@ -14,7 +14,7 @@ from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
 from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_seconds
 from pages import ui
-from pages.parts.train_form import RUNNER_LABELS, anything_active
+from pages.parts.train_form import FOLLOW, RUNNER_LABELS, anything_active
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
                "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
@@ -22,8 +22,12 @@ STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/direc
 
 
 def current_run(jm: JobManager) -> str | None:
-    """The run the live view follows: running here, else next in the queue, else the last job of this
-    process, else a run on disk that another process is training, else the newest run on disk."""
+    """The run the live view follows: the one this session acted on last, else running here, else next in the
+    queue, else the last job of this process, else a run on disk that another process is training, else the
+    newest run on disk."""
+    followed = st.session_state.get(FOLLOW)
+    if followed and jm.run(followed).exists():
+        return str(followed)
     active = jm.active()
     if active:
         return active[0].name
@@ -40,6 +44,10 @@ def current_run(jm: JobManager) -> str | None:
         if r.state in ("running", "queued"):
             return r.name
     return runs[0].name if runs else None
+
+
+def _follow(name: str) -> None:
+    st.session_state[FOLLOW] = name
 
 
 def show_run(name: str, waits: dict[str, float | None]) -> None:
@@ -148,6 +156,7 @@ def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     b1, b2, _ = st.columns([1, 1, 4])
     if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
                                          help="Saves a checkpoint, then stops; resume later.") and ui.presenter_only():
+        st.session_state[FOLLOW] = name  # its final state and Resume stay in view, whatever trains next
         with ui.user_errors():
             jobs.stop(name)
             st.rerun()
@@ -155,6 +164,7 @@ def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
                                help="Continue from the latest checkpoint: weights, optimizer and schedule.") \
             and ui.presenter_only():
+        st.session_state[FOLLOW] = name
         with ui.user_errors():
             jobs.resume(name)
             st.rerun()  # a full rerun switches the periodic refresh on
@@ -174,7 +184,7 @@ def show_queue(waits: dict[str, float | None]) -> None:
         wait = waits.get(q.name)
         return f"in about {format_seconds(wait)}" if wait is not None else "after the runs ahead (length unknown)"
 
-    st.dataframe([{"position": q.queue_position, "run": q.name, "starts": starts_in(q), "device": q.device,
+    ui.table([{"position": q.queue_position, "run": q.name, "starts": starts_in(q), "device": q.device,
                    "resume": q.resume} for q in queue], hide_index=True, width="stretch")
     if st.button("Clear the queue", key="train_clear_queue", disabled=not ui.can_change()) and ui.presenter_only():
         for q in queue:
@@ -192,6 +202,11 @@ def live_view(was_active: bool) -> None:
         st.caption("No runs yet: set the knobs below and press Start.")
         return
     waits = ui.job_manager().queue_waits()  # once per tick, for the run shown and the queue table
+    others = [j.name for j in ui.job_manager().active() if j.name != name]
+    if others:
+        c1, c2 = st.columns([4, 1], vertical_alignment="center")
+        c1.caption(f"Also training or queued: {', '.join(others)}.")
+        c2.button(f"Show {others[0]}", key="train_show_other", on_click=_follow, args=(others[0],))
     show_run(name, waits)
     show_queue(waits)
     # How long a tick takes (a busy machine draws slowly): the refresh waits at least twice that, or the
