@@ -136,7 +136,8 @@ def train_link() -> None:
 
 def token_dicts(tokens: list[TokenInfo]) -> list[dict[str, Any]]:
     """Per-token probabilities as plain data for session state."""
-    return [{"text": t.text, "prob": t.prob, "alternatives": [[text, p] for _, text, p in t.alternatives]}
+    return [{"text": t.text, "prob": t.prob, "confidence": t.confidence,
+             "alternatives": [[text, p] for _, text, p in t.alternatives]}
             for t in tokens]
 
 
@@ -235,7 +236,8 @@ def render_answer(m: dict[str, Any]) -> None:
         st.info("**Not stated** in the context: the model found no answer to this question in the paragraph.",
                 icon=":material/help:")
         return
-    confidence = answer_confidence([t["prob"] for t in m.get("tokens") or []])
+    # The model's own probabilities: the label must not change with the temperature the answer was drawn at.
+    confidence = answer_confidence([t.get("confidence", t["prob"]) for t in m.get("tokens") or []])
     if confidence is not None and confidence < LOW_CONFIDENCE:
         st.warning(f"Low confidence ({confidence:.0%} per token): the model was unsure; check the context.",
                    icon=":material/warning:")

@@ -195,3 +195,11 @@ def test_a_fine_tuned_qa_model_answers_with_a_span_and_shows_its_sources(
     assert layer.options[0] == "copy head"
     _ok(layer.set_value("copy head").run())
     assert any("to copying" in c.value for c in at.caption)
+
+
+def test_no_warning_about_a_prompt_before_any_question_is_asked(trained: Path) -> None:
+    at = _ok(app_test(PAGE))  # a 16-token window: the example prompt of "what the model sees" is cropped
+    assert not [w.value for w in at.warning if "were cropped" in w.value]
+    assert any("did not fit" in c.value for c in at.caption)  # said where one looks for it, in its expander
+    _chat(at, "Who is there?")
+    assert [w.value for w in at.warning if "were cropped" in w.value]  # now about the question asked

@@ -64,6 +64,9 @@ def test_token_probabilities_are_the_distribution_each_token_was_drawn_from(arch
         p = expected_distribution(s, context, cfg)
         assert t.id == token and p[token] > 0
         assert t.prob == pytest.approx(float(p[token]), abs=1e-5)
+        # The model's own probability: temperature 1, no top-k / top-p, whatever the knobs.
+        own = expected_distribution(s, context, cfg.model_copy(update={"temperature": 0.0}))
+        assert t.confidence == pytest.approx(float(own[token]), abs=1e-5)
         top = torch.topk(p, ALTERNATIVES)
         expected = [(i, pr) for i, pr in zip(top.indices.tolist(), top.values.tolist(), strict=True) if pr > 0]
         assert [a[0] for a in t.alternatives] == [i for i, _ in expected]

@@ -113,6 +113,15 @@ class TokenInfo:
     alternatives: list[tuple[int, str, float]]
     """The ALTERNATIVES most likely tokens of that distribution as (id, text, probability), most likely first;
     the chosen token is among them when it is that likely. Tokens of probability 0 are left out."""
+    model_prob: float | None = None
+    """Probability of this token under the model itself: the softmax at temperature 1 of the same logits, before
+    temperature, top-k and top-p (None: equal to `prob`, as in greedy decoding and beam search). How sure the
+    model was is judged on this, so it does not move with the sampling knobs."""
+
+    @property
+    def confidence(self) -> float:
+        """`model_prob` where it differs from `prob`, else `prob`."""
+        return self.prob if self.model_prob is None else self.model_prob
 
 
 @dataclass

@@ -49,17 +49,19 @@ from genai_core.runs.folder import Run
 
 
 def _token_info(token: int, piece: str, probs: torch.Tensor, order: torch.Tensor | None, chosen: int,
-                tokenizer: Tokenizer) -> TokenInfo:
+                tokenizer: Tokenizer, logits: torch.Tensor) -> TokenInfo:
     """A `TokenInfo` from unnormalised weights `probs` over `order` (None: the whole vocabulary), the
-    chosen token being at position `chosen` of `probs`. One copy to the host."""
+    chosen token being at position `chosen` of `probs`, and the row of `logits` they came from (for the model's
+    own probability). One copy to the host."""
     n = min(ALTERNATIVES, probs.numel())
     top_w, top_i = torch.topk(probs, n)  # sorted, highest first
     top_ids = top_i if order is None else order[top_i]
-    packed = torch.cat([(probs[chosen] / probs.sum()).reshape(1).float(), (top_w / probs.sum()).float()])
+    model_p = torch.softmax(logits.float(), dim=-1)[token].reshape(1)
+    packed = torch.cat([(probs[chosen] / probs.sum()).reshape(1).float(), model_p, (top_w / probs.sum()).float()])
     values = packed.tolist()
     ids = top_ids.tolist()
-    alts = [(i, tokenizer.decode([i]), p) for i, p in zip(ids, values[1:], strict=True) if p > 0]
-    return TokenInfo(token, piece, values[0], alts)
+    alts = [(i, tokenizer.decode([i]), p) for i, p in zip(ids, values[2:], strict=True) if p > 0]
+    return TokenInfo(token, piece, values[0], alts, model_prob=values[1])
 
 
 def _choose_with_probs(logits: torch.Tensor, cfg: SampleConfig,
@@ -148,7 +150,7 @@ class Generation:
                     break
                 added = self._append(nxt, decoder, context, seen)
                 if self.with_probs:
-                    self.tokens.append(_token_info(nxt, added, weights, order, chosen, tok))
+                    self.tokens.append(_token_info(nxt, added, weights, order, chosen, tok, row))
                 if cfg.stop and self._cut_at_stop(emitted):
                     break
                 if i + 1 < n:  # compute the next logits before yielding: one inference-mode entry per token

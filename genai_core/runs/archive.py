@@ -40,8 +40,7 @@ from safetensors.torch import load_file
 
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError, describe_validation_error
-from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from genai_core.files import check_runs_cap
+from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, check_runs_cap, read_json
 from genai_core.runs.folder import ACTIVE_STATES, Run, validate_run_name
 from genai_core.units import format_bytes
 

@@ -39,7 +39,6 @@ from safetensors.torch import load_file, save_file
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError, TrainingError
 from genai_core.files import (
-    RunsCapReached,
     atomic_write_json,
     atomic_write_text,
     check_runs_cap,
@@ -48,7 +47,6 @@ from genai_core.files import (
     read_json,
     staged_folder,
 )
-from genai_core.units import format_bytes
 
 State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
 ACTIVE_STATES = ("running", "queued")

@@ -107,10 +107,11 @@ def what_the_model_sees(loaded: Loaded, context: str, messages: list[dict[str, A
     info = shown.info  # as the answers above were asked
     shown_q = f"the last question, “{last_q}”" if last_q else f"the example question “{PREVIEW_QUESTION}”"
     st.caption(f"For the current context and {shown_q}.")
-    # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing.
+    # The last answer, right above, already shows its prompt's warnings: the same words twice add nothing. Before
+    # any question, the example prompt's warnings would warn about a question nobody asked: its expander says it.
     answered = next((m for m in reversed(messages) if m["role"] == "assistant"), None)
     already = set(answered.get("warnings", [])) if answered else set()
-    for w in info.warnings():
+    for w in info.warnings() if last_q else []:
         if w not in already:
             st.warning(w, icon=":material/warning:")
 
