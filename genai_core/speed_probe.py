@@ -21,6 +21,7 @@ measured rules in `devices.resolve_compile` and `devices.resolve_threads`.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import math
@@ -253,7 +254,20 @@ def _measure_in_background(key: str, force: bool) -> None:
             with _LOCK:
                 _PENDING.discard(key)
 
-    threading.Thread(target=work, name="genai-speed-probe", daemon=True).start()
+    thread = threading.Thread(target=work, name="genai-speed-probe", daemon=True)
+    _RUNNING.append(thread)
+    thread.start()
+
+
+_RUNNING: list[threading.Thread] = []
+
+
+@atexit.register
+def _finish_probes() -> None:
+    """At exit, wait for a probe still timing (a second or two): tearing torch's thread pool down under it
+    aborts the process."""
+    for thread in _RUNNING:
+        thread.join(timeout=30)
 
 
 # --------------------------------------------------------------------------- the probe itself

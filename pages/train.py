@@ -400,29 +400,48 @@ def explore_section(data_cfg: DataConfig | None, model_cfg: ModelConfig | None, 
         axes: dict[str, list[Any]] = {}
         for k in knobs:
             raw = st.text_input(f"Values of {k}", key=f"train_explore_values_{k}", persist_state=PERSIST,
-                                placeholder="e.g. 64, 128, 256")
+                                placeholder=f"e.g. {grid.EXAMPLES[k]}")
             with ui.user_errors():
                 vals = grid.parse_values(raw, grid.EXPLORABLE[k][1])
                 if vals:  # nothing typed yet is not an error, just an incomplete grid
                     axes[k] = vals
-        cells: list[grid.GridCell] = []
-        complete = knobs and len(axes) == len(knobs)
-        if complete and model_cfg is not None and train_cfg is not None and data_cfg is not None:
-            with ui.user_errors():
-                cells = grid.plan_grid(RunConfig(data=data_cfg, model=model_cfg, train=train_cfg), axes, prefix,
-                                       runs_root=ui.runs_root(), max_seq_len=stats["max_seq_len"] if stats else None,
-                                       train_tokens=stats["train_tokens"] if stats else None)
-            ui.table([{"run": c.name, "params": c.params, "estimated time": format_seconds(c.seconds)
-                           if c.seconds is not None else None, "problem": c.problem} for c in cells],
-                         hide_index=True, width="stretch")
-        grid_ok = bool(cells) and all(not c.problem for c in cells)
-        if st.button(f"Queue {len(cells)} runs" if cells else "Queue the grid", key="train_explore_start",
-                     disabled=not grid_ok or not ui.can_change()) and ui.presenter_only():
-            with ui.user_errors():
-                for c in cells:
-                    assert c.config is not None
-                    ui.job_manager().submit(c.config, c.name)
-                st.toast(f"Queued {len(cells)} runs.")
+        complete = bool(knobs) and len(axes) == len(knobs)
+        base = (RunConfig(data=data_cfg, model=model_cfg, train=train_cfg)
+                if complete and model_cfg is not None and train_cfg is not None and data_cfg is not None else None)
+        if base is None:
+            st.button("Queue the grid", key="train_explore_start", disabled=True)
+            return
+        st.fragment(grid_plan, run_every=1.0 if st.session_state.get(GRID_PENDING) else None)(base, axes, prefix,
+                                                                                            stats)
+
+
+GRID_PENDING = "train_grid_pending"
+
+
+def grid_plan(base: RunConfig, axes: dict[str, list[Any]], prefix: str, stats: dict[str, int] | None) -> None:
+    """The planned cells with their estimates, and Queue. A fragment: while cells are being timed it draws itself
+    again each second, so the table settles on the timed figures without a click (a full run switches that
+    ticking on and off, as the live view's)."""
+    cells: list[grid.GridCell] = []
+    with ui.user_errors():
+        cells = grid.plan_grid(base, axes, prefix, runs_root=ui.runs_root(),
+                               max_seq_len=stats["max_seq_len"] if stats else None,
+                               train_tokens=stats["train_tokens"] if stats else None, calibrate=not anything_active())
+    ui.table([{"run": c.name, "params": c.params,
+               "estimated time": "timing…" if c.pending else format_seconds(c.seconds) if c.seconds is not None
+               else None, "problem": c.problem} for c in cells], hide_index=True, width="stretch")
+    pending = any(c.pending for c in cells)
+    if pending != bool(st.session_state.get(GRID_PENDING)):
+        st.session_state[GRID_PENDING] = pending
+        st.rerun()
+    grid_ok = bool(cells) and all(not c.problem for c in cells)
+    if st.button(f"Queue {len(cells)} runs" if cells else "Queue the grid", key="train_explore_start",
+                 disabled=not grid_ok or not ui.can_change()) and ui.presenter_only():
+        with ui.user_errors():
+            for c in cells:
+                assert c.config is not None
+                ui.job_manager().submit(c.config, c.name, note=c.note())
+            st.toast(f"Queued {len(cells)} runs.")
 
 
 # --------------------------------------------------------------------------- page

@@ -224,10 +224,11 @@ def test_stopping_my_run_keeps_it_in_view_while_someone_elses_trains(corpus: Pat
     manager().wait(theirs, timeout=TIMEOUT)
 
 
-def test_explore_grid_queues_named_runs(corpus: Path) -> None:
+def test_explore_grid_queues_named_runs(corpus: Path, app_env: Path) -> None:
     at = app_test("pages/train.py")
     set_knobs(at, **{**TINY, "max_steps": 100_000, "eval_interval": 1000})
     at.multiselect(key="train_explore_knobs").set_value(["d_model", "lr"]).run()
+    assert at.text_input(key="train_explore_values_lr").placeholder == "e.g. 0.001, 0.003, 0.01"
     at.text_input(key="train_explore_values_d_model").set_value("32, 48")
     at.text_input(key="train_explore_values_lr").set_value("0.003, 0.01").run()
     assert not at.exception and not at.error, errors(at)
@@ -236,6 +237,8 @@ def test_explore_grid_queues_named_runs(corpus: Path) -> None:
     expected = ["explore-d_model-32-lr-0.003", "explore-d_model-32-lr-0.01",
                 "explore-d_model-48-lr-0.003", "explore-d_model-48-lr-0.01"]
     assert [j.name for j in manager().jobs()] == expected
+    # Each was queued with the estimate the table showed, to be set beside the measured speed.
+    assert all(Run(app_env / n).read_status_raw().get("estimated_step_s", 0) > 0 for n in expected)
     # One trains, the others wait their turn (the first is queued too until the worker takes it).
     wait_until(lambda: [a.name for a in manager().active()] == expected[:1], "the first grid run to start")
     assert [q.name for q in manager().queue()] == expected[1:]

@@ -418,7 +418,7 @@ def bad_inputs(cli: Cli, trained: tuple[Path, subprocess.CompletedProcess[str]])
     (d / "qa_empty.csv").write_bytes(b"")
     pd.DataFrame(qa_records(2, seed=7)).to_csv(d / "qa_ok.csv", index=False)
     (d / "qa_binary.csv").write_bytes(b"PK\x03\x04\x00\x00\x00binary\x00" * 20)
-    (d / "one_record.jsonl").write_text('{"text": "hello there"}\n', encoding="utf-8")
+    (d / "one_record.jsonl").write_text('{"text": "hi"}\n', encoding="utf-8")
     (d / "not_a_run").mkdir()
     (d / "not_a_run" / "notes.txt").write_text("hello", encoding="utf-8")
     broken = cli.runs / "broken"

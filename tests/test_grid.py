@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,21 @@ def test_values_are_parsed_as_the_knobs_type() -> None:
     with pytest.raises(GenAIError, match="at most 2 knobs"):
         grid.plan_grid(tiny_config(Path("x.txt")), {"d_model": [32], "lr": [0.1], "dropout": [0.0]}, "g",
                        runs_root=Path("."))
+
+
+def test_cell_estimates_are_timed_in_the_background_and_then_hold(tiny_txt: Path, tmp_path: Path) -> None:
+    from genai_core.train import timing
+
+    timing.clear_cache()
+    base = tiny_config(tiny_txt)
+    axes = {"d_model": [32, 48, 64]}
+    first = grid.plan_grid(base, axes, "t", runs_root=tmp_path, calibrate=True)
+    assert all(c.seconds and c.seconds_per_step for c in first)
+    deadline = time.monotonic() + 120
+    while any(c.pending for c in grid.plan_grid(base, axes, "t", runs_root=tmp_path, calibrate=True)):
+        assert time.monotonic() < deadline, "the cells were never timed"
+        time.sleep(0.2)
+    timed = grid.plan_grid(base, axes, "t", runs_root=tmp_path, calibrate=True)
+    again = grid.plan_grid(base, axes, "t", runs_root=tmp_path, calibrate=True)
+    assert [c.seconds for c in timed] == [c.seconds for c in again]  # the figure no longer moves
+    assert timed[0].note() == {"estimated_step_s": timed[0].seconds_per_step, "estimated_total_s": timed[0].seconds}

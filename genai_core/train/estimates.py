@@ -209,7 +209,7 @@ def estimate(config: RunConfig | ModelConfig, device: str = "auto", *, train: Tr
         total_steps=total_steps, total_seconds=total_seconds, overhead_seconds=overhead,
         calibrated=timing.calibrated, pending=pending, busy_cores=busy, cached=cached,
         method=timing.method + (" (cached)" if cached else ""), fits=fits,
-        message=message or _busy_message(busy),
+        message="; ".join(m for m in (message, _busy_message(busy)) if m),
     )
 
 

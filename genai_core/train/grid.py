@@ -28,6 +28,12 @@ EXPLORABLE: dict[str, tuple[Literal["model", "train"], type]] = {
     "warmup_steps": ("train", int), "weight_decay": ("train", float),
 }
 """Knobs a grid can vary: name -> (config section, value type)."""
+EXAMPLES: dict[str, str] = {
+    "d_model": "64, 128, 256", "n_layers": "2, 4, 6", "n_heads": "2, 4, 8", "seq_len": "64, 128, 256",
+    "dropout": "0, 0.1, 0.2", "lr": "0.001, 0.003, 0.01", "batch_size": "8, 16, 32", "warmup_steps": "0, 50, 200",
+    "weight_decay": "0, 0.01, 0.1",
+}
+"""What the values box of each knob suggests (its placeholder)."""
 MAX_KNOBS = 2
 MAX_VALUES = 4
 """At most 4 x 4 = 16 runs: a grid larger than that is better planned in a script than in a form."""
@@ -42,6 +48,13 @@ class GridCell:
     problem: str = ""
     params: int | None = None
     seconds: float | None = None
+    seconds_per_step: float | None = None
+    pending: bool = False
+    """Its steps are being timed in the background: ask again for the calibrated time."""
+
+    def note(self) -> dict[str, Any]:
+        """What the run's status keeps of the estimate it was queued with (shown beside the measured speed)."""
+        return {"estimated_step_s": self.seconds_per_step, "estimated_total_s": self.seconds}
 
 
 def parse_values(raw: str, kind: type) -> list[Any]:
@@ -77,11 +90,14 @@ def _cell_config(base: RunConfig, name: str, values: dict[str, Any]) -> RunConfi
 
 
 def plan_grid(base: RunConfig, axes: dict[str, list[Any]], prefix: str, *, runs_root: Path,
-              max_seq_len: int | None = None, train_tokens: int | None = None) -> list[GridCell]:
+              max_seq_len: int | None = None, train_tokens: int | None = None,
+              calibrate: bool = False) -> list[GridCell]:
     """Every combination of `axes` (knob -> values) as a checked cell, in the order they would be queued.
 
-    `max_seq_len` and `train_tokens` describe the prepared corpus (None when not known yet); the time
-    estimate is the uncalibrated one, as a grid is planned before anything runs.
+    `max_seq_len` and `train_tokens` describe the prepared corpus (None when not known yet). Each cell's time is
+    the Train page's estimate of that config: runs of its shape that trained here, else timed steps; with
+    `calibrate`, the cells not timed yet are timed in the background, one after another (`pending` until then),
+    so a table asked again shows the timed figure rather than the throughput model's guess.
     """
     unknown = [k for k in axes if k not in EXPLORABLE]
     if unknown:
@@ -103,18 +119,20 @@ def plan_grid(base: RunConfig, axes: dict[str, list[Any]], prefix: str, *, runs_
         if (Path(runs_root) / cell.name).exists():
             cell.problem = "a run of this name exists (change the prefix)"
         if not cell.problem:
-            _estimate_cell(cell, train_tokens)
+            _estimate_cell(cell, train_tokens, runs_root, calibrate)
         cells.append(cell)
     return cells
 
 
-def _estimate_cell(cell: GridCell, train_tokens: int | None) -> None:
+def _estimate_cell(cell: GridCell, train_tokens: int | None, runs_root: Path, calibrate: bool) -> None:
     assert cell.config is not None
     try:
-        est = estimate(cell.config, train_tokens=train_tokens, calibrate=False)
+        est = estimate(cell.config, train_tokens=train_tokens, calibrate=calibrate, background=calibrate,
+                       runs_root=runs_root)
     except GenAIError as e:
         cell.problem = str(e)
         return
-    cell.params, cell.seconds = est.params, est.total_seconds
-    if not est.fits:
-        cell.problem = est.message
+    cell.params, cell.seconds, cell.seconds_per_step = est.params, est.total_seconds, est.seconds_per_step
+    cell.pending = est.pending
+    if est.fit_problem:
+        cell.problem = est.fit_problem

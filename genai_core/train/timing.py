@@ -19,6 +19,7 @@ bandwidth + OP_OVERHEAD_S per eager op.
 
 from __future__ import annotations
 
+import atexit
 import math
 import statistics
 import threading
@@ -302,6 +303,20 @@ def _uncalibrated_timing(m: ModelConfig, t: TrainConfig, device: torch.device, p
                          f"nominal {nominal[0] / 1e9:,.0f} GFLOP/s for {device.type} (not calibrated)")
 
 
+_ONE_AT_A_TIME = threading.Lock()
+"""Held while a background calibration times steps."""
+_CLOSING = threading.Event()
+
+
+@atexit.register
+def _finish_calibrations() -> None:
+    """At exit, let the calibration that is timing steps finish and start no other: tearing torch's thread pool
+    down under a running step aborts the process ("terminate called without an active exception")."""
+    _CLOSING.set()
+    if _ONE_AT_A_TIME.acquire(timeout=60):
+        _ONE_AT_A_TIME.release()
+
+
 def _calibrate_in_background(key: tuple[Any, ...], m: ModelConfig, t: TrainConfig, device: torch.device,
                              precision: str, mem: MemoryEstimate) -> None:
     """Time real steps in a daemon thread; `step_timing` answers from the cache once it is done."""
@@ -310,8 +325,11 @@ def _calibrate_in_background(key: tuple[Any, ...], m: ModelConfig, t: TrainConfi
 
     def work() -> None:
         try:
-            warm_up(str(device), precision, t.num_threads)  # one-time costs, not in the timed steps
-            step_timing(m, t, device, precision, mem, True)
+            with _ONE_AT_A_TIME:  # a grid asks for many at once: steps timed side by side spoil each other
+                if _CLOSING.is_set():
+                    return
+                warm_up(str(device), precision, t.num_threads)  # one-time costs, not in the timed steps
+                step_timing(m, t, device, precision, mem, True)
         finally:
             with _LOCK:
                 _PENDING.discard(key)
