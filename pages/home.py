@@ -196,17 +196,20 @@ def demo_section() -> None:
                          **ui.locked()) and ui.presenter_only():
             with ui.user_errors():
                 resume_demo(jm, found)
+                st.session_state.pop(ui.FOLLOW, None)  # the Train page's live view: the demo that trains
                 st.switch_page("pages/train.py")
         if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
                      **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")) \
                 and ui.presenter_only():
             with ui.user_errors():
                 restart_demo(jm, found)
+                st.session_state.pop(ui.FOLLOW, None)
                 st.switch_page("pages/train.py")
     elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
                    **ui.locked()) and ui.presenter_only():
         with ui.user_errors():
             queue_demo(jm)
+            st.session_state.pop(ui.FOLLOW, None)
             st.switch_page("pages/train.py")
     c1, c2, _ = st.columns([1, 1, 2])
     c1.page_link("pages/chat.py", label="Chat", icon=":material/chat:")

@@ -25,6 +25,7 @@ from genai_core.errors import user_message
 from genai_core.runs import archive, compare, report
 from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from pages.ui import (
+    FOLLOW,
     LOCKED_HELP,
     PALETTE,
     TABLE_COLUMNS,
@@ -224,6 +225,7 @@ def _lifecycle(action: str, name: str) -> None:
     except Exception as e:  # _failed re-raises what is not a user error
         _failed("lifecycle", e)
         return
+    st.session_state[FOLLOW] = name  # the Train page's live view shows the run acted on here
     _flash("lifecycle", "success", LIFECYCLE_DONE[action].format(name))
 
 

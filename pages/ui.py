@@ -213,6 +213,13 @@ def _ema(values: list[float], alpha: float) -> list[float]:
     return out
 
 
+# --------------------------------------------------------------------------- the run a session follows
+FOLLOW = "train_follow"
+"""The run this browser session started, stopped or resumed on the Train page: the live view stays on it (its
+final state and its Resume) rather than jumping to whichever run the queue starts next. Starting the demo from
+Home forgets it: the live view then follows what trains."""
+
+
 # --------------------------------------------------------------------------- viewer mode
 LOCKED_HELP = "Viewer mode: enter the presenter's password in the sidebar to do this"
 

@@ -462,7 +462,11 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
                               run_status(runs, qa).get("message", "") and run_status(runs, qa), timeout=30)
             assert held["state"] == "queued" and pretrain in held["message"], held  # held, never started
             assert not (runs / qa / "metrics.jsonl").exists()
-            page.get_by_text(f"waiting for {pretrain}, which was stopped").first.wait_for(timeout=30_000)
+            # The live view stays on the run this session stopped (its state, its Resume), naming the held
+            # fine-tune beside it, rather than jumping to the fine-tune.
+            page.get_by_text(f"Also training or queued: {qa}.").first.wait_for(timeout=30_000)
+            page.get_by_role("button", name="Resume", exact=True).first.wait_for(timeout=30_000)
+            page.get_by_text(f"waiting for {pretrain}, which was stopped").first.wait_for(state="attached")  # the queue
             lap("the fine-tune waits for its stopped parent")
             # Another run meanwhile: the held fine-tune does not block the queue.
             set_number(page, "Max steps", 60)

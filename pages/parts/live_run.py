@@ -14,7 +14,7 @@ from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
 from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_seconds
 from pages import ui
-from pages.parts.train_form import FOLLOW, RUNNER_LABELS, anything_active
+from pages.parts.train_form import RUNNER_LABELS, anything_active
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
                "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
@@ -25,7 +25,7 @@ def current_run(jm: JobManager) -> str | None:
     """The run the live view follows: the one this session acted on last, else running here, else next in the
     queue, else the last job of this process, else a run on disk that another process is training, else the
     newest run on disk."""
-    followed = st.session_state.get(FOLLOW)
+    followed = st.session_state.get(ui.FOLLOW)
     if followed and jm.run(followed).exists():
         return str(followed)
     active = jm.active()
@@ -47,7 +47,7 @@ def current_run(jm: JobManager) -> str | None:
 
 
 def _follow(name: str) -> None:
-    st.session_state[FOLLOW] = name
+    st.session_state[ui.FOLLOW] = name
 
 
 def show_run(name: str, waits: dict[str, float | None]) -> None:
@@ -156,7 +156,7 @@ def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     b1, b2, _ = st.columns([1, 1, 4])
     if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
                                          help="Saves a checkpoint, then stops; resume later.") and ui.presenter_only():
-        st.session_state[FOLLOW] = name  # its final state and Resume stay in view, whatever trains next
+        st.session_state[ui.FOLLOW] = name  # its final state and Resume stay in view, whatever trains next
         with ui.user_errors():
             jobs.stop(name)
             st.rerun()
@@ -164,7 +164,7 @@ def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
                                help="Continue from the latest checkpoint: weights, optimizer and schedule.") \
             and ui.presenter_only():
-        st.session_state[FOLLOW] = name
+        st.session_state[ui.FOLLOW] = name
         with ui.user_errors():
             jobs.resume(name)
             st.rerun()  # a full rerun switches the periodic refresh on
@@ -202,7 +202,8 @@ def live_view(was_active: bool) -> None:
         st.caption("No runs yet: set the knobs below and press Start.")
         return
     waits = ui.job_manager().queue_waits()  # once per tick, for the run shown and the queue table
-    others = [j.name for j in ui.job_manager().active() if j.name != name]
+    jm = ui.job_manager()
+    others = list(dict.fromkeys(j.name for j in [*jm.active(), *jm.queue()] if j.name != name))
     if others:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
         c1.caption(f"Also training or queued: {', '.join(others)}.")

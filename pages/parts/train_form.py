@@ -101,18 +101,13 @@ def run_name_input(key: str, default: str, help_text: str, problems: Problems) -
     return name
 
 
-FOLLOW = "train_follow"
-"""The run this browser session started, stopped or resumed: the live view stays on it (its final state and its
-Resume) until the person picks another, rather than jumping to whichever run the queue starts next."""
-
-
 def submit(config: RunConfig, name: str, name_key: str, est: Estimate | None = None) -> None:
     """Start (or queue) the run, empty the name box on the next run, and redraw with the live view. The
     estimate goes into the run's status, to be shown beside the measured speed once it trains."""
     note = {"estimated_step_s": est.seconds_per_step, "estimated_total_s": est.total_seconds} if est else None
     with ui.user_errors():
         started = ui.job_manager().submit(config, name, note=note)
-        st.session_state[FOLLOW] = name
+        st.session_state[ui.FOLLOW] = name
         if started.queue_position:
             st.toast(f"{name} is queued (position {started.queue_position}) behind the running job.")
         st.session_state[f"{name_key}_clear"] = True
