@@ -109,7 +109,12 @@ def file_lock(path: Path, *, blocking: bool = True) -> Iterator[bool]:
         fd = os.open(path, os.O_RDONLY)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if not path.is_file():
+                raise
+            fd = os.open(path, os.O_RDONLY)  # a read-only folder: an existing lock can still be probed
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
