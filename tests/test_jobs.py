@@ -296,6 +296,8 @@ def test_queue_waits_add_up_the_runs_ahead(jm: JobManager, corpus: Path) -> None
     jm.submit(cfg(corpus, max_steps=400, eval_interval=400), "first")
     jm.submit(cfg(corpus, max_steps=50), "second")
     jm.submit(cfg(corpus, max_steps=50), "third")
+    # The worker takes the first from the queue in its own thread: until then it is queued too.
+    wait_until(lambda: jm.status("first").state == "running", "the first run to start")
     waits = jm.queue_waits()
     assert set(waits) == {"second", "third"}
     assert waits["second"] is not None and waits["third"] is not None and waits["third"] > waits["second"] > 0
