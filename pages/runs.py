@@ -338,9 +338,9 @@ def _mean_std(mean: float | None, std: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- page
+# How often the runs table re-reads the folder while a run trains or waits (a resumed run reads `running`
+# within this, without Refresh).
 LIVE_EVERY_S = 3.0
-"""How often the runs table re-reads the folder while a run trains or waits (a resumed run reads `running`
-within this, without Refresh)."""
 
 
 def any_active(rows: list[dict[str, Any]]) -> bool:
