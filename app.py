@@ -20,5 +20,6 @@ pages = [
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
 ]
 page = st.navigation(pages)
+ui.narrow_screen_style()
 ui.presenter_sidebar()
 page.run()

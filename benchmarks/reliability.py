@@ -87,10 +87,12 @@ def races(n: int) -> None:
         corpus = work / "corpus.txt"
         corpus.write_text((ROOT / "assets" / "corpora" / "shakespeare.txt").read_text(encoding="utf-8")[:200_000])
         first = subprocess.Popen([sys.executable, "-m", "genai_core", "train", "--corpus", str(corpus), "--out",
-                                  "race", *TINY, "--max-steps", "100000000", "--checkpoint-seconds", "0.5"],
+                                  "race", *TINY, "--max-steps", "10000000", "--checkpoint-seconds", "0.5"],
                                  cwd=work, env=_env(runs), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         run = runs / "race"
         while not (run / "checkpoints" / "latest").is_file():
+            if first.poll() is not None:
+                raise SystemExit(f"the first training ended ({first.returncode}) before its first checkpoint")
             time.sleep(0.1)
         first.kill()
         first.wait()
@@ -113,7 +115,7 @@ def races(n: int) -> None:
             codes = sorted(p.returncode for p in (a, b))
             refused = sum("is being trained by" in (o + e) or "is running" in (o + e) or "is queued" in (o + e)
                           for o, e in outs)
-            one_trainer += codes[0] in (0, 130) and refused == 1
+            one_trainer += sum(c in (0, 130) for c in codes) == 1 and refused == 1  # 130: stopped by request
             steps = _steps(run)
             twice += len(steps) - len(set(steps))
             tracebacks += sum("Traceback" in e for _, e in outs) + (run / "error.log").exists()

@@ -60,3 +60,13 @@ def format_si(value: float, unit: str) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.1f} {prefix}{unit}"
     return f"{value:.0f} {unit}"
+
+
+def format_rate(x: float | None) -> str:
+    """A learning rate as people write one, short enough for a narrow metric: `3e-4`, `3.1e-4`, `0.02`, `–`."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    if x == 0 or 1e-2 <= abs(x) < 100:
+        return f"{x:.2g}"
+    mantissa, exponent = f"{x:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"

@@ -199,7 +199,7 @@ def describe(cfg: DataConfig) -> str:
 
 def show_prepared(stats: StoreStats | dict[str, Any], has_records: bool) -> None:
     s = stats if isinstance(stats, dict) else stats.__dict__
-    cols = st.columns(5)
+    cols = st.columns(3) + st.columns(2)  # five in a row cut values and labels on an 800 px screen
     cols[0].metric("Records" if has_records else "Text", f"{s['records']:,}" if has_records else "1 document",
                    help="Non-empty records after cleaning; each ends with an end-of-text token.")
     cols[1].metric("Train tokens", f"{s['train_tokens']:,}")
@@ -394,7 +394,7 @@ def draw_table(df: pd.DataFrame, column: str | None) -> DeltaGenerator:
 def cleaning_section(sample: Sample) -> tuple[bool, bool]:
     """Section 3: the cleaning options (lowercase, normalise whitespace), shown on an excerpt before/after."""
     st.subheader("3 · Cleaning")
-    c1, c2, _ = st.columns([1, 1, 2])
+    c1, c2 = st.columns(2)
     lowercase = c1.checkbox("Lowercase", key="data_lowercase", help=field_help("lowercase"))
     normalize = c2.checkbox("Normalise whitespace", key="data_normalize", help=field_help("normalize_whitespace"))
     raw, cleaned = cleaning_example(sample.texts, lowercase, normalize, strip=sample.has_records)
@@ -469,7 +469,7 @@ def statistics_section(slot: DeltaGenerator, key: FileKey, column: str | None, l
     with slot, ui.user_errors():
         stats = corpus_stats(key, column, lowercase, normalize, kind, vocab if kind == "bpe" else 0)
         exact = stats.complete
-        m = st.columns(4)
+        m = st.columns(2) + st.columns(2)  # four in a row cut "Distinct characters" on an 800 px screen
         if stats.has_records:
             m[0].metric("Records", count_label(stats.records, exact), help="Non-empty records after cleaning.")
         else:

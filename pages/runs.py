@@ -312,7 +312,7 @@ def ablation_section(runs: list[Run]) -> None:
                    "config twice with one change, or run `python -m genai_core bench --recipes --out runs`.")
         return
     preferred = next((n for n in candidates if "classic" in n), candidates[0])
-    c1, c2 = st.columns([3, 1])
+    c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
     baseline = c1.selectbox("Baseline run", candidates, index=candidates.index(preferred), key="runs_ablation_base",
                             help="Its seeds form the baseline; every run that differs from it in one knob "
                                  "(runs of other seeds grouped) is an arm.")
@@ -363,7 +363,7 @@ def live_runs_table(root: Path, runs: list[Run], rows: list[dict[str, Any]], bro
 
 def runs_table(runs: list[Run], rows: list[dict[str, Any]], broken: list[tuple[str, str]]) -> None:
     """Every run as a row (QA scores right after the status), the lineage tree, and the runs that cannot be read."""
-    head, refresh = st.columns([6, 1])
+    head, refresh = st.columns([3, 1], vertical_alignment="bottom")
     head.subheader(f"All runs ({len(runs)})")
     refresh.button("Refresh",
                    icon=":material/refresh:", help="Re-read the runs folder (runs in progress change as they train)")
@@ -398,11 +398,11 @@ def compare_curves(root: Path, rows: list[dict[str, Any]]) -> None:
     drawable = [r["name"] for r in rows if r.get("step")]
     chosen = st.multiselect("Runs to overlay", drawable, key=COMPARE,
                             help="Solid: training loss; dotted with markers: validation loss.")
-    c1, c2, c3 = st.columns([2, 2, 1])
+    c1, c2 = st.columns(2)
     x = c1.radio("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], horizontal=True, key="runs_x")
     smoothing = c2.slider("Smoothing of the training loss", 0.0, 0.99, 0.0, 0.01, key="runs_smoothing",
                           help="Exponential moving average, as TensorBoard's slider (0 = raw)")
-    log_y = c3.toggle("Log scale", key="runs_log", help="Logarithmic loss axis")
+    log_y = c2.toggle("Log scale", key="runs_log", help="Logarithmic loss axis")
     if chosen:
         series = {n: Run(root / n).metrics() for n in chosen}
         title = "Loss of " + ", ".join(chosen) if len(chosen) <= 3 else f"Loss of {len(chosen)} runs"

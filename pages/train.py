@@ -223,10 +223,9 @@ def recipe_controls() -> None:
     prefill_from_last_run()
     st.subheader("Model and training")
     if prefilled := st.session_state.get(PREFILLED):
-        c1, c2 = st.columns([3, 1], vertical_alignment="center")
-        c1.caption(f"Knobs pre-filled from the last run, **{prefilled}**.")
-        c2.button("Reset to the recipe's defaults", key="train_reset_knobs", on_click=reset_to_recipe,
-                  icon=":material/restart_alt:")
+        st.caption(f"Knobs pre-filled from the last run, **{prefilled}**.")  # the button below: at 800 px a
+        st.button("Reset to the recipe's defaults", key="train_reset_knobs", on_click=reset_to_recipe,  # column
+                  icon=":material/restart_alt:")  # beside the caption cut its label
     st.segmented_control(
         "Recipe", list(RECIPES), required=True, key="train_recipe", persist_state=PERSIST,
         # A default beside a value the session already holds (pre-filled) would make Streamlit warn.

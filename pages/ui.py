@@ -308,6 +308,18 @@ def _lock() -> None:
     st.session_state["presenter_unlocked"] = False
 
 
+NARROW_SCREEN_CSS = """<style>
+[data-testid="stMetricValue"] { font-size: clamp(1.25rem, 2.4vw, 2.25rem); }
+</style>"""
+"""Metric values shrink with the window: at a fixed 2.25 rem, three metrics side by side cut their values
+("4.0 GF…") on an 800 px screen with the sidebar open."""
+
+
+def narrow_screen_style() -> None:
+    """The app's one style rule (app.py draws it on every page)."""
+    st.html(NARROW_SCREEN_CSS)
+
+
 def presenter_sidebar() -> None:
     """In viewer mode: the sidebar says so and takes the presenter's password (per browser session)."""
     if presenter_password() is None:

@@ -12,7 +12,7 @@ from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
 from genai_core.train.jobs import JobManager, JobStatus
-from genai_core.units import format_seconds
+from genai_core.units import format_rate, format_seconds
 from pages import ui
 from pages.parts.train_form import RUNNER_LABELS, anything_active
 
@@ -119,7 +119,7 @@ def _live_metrics(s: JobStatus, rows: list[dict[str, Any]], status: dict[str, An
     c[0].metric("Train loss", f"{train_loss:.3f}" if train_loss is not None else "–")
     c[1].metric("Validation loss", f"{val_loss:.3f}" if val_loss is not None else "–")
     c[2].metric("Tokens / s", f"{tps:,.0f}" if tps is not None else "–")
-    c[3].metric("Learning rate", f"{lr_now:.2e}" if lr_now is not None else "–")
+    c[3].metric("Learning rate", format_rate(lr_now))
     estimated, tokens_per_step = status.get("estimated_step_s"), status.get("tokens_per_step")
     if estimated and tps and tokens_per_step:
         measured = tokens_per_step / tps
