@@ -19,6 +19,9 @@ pages = [
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/target:"),
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),
 ]
+# .streamlit/config.toml hides the navigation Streamlit would build from pages/ on a fresh server's first paint;
+# the one declared here is shown.
+st.set_option("client.showSidebarNavigation", True)
 page = st.navigation(pages)
 ui.narrow_screen_style()
 ui.presenter_sidebar()

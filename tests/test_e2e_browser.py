@@ -317,11 +317,20 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             # ------------------------------------------------ a page URL as the fresh server's first request
             # Streamlit would fall back to the legacy pages/ folder mode here (every file of pages/ in
             # the sidebar, app.py skipped); pages/ui.py hands control back to app.py's navigation.
+            # Until app.py has run, the first paint must not list the files of pages/ either (issue 26, item 11).
             page.goto(url.rstrip("/") + "/runs", timeout=60_000)
-            page.get_by_role("heading", name="Runs").first.wait_for(timeout=60_000)
+            heading = page.get_by_role("heading", name="Runs").first
+            first_paint: set[str] = set()
+            deadline = time.monotonic() + 60
+            while not heading.is_visible() and time.monotonic() < deadline:
+                first_paint.update(t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()
+                                   if t.split())
+                time.sleep(0.1)
+            heading.wait_for(timeout=1_000)
             settle(page)
             nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
             assert nav == ["Home", "Data", "Train", "Runs", "Evaluate", "Chat"], nav
+            assert first_paint <= set(nav), f"the first paint listed {sorted(first_paint - set(nav))}"
 
             # ---------------------------------------------------------------- Home and Data
             page.goto(url, timeout=60_000)
