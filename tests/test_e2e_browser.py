@@ -44,6 +44,16 @@ SCREENSHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 900}
+NARROW = {"width": 800, "height": 900}
+PAGES = (("", "GenAI Playground"), ("data", "Data"), ("train", "Train"), ("runs", "Runs"), ("evaluate", "Evaluate"),
+         ("chat", "Chat"))
+# Text that overflows its box (a metric value "4.0 GF…", a button "Reset t…"): visible metric values and labels,
+# buttons and widget labels whose content is wider than the box that shows it.
+CUT_TEXT_JS = """() => [...document.querySelectorAll(
+    '[data-testid="stMetricValue"], [data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] *, '
+    + 'button, button *, [data-testid="stWidgetLabel"] *')]
+  .filter(e => e.offsetParent !== null && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+  .map(e => (e.innerText || '').trim().slice(0, 60)).filter(t => t)"""
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RUN_NAME = "e2e-tiny"
 # The tiny run (about 100k parameters). One torch thread keeps the trainer from fighting Chromium and the
@@ -516,6 +526,19 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             page.get_by_text(RUN_NAME).first.wait_for(state="attached")
             screenshot(page, "home", artifacts)
             lap("runs and home")
+
+            # ------------------------------------------------------- every page at 800 px: nothing cut, no "None"
+            page.set_viewport_size(NARROW)
+            for path, title in PAGES:
+                page.goto(url.rstrip("/") + "/" + path, timeout=60_000)
+                page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=60_000)
+                settle(page)
+                assert_no_exception(page, f"the {title} page at {NARROW['width']} px")
+                cut = page.evaluate(CUT_TEXT_JS)
+                assert not cut, f"text cut at {NARROW['width']} px on the {title} page: {cut}"
+                none = re.findall(r".{0,40}\bNone\b.{0,40}", page.locator(MAIN).inner_text())
+                assert not none, f"'None' shown on the {title} page: {none}"
+            lap(f"every page at {NARROW['width']} px")
 
             assert not js_errors, f"JavaScript errors in the page: {js_errors}"
         except BaseException:
