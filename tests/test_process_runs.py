@@ -330,6 +330,20 @@ def test_a_killed_scheduler_is_restarted_by_the_trainer_it_left_and_every_queued
     assert [starts(Run(root / n)) for n in "abc"] == [1, 1, 1]
 
 
+def test_a_scheduler_killed_before_it_started_anything_is_restarted_by_its_keeper(root: Path, corpus: Path) -> None:
+    # Queued from a process that then exits: no server, no trainer, no CLI following; only the keeper is left.
+    submit = ("import sys\nsys.path.insert(0, 'tests')\nfrom conftest import tiny_config\n"
+              "from genai_core.train.jobs import JobManager\n"
+              "jm = JobManager(sys.argv[1])\n"
+              "for name in 'ab':\n"
+              "    jm.submit(tiny_config(sys.argv[2], device='cpu', runner='process', max_steps=30), name)\n")
+    subprocess.run([sys.executable, "-c", submit, str(root), str(corpus)], cwd=ROOT, check=True, timeout=TIMEOUT)
+    kill_scheduler(root)  # still importing torch: it never looked at the queue
+    assert not any(Run(root / n).read_status_raw().get("pid") for n in "ab")  # it had launched nothing
+    wait_until(lambda: all(Run(root / n).state == "completed" for n in "ab"), "every queued run to complete")
+    assert [starts(Run(root / n)) for n in "ab"] == [1, 1]
+
+
 def test_a_queued_run_launched_by_a_scheduler_killed_before_it_said_so_is_adopted_not_started_twice(
         root: Path, corpus: Path) -> None:
     jm = JobManager(root)

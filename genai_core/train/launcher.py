@@ -15,8 +15,9 @@ devices are free, as `python -m genai_core train --out RUN --from-saved` (or und
 GPUs), in its own process, its output in the run's `train.log`. It records how each child ended (a process
 killed outright reads `interrupted`, "possibly out of memory" for SIGKILL), and exits when nothing is queued
 or training. Which devices are busy is read from the disk (runs `running` with a live pid), so a run
-orphaned by a killed scheduler still holds its device. One run per device: the CPU is one device, each GPU
-is one (a single-GPU run takes any free GPU through CUDA_VISIBLE_DEVICES).
+orphaned by a killed scheduler still holds its device. Each scheduler has a keeper (`queue_keeper.py`, a bare
+interpreter waiting on its pid) that restarts it if it dies while runs still wait. One run per device: the
+CPU is one device, each GPU is one (a single-GPU run takes any free GPU through CUDA_VISIBLE_DEVICES).
 
 The lock is `fcntl.flock`: POSIX machines with a local (or flock-honouring) runs folder. Across machines,
 use the Ray runner (`ray_jobs.py`), which leaves the scheduling to Ray.
@@ -195,11 +196,18 @@ def ensure_scheduler(root: Path) -> bool:
             return False
     (root / QUEUE_FOLDER).mkdir(exist_ok=True)  # removed by hand, perhaps: its locks and log live there
     with open(root / QUEUE_FOLDER / "scheduler.log", "ab") as out:  # the child has its own copy of the descriptor
-        _spawned.append(subprocess.Popen(
+        scheduler = subprocess.Popen(
             [sys.executable, "-m", "genai_core", "scheduler", "--runs-dir", str(root)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(),
             start_new_session=True,  # not in the server's process group: a Ctrl-C or kill of the server spares it
-        ))
+        )
+        # Its keeper restarts it if it dies while runs wait (queue_keeper.py), from its first instant: a
+        # scheduler killed while still importing, or between two launches, leaves no one else alive to do it.
+        keeper = subprocess.Popen(
+            [sys.executable, "-m", "genai_core.train.queue_keeper", str(root), str(scheduler.pid)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
+        )
+        _spawned.extend((scheduler, keeper))
     return True
 
 
