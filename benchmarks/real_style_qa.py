@@ -30,12 +30,13 @@ import argparse
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
-from genai_core.evaluate.scoring import NOT_STATED, normalize_answer  # noqa: E402
+from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, normalize_answer  # noqa: E402
 
 HELDOUT = ROOT / "assets" / "qa" / "heldout_real_style.csv"
 _SEX_WORDS = {
@@ -64,38 +65,57 @@ def said_not_stated(prediction: str) -> bool:
     return normalize_answer(prediction) == normalize_answer(NOT_STATED)
 
 
-def report(run: str, show_misses: bool) -> None:
+def figures(run: str | Path) -> dict[str, Any]:
+    """Answer every question of the held-out file with `run` and score it as the module docstring says:
+    percentages under `age`, `sex`, `whole_words`, `not_stated_absent`, `not_stated_out_of_scope`,
+    `false_abstention`, `exact_match`, with `misses` (what went wrong, row by row) and the evaluation's result."""
     result = evaluate_qa(run, HELDOUT, save=False)
     rows = result["predictions"]
     age = [r for r in rows if r["kind"] == "age"]
     sex = [r for r in rows if r["kind"] == "sex"]
     absent = [r for r in rows if said_not_stated(r["answer"])]
-    other = [r for r in absent if r["kind"] == "other"]
+    other = [r for r in absent if r["kind"] == OUT_OF_SCOPE_KIND]
     answerable = [r for r in rows if not said_not_stated(r["answer"])]
     spans = [(r, c) for r, c in zip(rows, _contexts(), strict=True)
              if not said_not_stated(r["prediction"]) and r["prediction"].strip().lower() not in ("male", "female")]
-
-    def pct(hits: int, n: int) -> str:
-        return f"{100 * hits / n:5.1f}% ({hits}/{n})" if n else "  –"
-
     age_ok = [numbers(r["prediction"]) == numbers(r["answer"]) for r in age]
     sex_ok = [sex_of(r["answer"]) is not None and sex_of(r["prediction"]) == sex_of(r["answer"]) for r in sex]
+
+    def pct(hits: int, n: int) -> tuple[float | None, int, int]:
+        return (100 * hits / n if n else None, hits, n)
+
+    return {
+        "age": pct(sum(age_ok), len(age)),
+        "sex": pct(sum(sex_ok), len(sex)),
+        "whole_words": pct(sum(whole_words(r["prediction"], c) for r, c in spans), len(spans)),
+        "not_stated_absent": pct(sum(said_not_stated(r["prediction"]) for r in absent), len(absent)),
+        "not_stated_out_of_scope": pct(sum(said_not_stated(r["prediction"]) for r in other), len(other)),
+        "false_abstention": pct(sum(said_not_stated(r["prediction"]) for r in answerable), len(answerable)),
+        "exact_match": result["metrics"]["exact_match"],
+        "misses": ([("age", r) for r, ok in zip(age, age_ok, strict=True) if not ok]
+                   + [("sex", r) for r, ok in zip(sex, sex_ok, strict=True) if not ok]
+                   + [("absent", r) for r in absent if not said_not_stated(r["prediction"])]
+                   + [("abstained", r) for r in answerable if said_not_stated(r["prediction"])]),
+        "result": result,
+    }
+
+
+FIGURES = (("age", "age right"), ("sex", "sex right"), ("whole_words", "whole-word spans"),
+           ("not_stated_absent", "not stated, absent"), ("not_stated_out_of_scope", "  of which out of scope"),
+           ("false_abstention", "false abstention"))
+
+
+def report(run: str, show_misses: bool) -> None:
+    got = figures(run)
+    result = got["result"]
     print(f"\n{run} (checkpoint step {result['checkpoint_step']}, {result['method']} answers, "
           f"{result['rows']} questions on {HELDOUT.name}, {result['seconds']:.0f} s)")
-    print(f"  age right            {pct(sum(age_ok), len(age))}")
-    print(f"  sex right            {pct(sum(sex_ok), len(sex))}")
-    print(f"  whole-word spans     {pct(sum(whole_words(r['prediction'], c) for r, c in spans), len(spans))}")
-    out_of_scope = pct(sum(said_not_stated(r["prediction"]) for r in other), len(other))
-    print(f"  not stated, absent   {pct(sum(said_not_stated(r['prediction']) for r in absent), len(absent))}"
-          f"   of which out of scope (kind other): {out_of_scope}")
-    print(f"  false abstention     {pct(sum(said_not_stated(r['prediction']) for r in answerable), len(answerable))}")
-    print(f"  exact match, all     {result['metrics']['exact_match']:5.1f}")
+    for key, label in FIGURES:
+        value, hits, n = got[key]
+        print(f"  {label:24s} {value:5.1f}% ({hits}/{n})" if n else f"  {label:24s}   –")
+    print(f"  {'exact match, all':24s} {got['exact_match']:5.1f}")
     if show_misses:
-        misses = ([("age", r) for r, ok in zip(age, age_ok, strict=True) if not ok]
-                  + [("sex", r) for r, ok in zip(sex, sex_ok, strict=True) if not ok]
-                  + [("absent", r) for r in absent if not said_not_stated(r["prediction"])]
-                  + [("abstained", r) for r in answerable if said_not_stated(r["prediction"])])
-        for what, r in misses:
+        for what, r in got["misses"]:
             print(f"    {what:9s} {r['question']!r}: {r['prediction']!r} (reference {r['answer']!r}; "
                   f"understood as {r.get('understood_as')})")
 

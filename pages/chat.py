@@ -29,9 +29,11 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
+from genai_core.clinical.questions import answered_kinds
 from genai_core.config import SampleConfig
 from genai_core.data.corpus import clean_text
 from genai_core.errors import GenAIError, user_message
+from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND
 from genai_core.generate.beam import BeamResult, beam_search
 from genai_core.generate.chat import (
     ChatPrompt,
@@ -215,12 +217,25 @@ def render_span_answer(m: dict[str, Any]) -> None:
         st.markdown(f"{_escape(m['content'])} <span style='opacity:0.6'>· {m['confidence']:.0%}</span>",
                     unsafe_allow_html=True)
     if m.get("choices"):
-        with st.expander("Spans the model weighed"):
-            rows = [*m["choices"], {"answer": "(not stated)", "probability": m["not_stated_p"]}]
-            rows.sort(key=lambda r: -r["probability"])
-            table(rows, hide_index=True, width="stretch", column_config={
-                "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
-                                                               format="percent")})
+        render_weighed_spans(m)
+
+
+def render_weighed_spans(m: dict[str, Any]) -> None:
+    with st.expander("Spans the model weighed"):
+        rows = [*m["choices"], {"answer": "(not stated)", "probability": m["not_stated_p"]}]
+        rows.sort(key=lambda r: -r["probability"])
+        table(rows, hide_index=True, width="stretch", column_config={
+            "probability": st.column_config.ProgressColumn("probability", min_value=0.0, max_value=1.0,
+                                                           format="percent")})
+
+
+def render_out_of_scope(m: dict[str, Any]) -> None:
+    """A question the kind head read as about none of the trained kinds: "not stated", and what the model does
+    answer, so that the person asks that instead of reading a random span of the context."""
+    kinds = ", ".join(m.get("answers_about") or [])
+    st.info("**Not stated**: this model was not trained to answer this kind of question"
+            + (f". It answers questions about {kinds}; this question looks like none of them." if kinds else "."),
+            icon=":material/block:")
 
 
 def render_answer(m: dict[str, Any]) -> None:
@@ -229,6 +244,11 @@ def render_answer(m: dict[str, Any]) -> None:
     was understood to ask, when the model has a kind head."""
     if m.get("kind"):
         st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
+    if m.get("kind") == OUT_OF_SCOPE_KIND and is_not_stated(m["content"]):
+        render_out_of_scope(m)
+        if m.get("choices"):
+            render_weighed_spans(m)
+        return
     if m.get("finish") == "span":
         render_span_answer(m)
         return
@@ -490,7 +510,8 @@ def new_reply(loaded: Loaded, question: str, context: str, prompt: ChatPrompt) -
              "finish": None, "partial": True}
     if prompt.qa is not None:
         reply.update(qa_context=clean_text(context), qa_sentences=prompt.qa.sentences, qa_selected=prompt.qa.selected,
-                     qa_window=loaded.sampler.model.config.seq_len)
+                     qa_window=loaded.sampler.model.config.seq_len,
+                     answers_about=answered_kinds(loaded.sampler.model.config.question_kinds))
     return reply
 
 

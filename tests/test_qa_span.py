@@ -27,7 +27,7 @@ from genai_core.config import DataConfig, ModelConfig, QALayout, RunConfig, Trai
 from genai_core.data.tokenization import CharTokenizer, train_tokenizer
 from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
-from genai_core.evaluate.scoring import NOT_STATED
+from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
 from genai_core.generate.extractive import best_spans, has_span_head, read_answer
 from genai_core.generate.inspection import QA_TEMPLATES
 from genai_core.generate.qa import QAStore, build_prompt, is_not_stated, reader_targets
@@ -37,6 +37,8 @@ from genai_core.train.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOOD = "What is the patient's blood type?"
+OUT_OF_SCOPE = ("Tell me a joke.", "What is the weather like today?", "Who is the patient's GP?")
+"""Questions of kind `other` in the span fixture's training file: about nothing the model answers."""
 CONTEXT = "A 52-year-old woman was seen. Zorbamycin 40 mg IV was given. She went home."
 
 
@@ -137,8 +139,11 @@ def span_run(tmp_path_factory: pytest.TempPathFactory, tiny_qa_runs: dict[str, P
     rows = qa_records(400, 0)
     for r in rows:
         r["kind"] = "age" if r["question"].startswith("How old") else "drug"
-    for r in rng.sample(rows, 100):
+    picked = rng.sample(rows, 160)
+    for r in picked[:100]:
         r.update(question=BLOOD, answer=syn.NOT_STATED, kind="blood type")
+    for i, r in enumerate(picked[100:]):
+        r.update(question=OUT_OF_SCOPE[i % len(OUT_OF_SCOPE)], answer=syn.NOT_STATED, kind=OUT_OF_SCOPE_KIND)
     pd.DataFrame(rows).to_csv(d / "train.csv", index=False)
     pd.DataFrame(qa_records(40, 1)).to_csv(d / "val.csv", index=False)
     torch.set_num_threads(1)
@@ -154,7 +159,7 @@ def span_run(tmp_path_factory: pytest.TempPathFactory, tiny_qa_runs: dict[str, P
 def test_the_fine_tune_learns_spans_kinds_and_not_stated(span_run: Path, tmp_path: Path) -> None:
     sampler = Sampler.from_run(span_run)
     cfg = sampler.model.config
-    assert cfg.span_head and cfg.question_kinds == ["age", "blood type", "drug"]  # from the file's kind column
+    assert cfg.span_head and cfg.question_kinds == ["age", "blood type", "drug", "other"]  # the file's kinds
     assert has_span_head(sampler.model)
     rows = qa_records(30, 8)
     got = [read_answer(sampler.model, sampler.tokenizer, r["question"], r["context"]) for r in rows]
@@ -171,6 +176,28 @@ def test_the_fine_tune_learns_spans_kinds_and_not_stated(span_run: Path, tmp_pat
     unanswered = [read_answer(sampler.model, sampler.tokenizer, BLOOD, c) for c in contexts]
     assert sum(is_not_stated(u.text) for u in unanswered) >= 8, [u.text for u in unanswered]
     assert all(u.kind == "blood type" for u in unanswered)
+    # Read as out of scope, a question is answered "not stated" whatever span the span head would pick.
+    outside = [read_answer(sampler.model, sampler.tokenizer, q, c) for q in OUT_OF_SCOPE for c in contexts[:4]]
+    assert sum(o.kind == OUT_OF_SCOPE_KIND for o in outside) >= 10, [(o.kind, o.text) for o in outside]
+    assert all(is_not_stated(o.text) and o.out_of_scope for o in outside if o.kind == OUT_OF_SCOPE_KIND)
+    assert not any(g.out_of_scope for g in got)
+
+
+def test_a_question_read_as_out_of_scope_is_not_stated_whatever_the_span_head_says(span_run: Path) -> None:
+    sampler = Sampler.from_run(span_run)
+    model = sampler.model
+    row = qa_records(1, 12)[0]
+    assert read_answer(model, sampler.tokenizer, row["question"], row["context"]).text == row["answer"]
+    other = model.config.question_kinds.index(OUT_OF_SCOPE_KIND)
+    with torch.no_grad():  # the kind head made sure the question is about nothing it knows; the span head untouched
+        model.kind_head.bias[other] += 100.0
+    try:
+        got = read_answer(model, sampler.tokenizer, row["question"], row["context"])
+    finally:
+        with torch.no_grad():
+            model.kind_head.bias[other] -= 100.0
+    assert got.text == NOT_STATED and got.out_of_scope and got.kind == OUT_OF_SCOPE_KIND
+    assert got.choices and got.choices[0].text == row["answer"]  # what the span head would have said is kept
 
 
 def test_evaluation_answers_with_the_span_head_or_by_generating(span_run: Path, tmp_path: Path) -> None:
@@ -209,7 +236,7 @@ def test_cli_method_flag_and_a_run_without_a_span_head(span_run: Path, tiny_qa_r
 def test_store_serves_reader_targets_only_to_a_model_with_heads(span_run: Path) -> None:
     [meta] = (span_run.parent / ".tokens").glob("qa-*/meta.json")  # the store this fine-tune trained on
     store = QAStore(meta.parent)
-    assert store.kinds == ["age", "blood type", "drug"]
+    assert store.kinds == ["age", "blood type", "drug", "other"]
     rng = __import__("numpy").random.default_rng(0)
     assert store.batch("train", 4, 160, rng).span is None  # a model without heads gets plain batches
     store.reader = True
@@ -247,10 +274,15 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
     reply = ask(BLOOD)
     assert reply["content"] == NOT_STATED
     assert any(i.value.startswith("**Not stated** in the context") for i in at.info)
+    reply = ask(OUT_OF_SCOPE[0])  # read as out of scope: the Chat says what the model answers instead
+    assert reply["content"] == NOT_STATED and reply["kind"] == OUT_OF_SCOPE_KIND, reply
+    assert any(c.value.startswith("Understood as: **other**") for c in at.caption)
+    assert any("not trained to answer this kind of question. It answers questions about age, drug;" in i.value
+               for i in at.info), [i.value for i in at.info]
     at.radio(key="chat_decoding").set_value("greedy").run()  # a generated answer is understood the same way
     reply = ask(row["question"])
     assert reply["finish"] != "span" and reply["kind"] in ("age", "drug")
-    assert sum(c.value.startswith("Understood as: **") for c in at.caption) >= 3
+    assert sum(c.value.startswith("Understood as: **") for c in at.caption) >= 4
     messages = len(at.session_state["chat_messages"])
     at.session_state["chat_context"] = "   "
     at.chat_input[0].set_value("How old was the patient?").run()

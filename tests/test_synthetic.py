@@ -237,6 +237,28 @@ def test_the_note_style_split_is_shorthand_throughout_and_leaves_the_other_strea
     assert all(r.answer != syn.NOT_STATED and r.answer in r.context for r in rows)
 
 
+def test_out_of_scope_questions_are_extra_train_rows_from_the_trained_families_only(
+        train_records: list[syn.QARecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.clinical import questions
+    from genai_core.clinical.tables.phrasings import HELD_OUT_SCOPE_FAMILIES, OUT_OF_SCOPE_QUESTIONS
+    from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND
+
+    other = [r for r in train_records if r.kind == OUT_OF_SCOPE_KIND]
+    assert 0.04 * len(train_records) <= len(other) <= 0.08 * len(train_records)
+    assert all(r.answer == syn.NOT_STATED for r in other)
+    families = {r.template.strip("()") for r in other}
+    assert families == set(OUT_OF_SCOPE_QUESTIONS) - set(HELD_OUT_SCOPE_FAMILIES)
+    held_out = {q.lower().rstrip("?.!") for f in HELD_OUT_SCOPE_FAMILIES for q in OUT_OF_SCOPE_QUESTIONS[f]}
+    assert not any(r.question.lower().rstrip("?.!") in held_out for r in train_records)
+    # An extra row: every other row of the stream is the one it was without it.
+    rest = [r for r in syn.generate_qa("train", 400, SHIPPED_SEED) if r.kind != OUT_OF_SCOPE_KIND]
+    assert len(rest) < 400
+    monkeypatch.setattr(questions, "OUT_OF_SCOPE_SHARE", {})
+    assert rest == syn.generate_qa("train", len(rest), SHIPPED_SEED)
+    assert not any(r.kind == OUT_OF_SCOPE_KIND for s in syn.SPLITS if s not in ("train", "val")
+                   for r in syn.generate_qa(s, 200, SHIPPED_SEED))
+
+
 # --------------------------------------------------------------------------- shipped files
 def test_shipped_files_exist_and_fit_the_budget() -> None:
     total = 0

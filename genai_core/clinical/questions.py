@@ -23,6 +23,8 @@ from genai_core.clinical.pools import Pool, Register, pick_pool
 from genai_core.clinical.tables.phrasings import (
     ABSENT_QUESTIONS,
     COMMAND_FRAMES,
+    HELD_OUT_SCOPE_FAMILIES,
+    OUT_OF_SCOPE_QUESTIONS,
     POLITE_FRAMES,
     QUESTIONS,
     RESERVED_VALUE_KINDS,
@@ -33,7 +35,7 @@ from genai_core.clinical.tables.phrasings import (
     WINDOWED_ABSENCE_KINDS,
 )
 from genai_core.clinical.tables.vocabulary import PRONOUNS
-from genai_core.evaluate.scoring import NOT_STATED
+from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
 
 Split = Literal["train", "val", "test", "test_unseen_phrasing", "test_unanswerable", "test_note_style"]
 
@@ -58,6 +60,10 @@ test splits stay answerable, so their exact match compares with earlier releases
 abstention alone."""
 GRAMMAR_TEMPLATE = "(grammar)"
 """QARecord.template of a question sampled from the grammar."""
+OUT_OF_SCOPE_SHARE: dict[Split, float] = {"train": 0.12, "val": 0.12}
+"""Per case of the train and val splits: the chance of one more question, out of scope (kind `other`, answer
+NOT_STATED; `out_of_scope_for_case`). An extra row, drawn from a random source of its own, so that every other
+row of every split is the same as without it."""
 GRAMMAR_SHARE = 0.9
 """Share of the train and val questions sampled from the grammar; the rest use the fixed train phrasings. Measured
 with the span head (one fine-tune each from the same pretrained run): 0.6 → 0.9 took unseen-wording exact match
@@ -226,6 +232,23 @@ def unanswerable_for_case(case: Case, rng: random.Random, phrasings: Pool) -> QA
     return QARecord(template.format(**PRONOUNS[case.sex]), context, NOT_STATED, kind, case.id, template)
 
 
+def out_of_scope_for_case(case: Case, rng: random.Random, *, held_out: bool = False) -> QARecord:
+    """A question about none of the things the QA kinds cover (`OUT_OF_SCOPE_QUESTIONS`), asked of `case` or of a
+    window of it: kind OUT_OF_SCOPE_KIND, answer NOT_STATED. From the trained families, or with `held_out` from
+    the ones training never sees. People type such questions loosely: a fifth lose their capital letter, a
+    fifth their question mark."""
+    families = [f for f in OUT_OF_SCOPE_QUESTIONS if (f in HELD_OUT_SCOPE_FAMILIES) == held_out]
+    family = rng.choice(families)
+    template = rng.choice(OUT_OF_SCOPE_QUESTIONS[family])
+    question = template.format(**PRONOUNS[case.sex])
+    if rng.random() < 0.2:
+        question = question.lower()
+    if rng.random() < 0.2:
+        question = question.rstrip("?.!")
+    context = case.text if rng.random() < 0.5 else (_window_without(case, "age", rng) or case.text)
+    return QARecord(question, context, NOT_STATED, OUT_OF_SCOPE_KIND, case.id, f"({family})")
+
+
 def qa_for_case(
     case: Case, rng: random.Random, n: int, phrasings: Pool, *, favour: Sequence[str] = (),
     unanswerable: float = 0.0, grammar: float = 0.0,
@@ -260,6 +283,13 @@ def qa_for_case(
     return out
 
 
+def answered_kinds(kinds: Sequence[str]) -> list[str]:
+    """Of a QA model's question kinds, those it was trained to answer: not OUT_OF_SCOPE_KIND, nor the kinds no
+    case report holds (`ABSENT_QUESTIONS`: always NOT_STATED). What the Chat lists when it abstains on a question
+    it reads as out of scope."""
+    return [k for k in kinds if k != OUT_OF_SCOPE_KIND and k not in ABSENT_QUESTIONS]
+
+
 # =========================================================================== QA splits
 def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
     """An endless, prefix-stable stream of QA rows for `split`.
@@ -276,6 +306,10 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
         yield from qa_for_case(case, case_rng(seed, f"qa-{split}-q", i), per_case, phrasings, favour=favour,
                                unanswerable=UNANSWERABLE_SHARE[split],
                                grammar=GRAMMAR_SHARE if split in ("train", "val") else 0.0)
+        if split in OUT_OF_SCOPE_SHARE:
+            rng = case_rng(seed, f"qa-{split}-other", i)
+            if rng.random() < OUT_OF_SCOPE_SHARE[split]:
+                yield out_of_scope_for_case(case, rng)
 
 
 def qa_cases(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[Case]:

@@ -35,6 +35,11 @@ NOT_STATED = "not stated"
 """The answer to a question its context does not answer: one fixed string, trained like any answer, which the Chat
 shows as "not stated in the context" and the evaluation counts as an abstention."""
 
+OUT_OF_SCOPE_KIND = "other"
+"""The question kind of a question that is about none of the things a QA model was trained to answer (a name,
+a job, the weather, a joke): a model whose kind head reads a question so answers NOT_STATED, whatever its span
+head would pick, and the Chat says what the model does answer."""
+
 METRICS = ("exact_match", "f1", "rougeL")
 """Keys of the aggregated metrics, in the order they are shown."""
 

@@ -19,7 +19,7 @@ import torch
 
 from genai_core.data.corpus import clean_text
 from genai_core.data.tokenization import Tokenizer
-from genai_core.evaluate.scoring import NOT_STATED
+from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
 from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
 from genai_core.model import GPT, unwrap
 
@@ -48,6 +48,9 @@ class SpanAnswer(QAAnswer):
     kind: str | None = None
     """What the question asks, when the model has a kind head."""
     kind_confidence: float | None = None
+    out_of_scope: bool = False
+    """The kind head read the question as OUT_OF_SCOPE_KIND (about none of the kinds the model was trained on):
+    the answer is NOT_STATED whatever span the span head would pick; `choices` still says what it weighed."""
 
 
 def has_span_head(model: torch.nn.Module) -> bool:
@@ -119,6 +122,9 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
             choices.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
     kind, kind_p = _kind(raw, reading) or (None, None)
     p_null = math.exp(float(log_start[q] + log_end[q]))
+    if kind == OUT_OF_SCOPE_KIND:
+        return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=kind_p or 0.0, not_stated_probability=p_null,
+                          choices=choices, kind=kind, kind_confidence=kind_p, out_of_scope=True)
     if not choices or p_null >= choices[0].probability:
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=p_null, not_stated_probability=p_null,
                           choices=choices, kind=kind, kind_confidence=kind_p)

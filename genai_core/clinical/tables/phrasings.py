@@ -208,6 +208,52 @@ ABSENT_QUESTIONS: dict[str, tuple[str, ...]] = {
     "religion": ("What is the patient's religion?", "Religion?", "Which faith does the patient follow?"),
     "eye colour": ("What colour are the patient's eyes?", "Eye colour?", "What colour are {his} eyes?"),
 }
+OUT_OF_SCOPE_QUESTIONS: dict[str, tuple[str, ...]] = {
+    # Families of questions that are not about the case at all, or about what no case report is written to say:
+    # the kind head learns them as one class, `other`, and the answer is NOT_STATED. The families in
+    # HELD_OUT_SCOPE_FAMILIES are never trained on: they measure whether "other" reaches past what was drilled.
+    "people": ("What is the name of the patient's doctor?", "Who was the consultant in charge?",
+               "What is the nurse's name?", "Which doctor looked after {him}?", "Name of the surgeon?",
+               "Who is the patient's GP?"),
+    "family": ("How many children does the patient have?", "What is {his} partner's name?",
+               "Does the patient have any brothers or sisters?", "Who is {his} next of kin?",
+               "Is the patient married?", "What are the names of {his} parents?"),
+    "work": ("What is the patient's occupation?", "Where does {he} work?", "Who is the patient's employer?",
+             "What job does the patient do?", "How much does {he} earn?", "Is the patient retired?"),
+    "lifestyle": ("What are the patient's hobbies?", "Does {he} have any pets?",
+                  "What is the patient's favourite food?", "Which sport does {he} play?",
+                  "What music does the patient like?", "Where does {he} go on holiday?"),
+    "body": ("How tall is the patient?", "What is {his} shoe size?", "What colour is the patient's hair?",
+             "What is the patient's dress size?", "Does {he} wear glasses?"),
+    "records": ("What is the patient's hospital number?", "What is {his} email address?",
+                "What is the patient's passport number?", "What is {his} date of birth?",
+                "What is the patient's national insurance number?"),
+    "place": ("Which ward was the patient on?", "What was {his} bed number?", "In which city does the patient live?",
+              "Where was the patient born?", "Which country is {he} from?"),
+    "time": ("What time was the patient admitted?", "On what date was {he} seen?",
+             "Which day of the week did the patient present?", "What year did this happen?",
+             "What time of day did the symptoms start?"),
+    "feelings": ("Was the patient happy with the care?", "What did {he} think of the food?",
+                 "Did the patient like the doctors?", "How did {his} family feel?", "Was the patient frightened?"),
+    "chat": ("Hello, how are you?", "What is your name?", "Are you a robot?", "Thank you!", "Can you hear me?",
+             "Who made you?"),
+    "requests": ("Write a poem about the sea.", "Tell me a joke.", "Translate this into French.",
+                 "Can you write my essay?", "Sing me a song.", "Draw a picture of a cat."),
+    "weather": ("What is the weather like today?", "Will it rain tomorrow?", "How hot is it outside?",
+                "Is it snowing?"),
+    "world": ("What is the capital of France?", "Who won the World Cup?", "How far away is the moon?",
+              "What is the boiling point of water?", "Who wrote Hamlet?", "How many planets are there?"),
+    "money": ("How much did the treatment cost?", "Who paid the hospital bill?", "How much is the patient's rent?",
+              "Does {he} have any debts?", "What is the price of the medicine?"),
+    "education": ("Which school did the patient attend?", "What did {he} study at university?",
+                  "What is the patient's highest qualification?", "Which university did {he} go to?",
+                  "What grades did the patient get?"),
+    "future": ("What will the patient do next summer?", "Where will {he} live in ten years?",
+               "Will the patient win the lottery?", "What will {he} have for dinner tomorrow?"),
+}
+HELD_OUT_SCOPE_FAMILIES = ("world", "money", "education", "future")
+"""Out-of-scope families no training question comes from (see OUT_OF_SCOPE_QUESTIONS)."""
+
 # Kinds that may be asked of a window left without their answer: values stated once, in one form. Not sex (a
 # pronoun still tells it), nor a diagnosis or symptoms (other sentences may name them in other words).
 WINDOWED_ABSENCE_KINDS = ("age", "drug", "dose", "spo2", "hr", "temp", "los")

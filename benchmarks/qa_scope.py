@@ -1,0 +1,119 @@
+"""Does the demo's QA model know what it was trained for? Fine-tuning seeds scored on the goals of issue 27.
+
+    python benchmarks/qa_scope.py --out DIR [--qa-dir assets/qa] [--seeds 0 1 2 3] [--tag now]
+
+Pretrains the demo's model once (DIR/pretrain, as `demo-qa` does; reused when it is there), fine-tunes it for QA
+once per seed on the QA files of `--qa-dir` (DIR/<tag>-s<seed>; reused when completed) and scores each:
+- `test` and `test_unseen_phrasing` exact match, and the share of the unseen wording answered "not stated"
+  (false abstention: every question there is answerable);
+- `test_unanswerable`: the share answered "not stated";
+- out-of-scope questions about synthetic test cases, from the families trained on and from the held-out ones
+  (`tables.phrasings.HELD_OUT_SCOPE_FAMILIES`, never trained on): the share answered "not stated";
+- the hand-written real-style case reports (`benchmarks/real_style_qa.py`): age, sex, whole-word spans, "not
+  stated" on absent and out-of-scope questions, false abstention.
+Then the mean and the worst seed of each figure. `--qa-dir` pointing at an earlier generator's files (the
+assets of an older commit) gives the figures before a change, with the same pretrained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from real_style_qa import figures  # noqa: E402
+
+from genai_core.clinical.cases import case_rng  # noqa: E402
+from genai_core.clinical.demo import QA_DIR, demo_pretrain_config, demo_qa_config  # noqa: E402
+from genai_core.clinical.questions import out_of_scope_for_case, qa_cases  # noqa: E402
+from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
+from genai_core.evaluate.scoring import NOT_STATED, normalize_answer  # noqa: E402
+from genai_core.runs.folder import Run  # noqa: E402
+from genai_core.train.trainer import train  # noqa: E402
+
+OUT_OF_SCOPE_ROWS = 150
+"""Out-of-scope questions per family group (trained, held out), one per synthetic test case."""
+# (label, higher is better)
+COLUMNS = (("test EM", True), ("unseen EM", True), ("unseen abstained", False), ("unanswerable NS", True),
+           ("OOS trained NS", True), ("OOS held-out NS", True), ("real age", True), ("real sex", True),
+           ("real whole words", True), ("real absent NS", True), ("real OOS NS", True), ("real false abst.", False))
+
+
+def out_of_scope_file(folder: Path, held_out: bool) -> Path:
+    """Out-of-scope questions asked of the test split's cases, from the trained or the held-out families."""
+    rows = []
+    for i, case in enumerate(qa_cases("test", OUT_OF_SCOPE_ROWS)):
+        rec = out_of_scope_for_case(case, case_rng(1, "bench-out-of-scope", i), held_out=held_out)
+        rows.append({"question": rec.question, "context": rec.context, "answer": rec.answer, "kind": rec.kind})
+    path = folder / f"out_of_scope_{'held_out' if held_out else 'trained'}.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def not_stated_share(result: dict) -> float:
+    rows = result["predictions"]
+    return 100 * sum(normalize_answer(r["prediction"]) == normalize_answer(NOT_STATED) for r in rows) / len(rows)
+
+
+def score(run: Path, oos: dict[bool, Path]) -> dict[str, float]:
+    test = evaluate_qa(run, QA_DIR / "test.csv", save=False)
+    unseen = evaluate_qa(run, QA_DIR / "test_unseen_phrasing.csv", save=False)
+    unanswerable = evaluate_qa(run, QA_DIR / "test_unanswerable.csv", save=False)
+    real = figures(run)
+    return {
+        "test EM": test["metrics"]["exact_match"],
+        "unseen EM": unseen["metrics"]["exact_match"],
+        "unseen abstained": not_stated_share(unseen),
+        "unanswerable NS": not_stated_share(unanswerable),
+        "OOS trained NS": not_stated_share(evaluate_qa(run, oos[False], save=False)),
+        "OOS held-out NS": not_stated_share(evaluate_qa(run, oos[True], save=False)),
+        "real age": real["age"][0], "real sex": real["sex"][0], "real whole words": real["whole_words"][0],
+        "real absent NS": real["not_stated_absent"][0], "real OOS NS": real["not_stated_out_of_scope"][0],
+        "real false abst.": real["false_abstention"][0],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--qa-dir", type=Path, default=QA_DIR, help="the QA files to fine-tune on (train, val)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--tag", default="now", help="names the fine-tunes: <tag>-s<seed>")
+    args = ap.parse_args()
+    pretrain = args.out / "pretrain"
+    if Run(pretrain).state != "completed":
+        t0 = time.perf_counter()
+        train(demo_pretrain_config(), pretrain, overwrite=True)
+        print(f"pretrained {pretrain} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+    table: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="genai-oos-") as tmp:
+        oos = {held: out_of_scope_file(Path(tmp), held) for held in (False, True)}
+        for seed in args.seeds:
+            run = args.out / f"{args.tag}-s{seed}"
+            if Run(run).state != "completed":
+                cfg = demo_qa_config(pretrain, args.qa_dir)
+                cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
+                t0 = time.perf_counter()
+                train(cfg, run, overwrite=True)
+                print(f"fine-tuned {run} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+            table[seed] = score(run, oos)
+            print(f"seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in table[seed].items()), flush=True)
+    print(f"\n{args.tag}: {len(table)} fine-tuning seeds on {args.qa_dir}")
+    print(f"{'':18s}" + "".join(f"{'s' + str(s):>7s}" for s in table) + f"{'mean':>8s}{'worst':>8s}")
+    for label, higher in COLUMNS:
+        values = [table[s][label] for s in table]
+        worst = min(values) if higher else max(values)
+        print(f"{label:18s}" + "".join(f"{v:7.1f}" for v in values) + f"{statistics.mean(values):8.1f}{worst:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
