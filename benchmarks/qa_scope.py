@@ -35,6 +35,7 @@ from real_style_qa import figures  # noqa: E402
 from genai_core.clinical.cases import case_rng  # noqa: E402
 from genai_core.clinical.demo import QA_DIR, demo_pretrain_config, demo_qa_config  # noqa: E402
 from genai_core.clinical.questions import out_of_scope_for_case, qa_cases  # noqa: E402
+from genai_core.config import RunConfig  # noqa: E402
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
 from genai_core.evaluate.scoring import NOT_STATED, normalize_answer  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
@@ -88,11 +89,16 @@ def main() -> None:
     ap.add_argument("--qa-dir", type=Path, default=QA_DIR, help="the QA files to fine-tune on (train, val)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     ap.add_argument("--tag", default="now", help="names the fine-tunes: <tag>-s<seed>")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the trainer's choice)")
     args = ap.parse_args()
+
+    def threads(cfg: RunConfig) -> RunConfig:
+        return cfg.model_copy(update={"train": cfg.train.model_copy(update={"num_threads": args.threads})})
+
     pretrain = args.out / "pretrain"
     if Run(pretrain).state != "completed":
         t0 = time.perf_counter()
-        train(demo_pretrain_config(), pretrain, overwrite=True)
+        train(threads(demo_pretrain_config()), pretrain, overwrite=True)
         print(f"pretrained {pretrain} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
     table: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="genai-oos-") as tmp:
@@ -103,7 +109,7 @@ def main() -> None:
                 cfg = demo_qa_config(pretrain, args.qa_dir)
                 cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
                 t0 = time.perf_counter()
-                train(cfg, run, overwrite=True)
+                train(threads(cfg), run, overwrite=True)
                 print(f"fine-tuned {run} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
             table[seed] = score(run, oos)
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in table[seed].items()), flush=True)

@@ -565,7 +565,11 @@ def conversation(loaded: Loaded, context: str, cfg: SampleConfig | None, decodin
     with chat_box:
         for i, m in enumerate(messages):
             render_message(m, str(i))
-    question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg is None)
+    # In a container the box sits under the conversation. Called at the page's top level it would be pinned to
+    # the window's foot, and Streamlit would then keep the page scrolled to its bottom: the Chat opened on the
+    # charts of "Inside the model", below the fold, instead of on the context and the question.
+    with st.container():
+        question = st.chat_input("Ask a question about the context", submit_mode="disable", disabled=cfg is None)
     if not question or cfg is None:
         return messages
     try:

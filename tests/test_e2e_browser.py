@@ -45,6 +45,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 900}
 NARROW = {"width": 800, "height": 900}
+SCROLL_TOP_JS = """() => Math.max(0, ...[...document.querySelectorAll(
+    '.stMain, [data-testid="stAppScrollToBottomContainer"]')].map(e => e.scrollTop))"""
 PAGES = (("", "GenAI Playground"), ("data", "Data"), ("train", "Train"), ("runs", "Runs"), ("evaluate", "Evaluate"),
          ("chat", "Chat"))
 # Text that overflows its box (a metric value "4.0 GF…", a button "Reset t…"): visible metric values and labels,
@@ -419,6 +421,8 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             # ---------------------------------------------------------------- Chat with the trained run
             open_page(page, "Chat", "Chat", "chat")
             lap("chat page")
+            time.sleep(1)  # a page that sticks to its bottom scrolls there as it draws
+            assert page.evaluate(SCROLL_TOP_JS) == 0, "the Chat opened scrolled down, away from its question box"
             sidebar = page.get_by_test_id("stSidebar")
             sidebar.get_by_test_id("stSelectbox").click()
             page.get_by_role("option", name=re.compile(rf"^{RUN_NAME} · completed")).click()
