@@ -199,16 +199,19 @@ def parcoords_figure(rows: list[dict[str, Any]], target: str = "best_val_loss",
         else:
             dims.append({"label": dim_label, "values": values})
     values = [r[target] for r in rows]
-    dims.append({"label": label, "values": values})
+    dims.append({"label": label.split(" (")[0], "values": values})  # its unit is on the colour bar
     is_loss = target == "best_val_loss"
     fig = go.Figure(go.Parcoords(
         line={"color": values, "colorscale": "Viridis", "reversescale": is_loss, "showscale": True,
               "colorbar": {"title": {"text": label.replace(" (", "<br>(")}}},
         dimensions=dims,
+        # Slanted, the axis labels of up to ten axes stay apart even in a narrow window (level, they ran into each
+        # other at 800 px); the room above the axes is theirs, the title stays short above them.
+        labelangle=-40,
     ))
-    title = ("Hyperparameters vs best validation loss (one line per run; darker = lower loss)" if is_loss else
-             f"Hyperparameters vs {label} (one line per run; darker = better answers)")
-    fig.update_layout(title=title, height=420, margin={"l": 60, "r": 60, "t": 90, "b": 30})
+    title = "Hyperparameters vs best validation loss" if is_loss else f"Hyperparameters vs {label}"
+    fig.update_layout(title={"text": title, "y": 0.98, "yanchor": "top"}, height=480,
+                      margin={"l": 50, "r": 110, "t": 150, "b": 30})
     return fig
 
 
@@ -426,7 +429,8 @@ def hyperparameters_vs_results(rows: list[dict[str, Any]]) -> None:
     scored = [r for r in rows if r.get(target) is not None and r[target] == r[target]]  # NaN != NaN
     if len(scored) >= 2:
         st.plotly_chart(parcoords_figure(scored, target, targets[target]), key="runs_parcoords")
-        st.caption("Drag along an axis to highlight the runs in a range; drag a label to reorder the axes.")
+        st.caption("One line per run, darker where the result is better (lower loss, higher score). Drag along "
+                   "an axis to highlight the runs in a range; drag a label to reorder the axes.")
     elif scored:
         # One line on axes plotly pads around a single value (1.8 to 2.2 layers, dropout from -1) says nothing.
         st.caption("This chart compares runs: it appears once two runs have a result to compare.")

@@ -73,7 +73,10 @@ def test_table_overlay_and_parcoords(runs: Path) -> None:
 
     parcoords = next(f for f in _figures(at) if f["data"][0]["type"] == "parcoords")
     labels = [d["label"] for d in parcoords["data"][0]["dimensions"]]
-    assert {"d_model (width)", "learning rate (log scale)", "best val loss (nats/token)"} <= set(labels)
+    assert {"d_model (width)", "learning rate (log scale)", "best val loss"} <= set(labels)
+    line = parcoords["data"][0]["line"]
+    assert line["colorbar"]["title"]["text"] == "best val loss<br>(nats/token)"  # the unit, off the crowded axes
+    assert parcoords["data"][0]["labelangle"] == -40  # slanted: labels of ten axes stay apart at 800 px
     assert len(parcoords["data"][0]["line"]["color"]) == 2
     assert "validation loss" in parcoords["layout"]["title"]["text"]
 
