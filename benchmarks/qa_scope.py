@@ -11,7 +11,9 @@ once per seed on the QA files of `--qa-dir` (DIR/<tag>-s<seed>; reused when comp
   (`tables.phrasings.HELD_OUT_SCOPE_FAMILIES`, never trained on): the share answered "not stated";
 - the hand-written real-style case reports (`benchmarks/real_style_qa.py`): age, sex, whole-word spans, "not
   stated" on absent and out-of-scope questions, false abstention.
-Then the mean and the worst seed of each figure. `--qa-dir` pointing at an earlier generator's files (the
+The rows marked +τ measure the other way to abstain, side by side: a question also gets "not stated" when the
+kind head's confidence is under a threshold read off the validation split (`kind_threshold`). Then the mean and
+the worst seed of each figure. `--qa-dir` pointing at an earlier generator's files (the
 assets of an older commit) gives the figures before a change, with the same pretrained model.
 """
 
@@ -46,7 +48,9 @@ OUT_OF_SCOPE_ROWS = 150
 # (label, higher is better)
 COLUMNS = (("test EM", True), ("unseen EM", True), ("unseen abstained", False), ("unanswerable NS", True),
            ("OOS trained NS", True), ("OOS held-out NS", True), ("real age", True), ("real sex", True),
-           ("real whole words", True), ("real absent NS", True), ("real OOS NS", True), ("real false abst.", False))
+           ("real whole words", True), ("real absent NS", True), ("real OOS NS", True), ("real false abst.", False),
+           ("+τ kind threshold", True), ("+τ unseen abstained", False), ("+τ OOS held-out NS", True),
+           ("+τ real OOS NS", True), ("+τ real false abst.", False))
 
 
 def out_of_scope_file(folder: Path, held_out: bool) -> Path:
@@ -65,21 +69,50 @@ def not_stated_share(result: dict) -> float:
     return 100 * sum(normalize_answer(r["prediction"]) == normalize_answer(NOT_STATED) for r in rows) / len(rows)
 
 
-def score(run: Path, oos: dict[bool, Path]) -> dict[str, float]:
+def kind_threshold(run: Path, qa_dir: Path) -> float:
+    """The alternative to an `other` class: abstain when the kind head is unsure. Its threshold is read off the
+    validation split the run trained beside (never a test file): the 5th percentile of the kind head's confidence
+    on the answerable questions there, so that the rule alone abstains on at most 5 % of them."""
+    val = evaluate_qa(run, qa_dir / "val.csv", save=False)["predictions"]
+    sure = sorted(p["kind_confidence"] for p in val if normalize_answer(p["answer"]) != normalize_answer(NOT_STATED))
+    return sure[int(0.05 * len(sure))]
+
+
+def not_stated_or_unsure(result: dict, threshold: float) -> float:
+    """The share answered "not stated" when a kind-head confidence under `threshold` also abstains."""
+    rows = result["predictions"]
+    said = [normalize_answer(r["prediction"]) == normalize_answer(NOT_STATED) or r["kind_confidence"] < threshold
+            for r in rows]
+    return 100 * sum(said) / len(rows)
+
+
+def score(run: Path, oos: dict[bool, Path], qa_dir: Path) -> dict[str, float]:
     test = evaluate_qa(run, QA_DIR / "test.csv", save=False)
     unseen = evaluate_qa(run, QA_DIR / "test_unseen_phrasing.csv", save=False)
     unanswerable = evaluate_qa(run, QA_DIR / "test_unanswerable.csv", save=False)
     real = figures(run)
+    out_trained, out_held = (evaluate_qa(run, oos[held], save=False) for held in (False, True))
+    tau = kind_threshold(run, qa_dir)
+    real_other = dict(real["result"])
+    real_other["predictions"] = [p for p in real["result"]["predictions"] if p["kind"] == "other"]
+    real_answerable = dict(real["result"])
+    real_answerable["predictions"] = [p for p in real["result"]["predictions"]
+                                      if normalize_answer(p["answer"]) != normalize_answer(NOT_STATED)]
     return {
         "test EM": test["metrics"]["exact_match"],
         "unseen EM": unseen["metrics"]["exact_match"],
         "unseen abstained": not_stated_share(unseen),
         "unanswerable NS": not_stated_share(unanswerable),
-        "OOS trained NS": not_stated_share(evaluate_qa(run, oos[False], save=False)),
-        "OOS held-out NS": not_stated_share(evaluate_qa(run, oos[True], save=False)),
+        "OOS trained NS": not_stated_share(out_trained),
+        "OOS held-out NS": not_stated_share(out_held),
         "real age": real["age"][0], "real sex": real["sex"][0], "real whole words": real["whole_words"][0],
         "real absent NS": real["not_stated_absent"][0], "real OOS NS": real["not_stated_out_of_scope"][0],
         "real false abst.": real["false_abstention"][0],
+        "+τ kind threshold": tau,
+        "+τ unseen abstained": not_stated_or_unsure(unseen, tau),
+        "+τ OOS held-out NS": not_stated_or_unsure(out_held, tau),
+        "+τ real OOS NS": not_stated_or_unsure(real_other, tau),
+        "+τ real false abst.": not_stated_or_unsure(real_answerable, tau),
     }
 
 
@@ -111,14 +144,16 @@ def main() -> None:
                 t0 = time.perf_counter()
                 train(threads(cfg), run, overwrite=True)
                 print(f"fine-tuned {run} in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
-            table[seed] = score(run, oos)
+            table[seed] = score(run, oos, args.qa_dir)
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in table[seed].items()), flush=True)
     print(f"\n{args.tag}: {len(table)} fine-tuning seeds on {args.qa_dir}")
-    print(f"{'':18s}" + "".join(f"{'s' + str(s):>7s}" for s in table) + f"{'mean':>8s}{'worst':>8s}")
+    print(f"{'':20s}" + "".join(f"{'s' + str(s):>7s}" for s in table) + f"{'mean':>8s}{'worst':>8s}")
     for label, higher in COLUMNS:
         values = [table[s][label] for s in table]
         worst = min(values) if higher else max(values)
-        print(f"{label:18s}" + "".join(f"{v:7.1f}" for v in values) + f"{statistics.mean(values):8.1f}{worst:8.1f}")
+        digits = 4 if label == "+τ kind threshold" else 1  # a probability, not a percentage
+        print(f"{label:20s}" + "".join(f"{v:7.{digits}f}" for v in values)
+              + f"{statistics.mean(values):8.{digits}f}{worst:8.{digits}f}")
 
 
 if __name__ == "__main__":

@@ -202,7 +202,8 @@ def _answer_rows(
         pred.update({"kind": kind, "in_context": got.span is not None, "context_selected": bool(got.prompt.selected),
                      "finish_reason": got.finish_reason})
         if isinstance(got, SpanAnswer):
-            pred.update({"confidence": got.confidence, "understood_as": got.kind})
+            pred.update({"confidence": got.confidence, "understood_as": got.kind,
+                         "kind_confidence": got.kind_confidence, "not_stated_probability": got.not_stated_probability})
         predictions.append(pred)
         if progress is not None:
             progress((i + 1) / len(rows), f"answered {i + 1:,} of {len(rows):,} questions")
