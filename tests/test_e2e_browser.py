@@ -430,6 +430,8 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             chosen = sidebar.get_by_test_id("stSelectbox").evaluate(  # shown as text or as the input's value
                 "e => e.innerText + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' ')")
             assert f"{RUN_NAME} · completed" in chosen, chosen
+            # A pretrained run was never taught to answer: the Chat says so before anything is asked.
+            page.get_by_text(f"{RUN_NAME} is a plain language model").first.wait_for(timeout=30_000)
             chat_box = page.get_by_test_id("stChatInputTextArea")
             chat_box.fill(QUESTION)
             chat_box.press("Enter")
