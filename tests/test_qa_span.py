@@ -277,7 +277,7 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
     reply = ask(OUT_OF_SCOPE[0])  # read as out of scope: the Chat says what the model answers instead
     assert reply["content"] == NOT_STATED and reply["kind"] == OUT_OF_SCOPE_KIND, reply
     assert any(c.value.startswith("Understood as: **other**") for c in at.caption)
-    assert any("not trained to answer this kind of question. It answers questions about age, drug;" in i.value
+    assert any("not trained to answer this kind of question. It answers questions about age, drugs;" in i.value
                for i in at.info), [i.value for i in at.info]
     at.radio(key="chat_decoding").set_value("greedy").run()  # a generated answer is understood the same way
     reply = ask(row["question"])

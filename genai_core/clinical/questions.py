@@ -24,6 +24,7 @@ from genai_core.clinical.tables.phrasings import (
     ABSENT_QUESTIONS,
     COMMAND_FRAMES,
     HELD_OUT_SCOPE_FAMILIES,
+    KIND_LABELS,
     OUT_OF_SCOPE_QUESTIONS,
     POLITE_FRAMES,
     QUESTIONS,
@@ -284,10 +285,10 @@ def qa_for_case(
 
 
 def answered_kinds(kinds: Sequence[str]) -> list[str]:
-    """Of a QA model's question kinds, those it was trained to answer: not OUT_OF_SCOPE_KIND, nor the kinds no
-    case report holds (`ABSENT_QUESTIONS`: always NOT_STATED). What the Chat lists when it abstains on a question
-    it reads as out of scope."""
-    return [k for k in kinds if k != OUT_OF_SCOPE_KIND and k not in ABSENT_QUESTIONS]
+    """Of a QA model's question kinds, those it was trained to answer (not OUT_OF_SCOPE_KIND, nor the kinds no
+    case report holds: `ABSENT_QUESTIONS`, always NOT_STATED), named as a person would (`KIND_LABELS`). What the
+    Chat lists when it abstains on a question it reads as out of scope."""
+    return [KIND_LABELS.get(k, k) for k in kinds if k != OUT_OF_SCOPE_KIND and k not in ABSENT_QUESTIONS]
 
 
 # =========================================================================== QA splits

@@ -193,6 +193,13 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
         "What unrelated finding was reported?",
     ),
 }
+# How a person would name a kind, where a page lists them ("It answers questions about age, heart rate, ...").
+KIND_LABELS: dict[str, str] = {
+    "hr": "heart rate", "spo2": "oxygen saturation", "temp": "temperature", "los": "length of stay",
+    "physio": "physiotherapy", "oxygen": "respiratory support", "incidental": "incidental findings",
+    "history": "medical history", "discharge": "discharge destination", "dose": "doses",
+    "drug": "drugs", "treatment": "treatment", "imaging": "imaging",
+}
 # Kinds whose answers carry the reserved values; the test splits ask about them more often.
 RESERVED_VALUE_KINDS = ("age", "symptoms", "drug", "treatment", "dose")
 
