@@ -18,9 +18,6 @@ from pathlib import Path
 
 import psutil
 
-WAIT_S = 0.5
-"""How often the scheduler's pid is looked at."""
-
 
 def keep(root: Path, pid: int) -> bool:
     """Wait for process `pid` to end, then heal `root`'s queue; True if a scheduler was started."""
