@@ -219,6 +219,10 @@ OUT_OF_SCOPE_QUESTIONS: dict[str, tuple[str, ...]] = {
     # Families of questions that are not about the case at all, or about what no case report is written to say:
     # the kind head learns them as one class, `other`, and the answer is NOT_STATED. The families in
     # HELD_OUT_SCOPE_FAMILIES are never trained on: they measure whether "other" reaches past what was drilled.
+    # None may share a frame with a clinical question: with "Which day of the week did the patient present?",
+    # "What year did this happen?" and a family of feelings ("How did his family feel?") among them, the kind
+    # head read "How did the patient present?" and "What happened to the patient?" as `other` (36 of the 55
+    # "not stated" answers of one seed on test_unseen_phrasing; benchmarks/qa_scope.py).
     "people": ("What is the name of the patient's doctor?", "Who was the consultant in charge?",
                "What is the nurse's name?", "Which doctor looked after {him}?", "Name of the surgeon?",
                "Who is the patient's GP?"),
@@ -233,15 +237,12 @@ OUT_OF_SCOPE_QUESTIONS: dict[str, tuple[str, ...]] = {
     "body": ("How tall is the patient?", "What is {his} shoe size?", "What colour is the patient's hair?",
              "What is the patient's dress size?", "Does {he} wear glasses?"),
     "records": ("What is the patient's hospital number?", "What is {his} email address?",
-                "What is the patient's passport number?", "What is {his} date of birth?",
+                "What is the patient's passport number?", "What is {his} NHS number?",
                 "What is the patient's national insurance number?"),
     "place": ("Which ward was the patient on?", "What was {his} bed number?", "In which city does the patient live?",
               "Where was the patient born?", "Which country is {he} from?"),
     "time": ("What time was the patient admitted?", "On what date was {he} seen?",
-             "Which day of the week did the patient present?", "What year did this happen?",
-             "What time of day did the symptoms start?"),
-    "feelings": ("Was the patient happy with the care?", "What did {he} think of the food?",
-                 "Did the patient like the doctors?", "How did {his} family feel?", "Was the patient frightened?"),
+             "Which day of the week was it?", "What year was it?", "What time of day was {he} seen?"),
     "chat": ("Hello, how are you?", "What is your name?", "Are you a robot?", "Thank you!", "Can you hear me?",
              "Who made you?"),
     "requests": ("Write a poem about the sea.", "Tell me a joke.", "Translate this into French.",
