@@ -189,17 +189,18 @@ def demo_section() -> None:
             st.caption(f"The demo is paused: {states}. The fine-tune starts once its pretraining has completed.")
         else:
             st.caption(f"The demo was trained here before: {states}.")
-        c1, c2, _ = st.columns(3)
+        # A row that wraps: in three columns the buttons' labels were cut at 800 px ("Restart it fr…").
+        row = st.container(horizontal=True)
         if done:
-            c1.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
-        elif c1.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
-                         **ui.locked()) and ui.presenter_only():
+            row.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
+        elif row.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
+                        **ui.locked()) and ui.presenter_only():
             with ui.user_errors():
                 resume_demo(jm, found)
                 st.session_state.pop(ui.FOLLOW, None)  # the Train page's live view: the demo that trains
                 st.switch_page("pages/train.py")
-        if c2.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
-                     **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")) \
+        if row.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
+                      **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")) \
                 and ui.presenter_only():
             with ui.user_errors():
                 restart_demo(jm, found)

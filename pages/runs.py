@@ -263,7 +263,7 @@ def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
     _show_flash("lifecycle")
     for r in actionable:
         name, state = r["name"], r["state"]
-        c1, c2, c3 = st.columns([3, 4, 1.3], vertical_alignment="center")
+        c1, c2, c3 = st.columns([2, 3, 2], vertical_alignment="center")  # room for "Resume" at 800 px
         c1.markdown(f"**{name}**")
         c2.caption(f"{state} at step {r.get('step') or 0:,}" + (f": {r['message']}" if r.get("message") else ""))
         if state in ACTIVE_STATES:

@@ -153,16 +153,16 @@ def _where_it_trains(name: str, s: JobStatus, status: dict[str, Any]) -> None:
 
 def _stop_resume(name: str, s: JobStatus, run: Run) -> None:
     jobs = ui.job_manager()
-    b1, b2, _ = st.columns([1, 1, 4])
-    if s.here and s.active and b1.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
-                                         help="Saves a checkpoint, then stops; resume later.") and ui.presenter_only():
+    row = st.container(horizontal=True)  # buttons as wide as their labels (narrow columns cut "Resume" at 800 px)
+    if s.here and s.active and row.button("Stop", key="train_stop_run", disabled=not ui.can_change(),
+                                          help="Saves a checkpoint, then stops; resume later.") and ui.presenter_only():
         st.session_state[ui.FOLLOW] = name  # its final state and Resume stay in view, whatever trains next
         with ui.user_errors():
             jobs.stop(name)
             st.rerun()
     resumable = s.state in RESUMABLE_STATES and not s.here and run.latest_checkpoint() is not None
-    if resumable and b2.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
-                               help="Continue from the latest checkpoint: weights, optimizer and schedule.") \
+    if resumable and row.button("Resume", key="train_resume_run", type="primary", disabled=not ui.can_change(),
+                                help="Continue from the latest checkpoint: weights, optimizer and schedule.") \
             and ui.presenter_only():
         st.session_state[ui.FOLLOW] = name
         with ui.user_errors():
