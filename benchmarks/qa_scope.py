@@ -39,7 +39,8 @@ from genai_core.clinical.demo import QA_DIR, demo_pretrain_config, demo_qa_confi
 from genai_core.clinical.questions import out_of_scope_for_case, qa_cases  # noqa: E402
 from genai_core.config import RunConfig  # noqa: E402
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
-from genai_core.evaluate.scoring import NOT_STATED, normalize_answer  # noqa: E402
+from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND  # noqa: E402
+from genai_core.generate.qa import is_not_stated  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
 from genai_core.train.trainer import train  # noqa: E402
 
@@ -64,26 +65,18 @@ def out_of_scope_file(folder: Path, held_out: bool) -> Path:
     return path
 
 
-def not_stated_share(result: dict) -> float:
-    rows = result["predictions"]
-    return 100 * sum(normalize_answer(r["prediction"]) == normalize_answer(NOT_STATED) for r in rows) / len(rows)
-
-
 def kind_threshold(run: Path, qa_dir: Path) -> float:
     """The alternative to an `other` class: abstain when the kind head is unsure. Its threshold is read off the
     validation split the run trained beside (never a test file): the 5th percentile of the kind head's confidence
     on the answerable questions there, so that the rule alone abstains on at most 5 % of them."""
     val = evaluate_qa(run, qa_dir / "val.csv", save=False)["predictions"]
-    sure = sorted(p["kind_confidence"] for p in val if normalize_answer(p["answer"]) != normalize_answer(NOT_STATED))
+    sure = sorted(p["kind_confidence"] for p in val if not is_not_stated(p["answer"]))
     return sure[int(0.05 * len(sure))]
 
 
-def not_stated_or_unsure(result: dict, threshold: float) -> float:
-    """The share answered "not stated" when a kind-head confidence under `threshold` also abstains."""
-    rows = result["predictions"]
-    said = [normalize_answer(r["prediction"]) == normalize_answer(NOT_STATED) or r["kind_confidence"] < threshold
-            for r in rows]
-    return 100 * sum(said) / len(rows)
+def not_stated_or_unsure(rows: list[dict], threshold: float) -> float:
+    """The share of `rows` answered "not stated" when a kind-head confidence under `threshold` also abstains."""
+    return 100 * sum(is_not_stated(r["prediction"]) or r["kind_confidence"] < threshold for r in rows) / len(rows)
 
 
 def score(run: Path, oos: dict[bool, Path], qa_dir: Path) -> dict[str, float]:
@@ -93,26 +86,22 @@ def score(run: Path, oos: dict[bool, Path], qa_dir: Path) -> dict[str, float]:
     real = figures(run)
     out_trained, out_held = (evaluate_qa(run, oos[held], save=False) for held in (False, True))
     tau = kind_threshold(run, qa_dir)
-    real_other = dict(real["result"])
-    real_other["predictions"] = [p for p in real["result"]["predictions"] if p["kind"] == "other"]
-    real_answerable = dict(real["result"])
-    real_answerable["predictions"] = [p for p in real["result"]["predictions"]
-                                      if normalize_answer(p["answer"]) != normalize_answer(NOT_STATED)]
+    real_rows = real["result"]["predictions"]
     return {
         "test EM": test["metrics"]["exact_match"],
         "unseen EM": unseen["metrics"]["exact_match"],
-        "unseen abstained": not_stated_share(unseen),
-        "unanswerable NS": not_stated_share(unanswerable),
-        "OOS trained NS": not_stated_share(out_trained),
-        "OOS held-out NS": not_stated_share(out_held),
+        "unseen abstained": unseen["abstention"]["false_abstention"],  # every unseen-wording row is answerable
+        "unanswerable NS": unanswerable["abstention"]["abstained"],
+        "OOS trained NS": out_trained["abstention"]["abstained"],
+        "OOS held-out NS": out_held["abstention"]["abstained"],
         "real age": real["age"][0], "real sex": real["sex"][0], "real whole words": real["whole_words"][0],
         "real absent NS": real["not_stated_absent"][0], "real OOS NS": real["not_stated_out_of_scope"][0],
         "real false abst.": real["false_abstention"][0],
         "+τ kind threshold": tau,
-        "+τ unseen abstained": not_stated_or_unsure(unseen, tau),
-        "+τ OOS held-out NS": not_stated_or_unsure(out_held, tau),
-        "+τ real OOS NS": not_stated_or_unsure(real_other, tau),
-        "+τ real false abst.": not_stated_or_unsure(real_answerable, tau),
+        "+τ unseen abstained": not_stated_or_unsure(unseen["predictions"], tau),
+        "+τ OOS held-out NS": not_stated_or_unsure(out_held["predictions"], tau),
+        "+τ real OOS NS": not_stated_or_unsure([p for p in real_rows if p["kind"] == OUT_OF_SCOPE_KIND], tau),
+        "+τ real false abst.": not_stated_or_unsure([p for p in real_rows if not is_not_stated(p["answer"])], tau),
     }
 
 

@@ -32,6 +32,7 @@ from real_style_qa import HELDOUT  # noqa: E402
 from genai_core.clinical.demo import QA_DIR  # noqa: E402
 from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, exact_match  # noqa: E402
 from genai_core.generate.extractive import read_answer  # noqa: E402
+from genai_core.generate.qa import is_not_stated  # noqa: E402
 from genai_core.generate.sampling import Sampler  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
 
@@ -70,7 +71,6 @@ def main() -> None:
         held = out_of_scope_file(Path(tmp), held_out=True)
         sets = {"unseen": QA_DIR / "test_unseen_phrasing.csv", "held-out OOS": held, "real": HELDOUT}
         per_run = [{name: readings(run, path) for name, path in sets.items()} for run in args.run]
-    ns = NOT_STATED.lower()
     print(f"{len(args.run)} runs; mean over runs (worst run in brackets)")
     print(f"{'bar θ':>6s} {'unseen EM':>14s} {'unseen abst.':>14s} {'held-out OOS NS':>16s} {'real absent NS':>15s} "
           f"{'real false abst.':>17s}")
@@ -79,11 +79,11 @@ def main() -> None:
         for r in per_run:
             unseen = answers(r["unseen"], bar)
             cols["em"].append(100 * statistics.mean(exact_match(p, a) for a, p in unseen))
-            cols["fa"].append(pct([p.lower() == ns for _, p in unseen]))
-            cols["oos"].append(pct([p.lower() == ns for _, p in answers(r["held-out OOS"], bar)]))
+            cols["fa"].append(pct([is_not_stated(p) for _, p in unseen]))
+            cols["oos"].append(pct([is_not_stated(p) for _, p in answers(r["held-out OOS"], bar)]))
             real = answers(r["real"], bar)
-            cols["absent"].append(pct([p.lower() == ns for a, p in real if a.lower() == ns]))
-            cols["rfa"].append(pct([p.lower() == ns for a, p in real if a.lower() != ns]))
+            cols["absent"].append(pct([is_not_stated(p) for a, p in real if is_not_stated(a)]))
+            cols["rfa"].append(pct([is_not_stated(p) for a, p in real if not is_not_stated(a)]))
         cells = [f"{statistics.mean(v):.1f} ({WORST[k](v):.1f})" for k, v in cols.items()]
         print(f"{bar:6.2f} " + " ".join(f"{c:>{w}s}" for c, w in zip(cells, (14, 14, 16, 15, 17), strict=True)))
 

@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
-from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, normalize_answer  # noqa: E402
+from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND  # noqa: E402
+from genai_core.generate.qa import is_not_stated  # noqa: E402
 
 HELDOUT = ROOT / "assets" / "qa" / "heldout_real_style.csv"
 _SEX_WORDS = {
@@ -61,10 +62,6 @@ def whole_words(answer: str, context: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(answer.strip())}(?!\w)", context, flags=re.IGNORECASE) is not None
 
 
-def said_not_stated(prediction: str) -> bool:
-    return normalize_answer(prediction) == normalize_answer(NOT_STATED)
-
-
 def figures(run: str | Path) -> dict[str, Any]:
     """Answer every question of the held-out file with `run` and score it as the module docstring says:
     percentages under `age`, `sex`, `whole_words`, `not_stated_absent`, `not_stated_out_of_scope`,
@@ -73,11 +70,11 @@ def figures(run: str | Path) -> dict[str, Any]:
     rows = result["predictions"]
     age = [r for r in rows if r["kind"] == "age"]
     sex = [r for r in rows if r["kind"] == "sex"]
-    absent = [r for r in rows if said_not_stated(r["answer"])]
+    absent = [r for r in rows if is_not_stated(r["answer"])]
     other = [r for r in absent if r["kind"] == OUT_OF_SCOPE_KIND]
-    answerable = [r for r in rows if not said_not_stated(r["answer"])]
+    answerable = [r for r in rows if not is_not_stated(r["answer"])]
     spans = [(r, c) for r, c in zip(rows, _contexts(), strict=True)
-             if not said_not_stated(r["prediction"]) and r["prediction"].strip().lower() not in ("male", "female")]
+             if not is_not_stated(r["prediction"]) and r["prediction"].strip().lower() not in ("male", "female")]
     age_ok = [numbers(r["prediction"]) == numbers(r["answer"]) for r in age]
     sex_ok = [sex_of(r["answer"]) is not None and sex_of(r["prediction"]) == sex_of(r["answer"]) for r in sex]
 
@@ -88,14 +85,14 @@ def figures(run: str | Path) -> dict[str, Any]:
         "age": pct(sum(age_ok), len(age)),
         "sex": pct(sum(sex_ok), len(sex)),
         "whole_words": pct(sum(whole_words(r["prediction"], c) for r, c in spans), len(spans)),
-        "not_stated_absent": pct(sum(said_not_stated(r["prediction"]) for r in absent), len(absent)),
-        "not_stated_out_of_scope": pct(sum(said_not_stated(r["prediction"]) for r in other), len(other)),
-        "false_abstention": pct(sum(said_not_stated(r["prediction"]) for r in answerable), len(answerable)),
+        "not_stated_absent": pct(sum(is_not_stated(r["prediction"]) for r in absent), len(absent)),
+        "not_stated_out_of_scope": pct(sum(is_not_stated(r["prediction"]) for r in other), len(other)),
+        "false_abstention": pct(sum(is_not_stated(r["prediction"]) for r in answerable), len(answerable)),
         "exact_match": result["metrics"]["exact_match"],
         "misses": ([("age", r) for r, ok in zip(age, age_ok, strict=True) if not ok]
                    + [("sex", r) for r, ok in zip(sex, sex_ok, strict=True) if not ok]
-                   + [("absent", r) for r in absent if not said_not_stated(r["prediction"])]
-                   + [("abstained", r) for r in answerable if said_not_stated(r["prediction"])]),
+                   + [("absent", r) for r in absent if not is_not_stated(r["prediction"])]
+                   + [("abstained", r) for r in answerable if is_not_stated(r["prediction"])]),
         "result": result,
     }
 
