@@ -41,9 +41,12 @@ def json_safe(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, make_parent: bool = True) -> None:
+    """`make_parent` off: a missing folder raises FileNotFoundError (a run folder deleted under its trainer must
+    not come back holding one file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -56,12 +59,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str, *, make_parent: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), make_parent=make_parent)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=str))
+def atomic_write_json(path: Path, obj: Any, *, make_parent: bool = True) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=str), make_parent=make_parent)
 
 
 def read_json(path: Path) -> Any:

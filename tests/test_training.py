@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,3 +256,22 @@ def test_what_a_killed_write_left_behind_neither_blocks_a_start_nor_stays(tmp_pa
         os.utime(p, (time.time() - 3600, time.time() - 3600))
     train(cfg, out, resume=True)  # the run's writer, even of a completed run, clears them first
     assert not any(p.exists() for p in stale) and fresh.exists()
+
+
+def test_a_folder_deleted_between_the_trainers_check_and_its_write_reads_as_deleted(
+        tmp_path: Path, tiny_txt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI test deletes the folder at a random moment; here the deletion lands in the window it can only
+    # hit by chance: after the trainer saw the folder, before its status write (whose temporary file then has
+    # nowhere to go).
+    out = tmp_path / "doomed"
+    heartbeat = Run.heartbeat
+
+    def deleted_first(self: Run, **extra: object) -> None:
+        if extra.get("step", 0) >= 10:
+            shutil.rmtree(self.path)
+        heartbeat(self, **extra)
+    monkeypatch.setattr(Run, "heartbeat", deleted_first)
+    with pytest.raises(GenAIError) as e:
+        train(tiny_config(tiny_txt, max_steps=30), out)
+    assert str(e.value) == f"the run folder {out} was deleted while it trained: training stopped and wrote nothing back"
+    assert not out.exists()  # nothing re-created it

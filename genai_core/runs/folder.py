@@ -260,8 +260,11 @@ class Run:
         """Raise if the folder was deleted under a trainer: writing on would re-create a folder with no
         config.json, invisible to the app and to `runs`, that nobody could stop or delete."""
         if not self.exists():
-            raise TrainingError(f"the run folder {self.path} was deleted while it trained: training stopped and "
-                                "wrote nothing back")
+            raise self.deleted_while_training()
+
+    def deleted_while_training(self) -> TrainingError:
+        return TrainingError(f"the run folder {self.path} was deleted while it trained: training stopped and "
+                             "wrote nothing back")
 
     # -- config
     @classmethod
@@ -340,7 +343,7 @@ class Run:
         data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
         if state == "running" or (state == "queued" and data.get("runner", "thread") == "thread"):
             data.update(owner or process_token())
-        atomic_write_json(self.path / "status.json", data)
+        atomic_write_json(self.path / "status.json", data, make_parent=False)  # Run.create made the folder
 
     def heartbeat(self, **extra: Any) -> None:
         """Progress of a running run (step, total), keeping what its status says it is doing."""
@@ -453,7 +456,7 @@ class Run:
             save_file(_contiguous(model_state), str(tmp / "model.safetensors"), metadata={"step": str(step)})
             save_file(_contiguous(optimizer_state), str(tmp / "optimizer.safetensors"))
             (tmp / "state.json").write_text(json.dumps(state, default=_json_default), encoding="utf-8")
-        atomic_write_text(self.checkpoints_path / "latest", name)
+        atomic_write_text(self.checkpoints_path / "latest", name, make_parent=False)
         self._prune_checkpoints(keep=name)
         return final
 

@@ -664,6 +664,17 @@ def fine_tune_config(config: RunConfig) -> RunConfig:
                                      "parent": str(parent.path.resolve())})
 
 
+def _folder_going(run: Run, grace_s: float = 0.5) -> bool:
+    """The run's config is gone, or goes within `grace_s`: a deletion that removed a write's temporary file
+    first may not have reached config.json yet."""
+    deadline = time.monotonic() + grace_s
+    while run.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite: bool = False,
           callbacks: Iterable[Callback] = (), stop_event: threading.Event | None = None,
           progress: Callable[[float, str], None] | None = None) -> TrainResult:
@@ -685,6 +696,10 @@ def train(config: RunConfig, out: Path | str, *, resume: bool = False, overwrite
             state = trainer.fit()
         return TrainResult(run, state, run.status().get("message", ""))
     except BaseException as e:
+        if owns_folder and isinstance(e, FileNotFoundError) and _folder_going(run):
+            # The folder went while a write was under way (between the trainer's check and the write): the
+            # write's missing temporary file is not the story.
+            raise run.deleted_while_training() from e
         msg = user_message(e)
         if isinstance(e, KeyboardInterrupt):
             msg = "interrupted from the keyboard; resume to continue"
