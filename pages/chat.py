@@ -201,7 +201,8 @@ def span_reply(got: SpanAnswer) -> dict[str, Any]:
     """The span head's answer as plain data for the conversation."""
     return {"content": got.text, "finish": "span", "partial": False, "confidence": got.confidence,
             "not_stated_p": got.not_stated_probability, "kind": got.kind, "kind_confidence": got.kind_confidence,
-            "choices": [{"answer": c.text, "probability": c.probability} for c in got.choices]}
+            "choices": [{"answer": c.text, "probability": c.probability} for c in got.choices],
+            "qa_span": got.span, "read_from": got.read_from}
 
 
 def render_span_answer(m: dict[str, Any]) -> None:
@@ -216,6 +217,9 @@ def render_span_answer(m: dict[str, Any]) -> None:
                        "context.", icon=":material/warning:")
         st.markdown(f"{_escape(m['content'])} <span style='opacity:0.6'>· {m['confidence']:.0%}</span>",
                     unsafe_allow_html=True)
+        if m.get("read_from"):
+            st.caption(f"Read from the pronoun “{_escape(m['read_from'])}”, highlighted in the context: the text "
+                       "gives the sex no other way.")
     if m.get("choices"):
         render_weighed_spans(m)
 
@@ -544,7 +548,7 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                                          prompt=prompt.qa)
                     if kind is not None:
                         reply.update(kind=kind[0], kind_confidence=kind[1])
-            if prompt.qa is not None and reply["content"].strip():
+            if prompt.qa is not None and reply["content"].strip() and not reply.get("qa_span"):
                 reply["qa_span"] = find_span(reply["qa_context"], reply["content"].strip())
             if reply["content"] and (reply.get("tokens") or reply.get("beams") or reply.get("kind")
                                      or reply["finish"] == "span" or is_not_stated(reply["content"])):

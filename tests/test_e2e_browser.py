@@ -481,7 +481,13 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             lap("demo pretraining trains")
             # The live view shows Stop on its next refresh, which the training process beside the server can hold
             # past the page's 30 s default on 2 cores (one full-suite run missed it so).
-            page.get_by_role("button", name="Stop", exact=True).first.click(timeout=90_000)
+            stop = page.get_by_role("button", name="Stop", exact=True).first
+            try:
+                stop.wait_for(timeout=90_000)
+            except sync_api.TimeoutError:  # say what the page showed instead (a CI run once missed it)
+                pytest.fail("no Stop within 90 s; the page read:\n" + page.locator(MAIN).inner_text()[:3000]
+                            + f"\nstatus: {run_status(runs, pretrain)}")
+            stop.click()
             wait_until("the pretraining to stop", lambda: run_state(runs, pretrain) == "stopped", timeout=60)
             held = wait_until("the fine-tune to say it waits", lambda: "which was stopped" in
                               run_status(runs, qa).get("message", "") and run_status(runs, qa), timeout=30)

@@ -85,6 +85,10 @@ def test_find_span() -> None:
                                                            LONG_CASE.index("Zanrovimab") + 17)
     assert qa.find_span(LONG_CASE, "zanrovimab") is not None  # case-insensitive fallback
     assert qa.find_span(LONG_CASE, "aspirin") is None and qa.find_span(LONG_CASE, " ") is None
+    # Whole words first: the pronoun, not the end of "the" nor the start of "history"; else any occurrence.
+    assert qa.find_span("See the history: he is well.", "he") == (17, 19)
+    assert qa.find_span("See the history: he is well.", "his") == (8, 11)
+    assert qa.find_span("Seen in theatre.", "heat") == (9, 13)
 
 
 # --------------------------------------------------------------------------- QA store and loss mask

@@ -200,6 +200,31 @@ def test_a_question_read_as_out_of_scope_is_not_stated_whatever_the_span_head_sa
     assert got.choices and got.choices[0].text == row["answer"]  # what the span head would have said is kept
 
 
+def test_a_span_on_a_lone_pronoun_is_answered_as_the_sex_it_gives_with_the_pronoun_highlighted(
+        span_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.generate import extractive
+
+    sampler = Sampler.from_run(span_run)
+    context = "A 40-year-old was seen. Calfiformin was given. She went home."
+    real_best_spans = extractive.best_spans
+
+    def on_the_pronoun(log_start: torch.Tensor, log_end: torch.Tensor, pieces: list[str] | None, top: int,
+                       **kw: object) -> list[tuple[int, int, float]]:
+        # The span head's choice forced onto "She", where a model taught pronoun answers points; the rest of
+        # the reading is the real model's.
+        assert pieces is not None
+        starts = [sum(map(len, pieces[:k])) for k in range(len(pieces) + 1)]  # token -> its first character
+        at = "".join(pieces).index(" She ") + 1
+        first, last = starts.index(at), starts.index(at + 3) - 1
+        return [(first, last, 0.0), *real_best_spans(log_start, log_end, pieces, top, **kw)][:top]
+    monkeypatch.setattr(extractive, "best_spans", on_the_pronoun)
+    got = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
+    assert got.text == "female" and got.read_from == "She"
+    assert got.span == (context.index("She"), context.index("She") + 3)  # the pronoun is what the Chat highlights
+    monkeypatch.setattr(extractive, "best_spans", real_best_spans)
+    assert read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).read_from is None
+
+
 def test_evaluation_answers_with_the_span_head_or_by_generating(span_run: Path, tmp_path: Path) -> None:
     rows = [{**r, "kind": "age" if r["question"].startswith("How old") else "drug"} for r in qa_records(20, 9)]
     rows += [{"question": BLOOD, "context": r["context"], "answer": NOT_STATED, "kind": "blood type"}

@@ -31,6 +31,14 @@ def test_exact_match_after_normalisation() -> None:
     assert exact_match("2.5 mg", "25 mg") == 0.0
 
 
+def test_a_lone_pronoun_answer_is_the_sex_it_gives() -> None:
+    # Where a text gives the sex only by pronouns, the span head points at one and the reader says the sex.
+    assert exact_match("She", "female") == exact_match("his", "male") == exact_match("her", "she") == 1.0
+    assert exact_match("her", "male") == 0.0
+    assert exact_match("her mother", "female") == 0.0  # only a lone pronoun reads as a sex
+    assert normalize_answer("He.") == "male"
+
+
 def test_token_f1_on_partial_overlaps() -> None:
     # [cat, sat] vs [cat, sat, on, mat]: 2 shared; P = 2/2, R = 2/4, F1 = 2PR/(P+R) = 2/3.
     assert token_f1("the cat sat", "cat sat on mat") == pytest.approx(2 / 3)

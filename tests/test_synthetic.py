@@ -13,6 +13,7 @@ import pytest
 from genai_core.clinical import synthetic as syn
 from genai_core.clinical.cases import Case
 from genai_core.clinical.tables.vocabulary import PRONOUNS
+from genai_core.generate.qa import find_span
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -194,7 +195,7 @@ def test_unseen_phrasing_contexts_use_reserved_sentence_templates(
     assert not any(set(c.template_ids) & reserved_ids for c in train_cases)
     assert all(set(c.template_ids) <= reserved_ids for c in unseen_cases)
     # and these are the very cases behind the shipped rows
-    assert {r.case_id for r in train_records[:100]} <= {c.id for c in train_cases}
+    assert {r.case_id for r in train_records[:100] if "-style-" not in r.case_id} <= {c.id for c in train_cases}
     by_id = {c.id: c for c in unseen_cases}
     for r in test_records["test_unseen_phrasing"][:200]:
         assert r.context in by_id[r.case_id].text
@@ -256,6 +257,43 @@ def test_out_of_scope_questions_are_extra_train_rows_from_the_trained_families_o
     monkeypatch.setattr(questions, "OUT_OF_SCOPE_SHARE", {})
     assert rest == syn.generate_qa("train", len(rest), SHIPPED_SEED)
     assert not any(r.kind == OUT_OF_SCOPE_KIND for s in syn.SPLITS if s not in ("train", "val")
+                   for r in syn.generate_qa(s, 200, SHIPPED_SEED))
+
+
+def test_real_style_cases_give_the_sex_by_pronoun_or_as_a_child_and_are_extra_rows(
+        train_records: list[syn.QARecord], monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from genai_core.clinical import questions
+    from genai_core.clinical.cases import make_case
+    from genai_core.clinical.tables.vocabulary import CHILD_AGES, SEX_WORDS
+    from genai_core.evaluate.scoring import pronoun_sex
+
+    for i in range(60):
+        case = make_case(random.Random(f"pronoun/{i}"), style="pronoun", values="train", phrasings="train")
+        intro = case.text[slice(*case.sentences[0])]
+        assert pronoun_sex(case.answer("sex")) == case.sex, intro  # the pronoun gives the sex...
+        assert not set(re.findall(r"\w+", intro.lower())) & {w.lower() for ws in SEX_WORDS.values()
+                                                             for form in ws for w in form}, intro  # ...nothing else
+        child = make_case(random.Random(f"child/{i}"), style="child", values="train", phrasings="train")
+        assert not set(case.template_ids + child.template_ids) & syn.reserved_template_ids()
+        assert CHILD_AGES[0] <= child.age <= CHILD_AGES[1]
+        sex = child.answer("sex")
+        assert (pronoun_sex(sex) or {"boy": "male", "girl": "female"}[sex]) == child.sex, child.text[:200]
+    styled = [r for r in train_records if "-style-" in r.case_id]
+    assert 0.1 * len(train_records) <= len(styled) <= 0.2 * len(train_records)
+    pronoun_answers = [r for r in styled if r.kind == "sex" and pronoun_sex(r.answer)]
+    assert len(pronoun_answers) > 200
+    # The reader's target is the pronoun as a whole word (find_span), never "he" inside "the".
+    for r in pronoun_answers:
+        a, b = find_span(r.context, r.answer)
+        assert r.context[a:b] == r.answer and not r.context[b:b + 1].isalpha() and not r.context[a - 1:a].isalpha()
+    # Extra rows from a stream of their own: without them, every other row is the same.
+    rest = [r for r in syn.generate_qa("train", 400, SHIPPED_SEED) if "-style-" not in r.case_id]
+    assert len(rest) < 400
+    monkeypatch.setattr(questions, "STYLE_SHARE", {})
+    assert rest == syn.generate_qa("train", len(rest), SHIPPED_SEED)
+    assert not any("-style-" in r.case_id for s in syn.SPLITS if s not in ("train", "val")
                    for r in syn.generate_qa(s, 200, SHIPPED_SEED))
 
 
@@ -330,7 +368,8 @@ def test_the_grammar_never_says_a_held_out_phrasing_and_speaks_the_core_words() 
                 for t in syn.questions(k, "reserved")]
     said: dict[str, list[str]] = {}
     for kind in syn.SLOT_WORDS:
-        said[kind] = [syn.sample_question(kind, rng, drug="Zoravimab", sex=rng.choice(["male", "female"]))
+        said[kind] = [syn.sample_question(kind, rng, drug="Zoravimab", sex=rng.choice(["male", "female"]),
+                                          age=rng.choice([6, 15, 60]))
                       for _ in range(600)]
         for q in said[kind]:
             for variant in (q, q.rstrip("?.") + "?", q.rstrip("?.") + "."):

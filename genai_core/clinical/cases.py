@@ -18,8 +18,27 @@ from typing import NamedTuple
 
 from genai_core.clinical.pools import Pool, Register, accepts, crc, is_reserved_age, is_reserved_combo, pick_pool
 from genai_core.clinical.tables.conditions import CONDITIONS, CONDITIONS_BY_KEY, OXYGEN, Condition
-from genai_core.clinical.tables.sentences import SENTENCE_GRAMMARS, SPAN_FIELDS, TEMPLATES, SentenceGrammar
-from genai_core.clinical.tables.vocabulary import HOBBIES, JOBS, LESIONS, LOCATIONS, PARTNERS, PRONOUNS, SEX_WORDS
+from genai_core.clinical.tables.sentences import (
+    SENTENCE_GRAMMARS,
+    SPAN_FIELDS,
+    STYLE_INTROS,
+    TEMPLATES,
+    SentenceGrammar,
+)
+from genai_core.clinical.tables.vocabulary import (
+    CARERS,
+    CHILD_AGES,
+    CHILD_CONDITIONS,
+    CHILD_HISTORY,
+    CHILD_SEX_WORDS,
+    HOBBIES,
+    JOBS,
+    LESIONS,
+    LOCATIONS,
+    PARTNERS,
+    PRONOUNS,
+    SEX_WORDS,
+)
 from genai_core.clinical.values import (
     Medication,
     allowed_at,
@@ -220,18 +239,24 @@ def make_case(
     phrasings: Pool = "all",
     condition: str | None = None,
     register: Register | None = None,
+    style: str = "standard",
 ) -> Case:
     """Draw one case.
 
     `values` restricts reserved values (ages, invented drug names, symptom combinations) and
     `phrasings` restricts sentence templates to the train part, the reserved part or neither. `register`
     writes every sentence in that register (an admission note throughout, with "terse"); by default a case
-    draws its register and mixes in some sentences of the other.
+    draws its register and mixes in some sentences of the other. `style` (sentences.STYLES) writes the intro
+    as real case descriptions also do: the sex given only by a pronoun, or a child (aged CHILD_AGES, with one
+    of CHILD_CONDITIONS, no social-history fillers). A standard case draws exactly what it always drew.
     """
+    if style == "child" and not condition:
+        condition = rng.choice(CHILD_CONDITIONS)
     cond = CONDITIONS_BY_KEY[condition] if condition else rng.choice(CONDITIONS)
     drawn: Register = "terse" if rng.random() < 0.3 else "narrative"  # drawn always, so the stream never moves
     sex = "female" if rng.random() < cond.p_female else "male"
-    age, symptom_items, symptom_keys = _draw_age_and_symptoms(cond, rng, values)
+    ages = CHILD_AGES if style == "child" else cond.ages
+    age, symptom_items, symptom_keys = _draw_age_and_symptoms(cond, rng, values, ages)
 
     los = rng.randint(*cond.los)
     died = rng.random() < cond.p_death
@@ -243,11 +268,13 @@ def make_case(
 
     meds = _draw_prescriptions(draft, values)
     oxygen_level = rng.choice(cond.oxygen)
-    _admission(draft, age, sex, symptom_items, oxygen_level)
+    _admission(draft, age, sex, symptom_items, oxygen_level, style)
     _findings(draft)
     oxygen_slot = _treatment(draft, meds, oxygen_level)
     _course(draft, died, los, oxygen_level)
-    plan = _with_fillers(draft, _sentence_order(rng, draft.sentences, oxygen_slot), sex)
+    order = _sentence_order(rng, draft.sentences, oxygen_slot)
+    # A child has no job, partner or pack-years.
+    plan = [draft.sentences[s] for s in order] if style == "child" else _with_fillers(draft, order, sex)
     text, spans, bounds, ids = _write(plan, sex)
 
     # Drug and dose spans sit inside the treatment span: name first, one space, then the dose.
@@ -273,12 +300,12 @@ def make_case(
 
 
 def _draw_age_and_symptoms(
-    cond: Condition, rng: random.Random, values: Pool
+    cond: Condition, rng: random.Random, values: Pool, ages: tuple[int, int]
 ) -> tuple[int, list[str], tuple[str, ...]]:
-    """Age, symptom items and their keys (narrative forms), resampled until the draw is on the `values` side of
-    the reserved split."""
+    """Age (in `ages`), symptom items and their keys (narrative forms), resampled until the draw is on the
+    `values` side of the reserved split."""
     while True:
-        age = rng.randint(*cond.ages)
+        age = rng.randint(*ages)
         if accepts(values, is_reserved_age(age)):
             break
     while True:
@@ -288,6 +315,11 @@ def _draw_age_and_symptoms(
         if accepts(values, is_reserved_combo(cond.key, symptom_keys)):
             break
     return age, symptom_items, symptom_keys
+
+
+def _child_word(age: int) -> str:
+    """A sex-neutral word for a child of `age`."""
+    return "toddler" if age <= 3 else "teenager" if age >= 13 else "child"
 
 
 def _draw_prescriptions(draft: _Draft, values: Pool) -> _Prescriptions:
@@ -310,17 +342,19 @@ def _draw_prescriptions(draft: _Draft, values: Pool) -> _Prescriptions:
     return _Prescriptions(primary, r_treat, others, r_other)
 
 
-def _admission(draft: _Draft, age: int, sex: str, symptom_items: list[str], oxygen_level: str) -> None:
-    """The intro (age, sex, symptoms, duration), history and vital-sign sentences."""
+def _admission(draft: _Draft, age: int, sex: str, symptom_items: list[str], oxygen_level: str,
+               style: str = "standard") -> None:
+    """The intro (age, sex, symptoms, duration) in `style`, history and vital-sign sentences."""
     rng, cond = draft.rng, draft.cond
     r = draft.reg()
-    intro_pool = templates("intro", r, draft.phrasings)
+    intro_pool = list(STYLE_INTROS[style][r]) if style != "standard" else templates("intro", r, draft.phrasings)
     if cond.durations == ("hours",):
         # Event-like presentations (a fall, a stroke) read badly as "4 hours of a fall at home".
         intro_pool = [x for x in intro_pool if "{duration}" not in x] or intro_pool
     t = rng.choice(intro_pool)
-    sex_words = SEX_WORDS[sex][r == "terse"]
-    draft.add("intro", t, r, {
+    sex_words = CHILD_SEX_WORDS[sex] if style == "child" else SEX_WORDS[sex][r == "terse"]
+    pronouns = PRONOUNS[sex]
+    values = {
         # "an 81-year-old" but "a 64-year-old"
         "a": "an" if str(age).startswith(("8", "11", "18")) else "a",
         "A": "An" if str(age).startswith(("8", "11", "18")) else "A",
@@ -329,11 +363,20 @@ def _admission(draft: _Draft, age: int, sex: str, symptom_items: list[str], oxyg
         "sexl": sex_words[-1] if r == "terse" else sex[0].upper(),
         "symptoms": join_list([draft.item(s, r) for s in symptom_items], r, rng),
         "duration": draw_duration(rng.choice(cond.durations), rng, r),
-    })
+    }
+    if style != "standard":  # drawn only here, so a standard case's stream never moves
+        values.update(sex_he=pronouns["he"], sex_He=pronouns["He"], sex_his=pronouns["his"],
+                      child=_child_word(age), carer=rng.choice(CARERS))
+    draft.add("intro", t, r, values)
 
     t, r = draft.choose("history")
-    hist = [draft.item(h, r) for h in cond.core_history[:1] and [rng.choice(cond.core_history)]]
-    hist += [draft.item(h, r) for h in rng.sample(cond.history, k=rng.randint(1, min(3, len(cond.history))))]
+    if style == "child":
+        none, *some = CHILD_HISTORY
+        picked = rng.sample(some, k=rng.randint(1, 2)) if rng.random() < 0.7 else [none]
+        hist = [draft.item(h, r) for h in picked]
+    else:
+        hist = [draft.item(h, r) for h in cond.core_history[:1] and [rng.choice(cond.core_history)]]
+        hist += [draft.item(h, r) for h in rng.sample(cond.history, k=rng.randint(1, min(3, len(cond.history))))]
     draft.add("history", t, r, {"history": join_list(hist, r, rng)})
 
     t, r = draft.choose("vitals")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from genai_core.clinical.cases import DEFAULT_SEED, Case, case_rng, generate_cases, iter_cases
+from genai_core.clinical.cases import DEFAULT_SEED, Case, case_rng, generate_cases, iter_cases, make_case
 from genai_core.clinical.pools import Pool, Register, pick_pool
 from genai_core.clinical.tables.phrasings import (
     ABSENT_QUESTIONS,
@@ -35,6 +35,7 @@ from genai_core.clinical.tables.phrasings import (
     WH_FRAMES,
     WINDOWED_ABSENCE_KINDS,
 )
+from genai_core.clinical.tables.sentences import STYLES
 from genai_core.clinical.tables.vocabulary import PRONOUNS
 from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
 
@@ -65,6 +66,11 @@ OUT_OF_SCOPE_SHARE: dict[Split, float] = {"train": 0.12, "val": 0.12}
 """Per case of the train and val splits: the chance of one more question, out of scope (kind `other`, answer
 NOT_STATED; `out_of_scope_for_case`). An extra row, drawn from a random source of its own, so that every other
 row of every split is the same as without it."""
+STYLE_SHARE: dict[Split, float] = {"train": 0.2, "val": 0.2}
+"""Per case of the train and val splits: the chance of one more case, written in a style of real case
+descriptions (`sentences.STYLE_INTROS`: the sex given only by a pronoun, children), asked two questions that
+favour sex and age. From a random source of its own, like OUT_OF_SCOPE_SHARE, so the other rows stay the same."""
+STYLE_FAVOURS = ("sex", "age")
 GRAMMAR_SHARE = 0.9
 """Share of the train and val questions sampled from the grammar; the rest use the fixed train phrasings. Measured
 with the span head (one fine-tune each from the same pretrained run): 0.6 → 0.9 took unseen-wording exact match
@@ -127,13 +133,27 @@ def _typo(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def sample_question(kind: str, rng: random.Random, *, drug: str, sex: str) -> str:
-    """A question asking for `kind`, drawn from the grammar (never a reserved phrasing; see SLOT_WORDS)."""
+def subject_nouns(sex: str, age: int) -> tuple[str, ...]:
+    """What a person may call the patient in a question ("How old is the boy?")."""
+    if age < 13:
+        return ("child", "boy" if sex == "male" else "girl", "kid")
+    if age < 18:
+        return ("teenager", "boy" if sex == "male" else "girl")
+    return ("man", "gentleman") if sex == "male" else ("woman", "lady")
+
+
+def sample_question(kind: str, rng: random.Random, *, drug: str, sex: str, age: int) -> str:
+    """A question asking for `kind`, drawn from the grammar (never a reserved phrasing; see SLOT_WORDS); the
+    patient is named as the case's `sex` and `age` allow ("the patient", "she", "the woman")."""
     pronouns = PRONOUNS[sex]
     for _ in range(10):
         subj, poss = rng.choice(SUBJECTS)
-        if rng.random() < 0.25:
+        who = rng.random()
+        if who < 0.25:
             subj_text, subj_poss = pronouns["he"], pronouns["his"]
+        elif who < 0.4:
+            subj = "the " + rng.choice(subject_nouns(sex, age))
+            subj_text, subj_poss = subj, f"{subj}'s"
         else:
             subj_text, subj_poss = subj, f"{subj}'s"
         if kind in SLOT_QUESTIONS and rng.random() < 0.4:
@@ -271,12 +291,13 @@ def qa_for_case(
         if unanswerable and rng.random() < unanswerable:
             rec = unanswerable_for_case(case, rng, phrasings)
             if grammar and rng.random() < grammar:
-                rec = QARecord(sample_question(rec.kind, rng, drug=case.primary_drug, sex=case.sex), rec.context,
-                               rec.answer, rec.kind, rec.case_id, GRAMMAR_TEMPLATE)
+                question = sample_question(rec.kind, rng, drug=case.primary_drug, sex=case.sex, age=case.age)
+                rec = QARecord(question, rec.context, rec.answer, rec.kind, rec.case_id, GRAMMAR_TEMPLATE)
             out.append(rec)
             continue
         if grammar and rng.random() < grammar:
-            question, template = sample_question(kind, rng, drug=case.primary_drug, sex=case.sex), GRAMMAR_TEMPLATE
+            question = sample_question(kind, rng, drug=case.primary_drug, sex=case.sex, age=case.age)
+            template = GRAMMAR_TEMPLATE
         else:
             template = rng.choice(questions(kind, phrasings))
             question = template.format(drug=case.primary_drug, **PRONOUNS[case.sex])
@@ -311,6 +332,12 @@ def iter_qa(split: Split, seed: int = DEFAULT_SEED) -> Iterator[QARecord]:
             rng = case_rng(seed, f"qa-{split}-other", i)
             if rng.random() < OUT_OF_SCOPE_SHARE[split]:
                 yield out_of_scope_for_case(case, rng)
+        if split in STYLE_SHARE:
+            rng = case_rng(seed, f"qa-{split}-style", i)
+            if rng.random() < STYLE_SHARE[split]:
+                styled = make_case(rng, case_id=f"qa-{split}-style-{i:05d}", values=values, phrasings=phrasings,
+                                   style=rng.choice(STYLES[1:]))
+                yield from qa_for_case(styled, rng, 2, phrasings, favour=STYLE_FAVOURS, grammar=GRAMMAR_SHARE)
 
 
 def qa_cases(split: Split, n: int, seed: int = DEFAULT_SEED) -> list[Case]:

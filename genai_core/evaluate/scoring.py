@@ -3,8 +3,9 @@
 Exact match and F1 follow the SQuAD v1.1 evaluation script (Rajpurkar et al. 2016): both answers are
 normalised (lowercase, punctuation removed, the articles a/an/the removed, whitespace collapsed),
 EM asks for equal strings, F1 is the harmonic mean of precision and recall over the bag of tokens.
-One deliberate departure: a decimal point between two digits is kept, because SQuAD's rule turns
-"2.5 mg" into "25 mg" and a dose ten times too large must not count as an exact match.
+Two deliberate departures: a decimal point between two digits is kept, because SQuAD's rule turns
+"2.5 mg" into "25 mg" and a dose ten times too large must not count as an exact match; and a lone pronoun
+answer ("she") reads as the sex it gives ("female"), the answer where a text gives the sex by pronouns alone.
 
 ROUGE-L (Lin 2004) is the F-measure of the longest common subsequence of tokens, from Google's
 `rouge-score` package with its own tokenizer (lowercase, runs of letters and digits) and no stemming:
@@ -40,13 +41,25 @@ OUT_OF_SCOPE_KIND = "other"
 a job, the weather, a joke): a model whose kind head reads a question so answers NOT_STATED, whatever its span
 head would pick, and the Chat says what the model does answer."""
 
+SEX_OF_PRONOUN = {"he": "male", "him": "male", "his": "male", "she": "female", "her": "female", "hers": "female"}
+"""A lone pronoun is an answer only where the text gives the patient's sex by pronouns alone ("...; she had been
+well until then"): the span head points at it, the reader answers its sex (`pronoun_sex`), and the scoring counts
+the pronoun and the sex word as one answer."""
+
+
+def pronoun_sex(text: str) -> str | None:
+    """`male` or `female` when `text` is one lone pronoun, else None."""
+    return SEX_OF_PRONOUN.get(text.strip().lower().strip(string.punctuation))
+
+
 METRICS = ("exact_match", "f1", "rougeL")
 """Keys of the aggregated metrics, in the order they are shown."""
 
 
 def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lowercase, drop punctuation (not decimal points), articles and extra whitespace."""
-    text = text.lower()
+    """SQuAD normalisation: lowercase, drop punctuation (not decimal points), articles and extra whitespace; a
+    lone pronoun reads as its sex (`pronoun_sex`)."""
+    text = pronoun_sex(text) or text.lower()
     text = _PUNCTUATION.sub("", text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())

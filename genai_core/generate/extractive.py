@@ -5,7 +5,8 @@ position (where the generated answer would begin) it scores every context token 
 last token, and the position itself as "the context does not say" (SQuAD 2.0's null answer). The answer is
 the span of highest start + end log-probability among spans that start and end on word boundaries, at most
 `ANSWER_ROOM` tokens long; it is "not stated" when the null answer scores higher. Every answer is therefore a
-whole-word span of the context or NOT_STATED, with a probability a reader can be shown.
+whole-word span of the context or NOT_STATED, with a probability a reader can be shown; where the text gives the
+patient's sex only by a pronoun and the span head points at it, the answer is that sex (`SpanAnswer.read_from`).
 
 With `ModelConfig.kind_head`, the same pass also says what the question asks (age, drug, dose, ...).
 """
@@ -19,7 +20,7 @@ import torch
 
 from genai_core.data.corpus import clean_text
 from genai_core.data.tokenization import Tokenizer
-from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
+from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, pronoun_sex
 from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
 from genai_core.model import GPT, unwrap
 
@@ -51,6 +52,9 @@ class SpanAnswer(QAAnswer):
     out_of_scope: bool = False
     """The kind head read the question as OUT_OF_SCOPE_KIND (about none of the kinds the model was trained on):
     the answer is NOT_STATED whatever span the span head would pick; `choices` still says what it weighed."""
+    read_from: str | None = None
+    """The pronoun the answer (`male` or `female`) was read from, where the text gives the sex only so; `span` is
+    the pronoun's. The one answer besides NOT_STATED that is not a span of the context."""
 
 
 def has_span_head(model: torch.nn.Module) -> bool:
@@ -129,8 +133,10 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=p_null, not_stated_probability=p_null,
                           choices=choices, kind=kind, kind_confidence=kind_p)
     best = choices[0]
-    return SpanAnswer(best.text, prompt, "span", best.span, confidence=best.probability,
-                      not_stated_probability=p_null, choices=choices, kind=kind, kind_confidence=kind_p)
+    sex = pronoun_sex(best.text)
+    return SpanAnswer(sex or best.text, prompt, "span", best.span, confidence=best.probability,
+                      not_stated_probability=p_null, choices=choices, kind=kind, kind_confidence=kind_p,
+                      read_from=best.text if sex else None)
 
 
 def understood_as(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,

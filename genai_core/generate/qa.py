@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -154,14 +155,19 @@ def _context_at(text: str, context: str, template: str) -> tuple[int, int] | Non
 
 
 def find_span(context: str, answer: str) -> tuple[int, int] | None:
-    """Where `answer` occurs in `context` (exactly, else ignoring case), or None when it is not a span."""
+    """Where `answer` first occurs in `context` as whole words (exactly, else ignoring case), else anywhere (a
+    span head's answer is whole words; a generated one need not be), or None when it is not a span. Whole words
+    first: "he" is the pronoun, not the end of "the"."""
     answer = answer.strip()
     if not answer:
         return None
-    i = context.find(answer)
-    if i < 0:
-        i = context.lower().find(answer.lower())
-    return None if i < 0 else (i, i + len(answer))
+    word = re.escape(answer)
+    for pattern, flags in ((rf"(?<!\w){word}(?!\w)", 0), (rf"(?<!\w){word}(?!\w)", re.IGNORECASE),
+                           (word, 0), (word, re.IGNORECASE)):
+        m = re.search(pattern, context, flags)
+        if m:
+            return m.start(), m.end()
+    return None
 
 
 class SpanConstraint:

@@ -341,6 +341,53 @@ TEMPLATES: dict[str, dict[Register, tuple[str, ...]]] = {
 }
 
 
+# Intros in the styles of real case descriptions that the standard intros lack (issue 27), used by cases drawn
+# with `make_case(style=...)`: "pronoun", the sex given only by a pronoun ({sex_he} and kin are that pronoun and
+# its answer span: the reader answers male or female from it); "child", a child named by a sex word ("a 4-year-old
+# boy", {sex}) or by a neutral one ({child}) whose sex only a pronoun gives ("his mother").
+STYLE_INTROS: dict[str, dict[Register, tuple[str, ...]]] = {
+    "pronoun": {
+        "narrative": (
+            "{A} {age}-year-old presented with {duration} of {symptoms}; {sex_he} had been well until then.",
+            "The patient, aged {age}, was admitted with {symptoms}, which {sex_he} had noticed over {duration}.",
+            "{A} {age}-year-old with {symptoms} was seen in the emergency department; {sex_his} symptoms had begun "
+            "{duration} earlier.",
+            "We report a patient aged {age} who presented with {symptoms}; {sex_he} had been unwell for {duration}.",
+            "{A} {age}-year-old was brought in by ambulance with {symptoms} after {duration} of decline at {sex_his} "
+            "home.",
+            "At {age} years of age, this patient developed {symptoms}, and {sex_his} family called for help after "
+            "{duration}.",
+            "The case concerns a previously independent {age}-year-old; {sex_he} presented with {symptoms}.",
+        ),
+        "terse": (
+            "{age}yo, c/o {symptoms} x {duration}; {sex_he} denies trauma.",
+            "Pt {age}, PC {symptoms}. {sex_He} reports {duration} of sx.",
+            "{age} y/o, {symptoms} x {duration}; {sex_his} obs below.",
+            "Age {age}. {sex_He} presents with {symptoms} ({duration}).",
+        ),
+    },
+    "child": {
+        "narrative": (
+            "{A} {age}-year-old {sex} was brought in by {his} {carer} with {duration} of {symptoms}.",
+            "{A} {age} year old {sex} presented to the paediatric emergency department with {symptoms}.",
+            "We describe {a} {age}-year-old {sex} with {symptoms} that had developed over {duration}.",
+            "{A} {age}-year-old {child} was brought to the emergency department by {sex_his} {carer} with "
+            "{symptoms}.",
+            "{A} {age} year old {child} presented with {duration} of {symptoms}; {sex_his} {carer} reported poor "
+            "feeding.",
+            "The patient, {a} {age}-year-old {child}, had {symptoms} for {duration}, and {sex_he} was "
+            "increasingly drowsy.",
+        ),
+        "terse": (
+            "{age}yo {sex}, BIB {his} {carer}, {symptoms} x {duration}.",
+            "{age} y/o {child}, PC {symptoms}; {sex_his} {carer} concerned.",
+        ),
+    },
+}
+STYLES = ("standard", *STYLE_INTROS)
+"""How a case's intro is written: `standard` (TEMPLATES' intros; every split and the corpus) or a style of
+STYLE_INTROS (extra train and val rows only, `questions.STYLE_SHARE`)."""
+
 class SentenceGrammar(NamedTuple):
     """The sentences of one slot and register, composed: an opening or a tail (or neither) around a frame."""
 
@@ -464,6 +511,9 @@ SENTENCE_GRAMMARS: dict[str, dict[Register, SentenceGrammar]] = {
 SPAN_FIELDS: dict[str, str] = {
     "age": "age",
     "sex": "sex",
+    "sex_he": "sex",
+    "sex_He": "sex",
+    "sex_his": "sex",
     "symptoms": "symptoms",
     "history": "history",
     "spo2": "spo2",

@@ -316,6 +316,22 @@ SEX_WORDS = {
     "male": (("man", "male", "gentleman"), ("male", "M")),
     "female": (("woman", "female", "lady"), ("female", "F")),
 }
+CHILD_SEX_WORDS = {"male": ("boy",), "female": ("girl",)}
+CHILD_AGES = (2, 16)
+"""Ages of a `child`-style case (`make_case(style="child")`), drawn from CHILD_CONDITIONS."""
+CHILD_CONDITIONS = ("asthma", "cap", "dka", "sepsis")
+CHILD_HISTORY = (  # the first, alone or not at all
+    "no significant past medical history|no PMH",
+    "eczema|eczema",
+    "recurrent viral-induced wheeze|recurrent VIW",
+    "prematurity (born at 32 weeks)|ex-32/40 prem",
+    "a penicillin allergy|penicillin allergy",
+    "coeliac disease|coeliac",
+)
+"""A child's history (`make_case(style="child")`): an adult condition's history (AF, CKD 3) would read wrong."""
+CARERS = ("mother", "father", "parents", "grandmother")
+
+
 PRONOUNS = {
     "male": {"He": "He", "he": "he", "His": "His", "his": "his", "him": "him"},
     "female": {"He": "She", "he": "she", "His": "Her", "his": "her", "him": "her"},
