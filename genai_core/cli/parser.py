@@ -17,6 +17,7 @@ from genai_core.cli.options import FLAGS, PROG, SECTIONS
 from genai_core.cli.prepare_train import cmd_prepare, cmd_scheduler, cmd_train
 from genai_core.cli.runs_bench_demo import cmd_bench, cmd_demo_qa, cmd_runs
 from genai_core.cli.sample_eval import cmd_eval, cmd_sample
+from genai_core.cli.sweep_cmd import cmd_sweep
 from genai_core.clinical.synthetic import add_parser as _add_generate_corpus_parser
 from genai_core.config import RECIPES, AnswerMethod, DataConfig, ModelConfig, RunConfig, SampleConfig, TrainConfig
 
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # The order here is the order of `--help`'s command list.
-    for add in (_add_prepare, _add_train, _add_scheduler, _add_sample, _add_eval, _add_runs, _add_bench,
+    for add in (_add_prepare, _add_train, _add_sweep, _add_scheduler, _add_sample, _add_eval, _add_runs, _add_bench,
                 _add_generate_corpus_parser, _add_demo_qa):
         add(sub)
     return parser
@@ -239,6 +240,44 @@ def _add_train(sub: Subparsers) -> None:
                       help="Train the run folder as its saved config.json says: from its latest checkpoint if it "
                            "has one, else from the start (how the app's scheduler and Ray jobs start a queued run).")
     p.set_defaults(handler=cmd_train, parser=p)
+
+
+def _add_sweep(sub: Subparsers) -> None:
+    """`sweep`: the space, the search's settings, and every `train` flag for the fixed part of the config."""
+    from genai_core.explore.sweep import SweepSettings
+
+    p = sub.add_parser(
+        "sweep", help="search knobs with trials trained as runs, losing trials stopped early",
+        description="Train the trials of a search space as runs named SWEEP-tNN in the runs folder (each in its own "
+                    "process, queued one per device), with Optuna choosing each trial's knobs and stopping trials "
+                    "that fall behind at the evaluation steps. Prints a line per trial as it changes, then the best "
+                    "trial, the compute early stopping saved and which knobs mattered. Ctrl-C stops the trials "
+                    "(each saves a checkpoint); --resume carries on.",
+        epilog='The space file maps a knob to choices or a range: {"lr": {"low": 1e-4, "high": 1e-2, "log": true}, '
+               '"d_model": [64, 128], "n_layers": {"low": 1, "high": 4}}. Flags not given take the config defaults.',
+    )
+    _add_data_args(p, corpus_required=False)
+    p.add_argument("--recipe", choices=list(RECIPES), default=argparse.SUPPRESS,
+                   help="Fill the GPT's architecture and optimizer knobs from a recipe (see train --help).")
+    _add_model_args(p)
+    _add_train_args(p)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--space", metavar="FILE.json", help="The search space (see below).")
+    g.add_argument("--out", required=True, metavar="SWEEP",
+                   help="The sweep's folder: a bare name is <runs folder>/.sweeps/NAME; its trials are NAME-tNN.")
+    g.add_argument("--resume", action="store_true", help="Continue the sweep in --out (its saved space and config).")
+    fields = SweepSettings.model_fields
+    g.add_argument("--trials", type=int, default=fields["trials"].default, metavar="N",
+                   help=f"{_field_help(SweepSettings, 'trials')}")
+    g.add_argument("--budget-minutes", type=float, metavar="M", help=_field_help(SweepSettings, "budget_minutes"))
+    g.add_argument("--parallel", type=int, default=fields["parallel"].default, metavar="P",
+                   help=_field_help(SweepSettings, "parallel"))
+    g.add_argument("--sampler", choices=_choices(SweepSettings, "sampler"), default=fields["sampler"].default,
+                   help=_field_help(SweepSettings, "sampler"))
+    g.add_argument("--pruner", choices=_choices(SweepSettings, "pruner"), default=fields["pruner"].default,
+                   help=_field_help(SweepSettings, "pruner"))
+    g.add_argument("--sweep-seed", type=int, default=0, metavar="S", help=_field_help(SweepSettings, "seed"))
+    p.set_defaults(handler=cmd_sweep, parser=p)
 
 
 def _add_scheduler(sub: Subparsers) -> None:

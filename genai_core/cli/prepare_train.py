@@ -83,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if config is None:
             return 0
     else:
-        config = _config_from_flags(args, sections)
+        config = config_from_flags(args, sections)
         path = run_path(args.out)  # after validation: resolving a run name imports torch
         _new_run_preflight(config, path, overwrite=args.overwrite)
         if config.train.runner != "thread":
@@ -91,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _train_here(config, path, args, main_rank=main_rank)
 
 
-def _config_from_flags(args: argparse.Namespace, sections: dict[str, dict[str, Any]]) -> RunConfig:
+def config_from_flags(args: argparse.Namespace, sections: dict[str, dict[str, Any]]) -> RunConfig:
     """The validated config of a new run: the given flags over the config's defaults (and --recipe's values)."""
     if "corpus" not in sections["data"]:
         args.parser.error("--corpus is required (or --resume to continue an existing run)")

@@ -22,7 +22,7 @@ from genai_core.generate.qa import QAPrompt, answer_stream
 from genai_core.generate.sampling import Generation, Sampler
 from genai_core.runs.folder import Run, list_runs
 
-CHATTABLE = ("completed", "stopped")
+CHATTABLE = ("completed", "stopped", "pruned")
 """Run states with weights to talk to: a run still training is left out (its checkpoint moves)."""
 
 DECODING_MODES: dict[str, str] = {"span": "Span head", "sampling": "Sampling", "greedy": "Greedy",

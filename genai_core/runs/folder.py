@@ -48,11 +48,12 @@ from genai_core.files import (
     staged_folder,
 )
 
-State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued"]
+State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued", "pruned"]
 ACTIVE_STATES = ("running", "queued")
 """A process is working on the run (training it, or holding it in a queue): what Stop acts on."""
-RESUMABLE_STATES = ("stopped", "interrupted", "failed")
-"""States from which a run can be resumed (when it has a checkpoint)."""
+RESUMABLE_STATES = ("stopped", "interrupted", "failed", "pruned")
+"""States from which a run can be resumed (when it has a checkpoint); `pruned`: a sweep's trial stopped early
+(`genai_core.explore.sweep`), trained on to see what it would have done."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 KEEP_CHECKPOINTS = 2

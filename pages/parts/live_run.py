@@ -18,7 +18,8 @@ from pages.parts.train_form import RUNNER_LABELS, anything_active
 
 STATE_ICONS = {"queued": ":material/hourglass_top:", "running": ":material/directions_run:",
                "completed": ":material/check_circle:", "stopped": ":material/stop_circle:",
-               "failed": ":material/error:", "interrupted": ":material/warning:", "created": ":material/fiber_new:"}
+               "failed": ":material/error:", "interrupted": ":material/warning:", "created": ":material/fiber_new:",
+               "pruned": ":material/content_cut:"}
 
 
 def current_run(jm: JobManager) -> str | None:

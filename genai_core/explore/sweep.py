@@ -1,0 +1,360 @@
+"""A sweep: the trials of a search space trained as ordinary runs, searched by Optuna, losing trials stopped early.
+
+    sweep = Sweep.create(out, runs_root, base_config, SearchSpace.from_json(text), SweepSettings(trials=12))
+    summary = sweep.run()            # blocks until the sweep ends; Sweep.open(out, runs_root).run() resumes it
+
+Optuna does the search by ask-and-tell: the controller (this process, the only one that writes the study) asks
+for a trial's knobs, trains them as the run `<sweep>-tNN` through the job manager (the runs folder's scheduler
+trains it in its own process, counted by the disk cap like any run), reports each validation loss as the run
+logs it (the rungs are the base config's evaluation steps, the same in every trial), and tells the result. A
+trial the pruner cuts is stopped through the job manager, keeps its curve and checkpoint, and reads `pruned`
+with the step and the value that cut it.
+
+The sweep folder holds only `sweep.json` (space, base config, settings), the study's journal (Optuna's
+append-only journal file: no SQLite to lock) and `summary.json`. The runs hold everything else, so a killed
+controller loses nothing: trials keep training, and the next `run` re-attaches to them (a trial is never
+started twice: its run's name is its number). Trials run one per device (or Ray worker): `parallel` submits
+that many at once, and on one CPU they queue.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from genai_core.config import RunConfig
+from genai_core.errors import GenAIError
+from genai_core.explore.space import SearchSpace
+from genai_core.files import atomic_write_json, file_lock, read_json
+from genai_core.runs.folder import Run, run_writer, validate_run_name
+from genai_core.train.counts import flops_per_token
+
+SWEEP_FILE = "sweep.json"
+JOURNAL_FILE = "study.journal"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".controller.lock"
+MIN_TRIALS_FOR_IMPORTANCE = 4
+
+
+class SweepSettings(BaseModel):
+    """How a sweep searches: how many trials, how many at once, which sampler and which early stopping."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+
+    trials: int = Field(default=12, ge=1, le=1000)
+    """Trials to train at most (a grid sampler stops earlier when its grid is done)."""
+    budget_minutes: float | None = Field(default=None, gt=0, le=100_000)
+    """Stop asking for new trials once the trials have trained this many minutes in all (None: no limit)."""
+    parallel: int = Field(default=1, ge=1, le=64)
+    """Trials submitted at once: one per device (or Ray worker); more only queue."""
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    """tpe: learns from finished trials (Bergstra et al. 2011); random; grid: every combination of the choices."""
+    pruner: Literal["asha", "median", "none"] = "asha"
+    """Early stopping at the rungs. asha: successive halving (Li et al. 2020), keeps the best third at each rung;
+    median: stops a trial worse than the median of earlier trials at the same step; none: every trial to the end."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the sampler (the trials' own training seed is the base config's)."""
+
+
+@dataclass
+class _Live:
+    """A trial the controller follows: its Optuna trial, its run, the last step it reported."""
+
+    trial: Any  # optuna.trial.Trial
+    run: Run
+    reported: int = -1
+
+
+def trial_name(sweep: str, number: int) -> str:
+    return f"{sweep}-t{number:02d}"
+
+
+class Sweep:
+    """A sweep folder and the controller that drives it (see the module docstring)."""
+
+    def __init__(self, out: Path | str, runs_root: Path | str) -> None:
+        self.out = Path(out)
+        self.runs_root = Path(runs_root)
+        self.name = self.out.name
+        saved = read_json(self.out / SWEEP_FILE)
+        self.space = SearchSpace.from_dict(saved["space"])
+        self.base = RunConfig.model_validate(saved["base"])
+        self.settings = SweepSettings.model_validate(saved["settings"])
+        self._flops_cache: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ create / open
+    @classmethod
+    def create(cls, out: Path | str, runs_root: Path | str, base: RunConfig, space: SearchSpace,
+               settings: SweepSettings) -> Sweep:
+        """A new sweep folder, after checking the space against `base` (one message for a bad space)."""
+        out = Path(out)
+        validate_run_name(trial_name(out.name, settings.trials))  # the longest trial name fits too
+        if (out / SWEEP_FILE).exists():
+            raise GenAIError(f"a sweep already exists in {out}; resume it, or choose another folder")
+        space.check(base)
+        if settings.sampler == "grid" and space.grid_size() is None:
+            raise GenAIError("the grid sampler needs every knob as a list of choices or a whole-number range")
+        taken = [p.name for p in Path(runs_root).glob(f"{out.name}-t*") if (p / "config.json").is_file()]
+        if taken:
+            raise GenAIError(f"runs named like this sweep's trials already exist ({taken[0]}); choose another name")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / SWEEP_FILE, {"space": space.as_json(), "base": base.model_dump(mode="json"),
+                                             "settings": settings.model_dump(mode="json")})
+        return cls(out, runs_root)
+
+    @classmethod
+    def open(cls, out: Path | str, runs_root: Path | str) -> Sweep:
+        if not (Path(out) / SWEEP_FILE).is_file():
+            raise GenAIError(f"{out} is not a sweep folder (no {SWEEP_FILE})")
+        return cls(out, runs_root)
+
+    # ------------------------------------------------------------------ the study
+    def _study(self) -> Any:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        s = self.settings
+        if s.sampler == "grid":
+            sampler: Any = optuna.samplers.GridSampler(self._grid(), seed=s.seed)
+        elif s.sampler == "random":
+            sampler = optuna.samplers.RandomSampler(seed=s.seed)
+        else:
+            sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=min(5, s.trials))
+        rung = self.base.train.eval_interval
+        if s.pruner == "asha":
+            pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=3)
+        elif s.pruner == "median":
+            pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=rung - 1)
+        else:
+            pruner = optuna.pruners.NopPruner()
+        storage = JournalStorage(JournalFileBackend(str(self.out / JOURNAL_FILE)))
+        return optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
+                                   direction="minimize", load_if_exists=True)
+
+    def _grid(self) -> dict[str, list[Any]]:
+        return {k.name: list(k.choices) if k.choices is not None else list(range(int(k.low), int(k.high) + 1))
+                for k in self.space.knobs}
+
+    def _distributions(self) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        out: dict[str, Any] = {}
+        for k in self.space.knobs:
+            if k.choices is not None:
+                out[k.name] = CategoricalDistribution(list(k.choices))
+            elif k.integer:
+                out[k.name] = IntDistribution(int(k.low), int(k.high), log=k.log)
+            else:
+                out[k.name] = FloatDistribution(float(k.low), float(k.high), log=k.log)
+        return out
+
+    # ------------------------------------------------------------------ the controller
+    def run(self, *, stop: threading.Event | None = None, on_tick: Callable[[dict[str, Any]], None] | None = None,
+            poll_s: float = 1.0) -> dict[str, Any]:
+        """Drive the sweep to its end (or until `stop` is set: its trials are stopped, to resume later) and
+        return its summary. One controller per sweep: a second is refused."""
+        from optuna.trial import Trial, TrialState
+
+        from genai_core.train.jobs import JobManager
+
+        with file_lock(self.out / LOCK_FILE, blocking=False) as mine:
+            if not mine:
+                raise GenAIError(f"sweep {self.name} is being run by another process")
+            study = self._study()
+            jm = JobManager(self.runs_root)
+            try:
+                live: dict[int, _Live] = {}
+                for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    # Optuna's ask-and-tell has no public way back from a stored trial to a Trial to report on.
+                    live[ft.number] = self._attach(Trial(study, ft._trial_id), ft, jm)
+                while True:
+                    for number, trial in list(live.items()):
+                        if self._follow(study, trial, jm):
+                            del live[number]
+                    if stop is not None and stop.is_set():
+                        for trial in live.values():
+                            if jm.status(trial.run.name).active:
+                                jm.stop(trial.run.name)
+                        break
+                    while len(live) < self.settings.parallel and self._may_ask(study):
+                        trial = self._ask(study, jm)
+                        if trial is not None:
+                            live[trial.trial.number] = trial
+                    summary = self.write_summary(study)
+                    if on_tick is not None:
+                        on_tick(summary)
+                    if not live and not self._may_ask(study):
+                        break
+                    time.sleep(poll_s)
+            finally:
+                jm.shutdown(stop_running=False, timeout=0)
+            return self.write_summary(study)
+
+    def _may_ask(self, study: Any) -> bool:
+        s = self.settings
+        if len(study.trials) >= s.trials:
+            return False
+        if s.budget_minutes is not None and self._train_seconds(study) >= 60 * s.budget_minutes:
+            return False
+        return not (s.sampler == "grid" and study.sampler.is_exhausted(study))
+
+    def _ask(self, study: Any, jm: Any) -> _Live | None:
+        """A new trial, submitted as its run; a config the trainer refuses is told failed (None)."""
+        from optuna.trial import TrialState
+
+        trial = study.ask(self._distributions())
+        name = trial_name(self.name, trial.number)
+        try:
+            config = self.space.config_for(self.base, trial.params).model_copy(update={"name": name})
+        except GenAIError as e:
+            trial.set_user_attr("message", str(e))
+            study.tell(trial, state=TrialState.FAIL)
+            return None
+        trial.set_user_attr("run", name)
+        jm.submit(config, name, note={"sweep": self.name, "trial": trial.number})
+        return _Live(trial, Run(self.runs_root / name))
+
+    def _attach(self, trial: Any, frozen: Any, jm: Any) -> _Live:
+        """A trial an earlier controller left running: follow its run (submitted now if it never was)."""
+        name = trial_name(self.name, trial.number)
+        run = Run(self.runs_root / name)
+        if not run.exists():
+            config = self.space.config_for(self.base, trial.params).model_copy(update={"name": name})
+            jm.submit(config, name, note={"sweep": self.name, "trial": trial.number})
+        return _Live(trial, run, max(frozen.intermediate_values, default=-1))
+
+    def _follow(self, study: Any, live: _Live, jm: Any) -> bool:
+        """Report the run's new validation losses, stop it if the pruner says so, and tell the study how it
+        ended once it has. True when the trial is over."""
+        from optuna.trial import TrialState
+
+        trial, name = live.trial, live.run.name
+        st = jm.status(name)
+        pruning = "pruned_at" in trial.user_attrs
+        for row in live.run.metrics():
+            step, value = row.get("step"), row.get("val_loss")
+            if value is None or step is None or step <= live.reported or not math.isfinite(value):
+                continue
+            trial.report(value, step)
+            live.reported = step
+            if not pruning and trial.should_prune():
+                trial.set_user_attr("pruned_at", {"step": step, "value": value})
+                pruning = True
+                if st.active:
+                    jm.stop(name)
+        if st.active:
+            return False
+        if pruning and st.state != "completed":  # a trial that ended before the stop reached it trained in full
+            cut = trial.user_attrs["pruned_at"]
+            if st.state != "pruned" and not _mark_pruned(live.run, cut):
+                return False
+            study.tell(trial, state=TrialState.PRUNED)
+            return True
+        if st.state == "completed":
+            values = [r["val_loss"] for r in live.run.metrics() if r.get("val_loss") is not None]
+            if values and math.isfinite(values[-1]):
+                study.tell(trial, values[-1])
+            else:
+                trial.set_user_attr("message", "completed without a validation loss")
+                study.tell(trial, state=TrialState.FAIL)
+            return True
+        if st.state == "interrupted" and live.run.latest_checkpoint() is not None:
+            jm.resume(name)  # its trainer was killed (a server or machine restart): carry on, not from scratch
+            return False
+        trial.set_user_attr("message", f"{st.state}: {st.message}" if st.message else st.state)
+        study.tell(trial, state=TrialState.FAIL)
+        return True
+
+    # ------------------------------------------------------------------ the summary
+    def _flops_per_step(self, config: RunConfig) -> float:
+        t, m = config.train, config.model
+        return flops_per_token(m) * t.batch_size * t.grad_accum_steps * m.seq_len
+
+    def _train_seconds(self, study: Any) -> float:
+        total = 0.0
+        for ft in study.trials:
+            rows = Run(self.runs_root / trial_name(self.name, ft.number)).metrics()
+            total += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
+        return total
+
+    def summary(self) -> dict[str, Any]:
+        """The summary as last written (`summary.json`), or None fields before the first."""
+        try:
+            data = read_json(self.out / SUMMARY_FILE)
+        except FileNotFoundError:
+            return {"sweep": self.name, "trials": [], "best": None}
+        return data if isinstance(data, dict) else {"sweep": self.name, "trials": [], "best": None}
+
+    def write_summary(self, study: Any) -> dict[str, Any]:
+        """Trials with their knobs, state, final (or last) validation loss and steps; the best trial; the compute
+        spent against the same trials run to the end; which knobs mattered. Written to summary.json."""
+        trials: list[dict[str, Any]] = []
+        trained = full = seconds = 0.0
+        for ft in study.trials:
+            name = trial_name(self.name, ft.number)
+            run = Run(self.runs_root / name)
+            rows = run.metrics() if run.exists() else []
+            vals = [r["val_loss"] for r in rows if r.get("val_loss") is not None]
+            status = run.status() if run.exists() else {}
+            state = {"COMPLETE": "completed", "PRUNED": "pruned", "FAIL": "failed"}.get(
+                ft.state.name, str(status.get("state", "queued")))
+            steps = int(rows[-1]["step"]) if rows else 0
+            total = int(status.get("total_steps") or (self.base.train.max_steps or 0))
+            entry = {"number": ft.number, "run": name, "params": ft.params, "state": state,
+                     "val_loss": ft.value if ft.value is not None else (vals[-1] if vals else None),
+                     "steps": steps, "total_steps": total, "pruned_at": ft.user_attrs.get("pruned_at"),
+                     "message": ft.user_attrs.get("message")}
+            trials.append(entry)
+            seconds += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
+            if state in ("completed", "pruned") and run.exists():
+                per_step = self._flops_per_step(run.config())
+                trained += steps * per_step
+                full += max(total, steps) * per_step
+        done = [t for t in trials if t["state"] == "completed" and t["val_loss"] is not None]
+        best = min(done, key=lambda t: t["val_loss"]) if done else None
+        summary = {
+            "sweep": self.name, "space": self.space.as_json(), "settings": self.settings.model_dump(mode="json"),
+            "trials": trials, "best": best,
+            "compute": {"flops_trained": trained, "flops_if_run_to_the_end": full,
+                        "saved_by_pruning": 1.0 - trained / full if full else 0.0, "train_seconds": seconds},
+            "importance": self._importance(study),
+        }
+        atomic_write_json(self.out / SUMMARY_FILE, summary)
+        return summary
+
+    def _importance(self, study: Any) -> dict[str, float] | None:
+        """Which knobs mattered, by PED-ANOVA (Watanabe et al. 2023; Optuna's, no scikit-learn needed, unlike its
+        fANOVA), once enough trials completed; None before, or with one knob."""
+        from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+        from optuna.trial import TrialState
+
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or len(self.space.knobs) < 2:
+            return None
+        try:
+            return {k: float(v) for k, v in get_param_importances(
+                study, evaluator=PedAnovaImportanceEvaluator()).items()}
+        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. every trial took the same value of a knob
+            return None
+
+
+def _mark_pruned(run: Run, cut: dict[str, Any]) -> bool:
+    """Write a stopped trial's `pruned` status, with the step and the value that cut it; False while its trainer
+    is still on its way out (it holds the run)."""
+    try:
+        with run_writer(run.path):
+            run.write_status("pruned", f"pruned by the sweep at step {cut['step']:,}: val loss {cut['value']:.4f} "
+                                       "was behind the other trials there", pruned_at=cut["step"],
+                             pruned_value=cut["value"])
+    except GenAIError:
+        return False
+    return True
