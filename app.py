@@ -15,6 +15,7 @@ pages = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/data.py", title="Data", icon=":material/menu_book:"),
     st.Page("pages/train.py", title="Train", icon=":material/fitness_center:"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/travel_explore:"),
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/target:"),
     st.Page("pages/chat.py", title="Chat", icon=":material/chat:"),

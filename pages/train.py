@@ -55,15 +55,6 @@ MODES = {"lm": "Pretrain (next token)", "qa": "Fine-tune for QA"}
 
 
 # --------------------------------------------------------------------------- the corpus
-def data_choice() -> tuple[DataConfig | None, str]:
-    """The Data page's choice, else the bundled demo corpus; with where it came from."""
-    choice = ui.load_data_choice()
-    if choice is not None:
-        return choice, "data page"
-    demo = ui.demo_data_config()
-    return (demo, "demo") if demo is not None else (None, "none")
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def _store_stats(cache: str, key: str) -> dict[str, int]:
     """What the knobs depend on (vocabulary, split sizes) of a prepared store; `key` changes with the file."""
@@ -88,7 +79,7 @@ def corpus_stats(cfg: DataConfig) -> dict[str, int]:
 
 def corpus_section() -> tuple[DataConfig | None, dict[str, int] | None]:
     """The corpus the run trains on (the Data page's choice, else the demo corpus) and its statistics."""
-    data_cfg, source = data_choice()
+    data_cfg, source = ui.data_choice()
     stats: dict[str, int] | None = None
     if source == "data page":
         assert data_cfg is not None

@@ -422,6 +422,16 @@ def unique_run_name(base: str) -> str:
     return name
 
 
+def data_choice() -> tuple[DataConfig | None, str]:
+    """What the Train and Explore pages train on: the Data page's choice, else the bundled demo corpus; with
+    where it came from ("data page", "demo" or "none")."""
+    choice = load_data_choice()
+    if choice is not None:
+        return choice, "data page"
+    demo = demo_data_config()
+    return (demo, "demo") if demo is not None else (None, "none")
+
+
 def demo_data_config() -> DataConfig | None:
     """The bundled demo corpus (`genai_core.clinical.demo.DEMO_CORPUS`) as a character-level data choice, what the
     Train page pretrains on while no corpus is chosen; None while the file is not there."""

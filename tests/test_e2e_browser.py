@@ -47,8 +47,8 @@ VIEWPORT = {"width": 1400, "height": 900}
 NARROW = {"width": 800, "height": 900}
 SCROLL_TOP_JS = """() => Math.max(0, ...[...document.querySelectorAll(
     '.stMain, [data-testid="stAppScrollToBottomContainer"]')].map(e => e.scrollTop))"""
-PAGES = (("", "GenAI Playground"), ("data", "Data"), ("train", "Train"), ("runs", "Runs"), ("evaluate", "Evaluate"),
-         ("chat", "Chat"))
+PAGES = (("", "GenAI Playground"), ("data", "Data"), ("train", "Train"), ("explore", "Explore"), ("runs", "Runs"),
+         ("evaluate", "Evaluate"), ("chat", "Chat"))
 # Text that overflows its box (a metric value "4.0 GF…", a button "Reset t…"): visible metric values and labels,
 # buttons and widget labels whose content is wider than the box that shows it.
 CUT_TEXT_JS = """() => [...document.querySelectorAll(
@@ -341,7 +341,7 @@ def test_train_watch_chat_and_every_page(server: tuple[str, Path], artifacts: Pa
             heading.wait_for(timeout=1_000)
             settle(page)
             nav = [t.split()[-1] for t in page.get_by_test_id("stSidebarNavLink").all_inner_texts()]
-            assert nav == ["Home", "Data", "Train", "Runs", "Evaluate", "Chat"], nav
+            assert nav == ["Home", "Data", "Train", "Explore", "Runs", "Evaluate", "Chat"], nav
             assert first_paint <= set(nav), f"the first paint listed {sorted(first_paint - set(nav))}"
 
             # ---------------------------------------------------------------- Home and Data

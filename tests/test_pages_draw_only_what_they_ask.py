@@ -55,8 +55,8 @@ def test_the_rule_catches_an_attribute_docstring_and_a_bare_value_but_not_calls_
 
 
 def test_every_declared_page_is_checked() -> None:
-    assert {p.name for p in PAGE_SCRIPTS} == {"app.py", "home.py", "data.py", "train.py", "runs.py", "evaluate.py",
-                                              "chat.py"}
+    assert {p.name for p in PAGE_SCRIPTS} == {"app.py", "home.py", "data.py", "train.py", "explore.py", "runs.py",
+                                              "evaluate.py", "chat.py"}
 
 
 def test_the_app_turns_magic_off() -> None:

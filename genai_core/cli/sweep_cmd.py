@@ -16,8 +16,10 @@ from genai_core.units import format_seconds
 
 def sweep_dir(arg: str) -> Path:
     """A bare name means <runs folder>/.sweeps/<name> (beside its trials, out of the runs list); else a path."""
+    from genai_core.explore.sweep import sweeps_dir
+
     path = run_path(arg)
-    return path.parent / ".sweeps" / path.name if path != Path(arg) else path
+    return sweeps_dir(path.parent) / path.name if path != Path(arg) else path
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -72,6 +73,15 @@ class Knob:
 
 def _number(x: float | None) -> str:
     return "?" if x is None else f"{x:g}"
+
+
+def _cell(value: Any) -> Any:
+    """A number from a form's cell (an empty one is None, a whole float an int)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _field_type(name: str) -> Any:
@@ -133,6 +143,32 @@ class SearchSpace:
         return cls(tuple(_knob(str(k), v) for k, v in data.items()))
 
     @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> SearchSpace:
+        """A space from a form's rows (knob, low, high, log, choices as "64, 128"): choices when given, else the
+        range. Rows with no knob are skipped."""
+        data: dict[str, Any] = {}
+        for row in rows:
+            name = str(row.get("knob") or "").strip()
+            if not name:
+                continue
+            if name in data:
+                raise GenAIError(f"{name} is in the space twice")
+            if name not in SWEEPABLE:
+                raise GenAIError(f"the space names {name!r}, which a sweep cannot vary")
+            text = str(row.get("choices") or "").strip()
+            if text:
+                kind = _field_type(name)
+                words = [w for w in re.split(r"[,;\s]+", text) if w]
+                try:
+                    data[name] = [kind(float(w)) if kind is int else kind(w) if kind is float else w for w in words]
+                except ValueError:
+                    raise GenAIError(f"{name}: could not read {text!r} as {kind.__name__} values") from None
+            else:
+                data[name] = {"low": _cell(row.get("low")), "high": _cell(row.get("high")),
+                              "log": bool(row.get("log"))}
+        return cls.from_dict(data)
+
+    @classmethod
     def from_json(cls, text: str) -> SearchSpace:
         try:
             data = json.loads(text)
@@ -165,6 +201,16 @@ class SearchSpace:
         except (ValidationError, ValueError) as e:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
             raise GenAIError(f"{shown}: {user_message(e) or e}") from None
+
+    def largest(self) -> dict[str, Any]:
+        """The corner of the space that costs the most to train (the highest of every number; the first of other
+        choices): what bounds a trial's time."""
+        out: dict[str, Any] = {}
+        for k in self.knobs:
+            values = k.corners()
+            numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+            out[k.name] = max(numbers) if numbers else values[0]
+        return out
 
     def check(self, base: RunConfig) -> int:
         """Refuse a space with a corner the trainer would refuse (one message, before anything trains). Returns

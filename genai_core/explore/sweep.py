@@ -20,6 +20,8 @@ that many at once, and on one CPU they queue.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,18 +31,38 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from genai_core.config import RunConfig
+from genai_core.config import RunConfig, child_env
 from genai_core.errors import GenAIError
 from genai_core.explore.space import SearchSpace
 from genai_core.files import atomic_write_json, file_lock, read_json
 from genai_core.runs.folder import Run, run_writer, validate_run_name
 from genai_core.train.counts import flops_per_token
 
+SWEEPS_FOLDER = ".sweeps"
+"""Where a runs folder keeps its sweeps (beside their trials; a hidden folder, so not in the runs list)."""
 SWEEP_FILE = "sweep.json"
 JOURNAL_FILE = "study.journal"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".controller.lock"
+STOP_FILE = "stop.request"
+LOG_FILE = "controller.log"
 MIN_TRIALS_FOR_IMPORTANCE = 4
+
+
+def sweeps_dir(runs_root: Path | str) -> Path:
+    return Path(runs_root) / SWEEPS_FOLDER
+
+
+def list_sweeps(runs_root: Path | str) -> list[Sweep]:
+    """The sweeps of a runs folder, newest first (a damaged one is left out)."""
+    folders = [p for p in sweeps_dir(runs_root).glob("*") if (p / SWEEP_FILE).is_file()]
+    out = []
+    for p in sorted(folders, key=lambda p: (p / SWEEP_FILE).stat().st_mtime, reverse=True):
+        try:
+            out.append(Sweep(p, runs_root))
+        except (GenAIError, KeyError, ValueError):
+            continue
+    return out
 
 
 class SweepSettings(BaseModel):
@@ -169,6 +191,7 @@ class Sweep:
         with file_lock(self.out / LOCK_FILE, blocking=False) as mine:
             if not mine:
                 raise GenAIError(f"sweep {self.name} is being run by another process")
+            (self.out / STOP_FILE).unlink(missing_ok=True)  # a stop asked of an earlier controller is done
             study = self._study()
             jm = JobManager(self.runs_root)
             try:
@@ -180,7 +203,7 @@ class Sweep:
                     for number, trial in list(live.items()):
                         if self._follow(study, trial, jm):
                             del live[number]
-                    if stop is not None and stop.is_set():
+                    if (stop is not None and stop.is_set()) or (self.out / STOP_FILE).exists():
                         for trial in live.values():
                             if jm.status(trial.run.name).active:
                                 jm.stop(trial.run.name)
@@ -198,6 +221,38 @@ class Sweep:
             finally:
                 jm.shutdown(stop_running=False, timeout=0)
             return self.write_summary(study)
+
+    def best_config(self, longer: float = 1.0) -> RunConfig | None:
+        """The best completed trial's config (with `longer` times its steps), None before one completed."""
+        best = self.summary().get("best")
+        if not best:
+            return None
+        config = Run(self.runs_root / best["run"]).config()
+        steps = max(1, round((config.train.max_steps or best["total_steps"]) * longer))
+        return config.model_copy(update={"name": "", "train": config.train.model_copy(update={"max_steps": steps})})
+
+    # ------------------------------------------------------------------ from another process (the app)
+    def controlled(self) -> bool:
+        """A controller is driving this sweep now (in any process of this machine)."""
+        with file_lock(self.out / LOCK_FILE, blocking=False) as free:
+            return not free
+
+    def start_controller(self) -> bool:
+        """Drive the sweep from a detached process (`sweep --resume`), which outlives the caller (the app's
+        server); False when one already drives it."""
+        if self.controlled():
+            return False
+        (self.out / STOP_FILE).unlink(missing_ok=True)
+        env = child_env(GENAI_RUNS_DIR=str(self.runs_root.absolute()))
+        with open(self.out / LOG_FILE, "ab") as log:
+            subprocess.Popen([sys.executable, "-m", "genai_core", "sweep", "--out", str(self.out.absolute()),
+                              "--resume"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                             start_new_session=True)
+        return True
+
+    def request_stop(self) -> None:
+        """Ask the controller to stop the trials (each saves a checkpoint) and exit; `start_controller` resumes."""
+        atomic_write_json(self.out / STOP_FILE, {"at": time.time()})
 
     def _may_ask(self, study: Any) -> bool:
         s = self.settings
@@ -298,6 +353,7 @@ class Sweep:
         """Trials with their knobs, state, final (or last) validation loss and steps; the best trial; the compute
         spent against the same trials run to the end; which knobs mattered. Written to summary.json."""
         trials: list[dict[str, Any]] = []
+        flops: list[float] = []  # trained, per trial
         trained = full = seconds = 0.0
         for ft in study.trials:
             name = trial_name(self.name, ft.number)
@@ -315,15 +371,25 @@ class Sweep:
                      "message": ft.user_attrs.get("message")}
             trials.append(entry)
             seconds += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
-            if state in ("completed", "pruned") and run.exists():
-                per_step = self._flops_per_step(run.config())
+            per_step = self._flops_per_step(run.config()) if run.exists() else 0.0
+            flops.append(steps * per_step)
+            if state in ("completed", "pruned"):
                 trained += steps * per_step
                 full += max(total, steps) * per_step
         done = [t for t in trials if t["state"] == "completed" and t["val_loss"] is not None]
         best = min(done, key=lambda t: t["val_loss"]) if done else None
+        best_so_far, spent, lowest = [], 0.0, math.inf
+        for t, f in zip(trials, flops, strict=True):  # in trial order: what the search had found per compute spent
+            spent += f
+            if t["state"] == "completed" and t["val_loss"] is not None:
+                lowest = min(lowest, t["val_loss"])
+            if t["state"] in ("completed", "pruned") and math.isfinite(lowest):
+                best_so_far.append({"trial": t["number"], "flops": spent, "best_val_loss": lowest})
         summary = {
             "sweep": self.name, "space": self.space.as_json(), "settings": self.settings.model_dump(mode="json"),
-            "trials": trials, "best": best,
+            "trials": trials, "best": best, "best_so_far": best_so_far,
+            "finished": not self._may_ask(study) and all(t["state"] in ("completed", "pruned", "failed")
+                                                         for t in trials),
             "compute": {"flops_trained": trained, "flops_if_run_to_the_end": full,
                         "saved_by_pruning": 1.0 - trained / full if full else 0.0, "train_seconds": seconds},
             "importance": self._importance(study),
@@ -358,3 +424,18 @@ def _mark_pruned(run: Run, cut: dict[str, Any]) -> bool:
     except GenAIError:
         return False
     return True
+
+
+def sweep_estimate(base: RunConfig, space: SearchSpace, settings: SweepSettings,
+                   runs_root: Path | str) -> dict[str, float]:
+    """What a sweep may cost before it starts: a trial of the space's largest corner trained to the end, and
+    the whole sweep so (early stopping only cuts this; a budget caps it)."""
+    from genai_core.train.estimates import estimate
+
+    config = space.config_for(base, space.largest())
+    est = estimate(config, runs_root=Path(runs_root), background=True)  # the page must not wait on timing
+    trial = est.total_seconds or 0.0
+    total = trial * settings.trials
+    if settings.budget_minutes is not None:
+        total = min(total, 60 * settings.budget_minutes + trial * settings.parallel)
+    return {"trial_seconds": trial, "sweep_seconds": total, "params": float(est.params)}

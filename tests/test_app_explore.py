@@ -1,0 +1,93 @@
+"""The Explore page: a finished sweep's view (its numbers, charts, table, and the best config trained longer), a
+stopped one's Resume, a bad space refused in one message, and Start driving a real controller process."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import app_test, tiny_config
+
+from genai_core.explore.space import SearchSpace
+from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+from genai_core.runs.folder import Run
+
+pytestmark = pytest.mark.slow
+
+SPACE = {"lr": {"low": 3e-4, "high": 3e-2, "log": True}, "d_model": [16, 32]}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, tiny_txt: Path) -> Path:
+    """A runs folder holding a finished 5-trial sweep of tiny models (trained in this process's job manager)."""
+    runs = tmp_path_factory.mktemp("explore") / "runs"
+    base = tiny_config(tiny_txt, max_steps=60, eval_interval=10, log_interval=10, runner="thread")
+    base = base.model_copy(update={"model": base.model.model_copy(update={"n_layers": 1})})
+    sweep = Sweep.create(sweeps_dir(runs) / "sw", runs, base, SearchSpace.from_dict(SPACE),
+                         SweepSettings(trials=5, sampler="random"))
+    summary = sweep.run(poll_s=0.05)
+    assert [t["state"] for t in summary["trials"]].count("completed") >= 1
+    return runs
+
+
+def _at(runs: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    monkeypatch.setenv("GENAI_RUNS_DIR", str(runs))
+    return app_test("pages/explore.py", timeout=120)
+
+
+def test_a_finished_sweep_shows_its_trials_charts_and_trains_the_best_longer(
+        finished: Path, app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _at(finished, monkeypatch)
+    assert not at.exception, at.exception
+    summary = Sweep.open(sweeps_dir(finished) / "sw", finished).summary()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trials"] == "5 / 5"
+    assert metrics["Best val loss"] == f"{summary['best']['val_loss']:.4f}"
+    assert any(md.value == "**finished**" for md in at.markdown)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # the curves, the best so far, the parallel coordinates
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [f"sw-t{i:02d}" for i in range(5)]
+    assert not [b for b in at.button if b.label in ("Stop the sweep", "Resume the sweep")]  # finished: neither
+    best = summary["best"]["run"]
+    at.button(key="explore_longer").click().run()
+    assert not at.exception, at.exception
+    longer = Run(finished / f"{best}-longer")
+    assert longer.exists() and longer.config().train.max_steps == 3 * Run(finished / best).config().train.max_steps
+
+
+def test_a_stopped_sweep_offers_resume(finished: Path, app_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                       tiny_txt: Path) -> None:
+    base = tiny_config(tiny_txt, max_steps=60, eval_interval=10, log_interval=10, runner="thread")
+    Sweep.create(sweeps_dir(finished) / "later", finished, base, SearchSpace.from_dict({"d_model": [16, 32]}),
+                 SweepSettings(trials=2))  # created, never driven: it reads as stopped
+    at = _at(finished, monkeypatch)
+    at.selectbox[0].set_value("later").run()
+    assert not at.exception, at.exception
+    assert any(md.value == "**stopped**" for md in at.markdown)
+    assert [b for b in at.button if b.label == "Resume the sweep"]
+
+
+def test_a_bad_space_is_one_message_and_start_drives_a_real_controller(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = app_test("pages/explore.py", timeout=120)
+    assert not at.exception, at.exception
+    assert any("A trial of the largest corner trains in about" in i.value for i in at.info)  # the cost first
+    at.text_input[0].set_value("bad name!").run()
+    assert [e.value for e in at.error] and "bad name!" in at.error[0].value
+    at.text_input[0].set_value("first").run()
+    at.number_input[0].set_value(1).run()  # one trial
+    next(b for b in at.button if b.label == "Start the sweep").click().run()
+    assert not at.exception, at.exception
+    sweep = Sweep.open(sweeps_dir(app_env) / "first", app_env)
+    deadline = time.monotonic() + 60
+    while not sweep.controlled():  # the controller is a process of its own: it outlives this page
+        assert time.monotonic() < deadline, (sweep.out / "controller.log").read_text()
+        time.sleep(0.2)
+    sweep.request_stop()
+    while sweep.controlled():
+        assert time.monotonic() < deadline + 120, (sweep.out / "controller.log").read_text()
+        time.sleep(0.2)
+    summary = sweep.summary()
+    assert [t["run"] for t in summary["trials"]] == ["first-t00"] and not summary["finished"]
