@@ -137,3 +137,19 @@ def test_a_resumed_sweep_keeps_its_space_and_a_trials_run_stays_an_ordinary_run(
     assert res.returncode == 0 and "sw-t00" in res.stdout and ".sweeps" not in res.stdout
     saved = json.loads((cli.runs / ".sweeps" / "sw" / "sweep.json").read_text())
     assert saved["space"] == SPACE and saved["settings"]["trials"] == TRIALS
+
+
+def test_a_grid_sweep_trains_every_cell_once_in_order_and_stops(tmp_path: Path, tiny_txt: Path) -> None:
+    from conftest import tiny_config
+
+    from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+
+    runs = tmp_path / "runs"
+    base = tiny_config(tiny_txt, max_steps=20, eval_interval=10, log_interval=10, runner="thread")
+    space = SearchSpace.from_dict({"n_layers": {"low": 1, "high": 2}, "d_model": [16, 32]})
+    sweep = Sweep.create(sweeps_dir(runs) / "g", runs, base, space, SweepSettings(trials=10, sampler="grid",
+                                                                                  pruner="none"))
+    summary = sweep.run(poll_s=0.05)
+    assert [t["params"] for t in summary["trials"]] == [{"n_layers": n, "d_model": d} for n in (1, 2) for d in (16, 32)]
+    assert all(t["state"] == "completed" and t["steps"] == 20 for t in summary["trials"]) and summary["finished"]
+    assert summary["compute"]["saved_by_pruning"] == 0

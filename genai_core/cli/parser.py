@@ -385,6 +385,10 @@ def _add_bench(sub: Subparsers) -> None:
                                         "(2,000 steps each), then each knob alone on classic (500 steps, 3 seeds); "
                                         "about 30 minutes on 2 CPU cores (--quick: about 3).")
     g.add_argument("--recipes", action="store_true", help="Benchmark the training recipes instead.")
+    p.add_argument("--sweep", action="store_true",
+                   help="Benchmark sweeps instead: a 27-cell space on Shakespeare as a full grid, then TPE and random "
+                        "search with early stopping; best loss found against compute (~15 minutes on 2 cores; "
+                        "--quick: ~2). --out keeps the runs.")
     g.add_argument("--no-ablation", action="store_true", help="With --recipes: the two recipes only (about 8 minutes).")
     g.add_argument("--out", metavar="DIR", help="Keep the benchmark's run folders here (default: a temporary folder); "
                                                 "a folder under the runs folder shows them on the Runs page.")

@@ -56,6 +56,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_paths(json_output=args.json, quick=args.quick)
         return 0
+    if args.sweep:
+        from genai_core.bench.sweeps import main as sweep_bench
+
+        sweep_bench(args.out, json_output=args.json, quick=args.quick)
+        return 0
     if args.recipes:
         from genai_core.bench.recipes import main
 

@@ -19,6 +19,7 @@ that many at once, and on one CPU they queue.
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
@@ -145,10 +146,10 @@ class Sweep:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         s = self.settings
-        if s.sampler == "grid":
-            sampler: Any = optuna.samplers.GridSampler(self._grid(), seed=s.seed)
-        elif s.sampler == "random":
-            sampler = optuna.samplers.RandomSampler(seed=s.seed)
+        if s.sampler in ("grid", "random"):
+            # A grid is its cells enqueued in order (below): Optuna's GridSampler stops the study from inside
+            # `tell`, which ask-and-tell does not allow.
+            sampler: Any = optuna.samplers.RandomSampler(seed=s.seed)
         else:
             sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=min(5, s.trials))
         rung = self.base.train.eval_interval
@@ -159,12 +160,23 @@ class Sweep:
         else:
             pruner = optuna.pruners.NopPruner()
         storage = JournalStorage(JournalFileBackend(str(self.out / JOURNAL_FILE)))
-        return optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
-                                   direction="minimize", load_if_exists=True)
+        study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction="minimize", load_if_exists=True)
+        if s.sampler == "grid" and not study.trials:
+            for cell in itertools.islice(itertools.product(*self._grid().values()), s.trials):
+                study.enqueue_trial(dict(zip(self._grid(), cell, strict=True)))
+        return study
 
     def _grid(self) -> dict[str, list[Any]]:
         return {k.name: list(k.choices) if k.choices is not None else list(range(int(k.low), int(k.high) + 1))
                 for k in self.space.knobs}
+
+    @staticmethod
+    def _asked(study: Any) -> list[Any]:
+        """The trials asked for so far, in order (a grid's cells wait in the study until asked)."""
+        from optuna.trial import TrialState
+
+        return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
 
     def _distributions(self) -> dict[str, Any]:
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -256,11 +268,10 @@ class Sweep:
 
     def _may_ask(self, study: Any) -> bool:
         s = self.settings
-        if len(study.trials) >= s.trials:
+        limit = min(s.trials, self.space.grid_size() or s.trials) if s.sampler == "grid" else s.trials
+        if len(self._asked(study)) >= limit:
             return False
-        if s.budget_minutes is not None and self._train_seconds(study) >= 60 * s.budget_minutes:
-            return False
-        return not (s.sampler == "grid" and study.sampler.is_exhausted(study))
+        return s.budget_minutes is None or self._train_seconds(study) < 60 * s.budget_minutes
 
     def _ask(self, study: Any, jm: Any) -> _Live | None:
         """A new trial, submitted as its run; a config the trainer refuses is told failed (None)."""
@@ -336,7 +347,7 @@ class Sweep:
 
     def _train_seconds(self, study: Any) -> float:
         total = 0.0
-        for ft in study.trials:
+        for ft in self._asked(study):
             rows = Run(self.runs_root / trial_name(self.name, ft.number)).metrics()
             total += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
         return total
@@ -355,7 +366,7 @@ class Sweep:
         trials: list[dict[str, Any]] = []
         flops: list[float] = []  # trained, per trial
         trained = full = seconds = 0.0
-        for ft in study.trials:
+        for ft in self._asked(study):
             name = trial_name(self.name, ft.number)
             run = Run(self.runs_root / name)
             rows = run.metrics() if run.exists() else []
