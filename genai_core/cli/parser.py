@@ -207,6 +207,17 @@ def _add_prepare(sub: Subparsers) -> None:
     p.set_defaults(handler=cmd_prepare)
 
 
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """A run config's flags (data, --recipe, model, training): `train`'s, and the fixed part of a `sweep`."""
+    _add_data_args(p, corpus_required=False)
+    p.add_argument("--recipe", choices=list(RECIPES), default=argparse.SUPPRESS,
+                   help="Fill the GPT's architecture and optimizer knobs from a recipe (flags given beside it win): "
+                        "modern (the defaults: RoPE, QK-norm, ReLU^2, Muon) or classic (nanoGPT's GPT-2 recipe: "
+                        "learned positions, LayerNorm, GELU, AdamW).")
+    _add_model_args(p)
+    _add_train_args(p)
+
+
 def _add_train(sub: Subparsers) -> None:
     """`train`: data, recipe, model and training flags, the QA fine-tune's and the run folder's."""
     p = sub.add_parser(
@@ -217,13 +228,7 @@ def _add_train(sub: Subparsers) -> None:
                     "a second Ctrl-C aborts. Under torchrun every process trains (DDP) and rank 0 prints.",
         epilog="Defaults are those of the configuration (genai_core/config.py); flags not given are not passed.",
     )
-    _add_data_args(p, corpus_required=False)
-    p.add_argument("--recipe", choices=list(RECIPES), default=argparse.SUPPRESS,
-                   help="Fill the GPT's architecture and optimizer knobs from a recipe (flags given beside it win): "
-                        "modern (the defaults: RoPE, QK-norm, ReLU^2, Muon) or classic (nanoGPT's GPT-2 recipe: "
-                        "learned positions, LayerNorm, GELU, AdamW).")
-    _add_model_args(p)
-    _add_train_args(p)
+    _add_config_args(p)
     g = p.add_argument_group("question-answering fine-tune")
     g.add_argument("--task", choices=_choices(RunConfig, "task"), default=argparse.SUPPRESS,
                    help=_field_help(RunConfig, "task") + " With qa, --corpus is the QA training file.")
@@ -256,11 +261,7 @@ def _add_sweep(sub: Subparsers) -> None:
         epilog='The space file maps a knob to choices or a range: {"lr": {"low": 1e-4, "high": 1e-2, "log": true}, '
                '"d_model": [64, 128], "n_layers": {"low": 1, "high": 4}}. Flags not given take the config defaults.',
     )
-    _add_data_args(p, corpus_required=False)
-    p.add_argument("--recipe", choices=list(RECIPES), default=argparse.SUPPRESS,
-                   help="Fill the GPT's architecture and optimizer knobs from a recipe (see train --help).")
-    _add_model_args(p)
-    _add_train_args(p)
+    _add_config_args(p)
     g = p.add_argument_group("sweep")
     g.add_argument("--space", metavar="FILE.json", help="The search space (see below).")
     g.add_argument("--out", required=True, metavar="SWEEP",
