@@ -153,3 +153,17 @@ def test_a_grid_sweep_trains_every_cell_once_in_order_and_stops(tmp_path: Path, 
     assert [t["params"] for t in summary["trials"]] == [{"n_layers": n, "d_model": d} for n in (1, 2) for d in (16, 32)]
     assert all(t["state"] == "completed" and t["steps"] == 20 for t in summary["trials"]) and summary["finished"]
     assert summary["compute"]["saved_by_pruning"] == 0
+
+
+def test_a_random_search_of_a_small_space_never_trains_a_config_twice(tmp_path: Path, tiny_txt: Path) -> None:
+    from conftest import tiny_config
+
+    from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+
+    runs = tmp_path / "runs"
+    base = tiny_config(tiny_txt, max_steps=10, eval_interval=10, log_interval=10, runner="thread")
+    sweep = Sweep.create(sweeps_dir(runs) / "r", runs, base, SearchSpace.from_dict({"d_model": [16, 32]}),
+                         SweepSettings(trials=5, sampler="random", pruner="none"))
+    summary = sweep.run(poll_s=0.05)
+    assert sorted(t["params"]["d_model"] for t in summary["trials"]) == [16, 32]  # 2 cells: 2 trials, not 5
+    assert summary["finished"] and len(list(runs.glob("r-t*"))) == 2

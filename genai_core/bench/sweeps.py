@@ -11,7 +11,7 @@ Printed per arm: the best final validation loss, its config, trials completed an
 from the model's analytic count, and training seconds) against the grid's, and whether the best is within the
 seed noise of the grid's best. `best_so_far.html` in the output folder plots the best loss found against compute
 for the three arms. Trials train one at a time in this process (thread runner, 1 thread), about 15 minutes on a
-2-core CPU (`--quick`: a 2x2x2 space of short runs, about 2 minutes).
+2-core CPU (`--quick`: a 2x2x2 space of short runs, about 2 minutes). An arm already finished in `--out` is reused.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 from genai_core.bench.recipes import SHAKESPEARE
 from genai_core.config import RunConfig, with_recipe
 from genai_core.explore.space import SearchSpace
-from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+from genai_core.explore.sweep import SWEEP_FILE, Sweep, SweepSettings, sweeps_dir
 
 SPACE = {"lr": [1e-3, 3e-3, 1e-2], "d_model": [64, 96, 128], "n_layers": [1, 2, 3]}
 QUICK_SPACE = {"lr": [1e-3, 1e-2], "d_model": [32, 64], "n_layers": [1, 2]}
@@ -48,8 +48,14 @@ def base_config(steps: int, rung: int) -> RunConfig:
 
 def run_arm(runs: Path, name: str, base: RunConfig, space: SearchSpace, settings: SweepSettings,
             log: Any) -> dict[str, Any]:
+    folder = sweeps_dir(runs) / name
+    if (folder / SWEEP_FILE).is_file():  # an arm of an earlier run of the benchmark in --out: reused if finished
+        done = Sweep.open(folder, runs).summary()
+        if done.get("finished"):
+            log(f"{name}: reused from {folder}")
+            return done
     t0 = time.perf_counter()
-    sweep = Sweep.create(sweeps_dir(runs) / name, runs, base, space, settings)
+    sweep = Sweep.create(folder, runs, base, space, settings)
     seen: set[str] = set()
 
     def tick(summary: dict[str, Any]) -> None:
@@ -105,7 +111,7 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False) -> 
             "gflops": c["flops_trained"] / 1e9, "train_s": c["train_seconds"],
             "compute_vs_grid": c["flops_trained"] / grid_flops, "seconds_vs_grid": c["train_seconds"] / grid_s,
             "gap_to_grid_best": gap, "within_seed_noise": gap <= spread,
-            "best_so_far": s["best_so_far"], "wall_s": s["wall_s"],
+            "best_so_far": s["best_so_far"], "wall_s": s.get("wall_s"),
         }
     (folder / "sweep_bench.json").write_text(json.dumps(report, indent=2))
     _plot(report, folder / "best_so_far.html")

@@ -20,6 +20,7 @@ that many at once, and on one CPU they queue.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import subprocess
 import sys
@@ -110,7 +111,7 @@ class Sweep:
         self.space = SearchSpace.from_dict(saved["space"])
         self.base = RunConfig.model_validate(saved["base"])
         self.settings = SweepSettings.model_validate(saved["settings"])
-        self._flops_cache: dict[str, float] = {}
+        self._exhausted = False
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -176,7 +177,8 @@ class Sweep:
         """The trials asked for so far, in order (a grid's cells wait in the study until asked)."""
         from optuna.trial import TrialState
 
-        return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+        return [t for t in study.get_trials(deepcopy=False)
+                if t.state != TrialState.WAITING and "duplicate_of" not in t.user_attrs]
 
     def _distributions(self) -> dict[str, Any]:
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -209,6 +211,9 @@ class Sweep:
             try:
                 live: dict[int, _Live] = {}
                 for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if "duplicate_of" in ft.user_attrs:  # asked, found a repeat, not told before a crash
+                        study.tell(ft.number, state=TrialState.FAIL)
+                        continue
                     # Optuna's ask-and-tell has no public way back from a stored trial to a Trial to report on.
                     live[ft.number] = self._attach(Trial(study, ft._trial_id), ft, jm)
                 while True:
@@ -268,8 +273,8 @@ class Sweep:
 
     def _may_ask(self, study: Any) -> bool:
         s = self.settings
-        limit = min(s.trials, self.space.grid_size() or s.trials) if s.sampler == "grid" else s.trials
-        if len(self._asked(study)) >= limit:
+        limit = min(s.trials, self.space.grid_size() or s.trials)  # no config is trained twice
+        if self._exhausted or len(self._asked(study)) >= limit:
             return False
         return s.budget_minutes is None or self._train_seconds(study) < 60 * s.budget_minutes
 
@@ -277,7 +282,10 @@ class Sweep:
         """A new trial, submitted as its run; a config the trainer refuses is told failed (None)."""
         from optuna.trial import TrialState
 
-        trial = study.ask(self._distributions())
+        trial = self._ask_new(study)
+        if trial is None:
+            self._exhausted = True  # the sampler only repeats itself: the search is over
+            return None
         name = trial_name(self.name, trial.number)
         try:
             config = self.space.config_for(self.base, trial.params).model_copy(update={"name": name})
@@ -288,6 +296,25 @@ class Sweep:
         trial.set_user_attr("run", name)
         jm.submit(config, name, note={"sweep": self.name, "trial": trial.number})
         return _Live(trial, Run(self.runs_root / name))
+
+    def _ask_new(self, study: Any, tries: int = 50) -> Any | None:
+        """A trial whose knobs no earlier trial had. TPE and random search draw choices with replacement; a
+        repeat would train a config again, so it is told the earlier trial's outcome (what TPE learns from)
+        and left out of the sweep's trials. None when `tries` draws were all repeats."""
+        from optuna.trial import TrialState
+
+        seen = {json.dumps(t.params, sort_keys=True): t for t in self._asked(study)}
+        for _ in range(tries):
+            trial = study.ask(self._distributions())
+            earlier = seen.get(json.dumps(trial.params, sort_keys=True))
+            if earlier is None:
+                return trial
+            trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == TrialState.COMPLETE:
+                study.tell(trial, earlier.value)
+            else:
+                study.tell(trial, state=TrialState.PRUNED if earlier.state == TrialState.PRUNED else TrialState.FAIL)
+        return None
 
     def _attach(self, trial: Any, frozen: Any, jm: Any) -> _Live:
         """A trial an earlier controller left running: follow its run (submitted now if it never was)."""
