@@ -167,3 +167,33 @@ def test_a_random_search_of_a_small_space_never_trains_a_config_twice(tmp_path: 
     summary = sweep.run(poll_s=0.05)
     assert sorted(t["params"]["d_model"] for t in summary["trials"]) == [16, 32]  # 2 cells: 2 trials, not 5
     assert summary["finished"] and len(list(runs.glob("r-t*"))) == 2
+
+
+def test_a_stopped_sweep_resumes_its_trials_where_they_stopped(tmp_path: Path, tiny_txt: Path) -> None:
+    import threading
+
+    from conftest import tiny_config
+
+    from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+
+    runs = tmp_path / "runs"
+    base = tiny_config(tiny_txt, max_steps=400, eval_interval=50, log_interval=10, runner="thread",
+                       checkpoint_seconds=0.0)
+    sweep = Sweep.create(sweeps_dir(runs) / "p", runs, base, SearchSpace.from_dict({"d_model": [16, 32]}),
+                         SweepSettings(trials=2, sampler="grid", pruner="none"))
+    stop = threading.Event()
+    stopper = threading.Thread(target=lambda: (_wait_for_steps(runs / "p-t00", 20), stop.set()))
+    stopper.start()
+    first = sweep.run(stop=stop, poll_s=0.05)
+    stopper.join()
+    assert not first["finished"] and first["trials"][0]["steps"] < 400
+    summary = Sweep.open(sweep.out, runs).run(poll_s=0.05)
+    assert summary["finished"] and [t["state"] for t in summary["trials"]] == ["completed", "completed"]
+    steps = metric_steps(runs / "p-t00")
+    assert steps == sorted(set(steps)) and steps[-1] == 400  # resumed from its checkpoint, not retrained
+
+
+def _wait_for_steps(run: Path, n: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(metric_steps(run)) < n // 10 and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -222,6 +222,7 @@ class Sweep:
                             del live[number]
                     if (stop is not None and stop.is_set()) or (self.out / STOP_FILE).exists():
                         for trial in live.values():
+                            trial.trial.set_user_attr("paused", True)  # the next controller resumes it
                             if jm.status(trial.run.name).active:
                                 jm.stop(trial.run.name)
                         break
@@ -360,8 +361,13 @@ class Sweep:
                 trial.set_user_attr("message", "completed without a validation loss")
                 study.tell(trial, state=TrialState.FAIL)
             return True
-        if st.state == "interrupted" and live.run.latest_checkpoint() is not None:
-            jm.resume(name)  # its trainer was killed (a server or machine restart): carry on, not from scratch
+        if st.state == "interrupted" or (st.state == "stopped" and trial.user_attrs.get("paused")):
+            # Its trainer was killed (a server or machine restart), or the sweep was stopped: carry on.
+            trial.set_user_attr("paused", False)
+            if live.run.latest_checkpoint() is not None:
+                jm.resume(name)
+            else:  # stopped before its first checkpoint (still queued, perhaps): from the start
+                jm.submit(live.run.config(), name, replace=True, note={"sweep": self.name, "trial": trial.number})
             return False
         trial.set_user_attr("message", f"{st.state}: {st.message}" if st.message else st.state)
         study.tell(trial, state=TrialState.FAIL)
