@@ -81,10 +81,12 @@ def test_a_bad_space_is_one_message_and_start_drives_a_real_controller(
     next(b for b in at.button if b.label == "Start the sweep").click().run()
     assert not at.exception, at.exception
     sweep = Sweep.open(sweeps_dir(app_env) / "first", app_env)
-    deadline = time.monotonic() + 60
-    while not sweep.controlled():  # the controller is a process of its own: it outlives this page
+    deadline = time.monotonic() + 120
+    # The controller is a process of its own (it outlives this page): it asks for the first trial and queues it.
+    while not (app_env / "first-t00" / "config.json").is_file():
         assert time.monotonic() < deadline, (sweep.out / "controller.log").read_text()
         time.sleep(0.2)
+    assert sweep.controlled()
     sweep.request_stop()
     while sweep.controlled():
         assert time.monotonic() < deadline + 120, (sweep.out / "controller.log").read_text()
