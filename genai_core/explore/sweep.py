@@ -147,12 +147,17 @@ class Sweep:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         s = self.settings
+        storage = JournalStorage(JournalFileBackend(str(self.out / JOURNAL_FILE)))
+        try:  # a resumed sweep's sampler draws on from where it was, not its first draws again
+            seed = s.seed + len(optuna.load_study(study_name=self.name, storage=storage).trials)
+        except KeyError:  # no study yet
+            seed = s.seed
         if s.sampler in ("grid", "random"):
             # A grid is its cells enqueued in order (below): Optuna's GridSampler stops the study from inside
             # `tell`, which ask-and-tell does not allow.
-            sampler: Any = optuna.samplers.RandomSampler(seed=s.seed)
+            sampler: Any = optuna.samplers.RandomSampler(seed=seed)
         else:
-            sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=min(5, s.trials))
+            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, s.trials))
         rung = self.base.train.eval_interval
         if s.pruner == "asha":
             pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=3)
@@ -160,7 +165,6 @@ class Sweep:
             pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=rung - 1)
         else:
             pruner = optuna.pruners.NopPruner()
-        storage = JournalStorage(JournalFileBackend(str(self.out / JOURNAL_FILE)))
         study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
         if s.sampler == "grid" and not study.trials:
