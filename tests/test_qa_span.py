@@ -225,6 +225,25 @@ def test_a_span_on_a_lone_pronoun_is_answered_as_the_sex_it_gives_with_the_prono
     assert read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).read_from is None
 
 
+def test_a_question_read_as_sex_is_answered_with_a_sex_word_or_not_stated(
+        span_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.evaluate.scoring import ANSWER_SHAPES
+    from genai_core.generate import extractive
+
+    sampler = Sampler.from_run(span_run)
+    context = "A 40-year-old woman was seen. Calfiformin was given. She went home."
+    plain = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
+    assert plain.text == "Calfiformin"  # what the span head picks for this question
+    # The kind head forced to read it as a sex question (as a real kind head reads "Sex?"): the drug name is no
+    # longer an answer; a sex word of the context is, or "not stated".
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.99))
+    got = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
+    assert got.text in ("woman", "female", NOT_STATED) and got.kind == "sex"
+    assert got.choices and all(ANSWER_SHAPES["sex"](c.text) for c in got.choices)
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.3))  # unsure: no shape binds
+    assert read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).text == "Calfiformin"
+
+
 def test_evaluation_answers_with_the_span_head_or_by_generating(span_run: Path, tmp_path: Path) -> None:
     rows = [{**r, "kind": "age" if r["question"].startswith("How old") else "drug"} for r in qa_records(20, 9)]
     rows += [{"question": BLOOD, "context": r["context"], "answer": NOT_STATED, "kind": "blood type"}

@@ -39,6 +39,16 @@ def test_a_lone_pronoun_answer_is_the_sex_it_gives() -> None:
     assert normalize_answer("He.") == "male"
 
 
+def test_the_answer_shapes_of_sex_and_age() -> None:
+    from genai_core.evaluate.scoring import ANSWER_SHAPES, sex_in
+
+    assert sex_in("58-year-old woman") == "female" and sex_in("He") == "male" and sex_in("63") is None
+    assert sex_in("his wife") == "male" and sex_in("a man and a woman") is None  # both named: not an answer
+    sex, age = ANSWER_SHAPES["sex"], ANSWER_SHAPES["age"]
+    assert sex("boy") and sex("58-year-old man") and not sex("IV") and not sex("the woman who was brought in")
+    assert age("3-month-old") and age("58") and not age("woman")
+
+
 def test_token_f1_on_partial_overlaps() -> None:
     # [cat, sat] vs [cat, sat, on, mat]: 2 shared; P = 2/2, R = 2/4, F1 = 2PR/(P+R) = 2/3.
     assert token_f1("the cat sat", "cat sat on mat") == pytest.approx(2 / 3)

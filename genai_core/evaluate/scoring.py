@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -50,6 +50,27 @@ the pronoun and the sex word as one answer."""
 def pronoun_sex(text: str) -> str | None:
     """`male` or `female` when `text` is one lone pronoun, else None."""
     return SEX_OF_PRONOUN.get(text.strip().lower().strip(string.punctuation))
+
+
+SEX_WORDS = {"female": frozenset({"woman", "female", "lady", "girl", "f", "she", "her", "hers"}),
+             "male": frozenset({"man", "male", "gentleman", "boy", "m", "he", "him", "his"})}
+"""Words that say the patient's sex, whatever else a span holds ("58-year-old woman", "42F" excepted)."""
+
+
+def sex_in(text: str) -> str | None:
+    """`male` or `female` when the words of `text` name one sex (and not the other), else None."""
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    found = [sex for sex, lexicon in SEX_WORDS.items() if words & lexicon]
+    return found[0] if len(found) == 1 else None
+
+
+ANSWER_SHAPES: dict[str, Callable[[str], bool]] = {
+    "sex": lambda text: sex_in(text) is not None and len(text.split()) <= 3,
+    "age": lambda text: any(ch.isdigit() for ch in text),
+}
+"""What an answer of a kind looks like: a sex word for `sex` ("woman", "she", "58-year-old man"), a number for
+`age`. The span head answers a question its kind head reads as one of these with the best span of that shape, or
+"not stated": never "63" for the sex or "IV" for the age (`generate.extractive.read_answer`)."""
 
 
 METRICS = ("exact_match", "f1", "rougeL")

@@ -8,7 +8,9 @@ the span of highest start + end log-probability among spans that start and end o
 whole-word span of the context or NOT_STATED, with a probability a reader can be shown; where the text gives the
 patient's sex only by a pronoun and the span head points at it, the answer is that sex (`SpanAnswer.read_from`).
 
-With `ModelConfig.kind_head`, the same pass also says what the question asks (age, drug, dose, ...).
+With `ModelConfig.kind_head`, the same pass also says what the question asks (age, drug, dose, ...), and a kind
+with an answer shape (`scoring.ANSWER_SHAPES`: a sex word for sex, a number for age) is answered with the best span
+of that shape, or "not stated".
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from genai_core.data.corpus import clean_text
 from genai_core.data.tokenization import Tokenizer
-from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, pronoun_sex
+from genai_core.evaluate.scoring import ANSWER_SHAPES, NOT_STATED, OUT_OF_SCOPE_KIND, pronoun_sex
 from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
 from genai_core.model import GPT, unwrap
 
@@ -100,6 +102,12 @@ def _kind(raw: GPT, reading: _Reading) -> tuple[str, float] | None:
     return raw.config.question_kinds[int(i)], float(p)
 
 
+SHAPE_CONFIDENCE = 0.5
+"""The kind head's probability above which its kind's answer shape (`scoring.ANSWER_SHAPES`) binds the span."""
+SHAPED_CANDIDATES = 50
+"""Spans weighed, most probable first, for the best one of the kind's shape."""
+
+
 @torch.no_grad()
 def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, context: str, *,
                 lowercase: bool = False, top: int = 3, prompt: QAPrompt | None = None) -> SpanAnswer:
@@ -117,14 +125,18 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
     start, end = raw.span_logits(reading.hidden, torch.tensor([q], device=device), torch.tensor([lo], device=device),
                                  torch.tensor([hi], device=device))
     log_start, log_end = start[0].log_softmax(-1).cpu(), end[0].log_softmax(-1).cpu()
+    kind, kind_p = _kind(raw, reading) or (None, None)
+    shape = ANSWER_SHAPES.get(kind or "") if (kind_p or 0.0) >= SHAPE_CONFIDENCE else None
     choices: list[SpanChoice] = []
     if ctx is not None and offsets is not None:
         clean_context = clean_text(context, lowercase=lowercase)
         pieces = tokenizer.token_strings(prompt.ids[lo:hi])
-        for s, e, logp in best_spans(log_start[lo:hi], log_end[lo:hi], pieces, top):
+        for s, e, logp in best_spans(log_start[lo:hi], log_end[lo:hi], pieces, top if shape is None else
+                                     SHAPED_CANDIDATES):
             text = prompt.text[offsets[lo + s]:offsets[lo + e + 1]].strip()
-            choices.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
-    kind, kind_p = _kind(raw, reading) or (None, None)
+            if shape is None or shape(text):
+                choices.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
+        choices = choices[:top]
     p_null = math.exp(float(log_start[q] + log_end[q]))
     if kind == OUT_OF_SCOPE_KIND:
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=kind_p or 0.0, not_stated_probability=p_null,
