@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genai_core.cli.console import StopOnCtrlC
-from genai_core.cli.options import PROG, given, run_path
+from genai_core.cli.options import EXIT_INTERRUPTED, PROG, given, run_path
 from genai_core.cli.prepare_train import config_from_flags
 from genai_core.errors import GenAIError
 from genai_core.units import format_seconds
@@ -53,7 +53,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     table.update(summary)
     if stop.is_set():
         print(f"sweep stopped; its trials saved checkpoints. Continue with: {PROG} sweep --out {args.out} --resume")
-        return 130
+        return EXIT_INTERRUPTED
     best = summary.get("best")
     c = summary["compute"]
     if best:
