@@ -113,6 +113,13 @@ def field(pattern: str, text: str) -> str:
 
 
 # --------------------------------------------------------------------------- prepare
+def test_building_the_command_line_imports_no_torch() -> None:
+    # Every command, `--help` included, builds the whole parser first: it must not wait for torch (2 s here).
+    code = "import sys; from genai_core.cli.parser import build_parser; build_parser(); print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "False", res.stderr
+
+
 def test_prepare_prints_the_store_statistics(cli: Cli, tiny_txt: Path) -> None:
     res = cli("prepare", "--corpus", str(tiny_txt), "--out", "store")
     assert res.returncode == 0, res.stderr

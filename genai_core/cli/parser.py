@@ -249,7 +249,7 @@ def _add_train(sub: Subparsers) -> None:
 
 def _add_sweep(sub: Subparsers) -> None:
     """`sweep`: the space, the search's settings, and every `train` flag for the fixed part of the config."""
-    from genai_core.explore.sweep import SweepSettings
+    from genai_core.explore.settings import SweepSettings
 
     p = sub.add_parser(
         "sweep", help="search knobs with trials trained as runs, losing trials stopped early",

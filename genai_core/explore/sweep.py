@@ -29,12 +29,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from genai_core.config import RunConfig, child_env
 from genai_core.errors import GenAIError
+from genai_core.explore.settings import SweepSettings
 from genai_core.explore.space import SearchSpace
 from genai_core.files import atomic_write_json, file_lock, read_json
 from genai_core.runs.folder import Run, run_writer, validate_run_name
@@ -65,26 +64,6 @@ def list_sweeps(runs_root: Path | str) -> list[Sweep]:
         except (GenAIError, KeyError, ValueError):
             continue
     return out
-
-
-class SweepSettings(BaseModel):
-    """How a sweep searches: how many trials, how many at once, which sampler and which early stopping."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
-
-    trials: int = Field(default=12, ge=1, le=1000)
-    """Trials to train at most (a grid sampler stops earlier when its grid is done)."""
-    budget_minutes: float | None = Field(default=None, gt=0, le=100_000)
-    """Stop asking for new trials once the trials have trained this many minutes in all (None: no limit)."""
-    parallel: int = Field(default=1, ge=1, le=64)
-    """Trials submitted at once: one per device (or Ray worker); more only queue."""
-    sampler: Literal["tpe", "random", "grid"] = "tpe"
-    """tpe: learns from finished trials (Bergstra et al. 2011); random; grid: every combination of the choices."""
-    pruner: Literal["asha", "median", "none"] = "asha"
-    """Early stopping at the rungs. asha: successive halving (Li et al. 2020), keeps the best third at each rung;
-    median: stops a trial worse than the median of earlier trials at the same step; none: every trial to the end."""
-    seed: int = Field(default=0, ge=0)
-    """Seed of the sampler (the trials' own training seed is the base config's)."""
 
 
 @dataclass

@@ -1,0 +1,28 @@
+"""How a sweep searches (`SweepSettings`): a module of its own, light enough for the CLI to build its `--help`
+from the fields' docstrings without importing the engine (torch)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SweepSettings(BaseModel):
+    """How a sweep searches: how many trials, how many at once, which sampler and which early stopping."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
+
+    trials: int = Field(default=12, ge=1, le=1000)
+    """Trials to train at most (a grid sampler stops earlier when its grid is done)."""
+    budget_minutes: float | None = Field(default=None, gt=0, le=100_000)
+    """Stop asking for new trials once the trials have trained this many minutes in all (None: no limit)."""
+    parallel: int = Field(default=1, ge=1, le=64)
+    """Trials submitted at once: one per device (or Ray worker); more only queue."""
+    sampler: Literal["tpe", "random", "grid"] = "tpe"
+    """tpe: learns from finished trials (Bergstra et al. 2011); random; grid: every combination of the choices."""
+    pruner: Literal["asha", "median", "none"] = "asha"
+    """Early stopping at the rungs. asha: successive halving (Li et al. 2020), keeps the best third at each rung;
+    median: stops a trial worse than the median of earlier trials at the same step; none: every trial to the end."""
+    seed: int = Field(default=0, ge=0)
+    """Seed of the sampler (the trials' own training seed is the base config's)."""
