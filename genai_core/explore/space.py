@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from genai_core.config import ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError, user_message
+from genai_core.train.grid import read_values
 
 Section = Literal["model", "train"]
 SWEEPABLE: dict[str, Section] = {
@@ -158,11 +158,10 @@ class SearchSpace:
             text = str(row.get("choices") or "").strip()
             if text:
                 kind = _field_type(name)
-                words = [w for w in re.split(r"[,;\s]+", text) if w]
                 try:
-                    data[name] = [kind(float(w)) if kind is int else kind(w) if kind is float else w for w in words]
-                except ValueError:
-                    raise GenAIError(f"{name}: could not read {text!r} as {kind.__name__} values") from None
+                    data[name] = read_values(text, kind if kind in (int, float) else str)
+                except GenAIError as e:
+                    raise GenAIError(f"{name}: {e}") from None
             else:
                 data[name] = {"low": _cell(row.get("low")), "high": _cell(row.get("high")),
                               "log": bool(row.get("log"))}

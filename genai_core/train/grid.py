@@ -57,14 +57,19 @@ class GridCell:
         return {"estimated_step_s": self.seconds_per_step, "estimated_total_s": self.seconds}
 
 
-def parse_values(raw: str, kind: type) -> list[Any]:
-    """`"64, 128"` -> `[64, 128]`: up to MAX_VALUES distinct values of the knob's type (commas, spaces or ;)."""
+def read_values(raw: str, kind: type) -> list[Any]:
+    """`"64, 128"` -> `[64, 128]`: the values of a knob's type, in order, separated by commas, spaces or ;
+    (a whole float such as "64.0" reads as an int; "1.5" does not). What a grid and a sweep's space both read."""
     parts = [p for p in re.split(r"[,\s;]+", raw.strip()) if p]
     try:
-        values = [kind(float(p)) if kind is int and float(p).is_integer() else kind(p) for p in parts]
+        return [kind(float(p)) if kind is int and float(p).is_integer() else kind(p) for p in parts]
     except ValueError:
         raise GenAIError(f"could not read {raw!r} as {kind.__name__} values separated by commas") from None
-    values = list(dict.fromkeys(values))
+
+
+def parse_values(raw: str, kind: type) -> list[Any]:
+    """`read_values`, up to MAX_VALUES distinct values."""
+    values = list(dict.fromkeys(read_values(raw, kind)))
     if len(values) > MAX_VALUES:
         raise GenAIError(f"give at most {MAX_VALUES} values per knob (got {len(values)})")
     return values
