@@ -178,17 +178,23 @@ class SearchSpace:
     def as_json(self) -> dict[str, Any]:
         return {k.name: k.as_json() for k in self.knobs}
 
-    def grid_size(self) -> int | None:
-        """Cells of the full grid: None when a knob is a range of reals (no grid)."""
-        n = 1
+    def grid(self) -> dict[str, list[Any]] | None:
+        """Every value of every knob (choices, or each whole number of a linear integer range); None when a knob
+        is a range of reals or a log-scale range (no grid)."""
+        values: dict[str, list[Any]] = {}
         for k in self.knobs:
             if k.choices is not None:
-                n *= len(k.choices)
+                values[k.name] = list(k.choices)
             elif k.integer and not k.log:
-                n *= int(k.high) - int(k.low) + 1
+                values[k.name] = list(range(int(k.low), int(k.high) + 1))
             else:
                 return None
-        return n
+        return values
+
+    def grid_size(self) -> int | None:
+        """Cells of the full grid (None: no grid)."""
+        grid = self.grid()
+        return None if grid is None else math.prod(len(v) for v in grid.values())
 
     def config_for(self, base: RunConfig, params: dict[str, Any]) -> RunConfig:
         """`base` with the knobs set to `params`, validated; GenAIError naming the values it refuses."""

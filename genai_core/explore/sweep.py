@@ -91,6 +91,7 @@ class Sweep:
         self.base = RunConfig.model_validate(saved["base"])
         self.settings = SweepSettings.model_validate(saved["settings"])
         self._exhausted = False
+        self._importance_of: tuple[int, dict[str, float] | None] = (-1, None)  # (completed trials, importance)
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -146,14 +147,11 @@ class Sweep:
             pruner = optuna.pruners.NopPruner()
         study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
-        if s.sampler == "grid" and not study.trials:
-            for cell in itertools.islice(itertools.product(*self._grid().values()), s.trials):
-                study.enqueue_trial(dict(zip(self._grid(), cell, strict=True)))
+        grid = self.space.grid()
+        if s.sampler == "grid" and grid is not None and not study.trials:
+            for cell in itertools.islice(itertools.product(*grid.values()), s.trials):
+                study.enqueue_trial(dict(zip(grid, cell, strict=True)))
         return study
-
-    def _grid(self) -> dict[str, list[Any]]:
-        return {k.name: list(k.choices) if k.choices is not None else list(range(int(k.low), int(k.high) + 1))
-                for k in self.space.knobs}
 
     @staticmethod
     def _asked(study: Any) -> list[Any]:
@@ -270,16 +268,21 @@ class Sweep:
         if trial is None:
             self._exhausted = True  # the sampler only repeats itself: the search is over
             return None
-        name = trial_name(self.name, trial.number)
         try:
-            config = self.space.config_for(self.base, trial.params).model_copy(update={"name": name})
+            run = self._submit(jm, trial.number, trial.params)
         except GenAIError as e:
             trial.set_user_attr("message", str(e))
             study.tell(trial, state=TrialState.FAIL)
             return None
-        trial.set_user_attr("run", name)
-        jm.submit(config, name, note={"sweep": self.name, "trial": trial.number})
-        return _Live(trial, Run(self.runs_root / name))
+        trial.set_user_attr("run", run.name)
+        return _Live(trial, run)
+
+    def _submit(self, jm: Any, number: int, params: dict[str, Any], *, replace: bool = False) -> Run:
+        """Queue trial `number` (the base config with `params`) as its run, with the sweep's lineage."""
+        name = trial_name(self.name, number)
+        config = self.space.config_for(self.base, params).model_copy(update={"name": name})
+        jm.submit(config, name, replace=replace, note={"sweep": self.name, "trial": number})
+        return Run(self.runs_root / name)
 
     def _ask_new(self, study: Any, tries: int = 50) -> Any | None:
         """A trial whose knobs no earlier trial had. TPE and random search draw choices with replacement; a
@@ -302,11 +305,9 @@ class Sweep:
 
     def _attach(self, trial: Any, frozen: Any, jm: Any) -> _Live:
         """A trial an earlier controller left running: follow its run (submitted now if it never was)."""
-        name = trial_name(self.name, trial.number)
-        run = Run(self.runs_root / name)
+        run = Run(self.runs_root / trial_name(self.name, trial.number))
         if not run.exists():
-            config = self.space.config_for(self.base, trial.params).model_copy(update={"name": name})
-            jm.submit(config, name, note={"sweep": self.name, "trial": trial.number})
+            run = self._submit(jm, trial.number, trial.params)
         return _Live(trial, run, max(frozen.intermediate_values, default=-1))
 
     def _follow(self, study: Any, live: _Live, jm: Any) -> bool:
@@ -350,7 +351,7 @@ class Sweep:
             if live.run.latest_checkpoint() is not None:
                 jm.resume(name)
             else:  # stopped before its first checkpoint (still queued, perhaps): from the start
-                jm.submit(live.run.config(), name, replace=True, note={"sweep": self.name, "trial": trial.number})
+                self._submit(jm, trial.number, trial.params, replace=True)
             return False
         trial.set_user_attr("message", f"{st.state}: {st.message}" if st.message else st.state)
         study.tell(trial, state=TrialState.FAIL)
@@ -373,7 +374,7 @@ class Sweep:
         try:
             data = read_json(self.out / SUMMARY_FILE)
         except FileNotFoundError:
-            return {"sweep": self.name, "trials": [], "best": None}
+            data = None
         return data if isinstance(data, dict) else {"sweep": self.name, "trials": [], "best": None}
 
     def write_summary(self, study: Any) -> dict[str, Any]:
@@ -430,14 +431,17 @@ class Sweep:
         from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
         from optuna.trial import TrialState
 
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(complete) < MIN_TRIALS_FOR_IMPORTANCE or len(self.space.knobs) < 2:
+        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        if complete < MIN_TRIALS_FOR_IMPORTANCE or len(self.space.knobs) < 2:
             return None
-        try:
-            return {k: float(v) for k, v in get_param_importances(
-                study, evaluator=PedAnovaImportanceEvaluator()).items()}
-        except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. every trial took the same value of a knob
-            return None
+        if self._importance_of[0] != complete:  # it changes only when a trial completes, not every tick
+            try:
+                importance = {k: float(v) for k, v in get_param_importances(
+                    study, evaluator=PedAnovaImportanceEvaluator()).items()}
+            except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. every trial took one value of a knob
+                importance = None
+            self._importance_of = (complete, importance)
+        return self._importance_of[1]
 
 
 def _mark_pruned(run: Run, cut: dict[str, Any]) -> bool:
