@@ -36,21 +36,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
-from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND  # noqa: E402
+from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND, SEX_WORDS, sex_in  # noqa: E402
 from genai_core.generate.qa import is_not_stated  # noqa: E402
 
 HELDOUT = ROOT / "assets" / "qa" / "heldout_real_style.csv"
-_SEX_WORDS = {
-    "female": {"female", "woman", "women", "girl", "lady", "f", "she", "her", "hers", "mother", "daughter"},
-    "male": {"male", "man", "men", "boy", "gentleman", "m", "he", "him", "his", "father", "son"},
-}
+# The engine's sex words, and the plural and family words a person may answer with ("women", "mother").
+_SEX_WORDS = {sex: words | {"female": {"women", "mother", "daughter"}, "male": {"men", "father", "son"}}[sex]
+              for sex, words in SEX_WORDS.items()}
 
 
 def sex_of(answer: str) -> str | None:
     """`male` or `female` when every sex word of the answer agrees, else None (no sex word, or both)."""
-    words = set(re.findall(r"[a-z]+", answer.lower()))
-    said = {sex for sex, vocabulary in _SEX_WORDS.items() if words & vocabulary}
-    return said.pop() if len(said) == 1 else None
+    return sex_in(answer, _SEX_WORDS)
 
 
 def numbers(text: str) -> list[str]:

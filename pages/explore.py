@@ -21,6 +21,7 @@ from genai_core.explore.sweep import Sweep, SweepSettings, list_sweeps, sweep_es
 from genai_core.runs.folder import Run, validate_run_name
 from genai_core.units import format_seconds
 from pages import ui
+from pages.parts.train_form import field_help, literals
 
 SHOWN = "explore_sweep"
 DEFAULT_SPACE = [
@@ -29,10 +30,6 @@ DEFAULT_SPACE = [
     {"knob": "n_layers", "low": 1, "high": 4, "log": False, "choices": ""},
 ]
 LIVE_EVERY_S = 2.0
-
-
-def _describe(field: str) -> str:
-    return (SweepSettings.model_fields[field].description or "").strip()
 
 
 def new_sweep(data: DataConfig) -> None:
@@ -49,15 +46,17 @@ def new_sweep(data: DataConfig) -> None:
         })
     c1, c2, c3, c4 = st.columns(4)
     trials = c1.number_input("Trials", 1, 1000, SweepSettings.model_fields["trials"].default,
-                             help=_describe("trials"))
+                             help=field_help(SweepSettings, "trials"))
     budget = c2.number_input("Budget (training minutes, 0 = none)", 0.0, 100_000.0, 0.0, step=5.0,
-                             help=_describe("budget_minutes"))
-    parallel = c3.number_input("Parallel trials", 1, 64, 1, help=_describe("parallel"))
-    seed = c4.number_input("Sampler seed", 0, 1_000_000, 0, help=_describe("seed"))
-    sampler = st.radio("Sampler", ["tpe", "random", "grid"], horizontal=True, help=_describe("sampler"),
+                             help=field_help(SweepSettings, "budget_minutes"))
+    parallel = c3.number_input("Parallel trials", 1, 64, 1, help=field_help(SweepSettings, "parallel"))
+    seed = c4.number_input("Sampler seed", 0, 1_000_000, 0, help=field_help(SweepSettings, "seed"))
+    sampler = st.radio("Sampler", literals(SweepSettings, "sampler"), horizontal=True,
+                       help=field_help(SweepSettings, "sampler"),
                        format_func={"tpe": "TPE (learns from finished trials)", "random": "Random",
                                     "grid": "Grid (every combination)"}.get)
-    pruner = st.radio("Early stopping", ["asha", "median", "none"], horizontal=True, help=_describe("pruner"),
+    pruner = st.radio("Early stopping", literals(SweepSettings, "pruner"), horizontal=True,
+                      help=field_help(SweepSettings, "pruner"),
                       format_func={"asha": "Successive halving (ASHA)", "median": "Median",
                                    "none": "Off: every trial to the end"}.get)
     st.caption({"asha": "At each rung (every evaluation step), a trial goes on only if it is in the best third "
@@ -70,7 +69,7 @@ def new_sweep(data: DataConfig) -> None:
     recipe = f1.selectbox("Recipe", list(RECIPES), help="The knobs not in the space come from this recipe.")
     max_steps = f2.number_input("Max steps per trial", 10, 1_000_000, 300, step=50)
     rung = f3.number_input("Evaluate every N steps (the rungs)", 1, 100_000, 50,
-                           help=TrainConfig.model_fields["eval_interval"].description)
+                           help=field_help(TrainConfig, "eval_interval"))
     name = st.text_input("Sweep name", value=ui.unique_run_name("sweep"),
                          help="Its trials are the runs NAME-t00, NAME-t01, …")
     with ui.user_errors():

@@ -57,10 +57,10 @@ SEX_WORDS = {"female": frozenset({"woman", "female", "lady", "girl", "f", "she",
 """Words that say the patient's sex, whatever else a span holds ("58-year-old woman", "42F" excepted)."""
 
 
-def sex_in(text: str) -> str | None:
-    """`male` or `female` when the words of `text` name one sex (and not the other), else None."""
+def sex_in(text: str, lexicon: dict[str, frozenset[str]] = SEX_WORDS) -> str | None:
+    """`male` or `female` when the words of `text` name one sex (and not the other) in `lexicon`, else None."""
     words = set(re.findall(r"[a-z]+", text.lower()))
-    found = [sex for sex, lexicon in SEX_WORDS.items() if words & lexicon]
+    found = [sex for sex, said in lexicon.items() if words & said]
     return found[0] if len(found) == 1 else None
 
 
