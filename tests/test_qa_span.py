@@ -227,7 +227,7 @@ def test_a_span_on_a_lone_pronoun_is_answered_as_the_sex_it_gives_with_the_prono
 
 def test_a_question_read_as_sex_is_answered_with_a_sex_word_or_not_stated(
         span_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from genai_core.evaluate.scoring import ANSWER_SHAPES
+    from genai_core.evaluate.scoring import ANSWER_SHAPES, sex_in
     from genai_core.generate import extractive
 
     sampler = Sampler.from_run(span_run)
@@ -238,7 +238,8 @@ def test_a_question_read_as_sex_is_answered_with_a_sex_word_or_not_stated(
     # longer an answer; a sex word of the context is, or "not stated".
     monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.99))
     got = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
-    assert got.text in ("woman", "female", NOT_STATED) and got.kind == "sex"
+    # A sex-shaped span of this context ("woman", "40-year-old woman", "She" read as female), or "not stated".
+    assert (got.text == NOT_STATED or sex_in(got.text) == "female") and got.kind == "sex"
     assert got.choices and all(ANSWER_SHAPES["sex"](c.text) for c in got.choices)
     monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.3))  # unsure: no shape binds
     assert read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).text == "Calfiformin"
