@@ -16,6 +16,7 @@ import streamlit as st
 
 from genai_core.config import RECIPES, DataConfig, RunConfig, TrainConfig, with_recipe
 from genai_core.errors import GenAIError
+from genai_core.explore.settings import MAX_PARALLEL, MAX_SEED_RERUNS, MAX_TRIALS
 from genai_core.explore.space import SWEEPABLE, SearchSpace
 from genai_core.explore.sweep import Sweep, SweepSettings, list_sweeps, sweep_estimate, sweeps_dir
 from genai_core.runs.folder import Run, validate_run_name
@@ -44,13 +45,15 @@ def new_sweep(data: DataConfig) -> None:
             "log": st.column_config.CheckboxColumn("log scale"),
             "choices": st.column_config.TextColumn("choices", help="e.g. 64, 128 (then low and high are ignored)"),
         })
-    c1, c2, c3, c4 = st.columns(4)
-    trials = c1.number_input("Trials", 1, 1000, SweepSettings.model_fields["trials"].default,
+    c1, c2, c3, c4, c5 = st.columns(5)
+    trials = c1.number_input("Trials", 1, MAX_TRIALS, SweepSettings.model_fields["trials"].default,
                              help=field_help(SweepSettings, "trials"))
     budget = c2.number_input("Budget (training minutes, 0 = none)", 0.0, 100_000.0, 0.0, step=5.0,
                              help=field_help(SweepSettings, "budget_minutes"))
-    parallel = c3.number_input("Parallel trials", 1, 64, 1, help=field_help(SweepSettings, "parallel"))
+    parallel = c3.number_input("Parallel trials", 1, MAX_PARALLEL, 1, help=field_help(SweepSettings, "parallel"))
     seed = c4.number_input("Sampler seed", 0, 1_000_000, 0, help=field_help(SweepSettings, "seed"))
+    reruns = c5.number_input("Seed reruns of the best", 0, MAX_SEED_RERUNS, 0,
+                             help=field_help(SweepSettings, "seed_reruns"))
     sampler = st.radio("Sampler", literals(SweepSettings, "sampler"), horizontal=True,
                        help=field_help(SweepSettings, "sampler"),
                        format_func={"tpe": "TPE (learns from finished trials)", "random": "Random",
@@ -79,7 +82,7 @@ def new_sweep(data: DataConfig) -> None:
                                                  "log_interval": max(1, min(10, rung)), "runner": "process"}},
             recipe))
         settings = SweepSettings(trials=trials, budget_minutes=budget or None, parallel=parallel, sampler=sampler,
-                                 pruner=pruner, seed=seed)
+                                 pruner=pruner, seed=seed, seed_reruns=reruns)
         validate_run_name(name)
         space.check(base)
         cost = sweep_estimate(base, space, settings, ui.runs_root())
@@ -137,6 +140,14 @@ def sweep_view(name: str) -> None:
             ui.job_manager().submit(config, longer)
             st.session_state[ui.FOLLOW] = longer
             st.switch_page("pages/train.py")
+    if summary.get("seed_reruns"):
+        reruns = summary["seed_reruns"]
+        losses = ", ".join(f"{r['run']} {r['val_loss']:.4f}" if r["val_loss"] is not None else f"{r['run']} "
+                           f"{r['state']}" for r in reruns)
+        spread = summary.get("seed_spread")
+        st.info(f"Seed noise: the best config trained again with other seeds: {losses}"
+                + (f". Spread over {len(reruns) + 1} seeds: **{spread:.4f}**; trials closer than that are a tie."
+                   if spread is not None else "."), icon=":material/casino:")
     if not trials:
         st.caption("The first trial's curve appears once it has trained a few steps.")
         return

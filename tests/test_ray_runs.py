@@ -8,11 +8,8 @@ run folders. Skipped, with the reason, only where the `ray` package is not insta
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,55 +22,19 @@ from genai_core.config import RunConfig
 from genai_core.runs.folder import Run
 from genai_core.train import ray_jobs
 from genai_core.train.jobs import JobManager
+from genai_core.train.ray_local import LocalRayCluster
 
 pytestmark = pytest.mark.skipif(not ray_jobs.available() or shutil.which("ray") is None,
                                 reason="ray is not installed (pip install 'ray[default]')")
 TIMEOUT = 180.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """Two nodes (one CPU each) on this machine; yields the dashboard address for the Jobs API."""
-    gcs, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30"}
-    head = ["ray", "start", "--head", "--num-cpus", "1", "--port", str(gcs), "--dashboard-port", str(dash),
-            "--include-dashboard", "true", "--disable-usage-stats"]
-    # The second node needs its own agent ports: two nodes on one machine would otherwise collide.
-    worker = ["ray", "start", "--address", f"127.0.0.1:{gcs}", "--num-cpus", "1",
-              "--dashboard-agent-listen-port", str(_free_port()), "--metrics-export-port", str(_free_port())]
-    try:
-        for cmd in (head, worker):
-            subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
-        address = f"http://127.0.0.1:{dash}"
-        _wait_for_job_agents(address)
-        yield address
-    finally:
-        subprocess.run(["ray", "stop", "--force"], env=env, capture_output=True, timeout=120)
-
-
-def _wait_for_job_agents(address: str, timeout: float = 120.0) -> None:
-    """`ray start` returns before the nodes' job agents accept work: run no-op jobs until both nodes do."""
-    from ray.job_submission import JobSubmissionClient
-
-    client = JobSubmissionClient(address)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            ids = [client.submit_job(entrypoint="true", entrypoint_num_cpus=1) for _ in range(2)]
-            break
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
-    while not all(client.get_job_status(i).is_terminal() for i in ids):
-        assert time.monotonic() < deadline, "the Ray cluster did not run a no-op job"
-        time.sleep(0.5)
+    with LocalRayCluster(cpus_per_node=1) as cluster:
+        cluster.add_node()
+        yield cluster.address
 
 
 @pytest.fixture
@@ -154,6 +115,29 @@ def test_stop_and_resume_a_ray_run(ray_cluster: str, corpus: Path, tmp_path: Pat
         time.sleep(0.2)
     jm.stop("long")
     assert jm.wait("long", timeout=TIMEOUT).state == "stopped"
+
+
+def test_a_sweep_trains_its_trials_as_ray_jobs_two_at_a_time_on_both_nodes(ray_cluster: str, corpus: Path,
+                                                                           tmp_path: Path) -> None:
+    from genai_core.explore.space import SearchSpace
+    from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+
+    root = tmp_path / "runs"
+    base = ray_cfg(corpus, ray_cluster, max_steps=150, eval_interval=50)
+    space = SearchSpace.from_dict({"lr": [1e-3, 3e-3], "d_model": [16, 32]})
+    sweep = Sweep.create(sweeps_dir(root) / "rs", root, base, space,
+                         SweepSettings(trials=4, sampler="grid", pruner="none", parallel=2))
+    summary = sweep.run(poll_s=0.2)
+    assert summary["finished"] and [t["state"] for t in summary["trials"]] == ["completed"] * 4
+    assert all(t["steps"] == 150 for t in summary["trials"])
+    names = [t["run"] for t in summary["trials"]]
+    statuses = [Run(root / n).read_status_raw() for n in names]
+    assert {st["runner"] for st in statuses} == {"ray"} and all(st["sweep"] == "rs" for st in statuses)
+    client = ray_jobs.client(ray_cluster)
+    nodes = {client.get_job_info(str(st["ray_job"])).driver_node_id for st in statuses}
+    assert len(nodes) == 2, "the sweep's trials did not spread over both nodes"
+    spans = [(st["started"], st["updated_at"]) for st in statuses]
+    assert max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans) == 2  # parallel 2: two at once
 
 
 def test_unreachable_cluster_is_one_clear_error(corpus: Path, tmp_path: Path) -> None:

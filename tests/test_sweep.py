@@ -197,3 +197,30 @@ def _wait_for_steps(run: Path, n: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while len(metric_steps(run)) < n // 10 and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def test_seed_reruns_train_the_best_config_again_with_other_seeds_and_give_the_seed_noise(
+        tmp_path: Path, tiny_txt: Path) -> None:
+    from conftest import tiny_config
+
+    from genai_core.explore.sweep import Sweep, SweepSettings, sweeps_dir
+    from genai_core.runs.folder import Run
+
+    runs = tmp_path / "runs"
+    base = tiny_config(tiny_txt, max_steps=20, eval_interval=10, log_interval=10, runner="thread", seed=5)
+    sweep = Sweep.create(sweeps_dir(runs) / "s", runs, base, SearchSpace.from_dict({"d_model": [16, 32]}),
+                         SweepSettings(trials=2, sampler="grid", pruner="none", seed_reruns=2))
+    summary = sweep.run(poll_s=0.05)
+    best = summary["best"]["run"]
+    reruns = summary["seed_reruns"]
+    assert [r["run"] for r in reruns] == [f"{best}-seed1", f"{best}-seed2"] and summary["finished"]
+    assert [r["seed"] for r in reruns] == [6, 7] and all(r["state"] == "completed" for r in reruns)
+    losses = [summary["best"]["val_loss"], *(r["val_loss"] for r in reruns)]
+    assert len(set(losses)) == 3  # other seeds, other losses (equal seeds give equal runs on CPU)
+    assert summary["seed_spread"] == pytest.approx(max(losses) - min(losses))
+    for r in reruns:  # the best config exactly, but the seed; lineage to the sweep, not a trial of it
+        config = Run(runs / r["run"]).config()
+        assert config.model == Run(runs / best).config().model and config.train.max_steps == 20
+        assert Run(runs / r["run"]).read_status_raw()["rerun_of"] == best
+    assert len(summary["trials"]) == 2
+    assert Sweep.open(sweep.out, runs).run(poll_s=0.05)["seed_reruns"] == reruns  # resumed: nothing trained again

@@ -12,6 +12,9 @@ from the model's analytic count, and training seconds) against the grid's, and w
 seed noise of the grid's best. `best_so_far.html` in the output folder plots the best loss found against compute
 for the three arms. Trials train one at a time in this process (thread runner, 1 thread), about 15 minutes on a
 2-core CPU (`--quick`: a 2x2x2 space of short runs, about 2 minutes). An arm already finished in `--out` is reused.
+
+`--ray` (`ray_main`) times one sweep on a Ray cluster of one node and then of two (one CPU each, started on this
+machine by `LocalRayCluster`): the same six trials, two submitted at a time, every trial a Ray job.
 """
 
 from __future__ import annotations
@@ -34,15 +37,15 @@ QUICK_STEPS, QUICK_RUNG = 80, 20
 GOAL_COMPUTE = 0.35
 
 
-def base_config(steps: int, rung: int) -> RunConfig:
+def base_config(steps: int, rung: int, **train: Any) -> RunConfig:
     """The fixed part of every trial: a character GPT on Shakespeare, the classic recipe (AdamW: `lr` is the only
-    learning rate), one thread, trained in this process."""
+    learning rate), one thread, trained in this process (`train` overrides, e.g. another runner)."""
     return RunConfig.model_validate(with_recipe({
         "data": {"corpus": str(SHAKESPEARE), "tokenizer": "char"},
         "model": {"n_heads": 4, "seq_len": 64},
         "train": {"batch_size": 12, "max_steps": steps, "eval_interval": rung, "eval_batches": 20,
                   "log_interval": rung, "sample_tokens": 1, "num_threads": 1, "device": "cpu", "runner": "thread",
-                  "checkpoint_seconds": 0, "seed": 0},
+                  "checkpoint_seconds": 0, "seed": 0, **train},
     }, "classic"))
 
 
@@ -70,9 +73,11 @@ def run_arm(runs: Path, name: str, base: RunConfig, space: SearchSpace, settings
     return summary
 
 
-def main(out: str | None, *, json_output: bool = False, quick: bool = False) -> dict[str, Any]:
+def main(out: str | None, *, json_output: bool = False, quick: bool = False,
+         steps: int | None = None) -> dict[str, Any]:
     space_dict = QUICK_SPACE if quick else SPACE
-    steps, rung = (QUICK_STEPS, QUICK_RUNG) if quick else (STEPS, RUNG)
+    default_steps, rung = (QUICK_STEPS, QUICK_RUNG) if quick else (STEPS, RUNG)
+    steps = steps or default_steps
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-bench-"))
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -145,6 +150,55 @@ def _plot(report: dict[str, Any], path: Path) -> None:
         points = a["best_so_far"]
         fig.add_trace(go.Scatter(x=[p["flops"] / 1e9 for p in points], y=[p["best_val_loss"] for p in points],
                                  mode="lines+markers", name=name, line={"shape": "hv"}))
-    fig.update_layout(title="Best validation loss found against compute (Shakespeare, 27-cell space)",
+    fig.update_layout(title=f"Best validation loss found against compute (Shakespeare, {report['cells']}-cell space, "
+                            f"{report['steps']} steps a trial)",
                       xaxis_title="GFLOP trained", yaxis_title="best val loss", width=900, height=500)
     fig.write_html(path, include_plotlyjs=True)
+
+
+RAY_SPACE = {"lr": [3e-3, 1e-2], "d_model": [64, 96, 128]}
+RAY_STEPS = 300
+
+
+def ray_main(out: str | None, *, json_output: bool = False, quick: bool = False) -> dict[str, Any]:
+    """The same grid sweep (6 trials, two submitted at a time, no pruning: the same work both times) on a local Ray
+    cluster of one node, then of two; wall time of each and the speed-up. Nodes have one CPU each, like the tests'
+    cluster, so one node trains one trial at a time and two nodes two."""
+    from genai_core.train.ray_local import LocalRayCluster
+
+    folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-ray-"))
+    runs = folder / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    steps = QUICK_STEPS if quick else RAY_STEPS
+    space = SearchSpace.from_dict(RAY_SPACE)
+    settings = SweepSettings(trials=space.grid_size() or 1, sampler="grid", pruner="none", parallel=2)
+
+    def log(message: str) -> None:
+        if not json_output:
+            print(message, flush=True)
+
+    report: dict[str, Any] = {"space": RAY_SPACE, "steps": steps, "trials": settings.trials, "nodes": {}}
+    with LocalRayCluster(cpus_per_node=1) as cluster:
+        base = base_config(steps, steps, runner="ray", ray_address=cluster.address)
+        for nodes in (1, 2):
+            if nodes == 2:
+                cluster.add_node()
+            name = f"ray-{nodes}node-{int(time.time())}"
+            log(f"{nodes} node(s): sweep {name}")
+            summary = run_arm(runs, name, base, space, settings, log)
+            report["nodes"][nodes] = {"wall_s": summary["wall_s"], "train_s": summary["compute"]["train_seconds"],
+                                      "completed": sum(t["state"] == "completed" for t in summary["trials"]),
+                                      "best_val_loss": summary["best"]["val_loss"] if summary["best"] else None}
+    one, two = report["nodes"][1]["wall_s"], report["nodes"][2]["wall_s"]
+    report["speedup"] = one / two
+    (folder / "sweep_ray_bench.json").write_text(json.dumps(report, indent=2))
+    if json_output:
+        print(json.dumps(report, indent=2))
+        return report
+    print(f"\nRay sweep on Shakespeare: {settings.trials} trials of {steps} steps "
+          f"({', '.join(f'{k} {v}' for k, v in RAY_SPACE.items())}), 2 submitted at a time, 1 CPU per node")
+    for nodes, r in report["nodes"].items():
+        print(f"{nodes} node(s): {r['wall_s']:.0f} s wall, {r['train_s']:.0f} s training, {r['completed']} completed, "
+              f"best val {r['best_val_loss']:.4f}")
+    print(f"speed-up of two nodes over one: {report['speedup']:.2f}x (goal: at least 1.7x); folder {folder}")
+    return report

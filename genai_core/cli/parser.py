@@ -278,6 +278,7 @@ def _add_sweep(sub: Subparsers) -> None:
     g.add_argument("--pruner", choices=_choices(SweepSettings, "pruner"), default=fields["pruner"].default,
                    help=_field_help(SweepSettings, "pruner"))
     g.add_argument("--sweep-seed", type=int, default=0, metavar="S", help=_field_help(SweepSettings, "seed"))
+    g.add_argument("--seed-reruns", type=int, default=0, metavar="K", help=_field_help(SweepSettings, "seed_reruns"))
     p.set_defaults(handler=cmd_sweep, parser=p)
 
 
@@ -389,7 +390,10 @@ def _add_bench(sub: Subparsers) -> None:
     p.add_argument("--sweep", action="store_true",
                    help="Benchmark sweeps instead: a 27-cell space on Shakespeare as a full grid, then TPE and random "
                         "search with early stopping; best loss found against compute (~15 minutes on 2 cores; "
-                        "--quick: ~2). --out keeps the runs.")
+                        "--quick: ~2; --train-steps: a trial's steps, 400 by default). --out keeps the runs.")
+    p.add_argument("--ray", action="store_true",
+                   help="With --sweep: time one 6-trial sweep on a local Ray cluster of one node, then of two "
+                        "(1 CPU each, started here; needs ray[default]) and print the speed-up (~8 minutes).")
     g.add_argument("--no-ablation", action="store_true", help="With --recipes: the two recipes only (about 8 minutes).")
     g.add_argument("--out", metavar="DIR", help="Keep the benchmark's run folders here (default: a temporary folder); "
                                                 "a folder under the runs folder shows them on the Runs page.")

@@ -57,9 +57,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         run_paths(json_output=args.json, quick=args.quick)
         return 0
     if args.sweep:
-        from genai_core.bench.sweeps import main as sweep_bench
+        from genai_core.bench import sweeps
 
-        sweep_bench(args.out, json_output=args.json, quick=args.quick)
+        if args.ray:
+            sweeps.ray_main(args.out, json_output=args.json, quick=args.quick)
+        else:
+            sweeps.main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps)
         return 0
     if args.recipes:
         from genai_core.bench.recipes import main

@@ -42,7 +42,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sections["train"].setdefault("runner", "process")  # trials outlive this command, one per device
         base = config_from_flags(args, sections)
         settings = SweepSettings(trials=args.trials, budget_minutes=args.budget_minutes, parallel=args.parallel,
-                                 sampler=args.sampler, pruner=args.pruner, seed=args.sweep_seed)
+                                 sampler=args.sampler, pruner=args.pruner, seed=args.sweep_seed,
+                                 seed_reruns=args.seed_reruns)
         sweep = Sweep.create(out, runs, base, space, settings)
         print(f"sweep {sweep.name}: {', '.join(k.describe() for k in space.knobs)}; {settings.trials} trials, "
               f"{settings.sampler} sampler, {settings.pruner} early stopping; folder {out}", flush=True)
@@ -59,6 +60,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if best:
         print(f"best: {best['run']} val loss {best['val_loss']:.4f} with "
               + ", ".join(f"{k}={_fmt(v)}" for k, v in best["params"].items()))
+    if summary.get("seed_spread") is not None:
+        losses = [best["val_loss"], *(r["val_loss"] for r in summary["seed_reruns"])]
+        print(f"seed noise: the best config's val loss over {len(losses)} seeds "
+              f"{', '.join(f'{v:.4f}' for v in losses)}; spread {summary['seed_spread']:.4f}")
     print(f"trained {format_seconds(c['train_seconds'])}; early stopping saved {c['saved_by_pruning']:.0%} of the "
           "compute of the same trials run to the end")
     if summary.get("importance"):

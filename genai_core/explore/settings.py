@@ -7,17 +7,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_TRIALS = 1000
+MAX_PARALLEL = 64
+MAX_SEED_RERUNS = 4
+
 
 class SweepSettings(BaseModel):
     """How a sweep searches: how many trials, how many at once, which sampler and which early stopping."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
-    trials: int = Field(default=12, ge=1, le=1000)
+    trials: int = Field(default=12, ge=1, le=MAX_TRIALS)
     """Trials to train at most (a grid sampler stops earlier when its grid is done)."""
     budget_minutes: float | None = Field(default=None, gt=0, le=100_000)
     """Stop asking for new trials once the trials have trained this many minutes in all (None: no limit)."""
-    parallel: int = Field(default=1, ge=1, le=64)
+    parallel: int = Field(default=1, ge=1, le=MAX_PARALLEL)
     """Trials submitted at once: one per device (or Ray worker); more only queue."""
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     """tpe: learns from finished trials (Bergstra et al. 2011); random; grid: every combination of the choices."""
@@ -26,3 +30,6 @@ class SweepSettings(BaseModel):
     median: stops a trial worse than the median of earlier trials at the same step; none: every trial to the end."""
     seed: int = Field(default=0, ge=0)
     """Seed of the sampler (the trials' own training seed is the base config's)."""
+    seed_reruns: int = Field(default=0, ge=0, le=MAX_SEED_RERUNS)
+    """After the search, train the best config again with this many other training seeds: their spread is the
+    seed noise, and trials closer than that are a tie (0: off)."""

@@ -14,7 +14,8 @@ The sweep folder holds only `sweep.json` (space, base config, settings), the stu
 append-only journal file: no SQLite to lock) and `summary.json`. The runs hold everything else, so a killed
 controller loses nothing: trials keep training, and the next `run` re-attaches to them (a trial is never
 started twice: its run's name is its number). Trials run one per device (or Ray worker): `parallel` submits
-that many at once, and on one CPU they queue.
+that many at once, and on one CPU they queue. With `seed_reruns`, the search ends by training the best trial's
+config again with other seeds (runs `<best>-seedK`, not trials of the study): the summary's seed noise.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def trial_name(sweep: str, number: int) -> str:
     return f"{sweep}-t{number:02d}"
 
 
+def rerun_name(best_run: str, k: int) -> str:
+    """The k-th seed rerun of the best trial's config (seed = the trial's seed + k)."""
+    return f"{best_run}-seed{k}"
+
+
 class Sweep:
     """A sweep folder and the controller that drives it (see the module docstring)."""
 
@@ -99,7 +105,8 @@ class Sweep:
                settings: SweepSettings) -> Sweep:
         """A new sweep folder, after checking the space against `base` (one message for a bad space)."""
         out = Path(out)
-        validate_run_name(trial_name(out.name, settings.trials))  # the longest trial name fits too
+        # The longest names it will give fit too.
+        validate_run_name(rerun_name(trial_name(out.name, settings.trials), settings.seed_reruns or 1))
         if (out / SWEEP_FILE).exists():
             raise GenAIError(f"a sweep already exists in {out}; resume it, or choose another folder")
         space.check(base)
@@ -206,6 +213,9 @@ class Sweep:
                             trial.trial.set_user_attr("paused", True)  # the next controller resumes it
                             if jm.status(trial.run.name).active:
                                 jm.stop(trial.run.name)
+                        for rerun in self._reruns():  # a stopped rerun is resumed by the next controller
+                            if jm.status(rerun["run"]).active:
+                                jm.stop(rerun["run"])
                         break
                     while len(live) < self.settings.parallel and self._may_ask(study):
                         trial = self._ask(study, jm)
@@ -214,12 +224,45 @@ class Sweep:
                     summary = self.write_summary(study)
                     if on_tick is not None:
                         on_tick(summary)
-                    if not live and not self._may_ask(study):
+                    if not live and not self._may_ask(study) and self._follow_reruns(jm):
                         break
                     time.sleep(poll_s)
             finally:
                 jm.shutdown(stop_running=False, timeout=0)
             return self.write_summary(study)
+
+    def _reruns(self) -> list[dict[str, Any]]:
+        """The seed reruns of the best completed trial (none before the search is over, or when off)."""
+        best = self.summary().get("best")
+        if not best or not self.settings.seed_reruns:
+            return []
+        return [{"run": rerun_name(best["run"], k), "of": best["run"], "k": k}
+                for k in range(1, self.settings.seed_reruns + 1)]
+
+    def _follow_reruns(self, jm: Any) -> bool:
+        """Once the search is over: queue the best config's seed reruns, carry on any a restart or a stop left
+        behind, and say whether they have all ended."""
+        done = True
+        for rerun in self._reruns():
+            run = Run(self.runs_root / rerun["run"])
+            if not run.exists():
+                config = Run(self.runs_root / rerun["of"]).config()
+                train = config.train.model_copy(update={"seed": config.train.seed + rerun["k"]})
+                jm.submit(config.model_copy(update={"name": rerun["run"], "train": train}), rerun["run"],
+                          note={"sweep": self.name, "rerun_of": rerun["of"]})
+                done = False
+                continue
+            st = jm.status(rerun["run"])
+            if st.active:
+                done = False
+            elif st.state in ("interrupted", "stopped"):  # killed with its server, or stopped with the sweep
+                if run.latest_checkpoint() is not None:
+                    jm.resume(rerun["run"])
+                else:
+                    jm.submit(run.config(), rerun["run"], replace=True,
+                              note={"sweep": self.name, "rerun_of": rerun["of"]})
+                done = False
+        return done
 
     def best_config(self, longer: float = 1.0) -> RunConfig | None:
         """The best completed trial's config (with `longer` times its steps), None before one completed."""
@@ -413,17 +456,35 @@ class Sweep:
                 lowest = min(lowest, t["val_loss"])
             if t["state"] in ("completed", "pruned") and math.isfinite(lowest):
                 best_so_far.append({"trial": t["number"], "flops": spent, "best_val_loss": lowest})
+        searched = not self._may_ask(study) and all(t["state"] in ("completed", "pruned", "failed") for t in trials)
+        reruns = self._rerun_results(best) if searched and best else []
+        seeds = [best["val_loss"]] + [r["val_loss"] for r in reruns] if best else []
         summary = {
             "sweep": self.name, "space": self.space.as_json(), "settings": self.settings.model_dump(mode="json"),
             "trials": trials, "best": best, "best_so_far": best_so_far,
-            "finished": not self._may_ask(study) and all(t["state"] in ("completed", "pruned", "failed")
-                                                         for t in trials),
+            "seed_reruns": reruns,
+            "seed_spread": max(seeds) - min(seeds) if reruns and None not in seeds else None,
+            "finished": searched and all(r["state"] in ("completed", "failed") for r in reruns)
+                        and len(reruns) == (self.settings.seed_reruns if best else 0),
             "compute": {"flops_trained": trained, "flops_if_run_to_the_end": full,
                         "saved_by_pruning": 1.0 - trained / full if full else 0.0, "train_seconds": seconds},
             "importance": self._importance(study),
         }
         atomic_write_json(self.out / SUMMARY_FILE, summary)
         return summary
+
+    def _rerun_results(self, best: dict[str, Any]) -> list[dict[str, Any]]:
+        """The best config's seed reruns as they stand: run, seed, state, final validation loss."""
+        out = []
+        for k in range(1, self.settings.seed_reruns + 1):
+            run = Run(self.runs_root / rerun_name(best["run"], k))
+            if not run.exists():
+                continue
+            vals = [r["val_loss"] for r in run.metrics() if r.get("val_loss") is not None]
+            state = str(run.status().get("state", "queued"))
+            out.append({"run": run.name, "seed": run.config().train.seed, "state": state,
+                        "val_loss": vals[-1] if vals and state == "completed" else None})
+        return out
 
     def _importance(self, study: Any) -> dict[str, float] | None:
         """Which knobs mattered, by PED-ANOVA (Watanabe et al. 2023; Optuna's, no scikit-learn needed, unlike its
