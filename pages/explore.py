@@ -18,7 +18,14 @@ from genai_core.config import RECIPES, DataConfig, RunConfig, TrainConfig, with_
 from genai_core.errors import GenAIError
 from genai_core.explore.settings import MAX_PARALLEL, MAX_SEED_RERUNS, MAX_TRIALS
 from genai_core.explore.space import SWEEPABLE, SearchSpace
-from genai_core.explore.sweep import Sweep, SweepSettings, list_sweeps, sweep_estimate, sweeps_dir
+from genai_core.explore.sweep import (
+    MIN_TRIALS_FOR_IMPORTANCE,
+    Sweep,
+    SweepSettings,
+    list_sweeps,
+    sweep_estimate,
+    sweeps_dir,
+)
 from genai_core.runs.folder import Run, validate_run_name
 from genai_core.units import format_seconds
 from pages import ui
@@ -159,7 +166,7 @@ def sweep_view(name: str) -> None:
     if summary.get("importance"):
         right.plotly_chart(_importance(summary["importance"]), width="stretch")
     else:
-        right.caption("Which knobs mattered shows once four trials have completed.")
+        right.caption(f"Which knobs mattered shows once {MIN_TRIALS_FOR_IMPORTANCE} trials have reached a rung.")
     ui.table([{"trial": t["run"], **t["params"], "state": t["state"], "val loss": t["val_loss"],
                "steps": f"{t['steps']:,} / {t['total_steps']:,}",
                "cut at": t["pruned_at"]["step"] if t.get("pruned_at") else None, "note": t.get("message") or ""}
@@ -213,10 +220,12 @@ def _parallel_coordinates(trials: list[dict[str, Any]], sweep: Sweep) -> go.Figu
     return fig
 
 
-def _importance(importance: dict[str, float]) -> go.Figure:
-    names = list(importance)[::-1]
-    fig = go.Figure(go.Bar(x=[importance[n] for n in names], y=names, orientation="h"))
-    fig.update_layout(title="Which knobs mattered (PED-ANOVA importance)", height=380, margin={"t": 50, "b": 40})
+def _importance(importance: dict[str, Any]) -> go.Figure:
+    knobs = importance["knobs"]
+    names = list(knobs)[::-1]
+    fig = go.Figure(go.Bar(x=[knobs[n] for n in names], y=names, orientation="h"))
+    fig.update_layout(title=f"Which knobs mattered (PED-ANOVA, val loss at step {importance['step']:,} of "
+                            f"{importance['trials']} trials)", height=380, margin={"t": 50, "b": 40})
     return fig
 
 

@@ -119,6 +119,18 @@ def test_a_sweep_trains_each_trial_once_as_a_run_and_prunes_losers_at_the_rungs(
     assert f"best: {swept['best']['run']}" in swept["stdout"]
 
 
+def test_importance_is_measured_at_the_latest_rung_enough_trials_reached_pruned_ones_included(swept: dict) -> None:
+    imp = swept["importance"]
+    assert imp is not None and set(imp["knobs"]) == set(SPACE)
+    assert all(v >= 0 for v in imp["knobs"].values()) and sum(imp["knobs"].values()) == pytest.approx(1.0)
+    trials = swept["trials"]
+    reached = [t for t in trials if t["steps"] >= imp["step"]]
+    assert imp["trials"] == len(reached) >= 4 and imp["step"] % RUNG == 0
+    # The latest such step: fewer than four trials went further (pruning stopped the rest).
+    assert sum(t["steps"] >= imp["step"] + RUNG for t in trials) < 4
+    assert f"importance (val loss at step {imp['step']:,} of {imp['trials']} trials)" in swept["stdout"]
+
+
 def test_a_second_controller_of_a_sweep_is_refused_and_a_finished_sweep_asks_nothing_more(
         cli: Cli, swept: dict) -> None:
     from genai_core.explore.sweep import LOCK_FILE, Sweep

@@ -67,7 +67,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"trained {format_seconds(c['train_seconds'])}; early stopping saved {c['saved_by_pruning']:.0%} of the "
           "compute of the same trials run to the end")
     if summary.get("importance"):
-        print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["importance"].items()))
+        imp = summary["importance"]
+        print(f"importance (val loss at step {imp['step']:,} of {imp['trials']} trials): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in imp["knobs"].items()))
     print(f"summary: {out / 'summary.json'}")
     return 0
 

@@ -97,7 +97,7 @@ class Sweep:
         self.base = RunConfig.model_validate(saved["base"])
         self.settings = SweepSettings.model_validate(saved["settings"])
         self._exhausted = False
-        self._importance_of: tuple[int, dict[str, float] | None] = (-1, None)  # (completed trials, importance)
+        self._importance_of: tuple[tuple[int, int], dict[str, Any] | None] = ((-1, -1), None)  # ((step, trials), it)
 
     # ------------------------------------------------------------------ create / open
     @classmethod
@@ -486,22 +486,45 @@ class Sweep:
                         "val_loss": vals[-1] if vals and state == "completed" else None})
         return out
 
-    def _importance(self, study: Any) -> dict[str, float] | None:
+    def _importance(self, study: Any) -> dict[str, Any] | None:
         """Which knobs mattered, by PED-ANOVA (Watanabe et al. 2023; Optuna's, no scikit-learn needed, unlike its
-        fANOVA), once enough trials completed; None before, or with one knob."""
-        from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
-        from optuna.trial import TrialState
+        fANOVA): {"knobs": {knob: importance}, "step": S, "trials": N}, None with fewer than
+        MIN_TRIALS_FOR_IMPORTANCE trials at any rung, or one knob.
 
-        complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-        if complete < MIN_TRIALS_FOR_IMPORTANCE or len(self.space.knobs) < 2:
+        Measured on the validation loss at the latest step S that at least that many trials reached, pruned
+        ones included: with early stopping few trials run to the end, and importance from those few alone
+        would say little (or nothing, long after the first rungs could)."""
+        import optuna
+        from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+        from optuna.trial import TrialState, create_trial
+
+        if len(self.space.knobs) < 2:
             return None
-        if self._importance_of[0] != complete:  # it changes only when a trial completes, not every tick
+        ended = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                      TrialState.RUNNING))
+                 if t.intermediate_values and "duplicate_of" not in t.user_attrs]
+        reached: dict[int, int] = {}
+        for t in ended:
+            for step in t.intermediate_values:
+                reached[step] = reached.get(step, 0) + 1
+        steps = [step for step, n in reached.items() if n >= MIN_TRIALS_FOR_IMPORTANCE]
+        if not steps:
+            return None
+        step = max(steps)
+        at = [t for t in ended if step in t.intermediate_values]
+        key = (step, len(at))
+        if self._importance_of[0] != key:  # it changes only when a trial reaches a rung, not every tick
+            scratch = optuna.create_study(direction="minimize")
+            distributions = self._distributions()
+            scratch.add_trials([create_trial(params=t.params, distributions=distributions,
+                                             value=t.intermediate_values[step]) for t in at])
             try:
-                importance = {k: float(v) for k, v in get_param_importances(
-                    study, evaluator=PedAnovaImportanceEvaluator()).items()}
+                knobs = {k: float(v) for k, v in get_param_importances(
+                    scratch, evaluator=PedAnovaImportanceEvaluator()).items()}
+                importance: dict[str, Any] | None = {"knobs": knobs, "step": step, "trials": len(at)}
             except (ValueError, RuntimeError, ZeroDivisionError):  # e.g. every trial took one value of a knob
                 importance = None
-            self._importance_of = (complete, importance)
+            self._importance_of = (key, importance)
         return self._importance_of[1]
 
 
