@@ -8,6 +8,8 @@ browser or the server goes away; this page reads its `summary.json` and the tria
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -16,6 +18,7 @@ import streamlit as st
 
 from genai_core.config import RECIPES, DataConfig, RunConfig, TrainConfig, with_recipe
 from genai_core.errors import GenAIError
+from genai_core.explore.grid import plan_grid
 from genai_core.explore.settings import MAX_PARALLEL, MAX_SEED_RERUNS, MAX_TRIALS
 from genai_core.explore.space import SWEEPABLE, SearchSpace
 from genai_core.explore.sweep import (
@@ -25,11 +28,12 @@ from genai_core.explore.sweep import (
     list_sweeps,
     sweep_estimate,
     sweeps_dir,
+    trial_name,
 )
-from genai_core.runs.folder import Run, validate_run_name
+from genai_core.runs.folder import Run, list_runs, validate_run_name
 from genai_core.units import format_seconds
 from pages import ui
-from pages.parts.train_form import field_help, literals
+from pages.parts.train_form import anything_active, field_help, literals
 
 SHOWN = "explore_sweep"
 DEFAULT_SPACE = [
@@ -40,10 +44,36 @@ DEFAULT_SPACE = [
 LIVE_EVERY_S = 2.0
 
 
-def new_sweep(data: DataConfig) -> None:
-    """The space, the search's settings and the fixed part of the config; the cost before Start."""
+def start_points(data: DataConfig | None) -> dict[str, Callable[[], RunConfig]]:
+    """Where a sweep's fixed part can come from: the Train page's settings (handed over by its "Sweep knobs
+    around these settings"), a recipe's defaults on the chosen corpus, or a pretraining run's config."""
+    points: dict[str, Callable[[], RunConfig]] = {}
+    handed = st.session_state.get(ui.SWEEP_BASE)
+    if handed:
+        points["The Train page's settings"] = lambda: RunConfig.model_validate(handed)
+    if data is not None:
+        for recipe in RECIPES:
+            points[f"The {recipe} recipe's defaults"] = (
+                lambda r=recipe: RunConfig.model_validate(with_recipe({"data": data.model_dump()}, r)))
+    for run in list_runs(ui.runs_root()):
+        try:
+            if run.config().task == "lm":
+                points[f"Run {run.name}"] = run.config
+        except GenAIError:  # a damaged run is not offered
+            continue
+    return points
+
+
+def new_sweep(data: DataConfig | None) -> None:
+    """The space, the search's settings and the fixed part of the config; the cost (per cell, for a grid) before
+    Start."""
     st.markdown("**The space**: a range (low, high, log scale) or a list of choices per knob.")
-    rows = st.data_editor(
+    as_json = st.toggle("Edit as JSON (the CLI's --space file)", key="explore_as_json",
+                        help='e.g. {"lr": {"low": 1e-4, "high": 1e-2, "log": true}, "d_model": [64, 128]}')
+    if as_json:
+        text = st.text_area("Space (JSON)", value=json.dumps(SearchSpace.from_rows(DEFAULT_SPACE).as_json()),
+                            key="explore_space_text", height=110)
+    rows = None if as_json else st.data_editor(
         pd.DataFrame(DEFAULT_SPACE), num_rows="dynamic", key="explore_space", width="stretch", hide_index=True,
         column_config={
             "knob": st.column_config.SelectboxColumn("knob", options=list(SWEEPABLE), required=True),
@@ -73,36 +103,81 @@ def new_sweep(data: DataConfig) -> None:
                         "of the trials that reached that rung.",
                 "median": "A trial stops when its validation loss is worse than the median of earlier trials at "
                           "the same step.",
-                "none": "Every trial trains to the end: the grid of old, with a smarter order."}[pruner])
+                "none": "Every trial trains to the end."}[pruner])
     st.markdown("**What every trial shares**")
+    points = start_points(data)
+    if not points:
+        st.warning("Choose a corpus on the Data page first.", icon=":material/menu_book:")
+        return
     f1, f2, f3 = st.columns(3)
-    recipe = f1.selectbox("Recipe", list(RECIPES), help="The knobs not in the space come from this recipe.")
-    max_steps = f2.number_input("Max steps per trial", 10, 1_000_000, 300, step=50)
-    rung = f3.number_input("Evaluate every N steps (the rungs)", 1, 100_000, 50,
-                           help=field_help(TrainConfig, "eval_interval"))
-    name = st.text_input("Sweep name", value=ui.unique_run_name("sweep"),
-                         help="Its trials are the runs NAME-t00, NAME-t01, …")
+    start = f1.selectbox("Start from", list(points), key="explore_start",
+                         help="Every knob not in the space comes from here (its corpus and tokenizer too).")
     with ui.user_errors():
-        space = SearchSpace.from_rows(rows.to_dict("records"))
-        base = RunConfig.model_validate(with_recipe(
-            {"data": data.model_dump(), "train": {"max_steps": max_steps, "eval_interval": rung,
-                                                 "log_interval": max(1, min(10, rung)), "runner": "process"}},
-            recipe))
+        chosen = points[start]()
+        max_steps = f2.number_input("Max steps per trial", 10, 1_000_000, max(10, chosen.train.max_steps or 300),
+                                    step=50)
+        rung = f3.number_input("Evaluate every N steps (the rungs)", 1, 100_000, min(50, max_steps),
+                               help=field_help(TrainConfig, "eval_interval"))
+        m, t = chosen.model, chosen.train
+        st.caption(f"Corpus {chosen.data.corpus.name} ({chosen.data.tokenizer} tokens); d_model {m.d_model}, "
+                   f"{m.n_layers} layers, {m.n_heads} heads, seq_len {m.seq_len}; {t.optimizer}, lr {t.lr:g}, "
+                   f"batch {t.batch_size}.")
+        name = st.text_input("Sweep name", value=ui.unique_run_name("sweep"),
+                             help="Its trials are the runs NAME-t00, NAME-t01, …")
+        space = SearchSpace.from_json(text) if rows is None else SearchSpace.from_rows(rows.to_dict("records"))
+        # Trials outlive this page: a thread runner (the API's default) becomes the runs folder's scheduler.
+        runner = "process" if chosen.train.runner == "thread" else chosen.train.runner
+        base = chosen.model_copy(update={"name": "", "train": chosen.train.model_copy(update={
+            "max_steps": max_steps, "epochs": None, "eval_interval": rung, "log_interval": max(1, min(10, rung)),
+            "runner": runner})})
+        base = RunConfig.model_validate(base.model_dump())
         settings = SweepSettings(trials=trials, budget_minutes=budget or None, parallel=parallel, sampler=sampler,
                                  pruner=pruner, seed=seed, seed_reruns=reruns)
         validate_run_name(name)
         space.check(base)
-        cost = sweep_estimate(base, space, settings, ui.runs_root())
-        grid = space.grid_size()
-        st.info(f"{', '.join(k.describe() for k in space.knobs)}. A trial of the largest corner trains in about "
-                f"{format_seconds(cost['trial_seconds'])}; {trials} trials run to the end: at most about "
-                f"{format_seconds(cost['sweep_seconds'])}"
-                + (f" (the full grid has {grid} cells)" if grid else "")
-                + ". Early stopping cuts the losers short.", icon=":material/schedule:")
-        if st.button("Start the sweep", type="primary", **ui.locked()) and ui.presenter_only():
+        pending = bool(st.session_state.get(GRID_PENDING)) and sampler == "grid"
+        st.fragment(cost_and_start, run_every=1.0 if pending else None)(base, space, settings, name)
+
+
+GRID_PENDING = "explore_grid_pending"
+
+
+def cost_and_start(base: RunConfig, space: SearchSpace, settings: SweepSettings, name: str) -> None:
+    """What the sweep may cost, and Start. For a grid, every cell checked and timed first (a cell that cannot
+    train keeps Start off); a fragment that draws itself again each second while cells are being timed, so the
+    table settles on the timed figures without a click."""
+    grid = space.grid_size()
+    problems = False
+    with ui.user_errors():
+        if settings.sampler == "grid":
+            names = [trial_name(name, i) for i in range(min(settings.trials, grid or 0))]
+            cells = plan_grid(base, space, names, runs_root=ui.runs_root(), calibrate=not anything_active())
+            ui.table([{"trial": c.name, **c.values,
+                       "estimated time": "timing…" if c.pending else format_seconds(c.seconds)
+                       if c.seconds is not None else None, "problem": c.problem} for c in cells],
+                     hide_index=True, width="stretch")
+            problems = any(c.problem for c in cells)
+            pending = any(c.pending for c in cells)
+            if pending != bool(st.session_state.get(GRID_PENDING)):
+                st.session_state[GRID_PENDING] = pending
+                st.rerun()
+            total = sum(c.seconds or 0.0 for c in cells)
+            st.info(f"{len(cells)} of the grid's {grid} cells, each trained to the end: about "
+                    f"{format_seconds(total)}" + (" in all; early stopping cuts the losers short."
+                                                 if settings.pruner != "none" else " in all.")
+                    + (" Fix the cells with a problem first." if problems else ""), icon=":material/schedule:")
+        else:
+            cost = sweep_estimate(base, space, settings, ui.runs_root())
+            st.info(f"{', '.join(k.describe() for k in space.knobs)}. A trial of the largest corner trains in about "
+                    f"{format_seconds(cost['trial_seconds'])}; {settings.trials} trials run to the end: at most "
+                    f"about {format_seconds(cost['sweep_seconds'])}" + (f" (the full grid has {grid} cells)" if grid
+                                                                       else "")
+                    + ". Early stopping cuts the losers short.", icon=":material/schedule:")
+        if st.button("Start the sweep", type="primary", **ui.locked(), disabled=problems) and ui.presenter_only():
             sweep = Sweep.create(sweeps_dir(ui.runs_root()) / name, ui.runs_root(), base, space, settings)
             sweep.start_controller()
             st.session_state[SHOWN] = name
+            st.session_state.pop(GRID_PENDING, None)
             st.rerun()
 
 
@@ -242,9 +317,7 @@ if names:
     st.divider()
 data_cfg, source = ui.data_choice()
 with st.expander("New sweep", expanded=not names, icon=":material/travel_explore:"):
-    if data_cfg is None:
-        st.warning("Choose a corpus on the Data page first.", icon=":material/menu_book:")
-    else:
-        st.caption(f"Corpus: {data_cfg.corpus.name} ({'from the Data page' if source == 'data page' else 'the demo'}"
-                   f", {data_cfg.tokenizer} tokens).")
-        new_sweep(data_cfg)
+    if data_cfg is not None:
+        st.caption(f"Corpus for the recipes: {data_cfg.corpus.name} "
+                   f"({'from the Data page' if source == 'data page' else 'the demo'}, {data_cfg.tokenizer} tokens).")
+    new_sweep(data_cfg)

@@ -1,4 +1,4 @@
-"""Train: set the knobs, see what the run will cost, start it (or a grid of runs), and watch it learn live.
+"""Train: set the knobs, see what a run will cost, start it and watch it learn live (grids and sweeps: Explore).
 
 The page only gathers inputs, asks `genai_core` and draws. Numbers (parameters, memory, time) come from
 `genai_core.train.estimates.estimate`; validation comes from the config models; training runs in the job
@@ -32,9 +32,7 @@ from genai_core.data.corpus import check_corpus
 from genai_core.data.tokenstore import TokenStore, prepare_cached, seq_len_problem, store_key
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import list_runs
-from genai_core.train import grid
 from genai_core.train.estimates import Estimate, estimate
-from genai_core.units import format_seconds
 from pages import ui
 from pages.parts.finetune_form import finetune_form
 from pages.parts.live_run import show_live_view
@@ -373,70 +371,21 @@ def start_section(model_values: dict[str, Any], train_values: dict[str, Any], da
         queue_col.caption("One run trains per device at a time; a new start waits in the queue.")
 
 
-# --------------------------------------------------------------------------- explore a grid
-def explore_section(data_cfg: DataConfig | None, model_cfg: ModelConfig | None, train_cfg: TrainConfig | None,
-                    stats: dict[str, int] | None, run_on: dict[str, Any]) -> None:
-    """A grid of runs around the form's settings (`genai_core.train.grid` plans and checks it)."""
-    with st.expander("Explore: train a grid of runs"):
-        together = ("they train in parallel on the Ray cluster, each reserving as many CPUs as its torch threads "
-                    "(one unless set above)" if run_on["runner"] == "ray" else
-                    "they train one after another on this machine (one run per device)")
-        st.caption(f"Pick up to {grid.MAX_KNOBS} knobs and up to {grid.MAX_VALUES} values each; every combination "
-                   f"becomes a run with the settings above, named after its values; {together}.")
-        knobs = st.multiselect("Knobs to vary", list(grid.EXPLORABLE), max_selections=grid.MAX_KNOBS,
-                               key="train_explore_knobs", persist_state=PERSIST)
-        prefix = st.text_input("Name prefix", value="explore", key="train_explore_prefix",
-                               persist_state=PERSIST).strip() or "explore"
-        axes: dict[str, list[Any]] = {}
-        for k in knobs:
-            raw = st.text_input(f"Values of {k}", key=f"train_explore_values_{k}", persist_state=PERSIST,
-                                placeholder=f"e.g. {grid.EXAMPLES[k]}")
-            with ui.user_errors():
-                vals = grid.parse_values(raw, grid.EXPLORABLE[k][1])
-                if vals:  # nothing typed yet is not an error, just an incomplete grid
-                    axes[k] = vals
-        complete = bool(knobs) and len(axes) == len(knobs)
-        base = (RunConfig(data=data_cfg, model=model_cfg, train=train_cfg)
-                if complete and model_cfg is not None and train_cfg is not None and data_cfg is not None else None)
-        if base is None:
-            st.button("Queue the grid", key="train_explore_start", disabled=True)
-            return
-        st.fragment(grid_plan, run_every=1.0 if st.session_state.get(GRID_PENDING) else None)(base, axes, prefix,
-                                                                                            stats)
-
-
-GRID_PENDING = "train_grid_pending"
-
-
-def grid_plan(base: RunConfig, axes: dict[str, list[Any]], prefix: str, stats: dict[str, int] | None) -> None:
-    """The planned cells with their estimates, and Queue. A fragment: while cells are being timed it draws itself
-    again each second, so the table settles on the timed figures without a click (a full run switches that
-    ticking on and off, as the live view's)."""
-    cells: list[grid.GridCell] = []
-    with ui.user_errors():
-        cells = grid.plan_grid(base, axes, prefix, runs_root=ui.runs_root(),
-                               max_seq_len=stats["max_seq_len"] if stats else None,
-                               train_tokens=stats["train_tokens"] if stats else None, calibrate=not anything_active())
-    ui.table([{"run": c.name, "params": c.params,
-               "estimated time": "timing…" if c.pending else format_seconds(c.seconds) if c.seconds is not None
-               else None, "problem": c.problem} for c in cells], hide_index=True, width="stretch")
-    pending = any(c.pending for c in cells)
-    if pending != bool(st.session_state.get(GRID_PENDING)):
-        st.session_state[GRID_PENDING] = pending
-        st.rerun()
-    grid_ok = bool(cells) and all(not c.problem for c in cells)
-    if st.button(f"Queue {len(cells)} runs" if cells else "Queue the grid", key="train_explore_start",
-                 disabled=not grid_ok or not ui.can_change()) and ui.presenter_only():
-        with ui.user_errors():
-            for c in cells:
-                assert c.config is not None
-                ui.job_manager().submit(c.config, c.name, note=c.note())
-            st.toast(f"Queued {len(cells)} runs.")
+# --------------------------------------------------------------------------- explore
+def explore_link(data_cfg: DataConfig | None, model_cfg: ModelConfig | None, train_cfg: TrainConfig | None) -> None:
+    """Grids and searches live on the Explore page: this form's settings go there as what every trial shares."""
+    ready = data_cfg is not None and model_cfg is not None and train_cfg is not None
+    if st.button("Sweep knobs around these settings", key="train_to_explore", icon=":material/travel_explore:",
+                 disabled=not ready, help="Opens Explore with this form's settings as what every trial shares: a grid "
+                 "of values, or a search that stops losing trials early.") and ready:
+        st.session_state[ui.SWEEP_BASE] = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg).model_dump(
+            mode="json")
+        st.switch_page("pages/explore.py")
 
 
 # --------------------------------------------------------------------------- page
 def pretrain_form() -> None:
-    """The pretraining form: corpus, knobs, the checked config with its estimate, Start, and the grid."""
+    """The pretraining form: corpus, knobs, the checked config with its estimate, Start, and the way to a sweep."""
     data_cfg, stats = corpus_section()
     recipe_controls()
     col_model, col_train, col_hw = st.columns(3)
@@ -451,7 +400,7 @@ def pretrain_form() -> None:
     model_cfg, train_cfg = checked_configs(model_values, train_values, data_cfg, stats, problems)
     est = estimate_section(model_cfg, train_cfg, stats, problems)
     start_section(model_values, train_values, data_cfg, model_cfg, train_cfg, est, problems)
-    explore_section(data_cfg, model_cfg, train_cfg, stats, {"runner": hardware["runner"]})
+    explore_link(data_cfg, model_cfg, train_cfg)
 
 
 st.title("Train")

@@ -214,6 +214,8 @@ def _ema(values: list[float], alpha: float) -> list[float]:
 
 
 # --------------------------------------------------------------------------- the run a session follows
+SWEEP_BASE = "explore_base"
+"""The Train page's settings (a RunConfig as JSON) handed to Explore as what every trial of a sweep shares."""
 FOLLOW = "train_follow"
 """The run this browser session started, stopped or resumed on the Train page: the live view stays on it (its
 final state and its Resume) rather than jumping to whichever run the queue starts next. Starting the demo from

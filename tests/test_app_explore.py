@@ -93,3 +93,47 @@ def test_a_bad_space_is_one_message_and_start_drives_a_real_controller(
         time.sleep(0.2)
     summary = sweep.summary()
     assert [t["run"] for t in summary["trials"]] == ["first-t00"] and not summary["finished"]
+
+
+def test_a_grid_shows_every_cell_checked_and_timed_before_start_and_queues_them_as_trials(
+        app_env: Path, monkeypatch: pytest.MonkeyPatch, tiny_txt: Path) -> None:
+    from genai_core.train.trainer import train
+
+    train(tiny_config(tiny_txt, max_steps=2), app_env / "tiny")  # a run to start from
+    at = app_test("pages/explore.py", timeout=120)
+    at.selectbox(key="explore_start").set_value("Run tiny").run()
+    at.toggle(key="explore_as_json").set_value(True).run()
+    at.text_area(key="explore_space_text").set_value('{"d_model": [16, 32], "n_layers": {"low": 1, "high": 2}}')
+    at.radio[1].set_value("none")
+    at.radio[0].set_value("grid").run()
+    at.text_input[0].set_value("gr").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    cells = next(df.value for df in at.dataframe if "trial" in df.value.columns)
+    assert list(cells["trial"]) == ["gr-t00", "gr-t01", "gr-t02", "gr-t03"]
+    assert [(d, n) for d, n in zip(cells["d_model"], cells["n_layers"], strict=True)] == [
+        (16, 1), (16, 2), (32, 1), (32, 2)]
+    assert cells["problem"].fillna("").eq("").all() and cells["estimated time"].notna().all()
+    assert any("4 of the grid's 4 cells" in i.value for i in at.info)
+    start = next(b for b in at.button if b.label == "Start the sweep")
+    assert not start.disabled
+    # A cell that cannot train keeps Start off, with the reason in its row.
+    (app_env / "gr-t02").mkdir()
+    at.run()
+    cells = next(df.value for df in at.dataframe if "trial" in df.value.columns)
+    assert cells["problem"][2] == "a run of this name exists (change the sweep's name)"
+    assert next(b for b in at.button if b.label == "Start the sweep").disabled
+    (app_env / "gr-t02").rmdir()
+    at.text_input[0].set_value("gr2").run()
+    next(b for b in at.button if b.label == "Start the sweep").click().run()
+    assert not at.exception, at.exception
+    sweep = Sweep.open(sweeps_dir(app_env) / "gr2", app_env)
+    assert sweep.settings.sampler == "grid" and sweep.base.model.seq_len == tiny_config(tiny_txt).model.seq_len
+    assert sweep.base.train.runner == "process"  # trials outlive the page
+    deadline = time.monotonic() + 120
+    while not (app_env / "gr2-t00" / "config.json").is_file():
+        assert time.monotonic() < deadline, (sweep.out / "controller.log").read_text()
+        time.sleep(0.2)
+    sweep.request_stop()
+    while sweep.controlled():
+        assert time.monotonic() < deadline + 120, (sweep.out / "controller.log").read_text()
+        time.sleep(0.2)

@@ -224,31 +224,20 @@ def test_stopping_my_run_keeps_it_in_view_while_someone_elses_trains(corpus: Pat
     manager().wait(theirs, timeout=TIMEOUT)
 
 
-def test_explore_grid_queues_named_runs(corpus: Path, app_env: Path) -> None:
+def test_sweep_around_these_settings_hands_the_form_to_explore(corpus: Path, app_env: Path) -> None:
+    """Grids moved to Explore: the form's settings go there as what every trial of a sweep shares."""
+    from pages import ui
+
     at = app_test("pages/train.py")
-    set_knobs(at, **{**TINY, "max_steps": 100_000, "eval_interval": 1000})
-    at.multiselect(key="train_explore_knobs").set_value(["d_model", "lr"]).run()
-    assert at.text_input(key="train_explore_values_lr").placeholder == "e.g. 0.001, 0.003, 0.01"
-    at.text_input(key="train_explore_values_d_model").set_value("32, 48")
-    at.text_input(key="train_explore_values_lr").set_value("0.003, 0.01").run()
+    set_knobs(at, **{**TINY, "max_steps": 120})
     assert not at.exception and not at.error, errors(at)
-    at.button(key="train_explore_start").click().run()
-    assert not at.exception
-    expected = ["explore-d_model-32-lr-0.003", "explore-d_model-32-lr-0.01",
-                "explore-d_model-48-lr-0.003", "explore-d_model-48-lr-0.01"]
-    assert [j.name for j in manager().jobs()] == expected
-    # Each was queued with the estimate the table showed, to be set beside the measured speed.
-    assert all(Run(app_env / n).read_status_raw().get("estimated_step_s", 0) > 0 for n in expected)
-    # One trains, the others wait their turn (the first is queued too until the worker takes it).
-    wait_until(lambda: [a.name for a in manager().active()] == expected[:1], "the first grid run to start")
-    assert [q.name for q in manager().queue()] == expected[1:]
-    at.run()
-    queues = [df.value for df in at.dataframe if "position" in df.value.columns]  # the queue is shown
-    assert queues and list(queues[0]["run"]) == expected[1:]
-    # Five values are one too many: the grid refuses with the reason.
-    at.text_input(key="train_explore_values_lr").set_value("1e-4, 3e-4, 1e-3, 3e-3, 1e-2").run()
-    assert "at most 4 values" in errors(at)
-    assert at.button(key="train_explore_start").disabled
+    at.button(key="train_to_explore").click().run()
+    assert not at.exception, at.exception
+    handed = at.session_state[ui.SWEEP_BASE]
+    assert handed["model"]["d_model"] == TINY["d_model"] and handed["train"]["max_steps"] == 120
+    assert handed["data"]["corpus"] == str(corpus)
+    assert at.selectbox(key="explore_start").value == "The Train page's settings"
+    assert any(f"d_model {TINY['d_model']}, {TINY['n_layers']} layers" in c.value for c in at.caption)
 
 
 def test_home_demo_button_queues_pretraining_then_its_qa_fine_tune(app_env: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from pydantic import ValidationError
 
 from genai_core.config import ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError, user_message
-from genai_core.train.grid import read_values
 
 Section = Literal["model", "train"]
 SWEEPABLE: dict[str, Section] = {
@@ -37,6 +37,17 @@ MAX_CORNERS = 512
 """Corner configs checked before a sweep starts: a space with more (10 knobs of choices) checks the first ones."""
 
 _SECTIONS: dict[Section, type[ModelConfig] | type[TrainConfig]] = {"model": ModelConfig, "train": TrainConfig}
+
+
+
+def read_values(raw: str, kind: type) -> list[Any]:
+    """`"64, 128"` -> `[64, 128]`: the values of a knob's type, in order, separated by commas, spaces or ;
+    (a whole float such as "64.0" reads as an int; "1.5" does not). How a sweep's space reads typed choices."""
+    parts = [p for p in re.split(r"[,\s;]+", raw.strip()) if p]
+    try:
+        return [kind(float(p)) if kind is int and float(p).is_integer() else kind(p) for p in parts]
+    except ValueError:
+        raise GenAIError(f"could not read {raw!r} as {kind.__name__} values separated by commas") from None
 
 
 @dataclass(frozen=True)
