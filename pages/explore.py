@@ -9,6 +9,7 @@ browser or the server goes away; this page reads its `summary.json` and the tria
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -286,6 +287,10 @@ def _parallel_coordinates(trials: list[dict[str, Any]], sweep: Sweep) -> go.Figu
             index = {v: i for i, v in enumerate(k.choices)}
             dims.append({"label": k.name, "values": [index.get(v, 0) for v in values],
                          "tickvals": list(index.values()), "ticktext": [str(v) for v in index]})
+        elif k.log:  # a log-scale knob on a log axis, labelled with its values
+            ticks = [v for v in (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0) if k.low <= v <= k.high] or [k.low]
+            dims.append({"label": f"{k.name} (log)", "values": [math.log10(v) for v in values],
+                         "tickvals": [math.log10(v) for v in ticks], "ticktext": [f"{v:g}" for v in ticks]})
         else:
             dims.append({"label": k.name, "values": values})
     dims.append({"label": "val loss", "values": [t["val_loss"] for t in ended]})

@@ -663,3 +663,94 @@ def test_reset_to_the_recipe_shows_what_will_train(tmp_path: Path, tiny_txt: Pat
         finally:
             browser.close()
             stop_server(proc)
+
+
+# --------------------------------------------------------------------------- a sweep, and a server that dies
+SWEEP_TRIALS = 6
+PLOT_TITLES_JS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+    .map(el => el.layout && el.layout.title ? String(el.layout.title.text || el.layout.title) : '')"""
+
+
+def test_a_sweep_started_on_explore_survives_kill_9_of_the_server_prunes_and_shows_importance(
+        tmp_path: Path, tiny_txt: Path, artifacts: Path) -> None:
+    """Explore in the browser: start a sweep from a run's config with the space typed as JSON, kill -9 the server
+    while it runs (its controller is a process of its own), and on a new server watch it finish: a trial pruned,
+    no trial trained twice, the importance chart drawn."""
+    from conftest import tiny_config
+
+    from genai_core.train.trainer import train
+
+    runs = runs_with_data_choice(tmp_path, tiny_txt)
+    train(tiny_config(tiny_txt, max_steps=2, num_threads=1), runs / "tiny")  # the sweep starts from its config
+    name = "e2e-sweep"
+    summary_path = runs / ".sweeps" / name / "summary.json"
+
+    def trials() -> list[dict[str, Any]]:
+        try:
+            return json.loads(summary_path.read_text())["trials"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    url, first = start_server(runs, artifacts / "server.log")
+    second: subprocess.Popen[bytes] | None = None
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(url.rstrip("/") + "/explore", timeout=60_000)
+            page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=60_000)
+            settle(page)
+            start_from = page.get_by_test_id("stSelectbox").filter(has_text="Start from").locator("input")
+            start_from.click()
+            start_from.fill("Run tiny")
+            page.get_by_role("option", name="Run tiny").click()
+            settle(page)
+            assert "d_model 32, 2 layers" in page.get_by_test_id("stMain").inner_text()
+            page.get_by_text("Edit as JSON").click()
+            settle(page)
+            space = page.get_by_label("Space (JSON)", exact=True)
+            space.fill('{"lr": {"low": 1e-4, "high": 3e-2, "log": true}, "d_model": [16, 32]}')
+            space.press("Control+Enter")
+            settle(page)
+            set_number(page, "Trials", SWEEP_TRIALS)
+            set_number(page, "Max steps per trial", 60)
+            set_number(page, "Evaluate every N steps (the rungs)", 10)
+            page.get_by_label("Sweep name", exact=True).fill(name)
+            page.get_by_label("Sweep name", exact=True).press("Enter")
+            settle(page)
+            assert_no_exception(page, "the Explore form")
+            page.get_by_role("button", name="Start the sweep").click()
+            wait_until("the sweep's second trial", lambda: len(trials()) >= 2, timeout=180)
+
+            first.kill()  # SIGKILL: the sweep's controller and its trials are processes of their own
+            first.wait()
+            at_kill = len(trials())
+            wait_until("trials after the server died", lambda: len(trials()) > at_kill, timeout=180)
+
+            url, second = start_server(runs, artifacts / "server.log")
+            page.goto(url.rstrip("/") + "/explore", timeout=60_000)
+            page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=60_000)
+            # Drawn live while the controller runs (a periodic fragment), so this comes without a reload.
+            page.locator("strong", has_text=re.compile(r"^finished$")).wait_for(timeout=300_000)
+            wait_until("the importance chart", lambda: any(
+                "Which knobs mattered" in t for t in page.evaluate(PLOT_TITLES_JS)), timeout=30)
+            settle(page)
+            assert_no_exception(page, "the Explore page after the sweep")
+            screenshot(page, "explore", artifacts)
+        except BaseException:
+            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+            stop_server(first)
+            if second is not None:
+                stop_server(second)
+    done = trials()
+    assert [t["run"] for t in done] == [f"{name}-t{i:02d}" for i in range(SWEEP_TRIALS)]
+    assert sorted(p.name for p in runs.glob(f"{name}-t*")) == [t["run"] for t in done]
+    assert {t["state"] for t in done} <= {"completed", "pruned"} and any(t["state"] == "pruned" for t in done)
+    for t in done:  # no trial trained twice: every step logged once, in order
+        lines = (runs / t["run"] / "metrics.jsonl").read_text().splitlines()
+        steps = [json.loads(line)["step"] for line in lines]
+        assert steps == sorted(set(steps)), (t["run"], steps)

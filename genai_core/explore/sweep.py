@@ -438,7 +438,9 @@ class Sweep:
             total = int(status.get("total_steps") or (self.base.train.max_steps or 0))
             entry = {"number": ft.number, "run": name, "params": ft.params, "state": state,
                      "val_loss": ft.value if ft.value is not None else (vals[-1] if vals else None),
-                     "steps": steps, "total_steps": total, "pruned_at": ft.user_attrs.get("pruned_at"),
+                     "steps": steps, "total_steps": total,
+                     # A trial that ended before the pruner's stop reached it trained in full: not cut.
+                     "pruned_at": ft.user_attrs.get("pruned_at") if state == "pruned" else None,
                      "message": ft.user_attrs.get("message")}
             trials.append(entry)
             seconds += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
