@@ -344,6 +344,17 @@ def test_a_scheduler_killed_before_it_started_anything_is_restarted_by_its_keepe
     assert [starts(Run(root / n)) for n in "ab"] == [1, 1]
 
 
+def test_a_scheduler_killed_while_its_parent_lives_on_is_restarted_by_its_keeper(root: Path, corpus: Path) -> None:
+    # Queued from this process, which lives on and does not reap the killed scheduler (a server with no page
+    # open): a zombie, which the keeper must not take for a scheduler still alive.
+    jm = JobManager(root)
+    for name in "ab":
+        jm.submit(tiny_config(corpus, device="cpu", runner="process", max_steps=30), name)
+    kill_scheduler(root)  # still importing torch: it never looked at the queue
+    wait_until(lambda: all(Run(root / n).state == "completed" for n in "ab"), "every queued run to complete")
+    assert [starts(Run(root / n)) for n in "ab"] == [1, 1]
+
+
 def test_a_queued_run_launched_by_a_scheduler_killed_before_it_said_so_is_adopted_not_started_twice(
         root: Path, corpus: Path) -> None:
     jm = JobManager(root)
@@ -355,7 +366,9 @@ def test_a_queued_run_launched_by_a_scheduler_killed_before_it_said_so_is_adopte
     # The moment between the child's start and the status saying so: the file still reads `queued`.
     run.write_status("queued", "waiting for cpu", runner="process", queued_at=time.time(), queue_device="cpu",
                      pid=None, started_at=None)
-    assert launcher.ensure_scheduler(root)
+    # A new scheduler adopts it: started here, or by the killed one's keeper (this call reaps the killed
+    # scheduler, which ends the keeper's wait, so the two race for the lock, and either may win).
+    launcher.ensure_scheduler(root)
     wait_until(lambda: run.read_status_raw().get("state") == "running", "the scheduler to adopt the trainer")
     assert run.read_status_raw()["pid"] == raw["pid"] and starts(run) == 1
     jm.stop("orphan")

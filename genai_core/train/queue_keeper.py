@@ -22,7 +22,15 @@ import psutil
 def keep(root: Path, pid: int) -> bool:
     """Wait for process `pid` to end, then heal `root`'s queue; True if a scheduler was started."""
     try:
-        psutil.Process(pid).wait()  # not our child: psutil polls it
+        scheduler = psutil.Process(pid)
+        # Not our child: psutil polls it. A dead scheduler its parent has not reaped yet is a zombie, which
+        # psutil's wait would take for alive until the parent (a server, say) next looks.
+        while scheduler.status() != psutil.STATUS_ZOMBIE:
+            try:
+                scheduler.wait(timeout=1.0)
+                break
+            except psutil.TimeoutExpired:
+                continue
     except psutil.NoSuchProcess:
         pass
     if not _anything_queued(root):
