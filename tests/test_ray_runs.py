@@ -130,6 +130,8 @@ def test_a_sweep_trains_its_trials_as_ray_jobs_two_at_a_time_on_both_nodes(ray_c
     summary = sweep.run(poll_s=0.2)
     assert summary["finished"] and [t["state"] for t in summary["trials"]] == ["completed"] * 4
     assert all(t["steps"] == 150 for t in summary["trials"])
+    # Every cell to the end, two at once: the costliest (widest) first, so both nodes finish together.
+    assert [t["params"]["d_model"] for t in summary["trials"]] == [32, 32, 16, 16]
     names = [t["run"] for t in summary["trials"]]
     statuses = [Run(root / n).read_status_raw() for n in names]
     assert {st["runner"] for st in statuses} == {"ray"} and all(st["sweep"] == "rs" for st in statuses)

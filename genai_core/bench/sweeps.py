@@ -32,7 +32,8 @@ from genai_core.explore.sweep import SWEEP_FILE, Sweep, SweepSettings, sweeps_di
 
 SPACE = {"lr": [1e-3, 3e-3, 1e-2], "d_model": [64, 96, 128], "n_layers": [1, 2, 3]}
 QUICK_SPACE = {"lr": [1e-3, 1e-2], "d_model": [32, 64], "n_layers": [1, 2]}
-STEPS, RUNG = 400, 50
+STEPS, EVALS = 400, 8
+"""A trial's steps, and its evaluations (the rungs) over them."""
 QUICK_STEPS, QUICK_RUNG = 80, 20
 GOAL_COMPUTE = 0.35
 
@@ -76,8 +77,8 @@ def run_arm(runs: Path, name: str, base: RunConfig, space: SearchSpace, settings
 def main(out: str | None, *, json_output: bool = False, quick: bool = False,
          steps: int | None = None) -> dict[str, Any]:
     space_dict = QUICK_SPACE if quick else SPACE
-    default_steps, rung = (QUICK_STEPS, QUICK_RUNG) if quick else (STEPS, RUNG)
-    steps = steps or default_steps
+    steps = steps or (QUICK_STEPS if quick else STEPS)
+    rung = QUICK_RUNG if quick else steps // EVALS  # 400 steps: every 50
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-bench-"))
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -160,7 +161,8 @@ RAY_SPACE = {"lr": [3e-3, 1e-2], "d_model": [64, 96, 128]}
 RAY_STEPS = 300
 
 
-def ray_main(out: str | None, *, json_output: bool = False, quick: bool = False) -> dict[str, Any]:
+def ray_main(out: str | None, *, json_output: bool = False, quick: bool = False,
+             steps: int | None = None) -> dict[str, Any]:
     """The same grid sweep (6 trials, two submitted at a time, no pruning: the same work both times) on a local Ray
     cluster of one node, then of two; wall time of each and the speed-up. Nodes have one CPU each, like the tests'
     cluster, so one node trains one trial at a time and two nodes two."""
@@ -169,7 +171,7 @@ def ray_main(out: str | None, *, json_output: bool = False, quick: bool = False)
     folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-ray-"))
     runs = folder / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    steps = QUICK_STEPS if quick else RAY_STEPS
+    steps = steps or (QUICK_STEPS if quick else RAY_STEPS)
     space = SearchSpace.from_dict(RAY_SPACE)
     settings = SweepSettings(trials=space.grid_size() or 1, sampler="grid", pruner="none", parallel=2)
 

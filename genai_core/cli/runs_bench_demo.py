@@ -60,7 +60,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from genai_core.bench import sweeps
 
         if args.ray:
-            sweeps.ray_main(args.out, json_output=args.json, quick=args.quick)
+            sweeps.ray_main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps)
         else:
             sweeps.main(args.out, json_output=args.json, quick=args.quick, steps=args.train_steps)
         return 0

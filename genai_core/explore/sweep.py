@@ -156,9 +156,22 @@ class Sweep:
                                     direction="minimize", load_if_exists=True)
         grid = self.space.grid()
         if s.sampler == "grid" and grid is not None and not study.trials:
-            for cell in itertools.islice(itertools.product(*grid.values()), s.trials):
-                study.enqueue_trial(dict(zip(grid, cell, strict=True)))
+            cells = [dict(zip(grid, c, strict=True)) for c in itertools.islice(itertools.product(*grid.values()),
+                                                                               s.trials)]
+            if s.parallel > 1 and s.pruner == "none":
+                # Every cell trains to the end, several at once: the costliest first (longest-processing-time
+                # order), so the slots finish together instead of one training the last big cell alone.
+                cells.sort(key=self._cell_cost, reverse=True)
+            for cell in cells:
+                study.enqueue_trial(cell)
         return study
+
+    def _cell_cost(self, params: dict[str, Any]) -> float:
+        """A cell's training FLOPs per step (0 for a config the trainer refuses: it fails when submitted)."""
+        try:
+            return self._flops_per_step(self.space.config_for(self.base, params))
+        except GenAIError:
+            return 0.0
 
     @staticmethod
     def _asked(study: Any) -> list[Any]:
