@@ -105,8 +105,10 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False,
     grid_flops = arms["grid"]["compute"]["flops_trained"]
     grid_s = arms["grid"]["compute"]["train_seconds"]
     spread = max(noise) - min(noise)
+    ranks = rung_rank_correlations(runs, arms["grid"])
     report: dict[str, Any] = {"space": space_dict, "steps": steps, "rung": rung, "cells": cells,
-                              "seed_losses_of_grid_best": noise, "seed_spread": spread, "arms": {}}
+                              "seed_losses_of_grid_best": noise, "seed_spread": spread,
+                              "rank_correlation_with_final": ranks, "arms": {}}
     for name, s in arms.items():
         c = s["compute"]
         gap = s["best"]["val_loss"] - best["val_loss"]
@@ -128,6 +130,8 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False,
           f"each, rungs every {rung} steps")
     print(f"seed noise of the grid's best ({_params(best['params'])}): val losses "
           f"{', '.join(f'{v:.4f}' for v in noise)}; spread {spread:.4f}")
+    print("how well each rung ranks the grid's cells as they end (Spearman with the final val loss): "
+          + ", ".join(f"step {step} {rho:.2f}" for step, rho in ranks.items()))
     print(f"{'arm':<12} {'best val':>9} {'gap':>8} {'in noise':>8} {'done':>5} {'pruned':>6} {'GFLOP':>8} "
           f"{'vs grid':>8} {'train s':>8} {'vs grid':>8}  best config")
     for name, a in report["arms"].items():
@@ -137,6 +141,21 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False,
               f"{_params(a['best_params'])}")
     print(f"goal: within the seed noise using at most {GOAL_COMPUTE:.0%} of the grid's compute; folder {folder}")
     return report
+
+
+def rung_rank_correlations(runs: Path, grid: dict[str, Any]) -> dict[int, float]:
+    """For each evaluation step of the grid's trials: the Spearman rank correlation between the cells' val loss
+    there and at their end. What early stopping at that step can hope for: near 1, a cut there keeps the cells
+    that end best; near 0, it cuts at random."""
+    import pandas as pd
+
+    from genai_core.runs.folder import Run
+
+    curves = {t["run"]: {r["step"]: r["val_loss"] for r in Run(runs / t["run"]).metrics()
+                         if r.get("val_loss") is not None} for t in grid["trials"]}
+    table = pd.DataFrame(curves).T.sort_index(axis=1)  # a row per cell, a column per step
+    final = table[table.columns[-1]]
+    return {int(step): float(table[step].corr(final, method="spearman")) for step in table.columns}
 
 
 def _params(params: dict[str, Any]) -> str:
