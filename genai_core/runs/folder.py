@@ -52,6 +52,12 @@ State = Literal["running", "completed", "stopped", "failed", "interrupted", "que
 ACTIVE_STATES = ("running", "queued")
 """A process is working on the run (training it, or holding it in a queue): what Stop acts on."""
 RESUMABLE_STATES = ("stopped", "interrupted", "failed", "pruned")
+
+
+def runner_of(status: dict[str, Any]) -> str:
+    """Who trains a run, from its status: "thread" (the process that started it, and every run saved before
+    runners existed), "process" (the runs folder's scheduler) or "ray"."""
+    return str(status.get("runner", "thread"))
 """States from which a run can be resumed (when it has a checkpoint); `pruned`: a sweep's trial stopped early
 (`genai_core.explore.sweep`), trained on to see what it would have done."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -342,7 +348,7 @@ class Run:
         scheduler or Ray (`runner` process/ray) has no owner: it waits whoever is up."""
         prev = self.read_status_raw()
         data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
-        if state == "running" or (state == "queued" and data.get("runner", "thread") == "thread"):
+        if state == "running" or (state == "queued" and runner_of(data) == "thread"):
             data.update(owner or process_token())
         atomic_write_json(self.path / "status.json", data, make_parent=False)  # Run.create made the folder
 
@@ -370,8 +376,8 @@ class Run:
             data = {"state": "created", "message": ""}
         except CheckpointError as e:
             damaged, data = str(e), {}
-        ownerless = data.get("state") == "queued" and data.get("runner", "thread") != "thread"
-        if damaged is None and data.get("state") in ("running", "queued") and (ownerless or process_alive(data)):
+        ownerless = data.get("state") == "queued" and runner_of(data) != "thread"
+        if damaged is None and data.get("state") in ACTIVE_STATES and (ownerless or process_alive(data)):
             return data
         holder = writer_of(self.path)  # the lock, not the file, says who trains it (the file may lag or lie)
         if holder and process_alive(holder):
@@ -382,7 +388,7 @@ class Run:
         if damaged is not None:
             return {"state": "interrupted", "message": f"status damaged: {damaged}; resume or delete",
                     "damaged": True}
-        if data.get("state") not in ("running", "queued"):
+        if data.get("state") not in ACTIVE_STATES:
             return data
         message = ("the process training this run ended unexpectedly; resume to continue"
                    if data["state"] == "running" else

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genai_core.config import RunConfig
-from genai_core.runs.folder import ACTIVE_STATES, Run
+from genai_core.runs.folder import ACTIVE_STATES, Run, runner_of
 from genai_core.train import ray_jobs
 from genai_core.train.trainer import TrainEvent
 
@@ -234,7 +234,7 @@ def disk_status(run: Run, st: dict[str, Any] | None = None) -> JobStatus:
         val_loss=live["val_loss"], lr=live["lr"], tokens_per_s=live["tokens_per_s"], eta_s=live["eta_s"],
         sample=live["sample"], sample_step=live["sample_step"], queued_at=st.get("queued_at"),
         started_at=st.get("started_at"), finished_at=st.get("updated_at") if state not in ACTIVE_STATES else None,
-        error=str(st.get("message")) if state == "failed" else None, runner=str(st.get("runner", "thread")),
+        error=str(st.get("message")) if state == "failed" else None, runner=runner_of(st),
         backend_state=st.get("ray_state"),
     )
 

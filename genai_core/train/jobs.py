@@ -56,6 +56,7 @@ from genai_core.runs.folder import (
     KEEP_CHECKPOINTS,
     Run,
     list_runs,
+    runner_of,
     runs_dir,
     validate_run_name,
     writer_of,
@@ -199,7 +200,7 @@ class JobManager:
                     raise GenAIError(f"a run named {name!r} already exists in {self.runs_root}; "
                                      "choose another name, or resume or replace it")
                 st = effective_status(run)
-                if st.get("state") in ("running", "queued"):
+                if st.get("state") in ACTIVE_STATES:
                     raise GenAIError(f"cannot replace run {name!r}: it is {st['state']} in another process")
                 shutil.rmtree(run.path)
             Run.create(run.path, config)
@@ -244,8 +245,8 @@ class JobManager:
                 raise GenAIError(f"no run named {name!r} in {self.runs_root}")
             st = effective_status(run)
             state = st.get("state")
-            if state in ("running", "queued"):
-                where = "in another process" if st.get("runner", "thread") == "thread" else "already"
+            if state in ACTIVE_STATES:
+                where = "in another process" if runner_of(st) == "thread" else "already"
                 raise GenAIError(f"run {name!r} is {state} {where}")
             if state == "completed":
                 raise GenAIError(f"run {name!r} has already completed ({st.get('step', '?')} steps); "
@@ -310,14 +311,14 @@ class JobManager:
         if not run.path.is_dir():
             raise GenAIError(f"no run named {name!r} in {self.runs_root}")
         st = effective_status(run)
-        runner = st.get("runner", "thread")
-        if st.get("state") in ("running", "queued") and runner != "thread":
+        runner = runner_of(st)
+        if st.get("state") in ACTIVE_STATES and runner != "thread":
             (ray_jobs.stop_run if runner == "ray" else launcher.stop_run)(run)
             return disk_status(run)
         if st.get("state") == "running" and writer_of(run.path) is not None:
             run.request_stop()  # its trainer (a CLI, another server's thread) sees it at its next step
             return disk_status(run)
-        if st.get("state") in ("running", "queued"):
+        if st.get("state") in ACTIVE_STATES:
             raise GenAIError(f"run {name!r} is {st['state']} in another process (pid {st.get('pid')}); stop it there")
         raise GenAIError(f"run {name!r} is not running or queued (it is {st.get('state')})")
 
@@ -417,7 +418,7 @@ class JobManager:
                 continue
             run = Run(path)
             raw = run.read_status_raw()
-            if raw.get("runner", "thread") == "thread":
+            if runner_of(raw) == "thread":
                 continue
             if raw.get("state") in ACTIVE_STATES or path.name in self._detached:
                 found.append((float(raw.get("queued_at") or 0.0), run, effective_status(run)))
@@ -439,7 +440,7 @@ class JobManager:
         """The tail of the output of a run's own training process (runner process: `train.log`; Ray: the job's
         log as Ray keeps it); empty for thread runs, whose events the live view shows."""
         run = self.run(name)
-        runner = run.read_status_raw().get("runner", "thread")
+        runner = runner_of(run.read_status_raw())
         if runner == "ray":
             return ray_jobs.job_log(run, max_chars)
         try:
@@ -573,7 +574,7 @@ class JobManager:
         """
         with self._lock:
             job = self._jobs.get(name)
-        detached = job is None and self.run(name).read_status_raw().get("runner", "thread") != "thread"
+        detached = job is None and runner_of(self.run(name).read_status_raw()) != "thread"
         if job is not None and not job.done.wait(timeout):
             st = self._status_of(job, Run(job.path))
             raise TimeoutError(f"run {name!r} is still {st.state} (step {st.step}) after {timeout} s")

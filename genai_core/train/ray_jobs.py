@@ -23,7 +23,7 @@ from typing import Any
 
 from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import Run, process_alive, process_token
+from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 """Ray job states after which nothing more will happen."""
@@ -112,13 +112,13 @@ def job_state(run: Run, status: dict[str, Any] | None = None) -> tuple[str, str]
 def reconcile(run: Run, status: dict[str, Any]) -> dict[str, Any]:
     """A Ray run's status as the app should show it: a job Ray has ended while the folder still reads queued
     or running (it failed before training, or was killed outright) is recorded as interrupted."""
-    if status.get("runner") != "ray" or status.get("state") not in ("queued", "running"):
+    if status.get("runner") != "ray" or status.get("state") not in ACTIVE_STATES:
         return status
     state, message = job_state(run, status)
     if state not in TERMINAL:
         return {**status, "ray_state": state}
     again = run.read_status_raw()  # the training process may have written its final state meanwhile
-    if again.get("state") not in ("queued", "running"):
+    if again.get("state") not in ACTIVE_STATES:
         return {**again, "ray_state": state}
     why = f"the Ray job ended ({state}{': ' + message if message else ''}) before the run recorded its end"
     run.write_status("interrupted", f"{why}; resume to continue from the last checkpoint")

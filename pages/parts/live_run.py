@@ -10,7 +10,7 @@ import streamlit as st
 
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
 from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_rate, format_seconds
 from pages import ui
@@ -42,7 +42,7 @@ def current_run(jm: JobManager) -> str | None:
                                         j.queued_at or 0.0)).name
     runs = list_runs(ui.runs_root())
     for r in runs:
-        if r.state in ("running", "queued"):
+        if r.state in ACTIVE_STATES:
             return r.name
     return runs[0].name if runs else None
 
