@@ -48,10 +48,6 @@ class KVCache:
     copy_k: torch.Tensor | None = None  # (B, max_len, d_model)
     ids: torch.Tensor | None = None  # (B, max_len) int64
 
-    @property
-    def max_len(self) -> int:
-        return self.k.shape[3]
-
     def reorder(self, index: torch.Tensor) -> None:
         """Row b of the batch becomes what row index[b] was, for positions [0, pos) (in place, so views
         of these tensors, e.g. a `GPTDecoder`'s, stay valid). `index` holds one row per batch row."""

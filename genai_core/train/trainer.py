@@ -162,9 +162,6 @@ class Trainer:
     def add_callback(self, fn: Callback) -> None:
         self.callbacks.append(fn)
 
-    def request_stop(self) -> None:
-        self.stop_event.set()
-
     def emit(self, kind: str, at_step: int, **data: Any) -> None:
         ev = TrainEvent(kind, at_step, data)
         for cb in self.callbacks:
