@@ -201,6 +201,7 @@ def span_reply(got: SpanAnswer) -> dict[str, Any]:
     """The span head's answer as plain data for the conversation."""
     return {"content": got.text, "finish": "span", "partial": False, "confidence": got.confidence,
             "not_stated_p": got.not_stated_probability, "kind": got.kind, "kind_confidence": got.kind_confidence,
+            "overruled": got.overruled,
             "choices": [{"answer": c.text, "probability": c.probability} for c in got.choices],
             "qa_span": got.span, "read_from": got.read_from}
 
@@ -246,7 +247,10 @@ def render_answer(m: dict[str, Any]) -> None:
     """The answer text, shaded by confidence when its token probabilities were kept and the toggle is on. A "not
     stated" answer, or an unsure one, is shown as such, never as a confident answer. Above it, what the question
     was understood to ask, when the model has a kind head."""
-    if m.get("kind"):
+    if m.get("overruled"):
+        st.caption(f"Understood as: **{m['kind']}**: the model read it as {m['overruled']} "
+                   f"({m['kind_confidence']:.0%}), but the question never names a {m['overruled']}")
+    elif m.get("kind"):
         st.caption(f"Understood as: **{m['kind']}** ({m['kind_confidence']:.0%})")
     if m.get("kind") == OUT_OF_SCOPE_KIND and is_not_stated(m["content"]):
         render_out_of_scope(m)

@@ -16,6 +16,7 @@ import string
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -232,17 +233,62 @@ def test_a_question_read_as_sex_is_answered_with_a_sex_word_or_not_stated(
 
     sampler = Sampler.from_run(span_run)
     context = "A 40-year-old woman was seen. Calfiformin was given. She went home."
-    plain = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
-    assert plain.text == "Calfiformin"  # what the span head picks for this question
-    # The kind head forced to read it as a sex question (as a real kind head reads "Sex?"): the drug name is no
-    # longer an answer; a sex word of the context is, or "not stated".
+    question = "Was the patient who was given the drug a man or a woman?"
+    # The kind head forced to read it as a sex question (as a real kind head reads "Sex?"): a sex word of the
+    # context is the answer, never the drug the span head of this tiny model may point at.
     monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.99))
-    got = read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context)
-    # A sex-shaped span of this context ("woman", "40-year-old woman", "She" read as female), or "not stated".
-    assert (got.text == NOT_STATED or sex_in(got.text) == "female") and got.kind == "sex"
+    got = read_answer(sampler.model, sampler.tokenizer, question, context)
+    assert sex_in(got.text) == "female" and got.kind == "sex"  # "woman", "40-year-old woman", "She" read as female
     assert got.choices and all(ANSWER_SHAPES["sex"](c.text) for c in got.choices)
+    assert is_not_stated(read_answer(sampler.model, sampler.tokenizer, question,
+                                     "A 40-year-old was seen. Calfiformin was given.").text)  # no sex said
     monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.3))  # unsure: no shape binds
-    assert read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).text == "Calfiformin"
+    assert sex_in(read_answer(sampler.model, sampler.tokenizer, "Which drug was given?", context).text) is None
+
+
+def test_a_sex_or_age_said_in_the_context_is_answered_even_where_the_span_head_leans_to_not_stated(
+        span_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.evaluate.scoring import sex_in
+    from genai_core.generate import extractive
+
+    sampler = Sampler.from_run(span_run)
+    model = sampler.model
+    real = type(model).span_logits
+
+    def leaning_to_null(self: Any, hidden: torch.Tensor, query: torch.Tensor, lo: torch.Tensor,
+                        hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = (t.clone() for t in real(self, hidden, query, lo, hi))
+        start[0, query[0]] += 50.0  # "the context does not say", by far
+        end[0, query[0]] += 50.0
+        return start, end
+
+    monkeypatch.setattr(type(model), "span_logits", leaning_to_null)
+    said = "A 3-month-old was brought in. Calfiformin 40 mg was given. She went home."
+    silent = "A baby was brought in. Calfiformin 40 mg was given and the baby went home."
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.99))
+    got = read_answer(model, sampler.tokenizer, "What sex is the baby?", said)
+    assert sex_in(got.text) == "female"  # "She" read as female, or a span holding it
+    assert is_not_stated(read_answer(model, sampler.tokenizer, "What sex is the baby?", silent).text)
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("age", 0.99))
+    got = read_answer(model, sampler.tokenizer, "How old was the baby?", said)
+    assert "3-month-old" in got.text and "40" not in got.text  # an age phrase, not any number
+    assert is_not_stated(read_answer(model, sampler.tokenizer, "How old was the baby?", silent).text)  # 40 mg is no age
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("drug", 0.99))  # other kinds: the null answer holds
+    assert is_not_stated(read_answer(model, sampler.tokenizer, "Which drug was given?", said).text)
+
+
+def test_a_question_read_as_sex_that_names_no_sex_is_out_of_scope(span_run: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from genai_core.evaluate.scoring import sex_in
+    from genai_core.generate import extractive
+
+    sampler = Sampler.from_run(span_run)
+    context = "A 19-year-old student was seen. Calfiformin was given. She went home."
+    monkeypatch.setattr(extractive, "_kind", lambda raw, reading: ("sex", 0.99))  # as real kind heads read it
+    got = read_answer(sampler.model, sampler.tokenizer, "Which school does she attend?", context)
+    assert got.text == NOT_STATED and got.out_of_scope and got.kind == OUT_OF_SCOPE_KIND and got.overruled == "sex"
+    got = read_answer(sampler.model, sampler.tokenizer, "What gedner is she?", context)  # a slip of the keys names it
+    assert sex_in(got.text) == "female" and got.overruled is None
 
 
 def test_evaluation_answers_with_the_span_head_or_by_generating(span_run: Path, tmp_path: Path) -> None:

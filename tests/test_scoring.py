@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genai_core.evaluate.scoring import aggregate, exact_match, normalize_answer, rouge_l, score_answer, token_f1
@@ -88,3 +90,22 @@ def test_score_answer_and_aggregate_in_percent() -> None:
     # ROUGE-L: "cat" vs [the, cat] is P 1, R 1/2, F 2/3; then 4/7; then 0.
     assert m["rougeL"] == pytest.approx(100 * (2 / 3 + 4 / 7 + 0) / 3)
     assert aggregate([]) == {"exact_match": 0.0, "f1": 0.0, "rougeL": 0.0, "count": 0}
+
+
+def test_every_generated_sex_question_names_its_subject_and_out_of_scope_ones_do_not() -> None:
+    import glob
+
+    import pandas as pd
+
+    from genai_core.evaluate.scoring import names_subject
+
+    root = Path(__file__).resolve().parent.parent / "assets" / "qa"
+    frames = [pd.read_parquet(root / "train.parquet"), *(pd.read_csv(f) for f in glob.glob(str(root / "*.csv")))]
+    questions = pd.concat(frames).query("kind == 'sex'")["question"].unique()
+    assert len(questions) > 400  # every wording and typo the generator writes, in every split
+    assert [q for q in questions if not names_subject(q, "sex")] == []
+    for q in ("Which school does she attend?", "Who performed the endoscopy?", "Who witnessed the seizure?",
+              "How much weight was she lifting?", "Which nursery does he attend?"):
+        assert not names_subject(q, "sex"), q
+    assert names_subject("M or F?", "sex") and names_subject("Males?", "sex") and names_subject("gendr?", "sex")
+    assert names_subject("Which school does she attend?", "drug")  # kinds without a list: always

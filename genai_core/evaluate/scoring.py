@@ -25,6 +25,7 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +72,57 @@ ANSWER_SHAPES: dict[str, Callable[[str], bool]] = {
 """What an answer of a kind looks like: a sex word for `sex` ("woman", "she", "58-year-old man"), a number for
 `age`. The span head answers a question its kind head reads as one of these with the best span of that shape, or
 "not stated": never "63" for the sex or "IV" for the age (`generate.extractive.read_answer`)."""
+AGE_PHRASE = re.compile(r"\d+\s*-?\s*(?:years?|yrs?|months?|weeks?|days?)[\s-]*old|\baged?\s+\d+"
+                        r"|\b\d+\s*(?:yo|y/o|years?|yrs?)\b|\b\d+\s*[mf]\b", re.IGNORECASE)
+"""How a text gives an age: "58-year-old", "3 months old", "aged 62", "62 years", "45 yo", "70M"."""
+_ARTICLE = frozenset({"a", "an", "the"})
+
+
+def _states_age(text: str) -> bool:
+    """An age phrase alone, after an article: "a 3-month-old", "aged 62", "45 yo" (not "3-month-old was seen")."""
+    words = text.strip(string.punctuation + " ").split()
+    return AGE_PHRASE.fullmatch(" ".join(w for w in words if w.lower() not in _ARTICLE) or "-") is not None
+
+
+def _states_sex(text: str) -> bool:
+    """A sex word or pronoun, after an article or an age phrase: "she", "the woman", "58-year-old man", "70M"."""
+    words = text.lower().strip(string.punctuation + " ").split()
+    if not words or sex_in(words[-1]) is None:
+        return False
+    last = words[-1].strip(string.punctuation)
+    return (last in SEX_WORDS["female"] | SEX_WORDS["male"] or re.fullmatch(r"\d+[mf]", last) is not None) and all(
+        w in _ARTICLE or AGE_PHRASE.fullmatch(w) for w in words[:-1])
+
+
+STATED_SHAPES: dict[str, Callable[[str], bool]] = {"sex": _states_sex, "age": _states_age}
+"""Shapes specific enough that a span of them in the context states the answer: a sex word or a pronoun about the
+patient says the sex, "3-month-old" or "aged 62" says the age (where any number would not: doses, vitals). A
+question read as such a kind is answered with the best span of this shape even where the span head's null answer
+scores higher; "not stated" only where the context holds none."""
+
+
+SUBJECT_WORDS: dict[str, frozenset[str]] = {
+    "sex": frozenset({"sex", "gender", "male", "female", "man", "men", "woman", "women", "boy", "girl", "gentleman",
+                      "gent", "lady", "ladies", "m", "f"}),
+}
+"""Words a question of a kind names its subject with. Every sex question the generator writes, in every wording and
+split, names one (a test checks); "Which school does she attend?" or "Who performed the endoscopy?" names none, yet a
+kind head that learned "a question about her" may read it as sex."""
+
+
+def names_subject(question: str, kind: str | None) -> bool:
+    """Whether `question` names the subject of `kind` (`SUBJECT_WORDS`; kinds without a list always do): a word of
+    the list, a plural of one ("males", "sexes"), or a slip of the keys of a longer one ("gedner", "femle")."""
+    subject = SUBJECT_WORDS.get(kind or "")
+    if subject is None:
+        return True
+    for word in re.findall(r"[a-z]+", question.lower()):
+        if word in subject or (len(word) > 3 and any(word.startswith(w) for w in subject if len(w) >= 3 and
+                                                     w not in ("man", "men"))):
+            return True
+        if len(word) >= 5 and any(len(w) >= 5 and SequenceMatcher(None, word, w).ratio() >= 0.8 for w in subject):
+            return True
+    return False
 
 
 METRICS = ("exact_match", "f1", "rougeL")

@@ -10,19 +10,29 @@ patient's sex only by a pronoun and the span head points at it, the answer is th
 
 With `ModelConfig.kind_head`, the same pass also says what the question asks (age, drug, dose, ...), and a kind
 with an answer shape (`scoring.ANSWER_SHAPES`: a sex word for sex, a number for age) is answered with the best span
-of that shape, or "not stated".
+of that shape, or "not stated" (where the context says it in a specific shape, "her" or "3-month-old", that
+span even where the null answer scores higher: `scoring.STATED_SHAPES`). A question read as a kind whose subject
+it never names (`scoring.names_subject`: "Which school does she attend?" read as sex) is out of scope.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from genai_core.data.corpus import clean_text
 from genai_core.data.tokenization import Tokenizer
-from genai_core.evaluate.scoring import ANSWER_SHAPES, NOT_STATED, OUT_OF_SCOPE_KIND, pronoun_sex
+from genai_core.evaluate.scoring import (
+    ANSWER_SHAPES,
+    NOT_STATED,
+    OUT_OF_SCOPE_KIND,
+    STATED_SHAPES,
+    names_subject,
+    pronoun_sex,
+)
 from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
 from genai_core.model import GPT, unwrap
 
@@ -54,6 +64,9 @@ class SpanAnswer(QAAnswer):
     out_of_scope: bool = False
     """The kind head read the question as OUT_OF_SCOPE_KIND (about none of the kinds the model was trained on):
     the answer is NOT_STATED whatever span the span head would pick; `choices` still says what it weighed."""
+    overruled: str | None = None
+    """The kind the kind head read, where the question does not name that kind's subject
+    (`scoring.names_subject`: "Which school does she attend?" read as sex): then `kind` is OUT_OF_SCOPE_KIND."""
     read_from: str | None = None
     """The pronoun the answer (`male` or `female`) was read from, where the text gives the sex only so; `span` is
     the pronoun's. The one answer besides NOT_STATED that is not a span of the context."""
@@ -106,6 +119,8 @@ SHAPE_CONFIDENCE = 0.5
 """The kind head's probability above which its kind's answer shape (`scoring.ANSWER_SHAPES`) binds the span."""
 SHAPED_CANDIDATES = 50
 """Spans weighed, most probable first, for the best one of the kind's shape."""
+ALL_SPANS = 1 << 30
+"""Every valid span (searched for a stated shape: `scoring.STATED_SHAPES`)."""
 
 
 @torch.no_grad()
@@ -126,22 +141,41 @@ def read_answer(model: torch.nn.Module, tokenizer: Tokenizer, question: str, con
                                  torch.tensor([hi], device=device))
     log_start, log_end = start[0].log_softmax(-1).cpu(), end[0].log_softmax(-1).cpu()
     kind, kind_p = _kind(raw, reading) or (None, None)
+    overruled = None
+    if not names_subject(question, kind):  # read as a kind whose subject the question never names
+        overruled, kind = kind, OUT_OF_SCOPE_KIND
     shape = ANSWER_SHAPES.get(kind or "") if (kind_p or 0.0) >= SHAPE_CONFIDENCE else None
+    p_null = math.exp(float(log_start[q] + log_end[q]))
     choices: list[SpanChoice] = []
+    said = False  # the answer is a span of a stated shape, whatever the null answer scores
     if ctx is not None and offsets is not None:
         clean_context = clean_text(context, lowercase=lowercase)
         pieces = tokenizer.token_strings(prompt.ids[lo:hi])
-        for s, e, logp in best_spans(log_start[lo:hi], log_end[lo:hi], pieces, top if shape is None else
-                                     SHAPED_CANDIDATES):
-            text = prompt.text[offsets[lo + s]:offsets[lo + e + 1]].strip()
-            if shape is None or shape(text):
-                choices.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
-        choices = choices[:top]
-    p_null = math.exp(float(log_start[q] + log_end[q]))
+
+        def spans(pool: int, fits: Callable[[str], bool] | None, want: int) -> list[SpanChoice]:
+            """The `want` most probable spans of the `pool` most probable that `fits` (every one when None)."""
+            out = []
+            for s, e, logp in best_spans(log_start[lo:hi], log_end[lo:hi], pieces, pool):
+                text = prompt.text[offsets[lo + s]:offsets[lo + e + 1]].strip()
+                if fits is None or fits(text):
+                    out.append(SpanChoice(text, math.exp(logp), find_span(clean_context, text)))
+                    if len(out) == want:
+                        break
+            return out
+
+        choices = spans(top if shape is None else SHAPED_CANDIDATES, shape, top)
+        if shape is not None and kind in STATED_SHAPES and (not choices or p_null >= choices[0].probability):
+            # The span head leans to "not stated", yet the context says it ("her", "3-month-old"): weigh every
+            # span, since the head that leans so may rank the pronoun low.
+            stated = spans(ALL_SPANS, STATED_SHAPES[kind], 1)
+            if stated:
+                choices = [stated[0], *(c for c in choices if c.text != stated[0].text)][:top]
+                said = True
     if kind == OUT_OF_SCOPE_KIND:
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=kind_p or 0.0, not_stated_probability=p_null,
-                          choices=choices, kind=kind, kind_confidence=kind_p, out_of_scope=True)
-    if not choices or p_null >= choices[0].probability:
+                          choices=choices, kind=kind, kind_confidence=kind_p, out_of_scope=True,
+                          overruled=overruled)
+    if not choices or (p_null >= choices[0].probability and not said):
         return SpanAnswer(NOT_STATED, prompt, "span", None, confidence=p_null, not_stated_probability=p_null,
                           choices=choices, kind=kind, kind_confidence=kind_p)
     best = choices[0]
