@@ -13,6 +13,7 @@ Prints the wall seconds of each, and per trial. Run it alone: Ray's start-up is 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -47,6 +48,9 @@ def ray_tune_seconds(trials: int, folder: Path) -> float:
     def trainable(config: dict) -> dict:
         return {"loss": objective(config["lr"], config["width"])}
 
+    # Without it a new local Ray writes ~/.ray/auth_token, and every `ray start` on this machine afterwards turns
+    # token authentication on (the tests' cluster among them).
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     t0 = time.perf_counter()
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:

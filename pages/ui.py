@@ -281,10 +281,11 @@ def guess_budget() -> GuessBudget:
     return GuessBudget()
 
 
-def locked(help_text: str | None = None) -> dict[str, Any]:
-    """Keyword arguments that disable a changing widget in viewer mode, with the reason as its help."""
+def locked(help_text: str | None = None, *, disabled: bool = False) -> dict[str, Any]:
+    """Keyword arguments that disable a changing widget in viewer mode, with the reason as its help (a widget's
+    own `help` and `disabled` go through here, never beside it: twice is a TypeError)."""
     if can_change():
-        return {"help": help_text} if help_text else {}
+        return {"disabled": disabled, **({"help": help_text} if help_text else {})}
     return {"disabled": True, "help": LOCKED_HELP}
 
 

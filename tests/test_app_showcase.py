@@ -195,7 +195,7 @@ def test_a_locked_visitor_pressing_every_button_on_every_page_changes_nothing(
     before = _tree_digest(runs)
     at = app_test()
     pressed, locked = [], []
-    for page in ("home", "data", "train", "runs", "evaluate", "chat"):
+    for page in ("home", "data", "train", "explore", "runs", "evaluate", "chat"):
         page = f"pages/{page}.py"
         at.switch_page(page).run()
         for _ in range(2):  # a press can show another button
@@ -210,9 +210,10 @@ def test_a_locked_visitor_pressing_every_button_on_every_page_changes_nothing(
                 button.click().run()
                 assert not at.exception, (page, key, [e.value for e in at.exception])
     assert {"home_demo", "data_prepare", "train_start", "runs_resume_halfway", "runs_import", "eval_qa",
-            "eval_ppl"} <= set(pressed), pressed
+            "eval_ppl", "explore_start_sweep"} <= set(pressed), pressed
     assert _tree_digest(runs) == before
-    assert {"home_demo", "data_prepare", "runs_resume_halfway", "eval_qa", "eval_ppl"} <= set(locked), locked
+    assert {"home_demo", "data_prepare", "runs_resume_halfway", "eval_qa", "eval_ppl",
+            "explore_start_sweep"} <= set(locked), locked
 
 
 def test_password_guesses_are_rate_limited_across_sessions(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -338,8 +338,9 @@ def test_a_scheduler_killed_before_it_started_anything_is_restarted_by_its_keepe
               "for name in 'ab':\n"
               "    jm.submit(tiny_config(sys.argv[2], device='cpu', runner='process', max_steps=30), name)\n")
     subprocess.run([sys.executable, "-c", submit, str(root), str(corpus)], cwd=ROOT, check=True, timeout=TIMEOUT)
-    kill_scheduler(root)  # still importing torch: it never looked at the queue
-    assert not any(Run(root / n).read_status_raw().get("pid") for n in "ab")  # it had launched nothing
+    # Still importing torch: it never looked at the queue. (Whether it had launched anything is not checked after
+    # the kill: by then its keeper's new scheduler may have, legitimately.)
+    kill_scheduler(root)
     wait_until(lambda: all(Run(root / n).state == "completed" for n in "ab"), "every queued run to complete")
     assert [starts(Run(root / n)) for n in "ab"] == [1, 1]
 

@@ -39,7 +39,10 @@ class LocalRayCluster:
         self.nodes = 0
         self._gcs, self._dashboard = free_port(), free_port()
         # RAY_JOB_STOP_WAIT_TIME_S: a stopped job's trainer gets 30 s to checkpoint before Ray kills it.
-        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30"}
+        # RAY_AUTH_MODE: a node started where a token file exists (~/.ray/auth_token, which any earlier local
+        # `ray.init` leaves) turns token authentication on by itself, and then refuses this process's job client.
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30",
+                    "RAY_AUTH_MODE": "disabled"}
 
     @property
     def address(self) -> str:
