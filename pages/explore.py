@@ -98,9 +98,11 @@ def new_sweep(data: DataConfig | None) -> None:
                                     "grid": "Grid (every combination)"}.get)
     pruner = st.radio("Early stopping", literals(SweepSettings, "pruner"), horizontal=True,
                       help=field_help(SweepSettings, "pruner"),
-                      format_func={"asha": "Successive halving (ASHA)", "median": "Median",
-                                   "none": "Off: every trial to the end"}.get)
-    st.caption({"asha": "At each rung (every evaluation step), a trial goes on only if it is in the best third "
+                      format_func={"hyperband": "Hyperband", "asha": "Successive halving (ASHA)",
+                                   "median": "Median", "none": "Off: every trial to the end"}.get)
+    st.caption({"hyperband": "Trials are dealt into brackets that cut the worst two thirds at the rungs, each "
+                             "bracket from a later first rung, so a slow starter that would end best survives in one.",
+                "asha": "At each rung (every evaluation step), a trial goes on only if it is in the best third "
                         "of the trials that reached that rung.",
                 "median": "A trial stops when its validation loss is worse than the median of earlier trials at "
                           "the same step.",

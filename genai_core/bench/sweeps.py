@@ -5,7 +5,8 @@ n_layers, three choices each) searched four ways, every trial an ordinary run tr
 
 - grid: every cell to the end (the reference: its best config and its compute);
 - the grid's best config again with two more training seeds: the seed noise (the spread of its three losses);
-- TPE + successive halving (ASHA) and random + ASHA, each with as many trials as the grid has cells.
+- TPE and random search, each with Hyperband (the sweeps' default early stopping) and with successive halving
+  alone (ASHA), each with as many trials as the grid has cells.
 
 Printed per arm: the best final validation loss, its config, trials completed and pruned, the compute (FLOPs
 from the model's analytic count, and training seconds) against the grid's, and whether the best is within the
@@ -99,8 +100,9 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False,
         seeds = SearchSpace.from_dict({"d_model": [config.model.d_model]})
         arm = run_arm(runs, f"seed{seed}", config, seeds, SweepSettings(trials=1, sampler="grid", pruner="none"), log)
         noise.append(arm["best"]["val_loss"])
-    for name, sampler in (("tpe-asha", "tpe"), ("random-asha", "random")):
-        arms[name] = run_arm(runs, name, base, space, SweepSettings(trials=cells, sampler=sampler, pruner="asha"),
+    for name, sampler, pruner in (("tpe-hyperband", "tpe", "hyperband"), ("random-hyperband", "random", "hyperband"),
+                                  ("tpe-asha", "tpe", "asha"), ("random-asha", "random", "asha")):
+        arms[name] = run_arm(runs, name, base, space, SweepSettings(trials=cells, sampler=sampler, pruner=pruner),
                              log)
     grid_flops = arms["grid"]["compute"]["flops_trained"]
     grid_s = arms["grid"]["compute"]["train_seconds"]

@@ -25,9 +25,11 @@ class SweepSettings(BaseModel):
     """Trials submitted at once: one per device (or Ray worker); more only queue."""
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     """tpe: learns from finished trials (Bergstra et al. 2011); random; grid: every combination of the choices."""
-    pruner: Literal["asha", "median", "none"] = "asha"
-    """Early stopping at the rungs. asha: successive halving (Li et al. 2020), keeps the best third at each rung;
-    median: stops a trial worse than the median of earlier trials at the same step; none: every trial to the end."""
+    pruner: Literal["hyperband", "asha", "median", "none"] = "hyperband"
+    """Early stopping at the rungs. hyperband (Li et al. 2018): successive halving in brackets whose first cut comes
+    at different steps, so a ranking that early rungs get wrong is caught by a later bracket; asha: successive
+    halving alone (Li et al. 2020), keeps the best third at each rung from the first; median: stops a trial worse
+    than the median of earlier trials at the same step; none: every trial to the end."""
     seed: int = Field(default=0, ge=0)
     """Seed of the sampler (the trials' own training seed is the base config's)."""
     seed_reruns: int = Field(default=0, ge=0, le=MAX_SEED_RERUNS)

@@ -146,8 +146,11 @@ class Sweep:
         else:
             sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(5, s.trials))
         rung = self.base.train.eval_interval
-        if s.pruner == "asha":
-            pruner: Any = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=3)
+        if s.pruner == "hyperband":
+            pruner: Any = optuna.pruners.HyperbandPruner(
+                min_resource=rung, max_resource=self.base.train.max_steps or "auto", reduction_factor=3)
+        elif s.pruner == "asha":
+            pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=rung, reduction_factor=3)
         elif s.pruner == "median":
             pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=rung - 1)
         else:
