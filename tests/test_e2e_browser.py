@@ -14,6 +14,7 @@ assets/screenshots/ for the README.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -171,6 +172,22 @@ def server(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> Iterator[tuple[st
 
 
 # --------------------------------------------------------------------------- browser helpers
+@contextlib.contextmanager
+def browser_page(artifacts: Path) -> Iterator[Page]:
+    """A page of a headless Chromium, closed after; on a failure a full-page screenshot goes to the artifacts."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        except BaseException:
+            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+
 def wait_until(what: str, check: Callable[[], Any], timeout: float, every: float = 0.25) -> Any:
     """Poll `check` until it returns something truthy; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -576,11 +593,8 @@ def test_a_run_started_from_the_train_page_survives_kill_9_of_the_server(
 
     url, first = start_server(runs, artifacts / "server.log")
     second: subprocess.Popen[bytes] | None = None
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(30_000)
-        try:
+    try:
+        with browser_page(artifacts) as page:
             page.goto(url, timeout=60_000)
             settle(page)
             open_page(page, "Train", "Train", "train")
@@ -610,16 +624,12 @@ def test_a_run_started_from_the_train_page_survives_kill_9_of_the_server(
             status = run_status(runs, name)
             assert status["step"] > at_kill
             assert (runs / name / "checkpoints" / "latest").read_text().strip() == f"step_{status['step']:08d}"
-        except BaseException:
-            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
-            stop_server(first)
-            if second is not None:
-                stop_server(second)
-            if run_state(runs, name) == "running":
-                os.kill(int(run_status(runs, name)["pid"]), signal.SIGKILL)
+    finally:
+        stop_server(first)
+        if second is not None:
+            stop_server(second)
+        if run_state(runs, name) == "running":
+            os.kill(int(run_status(runs, name)["pid"]), signal.SIGKILL)
 
 
 def test_reset_to_the_recipe_shows_what_will_train(tmp_path: Path, tiny_txt: Path, artifacts: Path) -> None:
@@ -635,11 +645,8 @@ def test_reset_to_the_recipe_shows_what_will_train(tmp_path: Path, tiny_txt: Pat
     cfg = tiny_config(tiny_txt, max_steps=3)
     train(cfg.model_copy(update={"model": cfg.model.model_copy(update={"seq_len": 48})}), runs / "last")
     url, proc = start_server(runs, artifacts / "server.log")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(30_000)
-        try:
+    try:
+        with browser_page(artifacts) as page:
             page.goto(url.rstrip("/") + "/train", timeout=60_000)
             page.get_by_text("Knobs pre-filled from the last run").wait_for(timeout=60_000)
             settle(page)
@@ -657,12 +664,8 @@ def test_reset_to_the_recipe_shows_what_will_train(tmp_path: Path, tiny_txt: Pat
             set_number(page, "Layers", ModelConfig().n_layers)
             assert page.get_by_label("seq_len (context)", exact=True).input_value() == str(ModelConfig().seq_len)
             assert_no_exception(page, "the Train page after the reset")
-        except BaseException:
-            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
-            stop_server(proc)
+    finally:
+        stop_server(proc)
 
 
 # --------------------------------------------------------------------------- a sweep, and a server that dies
@@ -693,11 +696,8 @@ def test_a_sweep_started_on_explore_survives_kill_9_of_the_server_prunes_and_sho
 
     url, first = start_server(runs, artifacts / "server.log")
     second: subprocess.Popen[bytes] | None = None
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(30_000)
-        try:
+    try:
+        with browser_page(artifacts) as page:
             page.goto(url.rstrip("/") + "/explore", timeout=60_000)
             page.get_by_role("heading", name="Explore", exact=True).wait_for(timeout=60_000)
             settle(page)
@@ -738,14 +738,10 @@ def test_a_sweep_started_on_explore_survives_kill_9_of_the_server_prunes_and_sho
             settle(page)
             assert_no_exception(page, "the Explore page after the sweep")
             screenshot(page, "explore", artifacts)
-        except BaseException:
-            page.screenshot(path=str(artifacts / "failure.png"), full_page=True)
-            raise
-        finally:
-            browser.close()
-            stop_server(first)
-            if second is not None:
-                stop_server(second)
+    finally:
+        stop_server(first)
+        if second is not None:
+            stop_server(second)
     done = trials()
     assert [t["run"] for t in done] == [f"{name}-t{i:02d}" for i in range(SWEEP_TRIALS)]
     assert sorted(p.name for p in runs.glob(f"{name}-t*")) == [t["run"] for t in done]
