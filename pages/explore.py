@@ -34,7 +34,7 @@ from genai_core.explore.sweep import (
 from genai_core.runs.folder import Run, list_runs, validate_run_name
 from genai_core.units import format_seconds
 from pages import ui
-from pages.parts.train_form import anything_active, field_help, literals
+from pages.parts.train_form import anything_active, corpus_stats, field_help, literals
 
 SHOWN = "explore_sweep"
 DEFAULT_SPACE = [
@@ -154,7 +154,9 @@ def cost_and_start(base: RunConfig, space: SearchSpace, settings: SweepSettings,
     with ui.user_errors():
         if settings.sampler == "grid":
             names = [trial_name(name, i) for i in range(min(settings.trials, grid or 0))]
-            cells = plan_grid(base, space, names, runs_root=ui.runs_root(), calibrate=not anything_active())
+            stats = corpus_stats(base.data)  # a cell's window must fit the corpus; its time follows its tokens
+            cells = plan_grid(base, space, names, runs_root=ui.runs_root(), max_seq_len=stats["max_seq_len"],
+                              train_tokens=stats["train_tokens"], calibrate=not anything_active())
             ui.table([{"trial": c.name, **c.values,
                        "estimated time": "timing…" if c.pending else format_seconds(c.seconds)
                        if c.seconds is not None else None, "problem": c.problem} for c in cells],

@@ -28,8 +28,7 @@ from genai_core.config import (
     recipe_values,
     with_recipe,
 )
-from genai_core.data.corpus import check_corpus
-from genai_core.data.tokenstore import TokenStore, prepare_cached, seq_len_problem, store_key
+from genai_core.data.tokenstore import seq_len_problem
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import list_runs
 from genai_core.train.estimates import Estimate, estimate
@@ -41,6 +40,7 @@ from pages.parts.train_form import (
     Problems,
     anything_active,
     available_devices,
+    corpus_stats,
     field_help,
     literals,
     live_estimate,
@@ -53,28 +53,6 @@ MODES = {"lm": "Pretrain (next token)", "qa": "Fine-tune for QA"}
 
 
 # --------------------------------------------------------------------------- the corpus
-@st.cache_data(show_spinner=False, max_entries=16)
-def _store_stats(cache: str, key: str) -> dict[str, int]:
-    """What the knobs depend on (vocabulary, split sizes) of a prepared store; `key` changes with the file."""
-    store = TokenStore(Path(cache) / key)
-    return {"vocab_size": store.tokenizer.vocab_size, "train_tokens": len(store.train),
-            "val_tokens": len(store.val), "max_seq_len": store.max_seq_len(), "records": store.stats.records}
-
-
-def corpus_stats(cfg: DataConfig) -> dict[str, int]:
-    """Tokenize the corpus once (with a progress bar), then read its statistics from the cache."""
-    check_corpus(cfg.corpus, cfg.text_column)  # a missing or unreadable file is a user error, said here
-    cache = ui.token_cache()
-    key = store_key(cfg)
-    if not (cache / key / "meta.json").is_file():
-        if not ui.can_change():  # a visitor's page view must not tokenize a corpus into the runs folder
-            raise GenAIError("This corpus is not prepared yet: the presenter prepares it on the Data page.")
-        bar = st.progress(0.0, text="Tokenizing the corpus (once; every run reuses it)…")
-        prepare_cached(cfg, cache, progress=ui.progress_to(bar))
-        bar.empty()
-    return _store_stats(str(cache), key)
-
-
 def corpus_section() -> tuple[DataConfig | None, dict[str, int] | None]:
     """The corpus the run trains on (the Data page's choice, else the demo corpus) and its statistics."""
     data_cfg, source = ui.data_choice()

@@ -123,6 +123,12 @@ def test_a_grid_shows_every_cell_checked_and_timed_before_start_and_queues_them_
     assert cells["problem"][2] == "a run of this name exists (change the sweep's name)"
     assert next(b for b in at.button if b.label == "Start the sweep").disabled
     (app_env / "gr-t02").rmdir()
+    # A window longer than the corpus holds is refused per cell, as the Train page refuses it for one run.
+    at.text_area(key="explore_space_text").set_value('{"seq_len": [16, 32000]}').run()
+    cells = next(df.value for df in at.dataframe if "trial" in df.value.columns)
+    assert cells["problem"][0] == "" and "seq_len 32000 is too long for this corpus" in cells["problem"][1]
+    assert next(b for b in at.button if b.label == "Start the sweep").disabled
+    at.text_area(key="explore_space_text").set_value('{"d_model": [16, 32], "n_layers": {"low": 1, "high": 2}}')
     at.text_input[0].set_value("gr2").run()
     next(b for b in at.button if b.label == "Start the sweep").click().run()
     assert not at.exception, at.exception

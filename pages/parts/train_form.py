@@ -1,16 +1,20 @@
 """Pieces both Train forms share (pretraining and the QA fine-tune): help texts and choices read from the config
-models, where a run trains, its name, the Start checks and the estimate panel."""
+models, the corpus's statistics, where a run trains, its name, the Start checks and the estimate panel (the Explore
+page's grid uses the corpus statistics and the estimate's timing too)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, get_args
 
 import streamlit as st
 import torch
 from pydantic import BaseModel
 
-from genai_core.config import RunConfig, TrainConfig
+from genai_core.config import DataConfig, RunConfig, TrainConfig
+from genai_core.data.corpus import check_corpus
+from genai_core.data.tokenstore import TokenStore, prepare_cached, store_key
 from genai_core.errors import GenAIError
 from genai_core.runs.folder import validate_run_name
 from genai_core.train import ray_jobs
@@ -50,6 +54,28 @@ class Problems:
 
     def error(self, message: str, icon: str | None = None) -> None:
         self.messages.append(message)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _store_stats(cache: str, key: str) -> dict[str, int]:
+    """What the knobs depend on (vocabulary, split sizes) of a prepared store; `key` changes with the file."""
+    store = TokenStore(Path(cache) / key)
+    return {"vocab_size": store.tokenizer.vocab_size, "train_tokens": len(store.train),
+            "val_tokens": len(store.val), "max_seq_len": store.max_seq_len(), "records": store.stats.records}
+
+
+def corpus_stats(cfg: DataConfig) -> dict[str, int]:
+    """Tokenize the corpus once (with a progress bar), then read its statistics from the cache."""
+    check_corpus(cfg.corpus, cfg.text_column)  # a missing or unreadable file is a user error, said here
+    cache = ui.token_cache()
+    key = store_key(cfg)
+    if not (cache / key / "meta.json").is_file():
+        if not ui.can_change():  # a visitor's page view must not tokenize a corpus into the runs folder
+            raise GenAIError("This corpus is not prepared yet: the presenter prepares it on the Data page.")
+        bar = st.progress(0.0, text="Tokenizing the corpus (once; every run reuses it)…")
+        prepare_cached(cfg, cache, progress=ui.progress_to(bar))
+        bar.empty()
+    return _store_stats(str(cache), key)
 
 
 def available_devices() -> list[str]:
