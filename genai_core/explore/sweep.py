@@ -229,7 +229,7 @@ class Sweep:
                             trial.trial.set_user_attr("paused", True)  # the next controller resumes it
                             if jm.status(trial.run.name).active:
                                 jm.stop(trial.run.name)
-                        for rerun in self._reruns():  # a stopped rerun is resumed by the next controller
+                        for rerun in self._reruns(self.summary().get("best")):  # the next controller resumes it
                             if jm.status(rerun["run"]).active:
                                 jm.stop(rerun["run"])
                         break
@@ -240,45 +240,44 @@ class Sweep:
                     summary = self.write_summary(study)
                     if on_tick is not None:
                         on_tick(summary)
-                    if not live and not self._may_ask(study) and self._follow_reruns(jm):
+                    if not live and not self._may_ask(study) and self._follow_reruns(jm, summary["best"]):
                         break
                     time.sleep(poll_s)
             finally:
                 jm.shutdown(stop_running=False, timeout=0)
             return self.write_summary(study)
 
-    def _reruns(self) -> list[dict[str, Any]]:
-        """The seed reruns of the best completed trial (none before the search is over, or when off)."""
-        best = self.summary().get("best")
+    def _reruns(self, best: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The seed reruns of the best completed trial `best` (none without one, or when off)."""
         if not best or not self.settings.seed_reruns:
             return []
         return [{"run": rerun_name(best["run"], k), "of": best["run"], "k": k}
                 for k in range(1, self.settings.seed_reruns + 1)]
 
-    def _follow_reruns(self, jm: Any) -> bool:
+    def _follow_reruns(self, jm: Any, best: dict[str, Any] | None) -> bool:
         """Once the search is over: queue the best config's seed reruns, carry on any a restart or a stop left
         behind, and say whether they have all ended."""
         done = True
-        for rerun in self._reruns():
+        for rerun in self._reruns(best):
             run = Run(self.runs_root / rerun["run"])
             if not run.exists():
-                config = Run(self.runs_root / rerun["of"]).config()
-                train = config.train.model_copy(update={"seed": config.train.seed + rerun["k"]})
-                jm.submit(config.model_copy(update={"name": rerun["run"], "train": train}), rerun["run"],
-                          note={"sweep": self.name, "rerun_of": rerun["of"]})
+                self._submit_rerun(jm, rerun)
                 done = False
                 continue
             st = jm.status(rerun["run"])
             if st.active:
                 done = False
             elif st.state in ("interrupted", "stopped"):  # killed with its server, or stopped with the sweep
-                if run.latest_checkpoint() is not None:
-                    jm.resume(rerun["run"])
-                else:
-                    jm.submit(run.config(), rerun["run"], replace=True,
-                              note={"sweep": self.name, "rerun_of": rerun["of"]})
+                _carry_on(jm, run, lambda rerun=rerun: self._submit_rerun(jm, rerun, replace=True))
                 done = False
         return done
+
+    def _submit_rerun(self, jm: Any, rerun: dict[str, Any], *, replace: bool = False) -> None:
+        """Queue a seed rerun: the best trial's config with its seed moved by k, with the sweep's lineage."""
+        config = Run(self.runs_root / rerun["of"]).config()
+        train = config.train.model_copy(update={"seed": config.train.seed + rerun["k"]})
+        jm.submit(config.model_copy(update={"name": rerun["run"], "train": train}), rerun["run"], replace=replace,
+                  note={"sweep": self.name, "rerun_of": rerun["of"]})
 
     def best_config(self, longer: float = 1.0) -> RunConfig | None:
         """The best completed trial's config (with `longer` times its steps), None before one completed."""
@@ -407,10 +406,7 @@ class Sweep:
         if st.state == "interrupted" or (st.state == "stopped" and trial.user_attrs.get("paused")):
             # Its trainer was killed (a server or machine restart), or the sweep was stopped: carry on.
             trial.set_user_attr("paused", False)
-            if live.run.latest_checkpoint() is not None:
-                jm.resume(name)
-            else:  # stopped before its first checkpoint (still queued, perhaps): from the start
-                self._submit(jm, trial.number, trial.params, replace=True)
+            _carry_on(jm, live.run, lambda: self._submit(jm, trial.number, trial.params, replace=True))
             return False
         trial.set_user_attr("message", f"{st.state}: {st.message}" if st.message else st.state)
         study.tell(trial, state=TrialState.FAIL)
@@ -494,8 +490,8 @@ class Sweep:
     def _rerun_results(self, best: dict[str, Any]) -> list[dict[str, Any]]:
         """The best config's seed reruns as they stand: run, seed, state, final validation loss."""
         out = []
-        for k in range(1, self.settings.seed_reruns + 1):
-            run = Run(self.runs_root / rerun_name(best["run"], k))
+        for rerun in self._reruns(best):
+            run = Run(self.runs_root / rerun["run"])
             if not run.exists():
                 continue
             vals = [r["val_loss"] for r in run.metrics() if r.get("val_loss") is not None]
@@ -544,6 +540,15 @@ class Sweep:
                 importance = None
             self._importance_of = (key, importance)
         return self._importance_of[1]
+
+
+def _carry_on(jm: Any, run: Run, resubmit: Callable[[], None]) -> None:
+    """Train on a run that a restart or a stop interrupted: from its checkpoint, or `resubmit` it when it stopped
+    before its first (still queued, perhaps)."""
+    if run.latest_checkpoint() is not None:
+        jm.resume(run.name)
+    else:
+        resubmit()
 
 
 def _mark_pruned(run: Run, cut: dict[str, Any]) -> bool:
