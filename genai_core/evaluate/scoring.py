@@ -84,13 +84,16 @@ def _states_age(text: str) -> bool:
     return AGE_PHRASE.fullmatch(" ".join(w for w in words if w.lower() not in _ARTICLE) or "-") is not None
 
 
+_ANY_SEX_WORD = SEX_WORDS["female"] | SEX_WORDS["male"]
+
+
 def _states_sex(text: str) -> bool:
     """A sex word or pronoun, after an article or an age phrase: "she", "the woman", "58-year-old man", "70M"."""
     words = text.lower().strip(string.punctuation + " ").split()
-    if not words or sex_in(words[-1]) is None:
+    if not words:
         return False
     last = words[-1].strip(string.punctuation)
-    return (last in SEX_WORDS["female"] | SEX_WORDS["male"] or re.fullmatch(r"\d+[mf]", last) is not None) and all(
+    return (last in _ANY_SEX_WORD or re.fullmatch(r"\d+[mf]", last) is not None) and all(
         w in _ARTICLE or AGE_PHRASE.fullmatch(w) for w in words[:-1])
 
 
