@@ -20,7 +20,7 @@ import streamlit as st
 from genai_core.config import RECIPES, DataConfig, RunConfig, TrainConfig, with_recipe
 from genai_core.errors import GenAIError
 from genai_core.explore.grid import plan_grid
-from genai_core.explore.settings import MAX_PARALLEL, MAX_SEED_RERUNS, MAX_TRIALS
+from genai_core.explore.settings import MAX_BUDGET_MINUTES, MAX_PARALLEL, MAX_SEED_RERUNS, MAX_TRIALS
 from genai_core.explore.space import SWEEPABLE, SearchSpace
 from genai_core.explore.sweep import (
     MIN_TRIALS_FOR_IMPORTANCE,
@@ -86,7 +86,7 @@ def new_sweep(data: DataConfig | None) -> None:
     c1, c2, c3, c4, c5 = st.columns(5)
     trials = c1.number_input("Trials", 1, MAX_TRIALS, SweepSettings.model_fields["trials"].default,
                              help=field_help(SweepSettings, "trials"))
-    budget = c2.number_input("Budget (training minutes, 0 = none)", 0.0, 100_000.0, 0.0, step=5.0,
+    budget = c2.number_input("Budget (training minutes, 0 = none)", 0.0, float(MAX_BUDGET_MINUTES), 0.0, step=5.0,
                              help=field_help(SweepSettings, "budget_minutes"))
     parallel = c3.number_input("Parallel trials", 1, MAX_PARALLEL, 1, help=field_help(SweepSettings, "parallel"))
     seed = c4.number_input("Sampler seed", 0, 1_000_000, 0, help=field_help(SweepSettings, "seed"))

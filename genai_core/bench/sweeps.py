@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,19 @@ def base_config(steps: int, rung: int, **train: Any) -> RunConfig:
                   "log_interval": rung, "sample_tokens": 1, "num_threads": 1, "device": "cpu", "runner": "thread",
                   "checkpoint_seconds": 0, "seed": 0, **train},
     }, "classic"))
+
+
+def _folders(out: str | None, prefix: str) -> tuple[Path, Path]:
+    """The benchmark's folder (`out`, else a new temporary one) and the runs folder inside it."""
+    folder = Path(out) if out else Path(tempfile.mkdtemp(prefix=prefix))
+    runs = folder / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return folder, runs
+
+
+def _logger(json_output: bool) -> Callable[[str], None]:
+    """Progress lines on stdout, or nothing when the output is JSON."""
+    return (lambda message: None) if json_output else (lambda message: print(message, flush=True))
 
 
 def run_arm(runs: Path, name: str, base: RunConfig, space: SearchSpace, settings: SweepSettings,
@@ -80,15 +94,10 @@ def main(out: str | None, *, json_output: bool = False, quick: bool = False,
     space_dict = QUICK_SPACE if quick else SPACE
     steps = steps or (QUICK_STEPS if quick else STEPS)
     rung = QUICK_RUNG if quick else steps // EVALS  # 400 steps: every 50
-    folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-bench-"))
-    runs = folder / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    folder, runs = _folders(out, "genai-sweep-bench-")
     space, base = SearchSpace.from_dict(space_dict), base_config(steps, rung)
     cells = space.grid_size() or 0
-
-    def log(message: str) -> None:
-        if not json_output:
-            print(message, flush=True)
+    log = _logger(json_output)
 
     arms = {"grid": run_arm(runs, "grid", base, space, SweepSettings(trials=cells, sampler="grid", pruner="none"),
                             log)}
@@ -189,16 +198,11 @@ def ray_main(out: str | None, *, json_output: bool = False, quick: bool = False,
     cluster, so one node trains one trial at a time and two nodes two."""
     from genai_core.train.ray_local import LocalRayCluster
 
-    folder = Path(out) if out else Path(tempfile.mkdtemp(prefix="genai-sweep-ray-"))
-    runs = folder / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
+    folder, runs = _folders(out, "genai-sweep-ray-")
     steps = steps or (QUICK_STEPS if quick else RAY_STEPS)
     space = SearchSpace.from_dict(RAY_SPACE)
     settings = SweepSettings(trials=space.grid_size() or 1, sampler="grid", pruner="none", parallel=2)
-
-    def log(message: str) -> None:
-        if not json_output:
-            print(message, flush=True)
+    log = _logger(json_output)
 
     report: dict[str, Any] = {"space": RAY_SPACE, "steps": steps, "trials": settings.trials, "nodes": {}}
     with LocalRayCluster(cpus_per_node=1) as cluster:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_TRIALS = 1000
 MAX_PARALLEL = 64
 MAX_SEED_RERUNS = 4
+MAX_BUDGET_MINUTES = 100_000
 
 
 class SweepSettings(BaseModel):
@@ -19,7 +20,7 @@ class SweepSettings(BaseModel):
 
     trials: int = Field(default=12, ge=1, le=MAX_TRIALS)
     """Trials to train at most (a grid sampler stops earlier when its grid is done)."""
-    budget_minutes: float | None = Field(default=None, gt=0, le=100_000)
+    budget_minutes: float | None = Field(default=None, gt=0, le=MAX_BUDGET_MINUTES)
     """Stop asking for new trials once the trials have trained this many minutes in all (None: no limit)."""
     parallel: int = Field(default=1, ge=1, le=MAX_PARALLEL)
     """Trials submitted at once: one per device (or Ray worker); more only queue."""
