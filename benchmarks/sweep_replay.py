@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from genai_core.explore.sweep import Sweep, sweeps_dir
+from genai_core.explore.sweep import Sweep, flops_per_step, sweeps_dir
 from genai_core.runs.folder import Run
 
 GOAL_COMPUTE = 0.35
@@ -45,7 +45,7 @@ def load_grid(runs: Path, name: str) -> tuple[dict[str, list[Any]], dict[tuple, 
         key = tuple(t["params"][k] for k in grid)
         run = Run(runs / t["run"])
         curves[key] = {int(r["step"]): float(r["val_loss"]) for r in run.metrics() if r.get("val_loss") is not None}
-        cost[key] = sweep._flops_per_step(run.config())
+        cost[key] = flops_per_step(run.config())
     return grid, curves, cost
 
 

@@ -29,7 +29,6 @@ from genai_core.explore.sweep import (
     list_sweeps,
     sweep_estimate,
     sweeps_dir,
-    trial_name,
 )
 from genai_core.runs.folder import Run, list_runs, validate_run_name
 from genai_core.units import format_seconds
@@ -153,9 +152,8 @@ def cost_and_start(base: RunConfig, space: SearchSpace, settings: SweepSettings,
     problems = False
     with ui.user_errors():
         if settings.sampler == "grid":
-            names = [trial_name(name, i) for i in range(min(settings.trials, grid or 0))]
             stats = corpus_stats(base.data)  # a cell's window must fit the corpus; its time follows its tokens
-            cells = plan_grid(base, space, names, runs_root=ui.runs_root(), max_seq_len=stats["max_seq_len"],
+            cells = plan_grid(base, space, settings, name, runs_root=ui.runs_root(), max_seq_len=stats["max_seq_len"],
                               train_tokens=stats["train_tokens"], calibrate=not anything_active())
             ui.table([{"trial": c.name, **c.values,
                        "estimated time": "timing…" if c.pending else format_seconds(c.seconds)

@@ -4,7 +4,6 @@ every cell will cost and which cannot train before anything is queued."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,9 @@ from typing import Any
 from genai_core.config import RunConfig
 from genai_core.data.tokenstore import seq_len_problem
 from genai_core.errors import GenAIError
+from genai_core.explore.settings import SweepSettings
+from genai_core.explore.space import SearchSpace
+from genai_core.explore.sweep import grid_cells, trial_name
 from genai_core.train.estimates import estimate
 
 
@@ -30,25 +32,22 @@ class GridCell:
     """Its steps are being timed in the background: ask again for the calibrated time."""
 
 
-def plan_grid(base: RunConfig, space: Any, names: list[str], *, runs_root: Path, max_seq_len: int | None = None,
-              train_tokens: int | None = None, calibrate: bool = False) -> list[GridCell]:
-    """The first `len(names)` cells of `space`'s grid (a `SearchSpace`; in the order a grid sweep trains them),
-    named `names`, each checked and estimated.
+def plan_grid(base: RunConfig, space: SearchSpace, settings: SweepSettings, sweep: str, *, runs_root: Path,
+              max_seq_len: int | None = None, train_tokens: int | None = None,
+              calibrate: bool = False) -> list[GridCell]:
+    """The cells the grid sweep `sweep` would train, named and ordered as it will (`sweep.grid_cells`), each
+    checked and estimated.
 
     `max_seq_len` and `train_tokens` describe the prepared corpus (None when not known yet). Each cell's time is
     the Train page's estimate of that config: runs of its shape that trained here, else timed steps; with
     `calibrate`, the cells not timed yet are timed in the background, one after another (`pending` until then),
     so a table asked again shows the timed figure rather than the throughput model's guess.
     """
-    grid = space.grid()
-    if grid is None:
-        raise GenAIError("the grid sampler needs every knob as a list of choices or a whole-number range")
     cells = []
-    for name, combo in zip(names, itertools.product(*grid.values()), strict=False):
-        values = dict(zip(grid, combo, strict=True))
-        cell = GridCell(name=name, values=values, config=None)
+    for number, values in enumerate(grid_cells(space, base, settings)):
+        cell = GridCell(name=trial_name(sweep, number), values=values, config=None)
         try:
-            cell.config = space.config_for(base, values).model_copy(update={"name": name})
+            cell.config = space.config_for(base, values).model_copy(update={"name": cell.name})
         except GenAIError as e:
             cell.problem = str(e).split(": ", 1)[-1]  # the values are in the row already
             cells.append(cell)

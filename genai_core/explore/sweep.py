@@ -85,6 +85,33 @@ def rerun_name(best_run: str, k: int) -> str:
     return f"{best_run}-seed{k}"
 
 
+def flops_per_step(config: RunConfig) -> float:
+    """Training FLOPs of one optimizer step of `config` (the analytic count)."""
+    t, m = config.train, config.model
+    return flops_per_token(m) * t.batch_size * t.grad_accum_steps * m.seq_len
+
+
+def grid_cells(space: SearchSpace, base: RunConfig, settings: SweepSettings) -> list[dict[str, Any]]:
+    """The cells a grid sweep trains, in the order it asks for them (trial 0 first): the first `settings.trials`
+    of the space's grid, or with parallel trials and no early stopping the costliest first (longest-processing-
+    time order), so the slots finish together instead of one training the last big cell alone."""
+    grid = space.grid()
+    if grid is None:
+        raise GenAIError("the grid sampler needs every knob as a list of choices or a whole-number range")
+    cells = [dict(zip(grid, c, strict=True))
+             for c in itertools.islice(itertools.product(*grid.values()), settings.trials)]
+    if settings.parallel > 1 and settings.pruner == "none":
+
+        def cost(params: dict[str, Any]) -> float:  # 0 for a config the trainer refuses: it fails when submitted
+            try:
+                return flops_per_step(space.config_for(base, params))
+            except GenAIError:
+                return 0.0
+
+        cells.sort(key=cost, reverse=True)
+    return cells
+
+
 class Sweep:
     """A sweep folder and the controller that drives it (see the module docstring)."""
 
@@ -110,8 +137,8 @@ class Sweep:
         if (out / SWEEP_FILE).exists():
             raise GenAIError(f"a sweep already exists in {out}; resume it, or choose another folder")
         space.check(base)
-        if settings.sampler == "grid" and space.grid_size() is None:
-            raise GenAIError("the grid sampler needs every knob as a list of choices or a whole-number range")
+        if settings.sampler == "grid":
+            grid_cells(space, base, settings)  # refuses a space without a grid
         taken = [p.name for p in Path(runs_root).glob(f"{out.name}-t*") if (p / "config.json").is_file()]
         if taken:
             raise GenAIError(f"runs named like this sweep's trials already exist ({taken[0]}); choose another name")
@@ -157,24 +184,10 @@ class Sweep:
             pruner = optuna.pruners.NopPruner()
         study = optuna.create_study(study_name=self.name, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
-        grid = self.space.grid()
-        if s.sampler == "grid" and grid is not None and not study.trials:
-            cells = [dict(zip(grid, c, strict=True)) for c in itertools.islice(itertools.product(*grid.values()),
-                                                                               s.trials)]
-            if s.parallel > 1 and s.pruner == "none":
-                # Every cell trains to the end, several at once: the costliest first (longest-processing-time
-                # order), so the slots finish together instead of one training the last big cell alone.
-                cells.sort(key=self._cell_cost, reverse=True)
-            for cell in cells:
+        if s.sampler == "grid" and self.space.grid() is not None and not study.trials:
+            for cell in grid_cells(self.space, self.base, s):
                 study.enqueue_trial(cell)
         return study
-
-    def _cell_cost(self, params: dict[str, Any]) -> float:
-        """A cell's training FLOPs per step (0 for a config the trainer refuses: it fails when submitted)."""
-        try:
-            return self._flops_per_step(self.space.config_for(self.base, params))
-        except GenAIError:
-            return 0.0
 
     @staticmethod
     def _asked(study: Any) -> list[Any]:
@@ -413,10 +426,6 @@ class Sweep:
         return True
 
     # ------------------------------------------------------------------ the summary
-    def _flops_per_step(self, config: RunConfig) -> float:
-        t, m = config.train, config.model
-        return flops_per_token(m) * t.batch_size * t.grad_accum_steps * m.seq_len
-
     def _train_seconds(self, study: Any) -> float:
         total = 0.0
         for ft in self._asked(study):
@@ -456,7 +465,7 @@ class Sweep:
                      "message": ft.user_attrs.get("message")}
             trials.append(entry)
             seconds += float(rows[-1].get("elapsed_s") or 0.0) if rows else 0.0
-            per_step = self._flops_per_step(run.config()) if run.exists() else 0.0
+            per_step = flops_per_step(run.config()) if run.exists() else 0.0
             flops.append(steps * per_step)
             if state in ("completed", "pruned"):
                 trained += steps * per_step
