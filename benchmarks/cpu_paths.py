@@ -4,7 +4,7 @@ For each shape (the demo's d_model 128 and d_model 256 / 384), the engine's own 
 (`genai_core.train.optim.TrainStep`) of the modern and classic recipes is timed on random ids in every path,
 the paths interleaved round by round so that all see the same machine load. torch.compile is timed
 twice: its first step (the compile time) and its steady steps; "pays after" is the number of steps at
-which the compile time is won back. Prints a table; figures go to the README.
+which the compile time is won back. Prints a table; figures go to docs/performance.md.
 
     python benchmarks/cpu_paths.py [--rounds 8] [--shapes 128,256,384] [--no-compile]
 """

@@ -1,4 +1,4 @@
-"""A benchmark's plotly HTML as a PNG for the README, drawn by the Debian chromium through Playwright.
+"""A benchmark's plotly HTML as a PNG for the docs, drawn by the Debian chromium through Playwright.
 
     python benchmarks/html_to_png.py /tmp/swbench/best_so_far.html assets/screenshots/sweep_best_so_far.png
 

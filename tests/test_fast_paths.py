@@ -83,7 +83,7 @@ def test_every_forced_path_trains_to_the_same_loss(tmp_path: Path, tiny_txt: Pat
     assert status["auto_paths"]["muon_precision"] == {"value": muon_precision, "why": "set in the config"}
     val = [r["val_loss"] for r in run.metrics() if r.get("val_loss") is not None]
     # Every path learns as the fp32 one does: 2.581 at step 40 on this corpus (from about ln 28 = 3.3 untrained), and
-    # 2.580-2.582 on the other paths, on an AVX-512 CPU and under the AVX2 emulation of README alike.
+    # 2.580-2.582 on the other paths, on an AVX-512 CPU and under the AVX2 emulation of docs/performance.md alike.
     reference = _fp32_reference_loss(tmp_path.parent / "fp32-ref", tiny_txt)
     assert reference < 3.0
     assert val[-1] == pytest.approx(reference, abs=0.02)
@@ -139,7 +139,7 @@ def test_the_probe_measures_both_dtypes_once_and_caches_the_verdict_per_machine(
             assert first.bf16_pays(path, 128) == (ratio <= speed_probe.BF16_MARGIN)
             assert "measured" in first.why(path, 128)
     # Another ISA cap (what ONEDNN_MAX_CPU_ISA / ATEN_CPU_CAPABILITY emulate) is another machine. (SSE41: a cap
-    # this suite never runs under; the AVX2 emulation of README does.)
+    # this suite never runs under; the AVX2 emulation of docs/performance.md does.)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
     assert speed_probe.machine_key() != files[0].stem.removeprefix("speed-probe-")
     assert speed_probe.verdict("never").source == "cpu flags"

@@ -5,7 +5,7 @@ scores the fine-tuned model on the test split (values never seen in QA training)
 test-unseen-phrasing split (values and question wordings never seen). The Home page's one-click demo
 queues the same two configs.
 
-Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
+Why this shape (measured on a 2-core CPU, see docs/clinical-qa.md):
 - byte-level BPE with 1,024 tokens: characters would be cheaper per token, but copying a drug name
   of ten characters is then ten decisions instead of two or three, and it does not emerge in minutes;
 - a pointer-generator copy head: invented drug and finding names never seen in training are copied
@@ -18,7 +18,7 @@ Why this shape (measured on a 2-core CPU, see README "Clinical QA demo"):
 - a span head beside the generated answer: pointing at the answer's first and last token (or at "not stated")
   is a far easier target than writing it, and training both lifts both (measured with 60% grammar questions:
   test exact match 66.8 → 92.8 read off by the span head, 81.8 generated; unseen wording 41.8 → 54.4;
-  abstention 91% → 100%; see README "Clinical QA" for the shipped figures);
+  abstention 91% → 100%; see docs/clinical-qa.md for the shipped figures);
 - a kind head: what the question asks, shown on the Chat page as "understood as";
 - the context before the question (`ModelConfig.qa_layout`): the context then reads the same whatever the wording
   of the question (measured, same pretrained run: unseen wording 56.4 → 60.8, test 91.6 → 92.6, note style

@@ -84,7 +84,7 @@ DEFAULT_QA = {"train": 28_800, "val": 500, "test": 500, "test_unseen_phrasing": 
 """Rows per QA split. 28,800 training rows are the demo fine-tune's 1,800 steps x 16 examples: each row is drawn
 about once, so the model reads new cases and wordings to the end instead of revisiting 7,000 rows four times
 (measured against 7,000 rows, same pretrained run, mean of four fine-tuning seeds: unseen wording 60.1 -> 64.5,
-test 94.3 -> 95.3, note style 93.2 -> 94.8; see README "Clinical QA")."""
+test 94.3 -> 95.3, note style 93.2 -> 94.8; see docs/clinical-qa.md)."""
 QA_HEADER = ("question", "context", "answer", "kind")
 CORPUS_FILE = Path("corpora") / "clinical_cases.csv"
 QA_DIR = Path("qa")
