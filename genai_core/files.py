@@ -77,6 +77,20 @@ def read_json(path: Path) -> Any:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
 
 
+def jsonl_record(line: str, where: str, lineno: int, error: type[GenAIError] = GenAIError) -> dict[str, Any] | None:
+    """One line of a JSON-lines file as an object, None for a blank line; every JSON-lines reader (corpora,
+    imported metrics) says the same thing about a bad line."""
+    if not line.strip():
+        return None
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise error(f"{where}: line {lineno} is not valid JSON ({e.msg})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{where}: line {lineno} is not a JSON object")
+    return obj
+
+
 @contextmanager
 def staged_folder(final: Path, *, fsync: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside `final`; when the block ends cleanly it replaces `final`.

@@ -212,7 +212,7 @@ BAD_ARCHIVES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "no-tokenizer": (lambda d: _rezip(d, lambda f: f.pop("tiny/tokenizer.json")), "no tokenizer.json"),
     "bad-tokenizer": (lambda d: _rezip(d, _set("tiny/tokenizer.json", b"{not json")), "tokenizer.json"),
     "non-json-metrics": (lambda d: _rezip(d, _set("tiny/metrics.jsonl", b'{"step": 1}\nloss=3.2\n')),
-                         "metrics.jsonl line 2 is not JSON"),
+                         "metrics.jsonl: line 2 is not valid JSON"),
     "unexpected-file": (lambda d: _rezip(d, _set("tiny/run.sh", b"rm -rf /")), "unexpected file 'run.sh'"),
     "dangling-latest": (lambda d: _rezip(d, _set("tiny/checkpoints/latest", b"step_00000099")),
                         "latest names 'step_00000099'"),

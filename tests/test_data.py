@@ -10,6 +10,9 @@ import pytest
 
 from genai_core.config import DataConfig
 from genai_core.data.corpus import (
+    _MANY_NL,
+    _NL_SPACES,
+    _WS_RUN,
     CORPUS_FILE_TYPES,
     check_corpus,
     clean_text,
@@ -88,6 +91,19 @@ def test_cleaning() -> None:
     raw = "  Hello\t\tWorld \r\n\r\n\r\n\r\nNext   line  \n"
     assert clean_text(raw) == "Hello World\n\nNext line"
     assert clean_text(raw, lowercase=True, normalize_whitespace=False) == raw.lower()
+
+
+def test_cleaning_skips_a_regex_only_where_it_could_not_have_matched() -> None:
+    # The definition clean_text must keep while it skips regexes by substring tests: all three, always.
+    def by_regex_alone(s: str) -> str:
+        s = _MANY_NL.sub("\n\n", _NL_SPACES.sub("\n", _WS_RUN.sub(" ", s.replace("\r\n", "\n").replace("\r", "\n"))))
+        return s.strip()
+
+    alphabet = [*"ab .,\n\n\n  \t\x0b\x0c\r\x1c\x1d\x1e\x1f\xa0\u2003\u3000\x85é", "\r\n"]
+    rng = np.random.default_rng(0)
+    for _ in range(20_000):
+        s = "".join(rng.choice(alphabet, size=int(rng.integers(0, 30))))
+        assert clean_text(s) == by_regex_alone(s), repr(s)
 
 
 def test_char_tokenizer_roundtrip_and_unknown(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from genai_core.errors import CorpusError
+from genai_core.files import jsonl_record
 
 FORMATS = {".txt": "txt", ".text": "txt", ".md": "txt", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -34,16 +35,27 @@ MAX_CORPUS_BYTES = int(os.environ.get("GENAI_MAX_CORPUS_MB", "4096")) << 20
 _WS_RUN = re.compile(r"[^\S\n]{2,}|[\t\x0b\x0c\xa0\u2000-\u200a\u3000]")
 _NL_SPACES = re.compile(r" ?\n ?")
 _MANY_NL = re.compile(r"\n{3,}")
+_ASCII_WS_CONTROLS = "\t\x0b\x0c\r\x1c\x1d\x1e\x1f"
+"""In ASCII text the only characters `_WS_RUN` can match, besides a run of two spaces."""
 
 
 def clean_text(text: str, *, lowercase: bool = False, normalize_whitespace: bool = True, strip: bool = True) -> str:
-    """Optional lowercasing and whitespace normalisation (line endings, runs of blanks, blank lines)."""
+    """Optional lowercasing and whitespace normalisation (line endings, runs of blanks, blank lines).
+
+    Each regex runs only when a cheap substring test says it can match: `re.sub` scans at 60-150 MB/s even when
+    nothing matches, `in` at memory speed, and `str.isascii()` is O(1). ASCII text can match `_WS_RUN` only
+    through a double space or an ASCII whitespace control. This halves `prepare` on a 40 MB CSV (7.8 s -> 3.8 s,
+    `benchmarks/ingest_profile.py`); `tests/test_data.py` checks the output against the plain regexes.
+    """
     if normalize_whitespace:
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        text = _WS_RUN.sub(" ", text)
-        text = _NL_SPACES.sub("\n", text)
-        text = _MANY_NL.sub("\n\n", text)
+        if not text.isascii() or "  " in text or any(c in text for c in _ASCII_WS_CONTROLS):
+            text = _WS_RUN.sub(" ", text)
+        if " \n" in text or "\n " in text:
+            text = _NL_SPACES.sub("\n", text)
+        if "\n\n\n" in text:
+            text = _MANY_NL.sub("\n\n", text)
         if strip:
             text = text.strip()
     if lowercase:
@@ -156,14 +168,9 @@ class Corpus:
         with open(self.path, encoding="utf-8", errors="strict") as f:
             try:
                 for lineno, line in enumerate(f, 1):
-                    if not line.strip():
+                    obj = jsonl_record(line, self.path.name, lineno, CorpusError)
+                    if obj is None:
                         continue
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise CorpusError(f"{self.path.name}: line {lineno} is not valid JSON ({e.msg})") from None
-                    if not isinstance(obj, dict):
-                        raise CorpusError(f"{self.path.name}: line {lineno} is not a JSON object")
                     v = obj.get(col)
                     del line, obj  # a record of hundreds of MB: hold it once, not three times
                     if v is None:
@@ -300,10 +307,8 @@ def _columns(path: Path, fmt: str, head: bytes) -> list[str]:
             cols = []
             with open(path, encoding="utf-8") as f:
                 for lineno, line in enumerate(f, 1):
-                    if line.strip():
-                        obj = json.loads(line)
-                        if not isinstance(obj, dict):
-                            raise CorpusError(f"{path.name}: line {lineno} is not a JSON object")
+                    obj = jsonl_record(line, path.name, lineno, CorpusError)
+                    if obj is not None:
                         cols = [str(k) for k in obj]
                         break
         else:
@@ -344,11 +349,11 @@ def preview(path: Path | str, n: int = 20, text_column: str | None = None) -> pd
     if corpus.format == "jsonl":
         rows = []
         with open(corpus.path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    obj = json.loads(line)
-                    del line
-                    rows.append({k: _short(v) for k, v in obj.items()} if isinstance(obj, dict) else obj)
+            for lineno, line in enumerate(f, 1):
+                obj = jsonl_record(line, corpus.path.name, lineno, CorpusError)
+                del line
+                if obj is not None:
+                    rows.append({k: _short(v) for k, v in obj.items()})
                     del obj
                 if len(rows) >= n:
                     break

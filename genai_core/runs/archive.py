@@ -40,7 +40,14 @@ from safetensors.torch import load_file
 
 from genai_core.config import RunConfig
 from genai_core.errors import CheckpointError, GenAIError, describe_validation_error
-from genai_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, check_runs_cap, read_json
+from genai_core.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    check_runs_cap,
+    jsonl_record,
+    read_json,
+)
 from genai_core.runs.folder import ACTIVE_STATES, Run, validate_run_name
 from genai_core.units import format_bytes
 
@@ -333,13 +340,8 @@ def _check_jsonl(folder: Path, rel: str) -> None:
 
 
 def _check_jsonl_line(rel: str, i: int, line: str) -> None:
-    if line.strip():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise GenAIError(f"{rel} line {i} is not JSON: {e.msg}") from None
-        if not isinstance(row, dict):
-            raise GenAIError(f"{rel} line {i} is not a JSON object")
+    row = jsonl_record(line, rel, i)
+    if row is not None:
         step = row.get("step")
         if step is not None and (not isinstance(step, int) or isinstance(step, bool)):
             raise GenAIError(f"{rel} line {i}: step must be an integer, got {step!r}")
