@@ -3,13 +3,17 @@ and the Ctrl-C handling that turns a first interrupt into a clean stop."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from genai_core.files import json_safe
 
 if TYPE_CHECKING:
     from genai_core.train.trainer import TrainEvent
@@ -68,9 +72,25 @@ class ProgressLine:
             self.width = 0
 
 
-def close_progress(progress: ProgressLine | None) -> None:
-    if progress is not None:
-        progress.close()
+@contextmanager
+def terminal_progress(enabled: bool = True) -> Iterator[ProgressLine | None]:
+    """A progress line for the block (None off a terminal, or when not `enabled`), cleared however it ends."""
+    progress = ProgressLine.for_terminal() if enabled else None
+    try:
+        yield progress
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def print_result(result: dict[str, Any], as_json: bool) -> bool:
+    """With --json, the whole result as JSON (True: nothing more to print); otherwise its notes on stderr."""
+    if as_json:
+        print(json.dumps(json_safe(result), indent=2))
+        return True
+    for message in result.get("notes", ()):
+        note(message)
+    return False
 
 
 class TrainPrinter:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from genai_core.cli.console import ProgressLine, StopOnCtrlC, TrainPrinter, close_progress, kv_lines, note, world
+from genai_core.cli.console import StopOnCtrlC, TrainPrinter, kv_lines, note, terminal_progress, world
 from genai_core.cli.options import EXIT_INTERRUPTED, FLAGS, PROG, existing_run, given, run_path, validated
 from genai_core.config import DataConfig, RunConfig, with_recipe
 from genai_core.errors import GenAIError
@@ -37,11 +37,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     check_corpus(cfg.corpus, cfg.text_column)  # a bad file is reported before torch is even imported
     from genai_core.data.tokenstore import prepare
 
-    progress = ProgressLine.for_terminal()
-    try:
+    with terminal_progress() as progress:
         store = prepare(cfg, out, progress=progress)
-    finally:
-        close_progress(progress)
     stats = store.stats
     if args.json:
         print(json.dumps({"path": str(out), "tokenizer": store.tokenizer.kind, **stats.__dict__,
@@ -117,13 +114,10 @@ def _train_here(config: RunConfig, path: Path, args: argparse.Namespace, *, main
 
     apply_memory_limit(config.train.device)
     stop = threading.Event()
-    with trainer.distributed(config.train.device), StopOnCtrlC(stop, announce=main_rank):
-        progress = ProgressLine.for_terminal() if main_rank else None
-        try:
-            result = trainer.train(config, path, resume=args.resume, overwrite=args.overwrite,
-                                   callbacks=[TrainPrinter(main_rank)], stop_event=stop, progress=progress)
-        finally:
-            close_progress(progress)
+    with (trainer.distributed(config.train.device), StopOnCtrlC(stop, announce=main_rank),
+          terminal_progress(main_rank) as progress):
+        result = trainer.train(config, path, resume=args.resume, overwrite=args.overwrite,
+                               callbacks=[TrainPrinter(main_rank)], stop_event=stop, progress=progress)
     code = 0 if result.state == "completed" else EXIT_INTERRUPTED
     if main_rank:
         _print_outcome(result, args.out)
@@ -277,10 +271,7 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
         return  # the QA examples are tokenized by train(), with the parent's tokenizer
     from genai_core.data.tokenstore import prepare_cached
 
-    progress = ProgressLine.for_terminal()
-    try:
+    with terminal_progress() as progress:
         store = prepare_cached(config.data, Run(path).token_cache, progress)
-    finally:
-        close_progress(progress)
     store.check_seq_len(config.model.seq_len, knob="--seq-len")
 

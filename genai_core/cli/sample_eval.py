@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from genai_core.cli.console import ProgressLine, close_progress, kv_lines, note, table
+from genai_core.cli.console import kv_lines, note, print_result, table, terminal_progress
 from genai_core.cli.options import FLAGS, existing_run, given, validated
 from genai_core.config import SampleConfig
 from genai_core.errors import GenAIError
-from genai_core.files import json_safe
 
 _SAMPLING_ONLY = ("temperature", "top_k", "top_p", "seed")
 _BEAM_ONLY = ("length_penalty", "num_return")
@@ -88,17 +86,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = existing_run(args.run)
     from genai_core.evaluate.perplexity import evaluate_run
 
-    progress = ProgressLine.for_terminal()
-    try:
+    with terminal_progress() as progress:
         res = evaluate_run(run, corpus=args.corpus, max_tokens=args.max_tokens, device=args.device,
                            text_column=args.text_column, batch_size=args.batch_size, progress=progress)
-    finally:
-        close_progress(progress)
-    if args.json:
-        print(json.dumps(json_safe(res), indent=2))
+    if print_result(res, args.json):
         return 0
-    for message in res["notes"]:
-        note(message)
     tokens = f"{res['tokens']:,}" + (f" (of {res['available_tokens']:,})" if res["truncated"] else "")
     rows = [
         ("run", res["run"]),
@@ -121,19 +113,13 @@ def _cmd_eval_qa(args: argparse.Namespace) -> int:
     from genai_core.clinical.questions import question_kind
     from genai_core.evaluate.answers import evaluate_qa
 
-    progress = ProgressLine.for_terminal()
-    try:
+    with terminal_progress() as progress:
         # kind_of: files without a kind column are grouped by the demo's phrasings
         res = evaluate_qa(run, args.qa, limit=args.limit, predictions_path=args.predictions, device=args.device,
                           progress=progress, kind_of=question_kind, method=args.method)
-    finally:
-        close_progress(progress)
     res.pop("predictions")  # every row is in the CSV files (predictions_file, --predictions), not on screen
-    if args.json:
-        print(json.dumps(json_safe(res), indent=2))
+    if print_result(res, args.json):
         return 0
-    for message in res["notes"]:
-        note(message)
     questions = f"{res['rows']:,}" + (f" (of {res['available_rows']:,})" if res["truncated"] else "")
     rows = [("run", res["run"]), ("checkpoint", f"step {res['checkpoint_step']:,}"), ("data", res["file"]),
             ("questions", questions)]
