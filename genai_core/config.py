@@ -158,7 +158,8 @@ class ModelConfig(_Config):
     `kind` column when the fine-tune starts (not a knob)."""
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelConfig:
+    def _check_shape(self) -> ModelConfig:
+        """QA heads only on a GPT; heads that divide d_model; an even head dimension under RoPE."""
         for head in QA_HEADS:
             if getattr(self, head) and self.arch != "gpt":
                 raise ValueError(f"{head} needs the gpt architecture, not {self.arch}")
@@ -292,7 +293,9 @@ class RunConfig(_Config):
     """Optimisation."""
 
     @model_validator(mode="after")
-    def _length_default(self) -> RunConfig:
+    def _check_sections_together(self) -> RunConfig:
+        """The rules that span sections: a fine-tune has a parent; Muon only on a GPT (a recurrent model left on
+        the default optimizer gets AdamW); a validation corpus only for a fine-tune; one epoch when no length."""
         if self.task == "qa" and self.parent is None:
             raise ValueError("a qa fine-tune starts from a pretrained run: give parent (the run folder)")
         if self.train.optimizer == "muon" and self.model.arch != "gpt":

@@ -8,7 +8,6 @@ app shows it with `st.error`; neither ever shows a traceback for it.
 from __future__ import annotations
 
 import errno
-import os
 import re
 import shutil
 from pathlib import Path
@@ -65,7 +64,7 @@ def storage_message(err: BaseException) -> str | None:
     same from numpy or safetensors, which say it in their own words); None for anything else."""
     text = str(err)
     code = err.errno if isinstance(err, OSError) else None
-    where = getattr(err, "filename", None) or os.environ.get("GENAI_RUNS_DIR") or "runs"
+    where = getattr(err, "filename", None) or "the runs folder"
     if Path(str(where)).name.startswith("."):  # an atomic write's temporary file: name the folder it was in
         where = str(Path(str(where)).parent)
     if code == errno.EROFS or "Read-only file system" in text:

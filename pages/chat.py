@@ -74,19 +74,20 @@ FINISH = {"end": "the model ended its answer", "stop": "a stop string appeared",
 
 # Widget values with their defaults. They are re-assigned on every run (keep_widget_state) because Streamlit drops
 # the state of widgets a run does not draw: without it, visiting another page would reset the sliders.
+_SAMPLING = SampleConfig()  # the engine's decoding defaults, which the sliders start from
 DEFAULTS: dict[str, Any] = {
-    "chat_temperature": 0.8,
-    "chat_top_k": 0,
-    "chat_top_p": 1.0,
-    "chat_max_new": 200,
-    "chat_rep_penalty": 1.0,
-    "chat_seed": 0,
+    "chat_temperature": _SAMPLING.temperature,
+    "chat_top_k": _SAMPLING.top_k,
+    "chat_top_p": _SAMPLING.top_p,
+    "chat_max_new": _SAMPLING.max_new_tokens,
+    "chat_rep_penalty": _SAMPLING.repetition_penalty,
+    "chat_seed": _SAMPLING.seed,
     "chat_fresh_seed": False,
     "chat_template": QA_TEMPLATE,
     "chat_stop": DEFAULT_STOP,
     "chat_decoding": "span",
     "chat_beams": 4,
-    "chat_length_penalty": 0.6,
+    "chat_length_penalty": _SAMPLING.length_penalty,
     "chat_num_return": 3,
     "chat_confidence": True,
     "chat_extractive": True,

@@ -27,7 +27,7 @@ from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
 from genai_core.generate.qa import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
-from pages.ui import can_change, locked, presenter_only, progress_to, runs_root, table, user_errors
+from pages.ui import can_change, change_kwargs, presenter_only, progress_to, runs_root, table, user_errors
 
 UPLOAD = "Upload a file…"
 EMPTY = "(empty answer)"
@@ -219,7 +219,8 @@ def qa_section(run: Run) -> None:
     if choice == UPLOAD:
         upload = st.file_uploader("QA file with question and context columns (answer to be scored)",
                                   type=list(QA_FILE_TYPES), key="eval_upload", disabled=not can_change())
-    lock = locked("Answers the questions and saves the result with the run (replacing this file's previous result)")
+    lock = change_kwargs("Answers the questions and saves the result with the run "
+                         "(replacing this file's previous result)")
     clicked = st.button("Evaluate", type="primary", icon=":material/target:", key="eval_qa",
                         **{**lock, "disabled": lock.get("disabled", False) or (choice == UPLOAD and upload is None)})
     shown_key = f"eval_shown_{run.name}"  # which saved result of this run is drawn
@@ -276,7 +277,7 @@ def perplexity_section(run: Run, cfg: RunConfig) -> None:
     st.caption("Exact mean loss over the whole validation split of the run's corpus (every token predicted once), "
                "not the sampled estimate of the training curves.")
     if st.button("Measure perplexity", icon=":material/straighten:", key="eval_ppl",
-                 **locked("Saved with the run")) and presenter_only():
+                 **change_kwargs("Saved with the run")) and presenter_only():
         bar = st.progress(0.0, text="Measuring…")
         try:
             with user_errors():

@@ -176,7 +176,8 @@ def cost_and_start(base: RunConfig, space: SearchSpace, settings: SweepSettings,
                     f"about {format_seconds(cost['sweep_seconds'])}" + (f" (the full grid has {grid} cells)" if grid
                                                                        else "")
                     + ". Early stopping cuts the losers short.", icon=":material/schedule:")
-        start = st.button("Start the sweep", type="primary", key="explore_start_sweep", **ui.locked(disabled=problems))
+        start = st.button("Start the sweep", type="primary", key="explore_start_sweep",
+                          **ui.change_kwargs(disabled=problems))
         if start and ui.presenter_only():
             sweep = Sweep.create(sweeps_dir(ui.runs_root()) / name, ui.runs_root(), base, space, settings)
             sweep.start_controller()
@@ -208,15 +209,16 @@ def sweep_view(name: str) -> None:
     st.markdown(f"**{state}**" + (f" · {running} trial(s) training or queued" if running and live else ""))
     row = st.container(horizontal=True)
     if live and row.button("Stop the sweep", key="explore_stop",
-                           **ui.locked("Its trials save a checkpoint and stop; resume later.")) and ui.presenter_only():
+                           **ui.change_kwargs("Its trials save a checkpoint and stop; resume later.")) \
+            and ui.presenter_only():
         sweep.request_stop()
         st.rerun()
     if not live and state == "stopped" and row.button("Resume the sweep", key="explore_resume", type="primary",
-                                                      **ui.locked()) and ui.presenter_only():
+                                                      **ui.change_kwargs()) and ui.presenter_only():
         sweep.start_controller()
         st.rerun()
     if best and row.button("Train the best config 3× longer", key="explore_longer",
-                           **ui.locked(f"A new run with {best['run']}'s config and three times its steps.")) \
+                           **ui.change_kwargs(f"A new run with {best['run']}'s config and three times its steps.")) \
             and ui.presenter_only():
         with ui.user_errors():
             config = sweep.best_config(longer=3)

@@ -194,20 +194,21 @@ def demo_section() -> None:
         if done:
             row.page_link("pages/chat.py", label="Open the trained demo in the Chat", icon=":material/chat:")
         elif row.button("Resume the demo", key="home_demo_resume", type="primary", icon=":material/play_arrow:",
-                        **ui.locked()) and ui.presenter_only():
+                        **ui.change_kwargs()) and ui.presenter_only():
             with ui.user_errors():
                 resume_demo(jm, found)
                 st.session_state.pop(ui.FOLLOW, None)  # the Train page's live view: the demo that trains
                 st.switch_page("pages/train.py")
         if row.button("Restart it from scratch", key="home_demo_restart", icon=":material/restart_alt:",
-                      **ui.locked("Replaces the demo's runs (their curves and checkpoints) with a fresh training")) \
+                      **ui.change_kwargs("Replaces the demo's runs (their curves and checkpoints) "
+                                         "with a fresh training")) \
                 and ui.presenter_only():
             with ui.user_errors():
                 restart_demo(jm, found)
                 st.session_state.pop(ui.FOLLOW, None)
                 st.switch_page("pages/train.py")
     elif st.button("Train the clinical QA demo", key="home_demo", type="primary", icon=":material/rocket_launch:",
-                   **ui.locked()) and ui.presenter_only():
+                   **ui.change_kwargs()) and ui.presenter_only():
         with ui.user_errors():
             queue_demo(jm)
             st.session_state.pop(ui.FOLLOW, None)

@@ -23,7 +23,7 @@ import streamlit as st
 
 from genai_core.errors import user_message
 from genai_core.runs import archive, compare, report
-from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import ACTIVE_STATES, MAX_RUN_NAME, RESUMABLE_STATES, Run, list_runs
 from pages.ui import (
     FOLLOW,
     LOCKED_HELP,
@@ -31,8 +31,8 @@ from pages.ui import (
     TABLE_COLUMNS,
     X_AXES,
     can_change,
+    change_kwargs,
     job_manager,
-    locked,
     loss_figure,
     numeric_blanks,
     runs_root,
@@ -268,16 +268,16 @@ def lifecycle_section(root: Path, rows: list[dict[str, Any]]) -> None:
         c2.caption(f"{state} at step {r.get('step') or 0:,}" + (f": {r['message']}" if r.get("message") else ""))
         if state in ACTIVE_STATES:
             c3.button("Stop", key=f"runs_stop_{name}", on_click=_lifecycle, args=("stop", name), icon=":material/stop:",
-                      **locked("Save a checkpoint and stop (a queued run leaves the queue)"))
+                      **change_kwargs("Save a checkpoint and stop (a queued run leaves the queue)"))
         else:
             c3.button("Resume", key=f"runs_resume_{name}", on_click=_lifecycle, args=("resume", name),
-                      icon=":material/play_arrow:", **locked("Continue from the latest checkpoint, same curve"))
+                      icon=":material/play_arrow:", **change_kwargs("Continue from the latest checkpoint, same curve"))
     if unstarted:
         with st.expander(f"Never trained ({len(unstarted)}): no step was logged", expanded=False):
             st.write(", ".join(unstarted))
             st.button("Delete these runs", key="runs_delete_unstarted", on_click=_delete_unstarted,
                       args=(root, unstarted), icon=":material/delete:",
-                      **locked("They hold no curve and no checkpoint: nothing is lost"))
+                      **change_kwargs("They hold no curve and no checkpoint: nothing is lost"))
 
 
 def default_overlay(rows: list[dict[str, Any]], k: int = 2) -> list[str]:
@@ -468,7 +468,7 @@ def manage_section(root: Path, runs: list[Run], readable_names: list[str]) -> No
         if active:
             st.info(f"{focus} is {status['state']}: stop it on the Train page before renaming it.",
                     icon=":material/hourglass_top:")
-        st.text_input("New name", value=focus, key=f"rename_to_{focus}", max_chars=80,
+        st.text_input("New name", value=focus, key=f"rename_to_{focus}", max_chars=MAX_RUN_NAME,
                       help="1-80 letters, digits, '.', '_' or '-', starting with a letter or digit")
         st.button("Rename", on_click=_rename, args=(root, focus), disabled=active or not can_change(),
                   key="runs_rename")

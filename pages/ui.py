@@ -28,7 +28,7 @@ from genai_core.clinical.demo import DEMO_CORPUS
 from genai_core.config import APP_RUNNER, ASSETS_DIR, PRESENTER_ENV, DataConfig, RunnerKind
 from genai_core.errors import CorpusError, GenAIError, user_message
 from genai_core.files import atomic_write_bytes, atomic_write_json, check_runs_cap
-from genai_core.runs.folder import downsample_rows, runs_dir, slugify, token_cache_dir
+from genai_core.runs.folder import downsample_rows, free_run_name, runs_dir, slugify, token_cache_dir
 from genai_core.train.jobs import JobManager
 from genai_core.units import format_bytes
 
@@ -281,7 +281,7 @@ def guess_budget() -> GuessBudget:
     return GuessBudget()
 
 
-def locked(help_text: str | None = None, *, disabled: bool = False) -> dict[str, Any]:
+def change_kwargs(help_text: str | None = None, *, disabled: bool = False) -> dict[str, Any]:
     """Keyword arguments that disable a changing widget in viewer mode, with the reason as its help (a widget's
     own `help` and `disabled` go through here, never beside it: twice is a TypeError)."""
     if can_change():
@@ -414,15 +414,7 @@ def runs_table(rows: list[dict[str, Any]], fields: list[str], *, key: str) -> No
 # --------------------------------------------------------------------------- run names and the demo corpus
 def unique_run_name(base: str) -> str:
     """`base`, or `base-2`, `base-3`, ...: the first name with neither a run folder nor a live job here."""
-    base = slugify(base)
-    root = runs_root()
-    taken = {j.name for j in job_manager().jobs() if j.active}
-    name, i = base, 1
-    while name in taken or (root / name).exists():
-        i += 1
-        suffix = f"-{i}"
-        name = base[: 80 - len(suffix)] + suffix
-    return name
+    return free_run_name(runs_root(), slugify(base), taken={j.name for j in job_manager().jobs() if j.active})
 
 
 def data_choice() -> tuple[DataConfig | None, str]:

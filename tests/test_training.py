@@ -88,14 +88,13 @@ def test_stop_then_resume_continues_the_same_curve(tmp_path: Path, tiny_txt: Pat
 def test_divergence_fails_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path: Path, tiny_txt: Path) -> None:
     cfg = tiny_config(tiny_txt, max_steps=30, checkpoint_interval=5)
     config, run, store = setup_run(cfg, tmp_path / "nan")
-    trainer = Trainer(config, run, store)
 
     def poison(ev: TrainEvent) -> None:
         if ev.kind == "step" and ev.step == 12:  # e.g. an fp16 overflow or a bad batch
             with torch.no_grad():
                 trainer.model.h[0].mlp.c_fc.weight.fill_(float("inf"))
 
-    trainer.add_callback(poison)
+    trainer = Trainer(config, run, store, callbacks=[poison])
     with pytest.raises(GenAIError, match="diverged"):
         try:
             trainer.fit()

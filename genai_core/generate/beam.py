@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch.nn import functional as F
@@ -28,9 +28,22 @@ from genai_core.generate.decoding import (
     unknown_bias,
 )
 from genai_core.generate.gpt_decoder import GPTDecoder
+from genai_core.model import LanguageModel
 
-if TYPE_CHECKING:  # sampling imports this module for `Sampler.beam_search`
-    from genai_core.generate.sampling import Sampler
+
+class RowSampler(Protocol):
+    """What beam search needs of a `sampling.Sampler`: a Protocol, as sampling imports this module for
+    `Sampler.beam_search`. `state` is whatever `new_state` returns (a `GPTDecoder` or a model's cache)."""
+
+    tokenizer: Tokenizer
+    device: torch.device
+    model: LanguageModel
+
+    def new_state(self, logit_bias: torch.Tensor | None = None, batch_size: int = 1) -> Any: ...
+
+    def prefill_rows(self, state: Any, rows: torch.Tensor) -> torch.Tensor: ...
+
+    def step_rows(self, state: Any, tokens: torch.Tensor) -> torch.Tensor: ...
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -104,7 +117,7 @@ class _Beam:
                      list(self.tokens))
 
 
-def beam_search(sampler: Sampler, prompt_ids: Sequence[int], cfg: SampleConfig, *, info: PromptInfo | None = None,
+def beam_search(sampler: RowSampler, prompt_ids: Sequence[int], cfg: SampleConfig, *, info: PromptInfo | None = None,
                 with_probs: bool = False) -> BeamResult:
     """Beam search over the model's log-probabilities, through its cache, for every architecture.
 
@@ -137,7 +150,7 @@ class _Search:
     """One beam search in progress: the batch cache of K rows, the tokens each row has seen (for the
     repetition penalty) and the hypotheses finished so far. Runs in inference mode (`beam_search`)."""
 
-    def __init__(self, sampler: Sampler, prompt: list[int], cfg: SampleConfig, with_probs: bool) -> None:
+    def __init__(self, sampler: RowSampler, prompt: list[int], cfg: SampleConfig, with_probs: bool) -> None:
         self.sampler, self.prompt, self.cfg, self.with_probs = sampler, prompt, cfg, with_probs
         self.tok, self.device = sampler.tokenizer, sampler.device
         self.K, self.V, self.T = cfg.num_beams, sampler.model.config.vocab_size, sampler.model.config.seq_len

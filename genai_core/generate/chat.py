@@ -88,10 +88,14 @@ def parse_stops(typed: str) -> list[str]:
     return [s for s in parts if s.strip(" ")]
 
 
+_DEFAULT = SampleConfig()
+
+
 def decoding_config(mode: str, *, max_new_tokens: int, stop: list[str], repetition_penalty: float,
-                    temperature: float = 0.8, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                    fresh_seed: bool = False, num_beams: int = 1, length_penalty: float = 0.6,
-                    num_return: int = 1) -> SampleConfig:
+                    temperature: float = _DEFAULT.temperature, top_k: int = _DEFAULT.top_k,
+                    top_p: float = _DEFAULT.top_p, seed: int = 0, fresh_seed: bool = False,
+                    num_beams: int = _DEFAULT.num_beams, length_penalty: float = _DEFAULT.length_penalty,
+                    num_return: int = _DEFAULT.num_return) -> SampleConfig:
     """The `SampleConfig` of decoding `mode` (a key of DECODING_MODES) with these knob values.
 
     Sampling uses temperature, top-k, top-p and the seed (none with `fresh_seed`); greedy is temperature 0;

@@ -48,7 +48,7 @@ from genai_core.files import (
     jsonl_record,
     read_json,
 )
-from genai_core.runs.folder import ACTIVE_STATES, Run, validate_run_name
+from genai_core.runs.folder import ACTIVE_STATES, Run, free_run_name, validate_run_name
 from genai_core.units import format_bytes
 
 FORMAT = "genai-playground-run"
@@ -425,7 +425,7 @@ def _install(tmp: Path, root: Path, wanted: str, config: RunConfig, source_name:
     # A display name of its own survives the import; one that was just the folder name follows it.
     follow = config.name in ("", source_name)
     for _attempt in range(20):  # another tab may take the same name between the check and the rename
-        final = root / _free_name(root, wanted)
+        final = root / free_run_name(root, wanted)
         if follow:
             config = config.model_copy(update={"name": final.name})
         # Rewritten on every import: a fresh mtime lists the new run first.
@@ -445,16 +445,6 @@ def _as_run_name(text: str) -> str:
         return validate_run_name(text)
     except GenAIError:
         return validate_run_name(slugify(text))
-
-
-def _free_name(root: Path, wanted: str) -> str:
-    """`wanted`, or `wanted-2`, `wanted-3`, ... (trimmed to the 80-character limit): the first unused."""
-    n = 1
-    while True:
-        candidate = wanted if n == 1 else f"{wanted[: 80 - len(str(n)) - 1]}-{n}"
-        if not (root / candidate).exists():
-            return candidate
-        n += 1
 
 
 # --------------------------------------------------------------------------- rename / delete

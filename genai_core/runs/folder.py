@@ -26,7 +26,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -60,7 +60,9 @@ def runner_of(status: dict[str, Any]) -> str:
     return str(status.get("runner", "thread"))
 """States from which a run can be resumed (when it has a checkpoint); `pruned`: a sweep's trial stopped early
 (`genai_core.explore.sweep`), trained on to see what it would have done."""
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+MAX_RUN_NAME = 80
+"""Longest run name: a folder name every OS and zip tool takes, with room for `-seed2` and `-t00` suffixes."""
+_NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_RUN_NAME - 1}}}$")
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 KEEP_CHECKPOINTS = 2
 LOG_NAME = "train.log"
@@ -85,7 +87,7 @@ def validate_run_name(name: str) -> str:
                          "Windows (run names are safe as folder names on every OS); choose another")
     if not _NAME_RE.match(name) or name.endswith(".") or ".." in name:
         raise GenAIError(
-            f"invalid run name {name!r}: use 1-80 letters, digits, '.', '_' or '-', "
+            f"invalid run name {name!r}: use 1-{MAX_RUN_NAME} letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no spaces or slashes)"
         )
     return name
@@ -95,7 +97,18 @@ def slugify(text: str) -> str:
     """Turn any text into a valid run name (used for names built from hyperparameter values)."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     s = re.sub(r"-{2,}", "-", s).replace("..", ".")
-    return (s or "run")[:80]
+    return (s or "run")[:MAX_RUN_NAME]
+
+
+def free_run_name(root: Path, wanted: str, taken: Collection[str] = ()) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`, ... (trimmed to `MAX_RUN_NAME`): the first with no folder under `root`
+    and not in `taken` (names of jobs that have no folder yet)."""
+    name, n = wanted, 1
+    while name in taken or (Path(root) / name).exists():
+        n += 1
+        suffix = f"-{n}"
+        name = wanted[: MAX_RUN_NAME - len(suffix)] + suffix
+    return name
 
 
 # --------------------------------------------------------------------------- the run folder

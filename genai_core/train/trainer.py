@@ -41,7 +41,7 @@ from genai_core.devices import (
 )
 from genai_core.errors import GenAIError, TrainingError, user_message
 from genai_core.files import RunsCapReached, atomic_write_text
-from genai_core.generate.qa import QAStore, check_parent, prepare_qa, question_kinds, read_qa_table
+from genai_core.generate.qa import QAStore, answer_config, check_parent, prepare_qa, question_kinds, read_qa_table
 from genai_core.generate.sampling import Sampler
 from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
 from genai_core.runs.folder import Run, run_writer
@@ -158,9 +158,6 @@ class Trainer:
         self.started = time.time()  # a stop request (`Run.request_stop`) from before this is not for this trainer
         self.cap_reached: str | None = None
         """Set when a checkpoint was refused by the runs folder's cap: the run then stops, keeping the last one."""
-
-    def add_callback(self, fn: Callback) -> None:
-        self.callbacks.append(fn)
 
     def emit(self, kind: str, at_step: int, **data: Any) -> None:
         ev = TrainEvent(kind, at_step, data)
@@ -536,11 +533,11 @@ class Trainer:
         prompt = tok.decode(ids)
         sampler = Sampler(raw, tok, device)
         if expected is None:
-            text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens,
-                                                         temperature=0.8, seed=0, stop_at_end=False))
+            text = sampler.generate(prompt, SampleConfig(max_new_tokens=self.config.train.sample_tokens, seed=0,
+                                                         stop_at_end=False))
             text = prompt + text
         else:  # the question, the answer and the expected answer: the context is long and always the same
-            answer = sampler.generate(prompt, SampleConfig(max_new_tokens=48, temperature=0.0, stop=["\n"]))
+            answer = sampler.generate(prompt, answer_config())
             text = f"{prompt.split(chr(10), 1)[0]}\nA: {answer.strip()}\n(expected: {expected})"
         raw.train(was_training)
         return text
