@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from genai_core.config import RECIPES, ModelConfig, TrainConfig
-from genai_core.model import build_model
+from genai_core.models import build_model
 from genai_core.train.estimates import random_batch
 from genai_core.train.optim import TrainStep, make_optimizer
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from genai_core.bench.speed import _bench_config, _load_baseline, _val_loss, english_text  # noqa: E402
 from genai_core.data.tokenstore import prepare_cached, windows_to_batch  # noqa: E402
-from genai_core.model import build_model, load_state  # noqa: E402
+from genai_core.model import load_state  # noqa: E402
+from genai_core.models import build_model  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
 from genai_core.train.trainer import train  # noqa: E402
 

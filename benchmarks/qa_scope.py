@@ -40,7 +40,7 @@ from genai_core.clinical.questions import out_of_scope_for_case, qa_cases  # noq
 from genai_core.config import RunConfig  # noqa: E402
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
 from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND  # noqa: E402
-from genai_core.generate.qa import is_not_stated  # noqa: E402
+from genai_core.qa.prompt import is_not_stated  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
 from genai_core.train.trainer import train  # noqa: E402
 

@@ -32,8 +32,8 @@ from real_style_qa import HELDOUT  # noqa: E402
 from genai_core.clinical.demo import QA_DIR  # noqa: E402
 from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND, exact_match  # noqa: E402
 from genai_core.generate.extractive import read_answer  # noqa: E402
-from genai_core.generate.qa import is_not_stated  # noqa: E402
 from genai_core.generate.sampling import Sampler  # noqa: E402
+from genai_core.qa.prompt import is_not_stated  # noqa: E402
 from genai_core.runs.folder import Run  # noqa: E402
 
 BARS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.01)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from genai_core.evaluate.answers import evaluate_qa  # noqa: E402
 from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND, SEX_WORDS, sex_in  # noqa: E402
-from genai_core.generate.qa import is_not_stated  # noqa: E402
+from genai_core.qa.prompt import is_not_stated  # noqa: E402
 
 HELDOUT = ROOT / "assets" / "qa" / "heldout_real_style.csv"
 # The engine's sex words, and the plural and family words a person may answer with ("women", "mother").

@@ -32,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from genai_core.runs.folder import Run, writer_of  # noqa: E402
+from genai_core.runs.folder import Run  # noqa: E402
+from genai_core.runs.status import writer_of  # noqa: E402
 
 TINY = ["--d-model", "32", "--n-heads", "2", "--n-layers", "1", "--seq-len", "32", "--batch-size", "8",
         "--recipe", "classic", "--tokenizer", "char", "--log-interval", "5", "--eval-interval", "1000000",

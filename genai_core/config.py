@@ -149,7 +149,7 @@ class ModelConfig(_Config):
     """GPT, QA fine-tuning: also learn what a question asks (age, drug, dose, …) from the QA file's `kind`
     column; the Chat page shows it as "understood as"."""
     qa_layout: QALayout = "context-first"
-    """QA fine-tuning: how a question and its context are laid out in the prompt (`generate.qa.QA_TEMPLATES`).
+    """QA fine-tuning: how a question and its context are laid out in the prompt (`generate.inspection.QA_TEMPLATES`).
     `context-first` ("Context: …", then "Q: …", then "A:"): the context reads the same whatever the question,
     so a question worded in a new way changes only what is read at the answer position. `question-first` is the
     layout of runs fine-tuned before this knob; with it, every context token has read the question."""

@@ -7,17 +7,21 @@ the ReLU^2 MLP (So et al. 2021), zero-initialised output projections, an untied 
 soft-capping (Gemma 2).
 
 All take token ids (B, T) and return next-token logits (B, T, vocab), plus the mean cross-entropy
-when targets are given. All generate through a cache of past state: keys/values per layer for the
-GPT (a preallocated static buffer, written in place), hidden (and for the LSTM cell) states for the
-recurrent models. Every cache has `reorder(index)`, which beam search uses to make row b continue
-from row index[b] (the beams that survived a step) without recomputing anything.
+when targets are given (positions whose target is `IGNORE` do not count). All generate through
+`next_logits(idx, cache)` and a cache of past state: keys/values per layer for the GPT (a preallocated
+static buffer, written in place), hidden (and for the LSTM cell) states for the recurrent models. Every
+cache has `reorder(index)`, which beam search uses to make row b continue from row index[b] (the beams
+that survived a step) without recomputing anything.
+
+Question answering adds heads to the GPT in `genai_core.qa.reader` (a subclass); `genai_core.models` says
+which class a config builds.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -30,9 +34,8 @@ NORM_EPS = 1e-5
 """Epsilon of every LayerNorm, RMSNorm and QK-norm (torch's LayerNorm default)."""
 ROPE_BASE = 10000.0
 """Base of the rotary frequencies (RoFormer's)."""
-KIND_LOSS_WEIGHT = 0.5
-"""Weight of the question-kind loss beside the answer's: an auxiliary objective, it should shape the features
-the answer is read from, not outweigh the answer."""
+IGNORE = -1
+"""A target that no loss counts (QA fine-tuning trains on the answer's tokens only)."""
 
 
 @dataclass
@@ -109,6 +112,19 @@ def softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
 
 
 Rope = tuple[torch.Tensor, torch.Tensor] | None
+Positions = tuple[torch.Tensor, torch.Tensor] | Literal["last"] | None
+"""Where the output head runs: every position (None), the last one, or the (rows, cols) given."""
+
+
+@dataclass
+class AttentionMaps:
+    """What `GPT.attention_maps` returns: the attention of one forward pass, for the inspection views."""
+
+    layers: list[torch.Tensor]
+    """Per layer, (B, n_heads, T, T): row t is how position t's query spread its attention over positions <= t."""
+    copy: tuple[torch.Tensor, torch.Tensor] | None = None
+    """The copy head's attention over positions (B, T, T) and its gate (B, T, 1), the share left to the
+    vocabulary; None without a copy head."""
 
 
 class CausalSelfAttention(nn.Module):
@@ -238,14 +254,7 @@ class GPT(nn.Module):
             self.copy_q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
             self.copy_k = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
             self.copy_gate = nn.Linear(cfg.d_model, 1)
-        if cfg.span_head:  # start and end pointers: a query from the answer position, a key per position
-            self.span_q = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
-            self.span_k = nn.Linear(cfg.d_model, 2 * cfg.d_model, bias=False)
-            if cfg.span_lookahead:
-                self.span_ahead = nn.Linear(cfg.span_lookahead * cfg.d_model, 2 * cfg.d_model, bias=False)
-        if cfg.kind_head and cfg.question_kinds:
-            self.kind_head = nn.Linear(cfg.d_model, len(cfg.question_kinds))
-        self.apply(_init_weights)
+        self.apply(init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 if cfg.zero_init:  # each block starts as the identity; Muon/AdamW grow it from there
@@ -269,32 +278,34 @@ class GPT(nn.Module):
             return None
         return self.rope_cos[start:start + T], self.rope_sin[start:start + T]
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
-                loss_weights: torch.Tensor | None = None, need_weights: bool = False,
-                last_only: bool = False, span: torch.Tensor | None = None,
-                kind: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Next-token logits and, with targets, the loss. QA fine-tuning also passes `span` (B, 5): the answer
-        position, the context's token range [lo, hi) and the answer's first and last token (both = the answer
-        position when the context does not hold it, -1 when unknown), and `kind` (B,) (-1 unknown); the span
-        and kind heads' cross-entropies are then added to the loss."""
-        start = cache.pos if cache is not None else 0
-        x = self.hidden(idx, cache, need_weights)
-        if targets is not None and loss_weights is not None and cache is None and not need_weights:
-            # Sparse targets (QA fine-tuning weights the answer only, a tenth of the tokens): the output
-            # head runs at the weighted positions alone, and the logits returned are theirs, (N, vocab).
-            rows, cols = loss_weights.nonzero(as_tuple=True)
-            logits = self.head(x, idx, cache, start, (rows, cols))
-            loss = lm_loss(logits, targets[rows, cols], loss_weights[rows, cols])
-            if span is not None:
-                loss = loss + self.reader_loss(x, span, kind)
-            return logits, loss
-        logits = self.head(x, idx, cache, start, "last" if last_only and targets is None else None, need_weights)
-        if cache is not None:
-            cache.pos += idx.shape[1]
-        return logits, lm_loss(logits, targets, loss_weights)
+    def forward(self, idx: torch.Tensor,
+                targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next-token logits (B, T, vocab) at every position and, with targets (B, T), the mean cross-entropy."""
+        h = self.hidden(idx)
+        logits = self.head(h, idx)
+        return logits, lm_loss(logits, targets)
 
-    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False) -> torch.Tensor:
-        """The final hidden states (B, T, C) of the blocks, after the last norm."""
+    def next_logits(self, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Feed (B, T) ids after what `cache` holds (and add them to it); the (B, vocab) logits of each row's next
+        token. Generation's path for a model without a fast decoder (`GPTDecoder`): a copy-head GPT."""
+        start = cache.pos
+        h = self.hidden(idx, cache)
+        logits = self.head(h, idx, cache, start, at="last")
+        cache.pos += idx.shape[1]
+        return logits[:, -1]
+
+    def attention_maps(self, idx: torch.Tensor) -> AttentionMaps:
+        """The attention weights of one pass over `idx`, for looking at, not for training: per layer (B, H, T, T),
+        and the copy head's attention over positions and gate when the model has one."""
+        layers: list[torch.Tensor] = []
+        h = self.hidden(idx, attention=layers)
+        copy = self.copy_mixture(h, idx, None, 0)[1] if self.config.copy_head else None
+        return AttentionMaps(layers, copy)
+
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None,
+               attention: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The final hidden states (B, T, C) of the blocks, after the last norm. A list passed as `attention`
+        receives each layer's attention weights (computed by an explicit softmax, so only when asked)."""
         T = idx.shape[1]
         start = cache.pos if cache is not None else 0
         if start + T > self.config.seq_len:
@@ -303,91 +314,33 @@ class GPT(nn.Module):
         pos = self.positions(start, T, idx.device)
         x = self.drop(x if pos is None else x + pos)
         rope = self.rope(start, T)
-        self.last_attention: list[torch.Tensor] = []
         for i, block in enumerate(self.h):
-            x, w = block(x, cache, i, need_weights, rope)
-            if w is not None:
-                self.last_attention.append(w)
+            x, w = block(x, cache, i, attention is not None, rope)
+            if attention is not None:
+                attention.append(w)
         return self.ln_f(x)
 
-    def span_logits(self, h: torch.Tensor, query: torch.Tensor, lo: torch.Tensor,
-                    hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start and end logits (B, T) of the span head: the answer position `query` (B,) scores every position
-        as the answer's first and last token. Only the context [lo, hi) and `query` itself (no answer in the
-        context, as SQuAD 2.0 readers point at [CLS]) are candidates; the rest is -inf. A causal model can point
-        this way because the answer position comes last: it has read the question and the whole context. With
-        the context first (`qa_layout`), the context's keys do not depend on the question's wording (but for the
-        last few, whose lookahead reads past the context's end: with the demo's tokenizer, the format's "\nQ:")."""
-        B, T, C = h.shape
-        hq = h[torch.arange(B, device=h.device), query]
-        q_start, q_end = self.span_q(hq).float().chunk(2, dim=-1)
-        k_start, k_end = self.span_keys(h, query).float().chunk(2, dim=-1)
-        scale = 1.0 / math.sqrt(C)
-        start = (k_start @ q_start[:, :, None]).squeeze(-1) * scale
-        end = (k_end @ q_end[:, :, None]).squeeze(-1) * scale
-        t = torch.arange(T, device=h.device)[None]
-        candidate = ((t >= lo[:, None]) & (t < hi[:, None])) | (t == query[:, None])
-        return start.masked_fill(~candidate, float("-inf")), end.masked_fill(~candidate, float("-inf"))
-
-    def span_keys(self, h: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        """The span head's start and end keys (B, T, 2C): each position's own hidden state and, with
-        `span_lookahead`, the next few positions' (zeros past the answer position `query`, where training puts
-        the answer itself and inference has nothing)."""
-        keys = self.span_k(h)
-        n = self.config.span_lookahead
-        if not n:
-            return keys
-        t = torch.arange(h.shape[1], device=h.device)
-        ahead = [F.pad(h[:, d:], (0, 0, 0, d)) * (t + d <= query[:, None]).unsqueeze(-1).to(h.dtype)
-                 for d in range(1, n + 1)]
-        return keys + self.span_ahead(torch.cat(ahead, dim=-1))
-
-    def kind_logits(self, h: torch.Tensor, query: torch.Tensor) -> torch.Tensor | None:
-        """(B, kinds) logits of what each question asks, read at the answer position; None without a kind head."""
-        if not hasattr(self, "kind_head"):
-            return None
-        return self.kind_head(h[torch.arange(h.shape[0], device=h.device), query]).float()
-
-    def reader_loss(self, h: torch.Tensor, span: torch.Tensor, kind: torch.Tensor | None) -> torch.Tensor:
-        """Mean start and end cross-entropy of the span head, plus the kind head's (where each is present)."""
-        def mean_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            # Summed over the rows that have a target, divided by their count (at least 1): no NaN for a batch
-            # without any, and no data-dependent branch (a device sync, a graph break under torch.compile).
-            total = F.cross_entropy(logits, target, ignore_index=-1, reduction="sum")
-            return total / (target >= 0).sum().clamp_min(1)
-
-        loss = h.new_zeros((), dtype=torch.float32)
-        query, lo, hi, first, last = span.unbind(-1)
-        logits = self.kind_logits(h, query)
-        if logits is not None and kind is not None:
-            loss = loss + KIND_LOSS_WEIGHT * mean_ce(logits, kind)
-        if self.config.span_head:
-            start, end = self.span_logits(h, query, lo, hi)
-            loss = loss + 0.5 * (mean_ce(start, first) + mean_ce(end, last))
-        return loss
-
-    def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
-             query: tuple[torch.Tensor, torch.Tensor] | str | None = None,
-             need_weights: bool = False) -> torch.Tensor:
-        """Next-token logits from the final hidden states `h` (B, T, C): at every position, at the last
-        (`query="last"`), or at the (rows, cols) positions given (then shaped (N, vocab))."""
+    def head(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None = None, start: int = 0,
+             at: Positions = None) -> torch.Tensor:
+        """Next-token logits from the final hidden states `h` (B, T, C) of `idx`: at every position (B, T, vocab),
+        at the last (`at="last"`, (B, 1, vocab)), or at the (rows, cols) positions given ((N, vocab))."""
         if self.config.copy_head:
-            return self.copy_mixture(h, idx, cache, start, query, need_weights)
-        if query == "last":
+            return self.copy_mixture(h, idx, cache, start, at)[0]
+        if at == "last":
             h = h[:, -1:]
-        elif query is not None:
-            h = h[query]
+        elif at is not None:
+            h = h[at]
         return softcap(self.lm_head(h), self.config.logit_softcap)
 
     def copy_mixture(self, h: torch.Tensor, idx: torch.Tensor, cache: KVCache | None, start: int,
-                     query: tuple[torch.Tensor, torch.Tensor] | str | None = None,
-                     need_weights: bool = False) -> torch.Tensor:
+                     at: Positions = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Pointer-generator output (See et al. 2017, in a decoder-only model): log of
         g * softmax(lm_head(h)) + (1 - g) * copy, where `copy` puts the copy attention's weight on
         position j onto token idx[j] (j up to the current position) and g = sigmoid(gate(h)).
 
         Returns log-probabilities: they are valid logits (softmax gives the mixture back), so the loss,
-        temperature, top-k and top-p work on them unchanged. `query` as in `head`.
+        temperature, top-k and top-p work on them unchanged; `at` as in `head`. Also the copy attention and
+        the gate, for `attention_maps`.
         """
         B, T, C = h.shape
         k = self.copy_k(h)
@@ -397,10 +350,10 @@ class GPT(nn.Module):
             cache.ids[:B, start:start + T] = idx
             k, ids = cache.copy_k[:B, : start + T], cache.ids[:B, : start + T]
         positions = torch.arange(start, start + T, device=h.device)
-        if query == "last":
+        if at == "last":
             h, positions = h[:, -1:], positions[-1:]
-        elif query is not None:  # one query per selected (row, col): each attends over its own row
-            rows, cols = query
+        elif at is not None:  # one query per selected (row, col): each attends over its own row
+            rows, cols = at
             h, k, ids, positions = h[rows, cols][:, None], k[rows], ids[rows], cols[:, None] + start
         S = k.shape[1]
         visible = torch.arange(S, device=h.device) <= positions[..., None]  # (T, S) or (N, 1, S): causal
@@ -409,11 +362,9 @@ class GPT(nn.Module):
         gate = torch.sigmoid(self.copy_gate(h).float())  # share of the vocabulary distribution
         vocab = softcap(self.lm_head(h).float(), self.config.logit_softcap).softmax(dim=-1)
         copy = torch.zeros_like(vocab).scatter_add_(-1, ids[:, None, :].expand_as(attn), attn)
-        if need_weights:
-            self.last_copy = (attn, gate)
         # A token neither generated nor copyable can underflow to 0; clamp keeps its log finite.
         out = (gate * vocab + (1.0 - gate) * copy).clamp_min(1e-30).log()
-        return out if query is None or query == "last" else out[:, 0]
+        return (out if at is None or at == "last" else out[:, 0]), (attn, gate)
 
     def new_cache(self, batch_size: int, device: torch.device | str, dtype: torch.dtype | None = None) -> KVCache:
         c = self.config
@@ -454,9 +405,18 @@ class RecurrentLM(nn.Module):
         if not cfg.tie_embeddings:
             nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: RecurrentState | None = None,
-                loss_weights: torch.Tensor | None = None, need_weights: bool = False,
-                last_only: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor,
+                targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Next-token logits (B, T, vocab) at every position and, with targets (B, T), the mean cross-entropy."""
+        logits = self.lm_head(self._run(idx, None))
+        return logits, lm_loss(logits, targets)
+
+    def next_logits(self, idx: torch.Tensor, cache: RecurrentState) -> torch.Tensor:
+        """Feed (B, T) ids after the state `cache` holds (and update it); the (B, vocab) logits of the next token."""
+        return self.lm_head(self._run(idx, cache)[:, -1])
+
+    def _run(self, idx: torch.Tensor, cache: RecurrentState | None) -> torch.Tensor:
+        """The final hidden states (B, T, C), continuing from `cache` (updated) when one is given."""
         x = self.drop(self.wte(idx))
         lstm = self.config.arch == "lstm"
         state = None
@@ -466,11 +426,7 @@ class RecurrentLM(nn.Module):
         if cache is not None:
             cache.h, cache.c = new if lstm else (new, None)
             cache.pos += idx.shape[1]
-        x = self.ln_f(self.drop(x))
-        if last_only and targets is None:
-            x = x[:, -1:]
-        logits = self.lm_head(x)
-        return logits, lm_loss(logits, targets, loss_weights)
+        return self.ln_f(self.drop(x))
 
     @property
     def rnn(self) -> nn.RNNBase:
@@ -485,30 +441,21 @@ class RecurrentLM(nn.Module):
 LanguageModel = GPT | RecurrentLM
 
 
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None,
-            weights: torch.Tensor | None = None) -> torch.Tensor | None:
-    """Mean next-token cross-entropy; with `weights`, a weighted mean (0 = position ignored)."""
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """Mean next-token cross-entropy over the targets that are not `IGNORE` (None without targets)."""
     if targets is None:
         return None
-    flat = logits.reshape(-1, logits.size(-1)).float()
-    if weights is None:
-        return F.cross_entropy(flat, targets.reshape(-1))
-    per_token = F.cross_entropy(flat, targets.reshape(-1), reduction="none")
-    w = weights.reshape(-1).to(per_token.dtype)
-    return (per_token * w).sum() / w.sum().clamp_min(1.0)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE)
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """GPT-2's initialisation of a linear layer or an embedding: normal with std 0.02, zero biases."""
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.Embedding):
         nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-
-def build_model(cfg: ModelConfig) -> LanguageModel:
-    return GPT(cfg) if cfg.arch == "gpt" else RecurrentLM(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:

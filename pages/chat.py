@@ -8,13 +8,12 @@ on hover. Below the conversation, three views explain the answer: the exact prom
 prompt tokens the answer's predictions attended to (GPT runs), and for a copy-head model where each
 answer token was copied from.
 
-With the default question-answering format, a context longer than the model's window is cut down to
-the sentences most relevant to the question (`genai_core.generate.qa`); the answer shows which sentences the
-model saw and where in the context its answer is. "Answer with a span of the context" constrains the
-answer to a span of what the model saw (extractive decoding). A run fine-tuned with a span head adds the
-*Span head* mode (its default): the answer read off the context in one pass, a whole-word span or "not stated",
-with its probability and the spans it weighed; with a kind head, every answer says what the question was
-understood to ask (`genai_core.generate.extractive`).
+A context longer than the model's window is cut down to the sentences most relevant to the question
+(`genai_core.qa.prompt`); the answer shows which sentences the model saw and where in the context its answer
+is. "Answer with a span of the context" constrains the answer to a span of what the model saw. A run
+fine-tuned with a span head adds the *Span head* mode (its default): the answer read off the context in one
+pass, a whole-word span or "not stated", with its probability and the spans it weighed; with a kind head, what
+the question was understood to ask (`genai_core.generate.extractive`).
 
 The rules (which runs can chat, what each decoding mode means, how a question becomes a prompt) are the
 engine's, in `genai_core.generate.chat`; this page gathers the knobs and draws.
@@ -46,22 +45,11 @@ from genai_core.generate.chat import (
     parse_stops,
     trained_template,
 )
-from genai_core.generate.decoding import TokenInfo
 from genai_core.generate.extractive import SpanAnswer, read_answer, understood_as
-from genai_core.generate.inspection import (
-    QA_TEMPLATE,
-    QA_TEMPLATES,
-    display_token,
-    format_qa_prompt,
-)
-from genai_core.generate.qa import (
-    LOW_CONFIDENCE,
-    answer_confidence,
-    check_question,
-    find_span,
-    is_not_stated,
-)
+from genai_core.generate.inspection import QA_TEMPLATE, QA_TEMPLATES, display_token, format_qa_prompt
+from genai_core.generate.qa import LOW_CONFIDENCE, answer_confidence
 from genai_core.generate.sampling import Generation, Sampler
+from genai_core.qa.prompt import check_question, find_span, is_not_stated
 from genai_core.runs.folder import Run
 from pages.parts.inside_model import PREVIEW_QUESTION, Loaded, inside_the_model
 from pages.ui import ASSETS, runs_root, table, user_errors
@@ -137,13 +125,6 @@ def train_link() -> None:
     st.page_link(TRAIN_PAGE, label="Train a model on the Train page", icon=":material/fitness_center:")
 
 
-def token_dicts(tokens: list[TokenInfo]) -> list[dict[str, Any]]:
-    """Per-token probabilities as plain data for session state."""
-    return [{"text": t.text, "prob": t.prob, "confidence": t.confidence,
-             "alternatives": [[text, p] for _, text, p in t.alternatives]}
-            for t in tokens]
-
-
 def stream_and_save(gen: Generation, reply: dict[str, Any]) -> Iterator[str]:
     """Pass the pieces through to `st.write_stream`, saving the reply in session state as it grows, so
     a person who leaves the page mid-answer finds the partial reply when they come back."""
@@ -152,7 +133,7 @@ def stream_and_save(gen: Generation, reply: dict[str, Any]) -> Iterator[str]:
         reply["content"] += piece
         yield piece
     reply.update(content=gen.text, ids=list(gen.ids), finish=gen.finish_reason, partial=False,
-                 tokens=token_dicts(gen.tokens))
+                 tokens=[t.as_dict() for t in gen.tokens])
 
 
 def beam_rows(result: BeamResult) -> list[dict[str, Any]]:
@@ -544,7 +525,8 @@ def answer_question(loaded: Loaded, prompt: ChatPrompt, cfg: SampleConfig, decod
                                              with_probs=bool(st.session_state["chat_confidence"]))
                     best = result.best
                     reply.update(content=best.text, ids=list(best.ids), finish=best.finish_reason, partial=False,
-                                 tokens=token_dicts(best.tokens), beams=beam_rows(result), num_beams=cfg.num_beams)
+                                 tokens=[t.as_dict() for t in best.tokens], beams=beam_rows(result),
+                                 num_beams=cfg.num_beams)
                 elif prompt.generation is not None:
                     with answer_box:
                         st.write_stream(stream_and_save(prompt.generation, reply))

@@ -25,7 +25,7 @@ from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
 from genai_core.evaluate.perplexity import evaluate_run
 from genai_core.evaluate.results import checkpoint_step
-from genai_core.generate.qa import QA_FILE_TYPES
+from genai_core.qa.store import QA_FILE_TYPES
 from genai_core.runs.folder import Run, list_runs, slugify
 from pages.ui import can_change, change_kwargs, presenter_only, progress_to, runs_root, table, user_errors
 

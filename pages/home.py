@@ -10,7 +10,8 @@ from genai_core.clinical.demo import demo_estimates, demo_pretrain_config, demo_
 from genai_core.config import RunConfig
 from genai_core.devices import device_info
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import Run, list_runs
+from genai_core.runs.status import ACTIVE_STATES, RESUMABLE_STATES
 from genai_core.train.estimates import Estimate
 from genai_core.train.job_status import parent_not_ready
 from genai_core.train.jobs import JobManager, JobStatus

@@ -23,7 +23,8 @@ import streamlit as st
 
 from genai_core.errors import user_message
 from genai_core.runs import archive, compare, report
-from genai_core.runs.folder import ACTIVE_STATES, MAX_RUN_NAME, RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import MAX_RUN_NAME, Run, list_runs
+from genai_core.runs.status import ACTIVE_STATES, RESUMABLE_STATES
 from pages.ui import (
     FOLLOW,
     LOCKED_HELP,

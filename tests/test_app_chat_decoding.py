@@ -15,8 +15,9 @@ import torch
 
 from genai_core.config import SampleConfig
 from genai_core.generate.beam import beam_search
-from genai_core.generate.qa import answer_stream, build_prompt
+from genai_core.generate.qa import answer_stream
 from genai_core.generate.sampling import Sampler
+from genai_core.qa.prompt import build_prompt
 from genai_core.train.trainer import train
 from tests.conftest import app_test, tiny_config
 

@@ -21,7 +21,8 @@ from conftest import app_test, english_like
 
 from genai_core.config import DataConfig, ModelConfig
 from genai_core.data.tokenstore import prepare_cached
-from genai_core.model import build_model, count_parameters
+from genai_core.model import count_parameters
+from genai_core.models import build_model
 from genai_core.runs.folder import Run
 from genai_core.train.jobs import JobManager
 

@@ -21,7 +21,8 @@ from genai_core.generate.beam import length_penalty
 from genai_core.generate.decoding import apply_repetition_penalty
 from genai_core.generate.gpt_decoder import GPTDecoder
 from genai_core.generate.sampling import Sampler
-from genai_core.model import GPT, KVCache, RecurrentState, build_model
+from genai_core.model import GPT, KVCache, RecurrentState
+from genai_core.models import build_model
 from genai_core.train.trainer import train
 from tests.conftest import tiny_config
 
@@ -258,7 +259,7 @@ def test_beam_search_uses_the_cache_and_never_recomputes_the_prefix() -> None:
     s = _sampler("gpt-copy", seq_len=64)
     assert isinstance(s.model, GPT)
     fed: list[tuple[int, int]] = []
-    s.model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(tuple(args[0].shape)), with_kwargs=True)
+    s.model.wte.register_forward_pre_hook(lambda m, args: fed.append(tuple(args[0].shape)))  # every id fed in
     res = s.beam_search("the cat sat", SampleConfig(max_new_tokens=12, num_beams=3, stop_at_end=False))
     assert res.steps == 12
     assert fed[0] == (3, 11) and all(shape == (3, 1) for shape in fed[1:]) and len(fed) == 12

@@ -25,7 +25,7 @@ from conftest import qa_records
 from torch.nn import functional as F
 
 from genai_core.config import TrainConfig
-from genai_core.runs.folder import writer_of
+from genai_core.runs.status import writer_of
 
 pytestmark = pytest.mark.slow
 
@@ -327,7 +327,8 @@ def test_evaluation_counts_every_token_once_whatever_the_batch(
     trained: tuple[Path, subprocess.CompletedProcess[str]]
 ) -> None:
     from genai_core.evaluate.perplexity import evaluate_run, sum_loss
-    from genai_core.model import build_model, load_state
+    from genai_core.model import load_state
+    from genai_core.models import build_model
     from genai_core.runs.folder import Run
 
     run = Run(trained[0])

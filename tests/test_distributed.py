@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genai_core.model import build_model, load_state
+from genai_core.model import load_state
+from genai_core.models import build_model
 from genai_core.runs.folder import Run
 
 

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from genai_core.config import DataConfig, ModelConfig, RunConfig, TrainConfig, steps_per_epoch
 from genai_core.devices import autocast
-from genai_core.model import build_model
+from genai_core.models import build_model
 from genai_core.train.estimates import (
     Estimate,
     clear_cache,

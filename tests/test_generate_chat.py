@@ -22,9 +22,9 @@ from genai_core.generate.chat import (
     trained_template,
 )
 from genai_core.generate.inspection import QA_TEMPLATE, QA_TEMPLATES, format_qa_prompt
-from genai_core.generate.qa import ANSWER_ROOM, build_prompt
 from genai_core.generate.sampling import Sampler
-from genai_core.model import build_model
+from genai_core.models import build_model
+from genai_core.qa.prompt import ANSWER_ROOM, build_prompt
 
 KNOBS = {"max_new_tokens": 50, "stop": ["\nQ:"], "repetition_penalty": 1.2, "temperature": 1.3, "top_k": 7,
          "top_p": 0.9, "seed": 5, "num_beams": 4, "length_penalty": 1.0, "num_return": 3}

@@ -10,7 +10,8 @@ from genai_core.data.tokenization import CharTokenizer
 from genai_core.generate.decoding import filter_logits, token_distribution
 from genai_core.generate.gpt_decoder import GPTDecoder
 from genai_core.generate.sampling import Generation, Sampler, generate_uncached
-from genai_core.model import GPT, build_model
+from genai_core.model import GPT
+from genai_core.models import build_model
 
 GPT_CONFIGS = [
     ModelConfig(vocab_size=40, d_model=32, n_heads=4, n_layers=2, seq_len=24),
@@ -53,7 +54,7 @@ def test_decoder_logits_equal_full_forward_at_every_position(cfg: ModelConfig, b
 
 def test_decoder_is_as_accurate_as_the_module_cache_path_at_bench_size() -> None:
     # The bench's shape with weights large enough for trained-model logits (|logit| up to ~3.5): the fast
-    # path must stay within 1e-5 of full forwards, and no further from them than GPT.forward's own cache.
+    # path must stay within 1e-5 of full forwards, and no further from them than GPT.next_logits with its own cache.
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=100, n_layers=4, n_heads=4, d_model=128, seq_len=64)
     model = build_model(cfg).eval()
@@ -67,8 +68,8 @@ def test_decoder_is_as_accurate_as_the_module_cache_path_at_bench_size() -> None
     with torch.inference_mode():
         full, _ = model(x)
         cache = model.new_cache(2, "cpu")
-        module = [model(x[:, :8], cache=cache)[0][:, -1]] + [model(x[:, t:t + 1], cache=cache)[0][:, -1]
-                                                             for t in range(8, 64)]
+        module = [model.next_logits(x[:, :8], cache)] + [model.next_logits(x[:, t:t + 1], cache)
+                                                         for t in range(8, 64)]
         dec = GPTDecoder(model, 2)
         fast = [dec.prefill(x[:, :8])] + [dec.step(x[:, t]) for t in range(8, 64)]
     err_module = (torch.stack(module, 1) - full[:, 7:]).abs().max().item()
@@ -84,11 +85,11 @@ def test_decoder_cache_is_a_regular_kv_cache_and_reset_reuses_it(cfg: ModelConfi
     with torch.inference_mode():
         full, _ = model(x)
         dec = GPTDecoder(model, 2)
-        model(x[:, :6], cache=dec.cache)  # the module path fills the decoder's buffer ...
+        model.next_logits(x[:, :6], dec.cache)  # the module path fills the decoder's buffer ...
         step = dec.step(x[:, 6])  # ... and the fast path continues from it
         torch.testing.assert_close(step, full[:, 6], rtol=0, atol=1e-5)
-        nxt, _ = model(x[:, 7:8], cache=dec.cache)  # and the other way round
-        torch.testing.assert_close(nxt[:, -1], full[:, 7], rtol=0, atol=1e-5)
+        nxt = model.next_logits(x[:, 7:8], dec.cache)  # and the other way round
+        torch.testing.assert_close(nxt, full[:, 7], rtol=0, atol=1e-5)
         dec.reset()  # a new context overwrites the stale slots
         y = torch.randint(0, cfg.vocab_size, (2, 10))
         ref, _ = model(y)

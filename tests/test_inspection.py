@@ -21,7 +21,7 @@ from genai_core.generate.inspection import (
     prompt_share,
     unique_labels,
 )
-from genai_core.model import build_model
+from genai_core.models import build_model
 
 
 def _logits(V: int = 50, seed: int = 0) -> torch.Tensor:
@@ -130,8 +130,8 @@ def test_answer_attention_shapes_rows_and_values() -> None:
     assert (rows[..., 1:] < 1 - 1e-4).all()  # later rows also attend to answer tokens
     # Independently: the same slice of the model's own attention over prompt + answer[:-1].
     with torch.no_grad():
-        model(torch.tensor([prompt + answer[:-1]]), need_weights=True)
-    own = torch.stack([w[0] for w in model.last_attention])[:, :, len(prompt) - 1:, : len(prompt)]
+        maps = model.attention_maps(torch.tensor([prompt + answer[:-1]]))
+    own = torch.stack([w[0] for w in maps.layers])[:, :, len(prompt) - 1:, : len(prompt)]
     torch.testing.assert_close(att.weights, own)
     torch.testing.assert_close(att.matrix(), own.mean((0, 1)))
     torch.testing.assert_close(att.matrix(1, 0), own[1, 0])

@@ -7,7 +7,9 @@ import torch
 
 from genai_core.config import ModelConfig
 from genai_core.errors import CheckpointError
-from genai_core.model import GPT, RecurrentLM, build_model, load_state, state_for_save
+from genai_core.model import GPT, IGNORE, RecurrentLM, load_state, state_for_save
+from genai_core.models import build_model
+from genai_core.qa.reader import QAGPT, QATargets
 
 CONFIGS = [
     ModelConfig(vocab_size=50, d_model=32, n_heads=4, n_layers=2, seq_len=24),
@@ -39,10 +41,11 @@ def test_cached_logits_equal_full_forward(cfg: ModelConfig) -> None:
     with torch.no_grad():
         full, _ = model(x)
         cache = model.new_cache(3, "cpu")
-        parts = [model(x[:, :7], cache=cache)[0]]  # prefill, then one token at a time
-        parts += [model(x[:, t:t + 1], cache=cache)[0] for t in range(7, 12)]
-        parts += [model(x[:, 12:], cache=cache)[0]]  # a multi-token chunk on top of a cache
-    torch.testing.assert_close(torch.cat(parts, dim=1), full, rtol=0, atol=1e-5)
+        # A prefill, one token at a time, then a multi-token chunk on top of the cache (whose last position
+        # reads, in layers past the first, what the chunk's earlier positions computed under the causal mask).
+        ends = [7, 8, 9, 10, 11, 12, cfg.seq_len]
+        parts = [model.next_logits(x[:, a:b], cache) for a, b in zip([0, *ends], ends, strict=False)]
+    torch.testing.assert_close(torch.stack(parts, dim=1), full[:, [e - 1 for e in ends]], rtol=0, atol=1e-5)
 
 
 def test_gpt2_init_and_tying() -> None:
@@ -64,19 +67,22 @@ def test_initial_loss_is_near_uniform() -> None:
     assert abs(loss.item() - torch.log(torch.tensor(65.0)).item()) < 0.3
 
 
-def test_loss_weights_ignore_positions() -> None:
+@pytest.mark.parametrize("arch", ["gpt", "lstm"])
+def test_ignored_targets_do_not_count_and_the_qa_model_computes_only_the_others(arch: str) -> None:
     torch.manual_seed(0)
-    cfg = ModelConfig(vocab_size=20, d_model=16, n_heads=2, n_layers=1, seq_len=8)
-    m = build_model(cfg)
-    x, y = torch.randint(0, 20, (2, 8)), torch.randint(0, 20, (2, 8))
-    w = torch.zeros(2, 8)
-    w[:, -1] = 1
-    sparse_logits, weighted = m(x, y, loss_weights=w)
+    cfg = ModelConfig(vocab_size=20, d_model=16, n_heads=2, n_layers=1, seq_len=8, arch=arch)
+    m = build_model(cfg, qa=True)
+    x, y = torch.randint(0, 20, (2, 8)), torch.full((2, 8), IGNORE)
+    y[:, -1] = torch.randint(0, 20, (2,))
     logits, _ = m(x)
-    expected = torch.nn.functional.cross_entropy(logits[:, -1].reshape(-1, 20), y[:, -1].reshape(-1))
-    torch.testing.assert_close(weighted, expected)
-    # The GPT computes the head at weighted positions only: their logits, in row-major order.
-    torch.testing.assert_close(sparse_logits, logits[:, -1])
+    expected = torch.nn.functional.cross_entropy(logits[:, -1], y[:, -1])
+    torch.testing.assert_close(m(x, y)[1], expected)  # every model: IGNORE targets are left out of the mean
+    if arch == "gpt":
+        assert isinstance(m, QAGPT)
+        # The QA model runs its head at the trained positions only: their logits, in row-major order.
+        sparse_logits, sparse_loss = m(x, QATargets(y))
+        torch.testing.assert_close(sparse_loss, expected)
+        torch.testing.assert_close(sparse_logits, logits[:, -1])
 
 
 def test_too_long_input_is_refused() -> None:

@@ -22,9 +22,14 @@ from genai_core.data.tokenization import CharTokenizer
 from genai_core.errors import CorpusError, GenAIError
 from genai_core.generate import qa
 from genai_core.generate.sampling import Sampler
-from genai_core.model import build_model, state_for_save
+from genai_core.model import IGNORE, state_for_save
+from genai_core.models import build_model
+from genai_core.qa import prompt as qa_prompt
+from genai_core.qa import store as qa_store
+from genai_core.qa.finetune import fine_tune_config, init_from_parent
+from genai_core.qa.reader import QATargets
 from genai_core.runs.folder import Run
-from genai_core.train.trainer import fine_tune_config, init_from_parent, train
+from genai_core.train.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,9 +71,9 @@ def test_selection_keeps_the_sentence_with_the_answer(question: str, needle: str
 @pytest.mark.parametrize("layout", ["context-first", "question-first"])
 def test_build_prompt_fits_the_window_and_keeps_the_answer(layout: QALayout) -> None:
     tok = CharTokenizer(set(LONG_CASE + "QA:\nContext?Whichdrugwasgiven"))
-    short = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=1024, layout=layout)
+    short = qa_prompt.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=1024, layout=layout)
     assert not short.selected and short.context == LONG_CASE
-    p = qa.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=200, answer_room=40, layout=layout)
+    p = qa_prompt.build_prompt(tok, "Which drug was given?", LONG_CASE, seq_len=200, answer_room=40, layout=layout)
     assert p.selected and len(p.ids) <= 160
     assert "Zanrovimab" in p.context
     if layout == "context-first":
@@ -81,60 +86,62 @@ def test_build_prompt_fits_the_window_and_keeps_the_answer(layout: QALayout) -> 
 
 
 def test_find_span() -> None:
-    assert qa.find_span(LONG_CASE, "Zanrovimab 500 mg") == (LONG_CASE.index("Zanrovimab"),
+    assert qa_prompt.find_span(LONG_CASE, "Zanrovimab 500 mg") == (LONG_CASE.index("Zanrovimab"),
                                                            LONG_CASE.index("Zanrovimab") + 17)
-    assert qa.find_span(LONG_CASE, "zanrovimab") is not None  # case-insensitive fallback
-    assert qa.find_span(LONG_CASE, "aspirin") is None and qa.find_span(LONG_CASE, " ") is None
+    assert qa_prompt.find_span(LONG_CASE, "zanrovimab") is not None  # case-insensitive fallback
+    assert qa_prompt.find_span(LONG_CASE, "aspirin") is None and qa_prompt.find_span(LONG_CASE, " ") is None
     # Whole words first: the pronoun, not the end of "the" nor the start of "history"; else any occurrence.
-    assert qa.find_span("See the history: he is well.", "he") == (17, 19)
-    assert qa.find_span("See the history: he is well.", "his") == (8, 11)
-    assert qa.find_span("Seen in theatre.", "heat") == (9, 13)
+    assert qa_prompt.find_span("See the history: he is well.", "he") == (17, 19)
+    assert qa_prompt.find_span("See the history: he is well.", "his") == (8, 11)
+    assert qa_prompt.find_span("Seen in theatre.", "heat") == (9, 13)
 
 
 # --------------------------------------------------------------------------- QA store and loss mask
-def _store(qa_files: dict[str, Path], tmp_path: Path, seq_len: int = 160) -> qa.QAStore:
+def _store(qa_files: dict[str, Path], tmp_path: Path, seq_len: int = 160) -> qa_store.QAStore:
     tok = CharTokenizer(set("".join(pd.read_csv(qa_files["train"]).astype(str).sum()) + "QA:\nContext?"))
     tok.save(tmp_path / "tok.json")
     cfg = DataConfig(corpus=qa_files["train"], val_corpus=qa_files["val"])
-    return qa.prepare_qa(cfg, tmp_path / "tok.json", seq_len, "context-first", tmp_path / "cache")
+    return qa_store.prepare_qa(cfg, tmp_path / "tok.json", seq_len, "context-first", tmp_path / "cache")
 
 
-def test_loss_weights_cover_exactly_the_answer_and_end_marker(qa_files: dict[str, Path], tmp_path: Path) -> None:
+def test_targets_cover_exactly_the_answer_and_end_marker(qa_files: dict[str, Path], tmp_path: Path) -> None:
     store = _store(qa_files, tmp_path)
     rows = pd.read_csv(qa_files["train"], dtype=str)
     assert store.examples("train") == len(rows)
     b = store.batch_of("train", np.arange(6))
+    assert b.targets.span is None and b.targets.kind is None  # a model without heads: no reader targets
     tok = store.tokenizer
     for i in range(6):
-        w = b.weights[i]
-        targets = b.y[i][w > 0].tolist()
-        # The weighted targets spell " answer" and then the end marker; nothing of the prompt.
+        y = b.targets.next_ids[i]
+        targets = y[y != IGNORE].tolist()
+        # The trained targets spell " answer" and then the end marker; nothing of the prompt.
         assert tok.decode(targets[:-1]) == " " + rows.answer[i]
         assert targets[-1] == tok.eot_id
-        prompt = qa.prompt_text(rows.question[i], rows.context[i])
+        prompt = qa_prompt.prompt_text(rows.question[i], rows.context[i])
         assert tok.decode(b.x[i][: len(prompt)].tolist()) == prompt
-        assert w[: len(prompt) - 1].sum() == 0
+        assert (y[: len(prompt) - 1] == IGNORE).all()
+    store.qa_model = False  # a recurrent model: the same next-token ids, as a plain tensor
+    torch.testing.assert_close(store.batch_of("train", np.arange(6)).targets, b.targets.next_ids)
 
 
 def test_answer_only_loss_ignores_the_prompt(qa_files: dict[str, Path], tmp_path: Path) -> None:
     store = _store(qa_files, tmp_path)
     torch.manual_seed(0)
     model = build_model(ModelConfig(vocab_size=store.tokenizer.vocab_size, d_model=32, n_heads=2, n_layers=1,
-                                    seq_len=160))
+                                    seq_len=160), qa=True)
     b = store.batch_of("train", np.arange(4))
-    _, loss = model(b.x, b.y, loss_weights=b.weights)
+    y = b.targets.next_ids
+    _, loss = model(b.x, b.targets)
     logits, _ = model(b.x)  # every position, computed independently of the sparse loss path
-    per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b.y.reshape(-1), reduction="none")
-    mask = b.weights.reshape(-1) > 0
+    per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.clamp_min(0).reshape(-1), reduction="none")
+    mask = y.reshape(-1) != IGNORE
     assert 0 < mask.sum() < mask.numel() / 4
     assert loss.item() == pytest.approx(per_token[mask].mean().item(), rel=1e-5)
-    # Changing a prompt target changes nothing; changing an answer target does.
-    y2 = b.y.clone()
-    first_answer = int((b.weights[0] > 0).nonzero()[0])
-    y2[0, first_answer - 2] = (y2[0, first_answer - 2] + 1) % store.tokenizer.vocab_size
-    assert model(b.x, y2, loss_weights=b.weights)[1].item() == pytest.approx(loss.item(), rel=1e-6)
+    # Changing an answer target changes the loss (the prompt's are IGNORE: they have no value to change).
+    first_answer = int((y[0] != IGNORE).nonzero()[0])
+    y2 = y.clone()
     y2[0, first_answer] = (y2[0, first_answer] + 1) % store.tokenizer.vocab_size
-    assert model(b.x, y2, loss_weights=b.weights)[1].item() != pytest.approx(loss.item(), rel=1e-6)
+    assert model(b.x, QATargets(y2))[1].item() != pytest.approx(loss.item(), rel=1e-6)
 
 
 def test_qa_store_refuses_bad_tables(tmp_path: Path, qa_files: dict[str, Path]) -> None:
@@ -142,12 +149,12 @@ def test_qa_store_refuses_bad_tables(tmp_path: Path, qa_files: dict[str, Path]) 
     (tmp_path / "bin.csv").write_bytes(b"question,context\x00\x01\x02")
     pd.DataFrame({"question": ["q"], "text": ["c"]}).to_csv(tmp_path / "cols.csv", index=False)
     with pytest.raises(CorpusError, match="is empty"):
-        qa.read_qa_table(tmp_path / "empty.csv")
+        qa_store.read_qa_table(tmp_path / "empty.csv")
     with pytest.raises(CorpusError, match="looks binary"):
-        qa.read_qa_table(tmp_path / "bin.csv")
+        qa_store.read_qa_table(tmp_path / "bin.csv")
     with pytest.raises(CorpusError, match=r"lacks column.*'context'.*'answer'"):
-        qa.read_qa_table(tmp_path / "cols.csv")
-    assert list(qa.read_qa_table(qa_files["test"]).columns) == ["question", "context", "answer"]
+        qa_store.read_qa_table(tmp_path / "cols.csv")
+    assert list(qa_store.read_qa_table(qa_files["test"]).columns) == ["question", "context", "answer"]
 
 
 def test_span_constraint_only_allows_spans_of_the_context() -> None:
@@ -173,8 +180,8 @@ def test_copy_head_is_a_distribution_and_caches_exactly() -> None:
     full, _ = model(x)
     assert torch.allclose(full.exp().sum(-1), torch.ones(2, 24), atol=1e-5)
     cache = model.new_cache(2, "cpu")
-    parts = [model(x[:, :10], cache=cache)[0], model(x[:, 10:11], cache=cache)[0], model(x[:, 11:], cache=cache)[0]]
-    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+    parts = [model.next_logits(x[:, a:b], cache) for a, b in ((0, 10), (10, 11), (11, 24))]
+    assert torch.allclose(torch.stack(parts, 1), full[:, [9, 10, 23]], atol=1e-5)
 
 
 def test_closed_gate_copies_only_tokens_of_the_context() -> None:
@@ -187,8 +194,7 @@ def test_closed_gate_copies_only_tokens_of_the_context() -> None:
     probs = model(x)[0][0, -1].exp()
     assert probs[[3, 7, 12, 5]].sum().item() == pytest.approx(1.0, abs=1e-5)
     assert probs[[i for i in range(40) if i not in (3, 7, 12, 5)]].max().item() < 1e-6
-    model(x, need_weights=True)
-    attn, gate = model.last_copy
+    attn, gate = model.attention_maps(x).copy
     assert attn.shape == (1, 5, 5) and gate.max().item() < 1e-6
     assert torch.triu(attn[0], diagonal=1).abs().max().item() == 0.0  # causal: never copies the future
 

@@ -21,15 +21,10 @@ from genai_core.data.tokenization import CharTokenizer, train_tokenizer
 from genai_core.errors import GenAIError
 from genai_core.evaluate.answers import evaluate_qa
 from genai_core.evaluate.scoring import OUT_OF_SCOPE_KIND
-from genai_core.generate.qa import (
-    SpanConstraint,
-    answer,
-    answer_confidence,
-    check_question,
-    is_not_stated,
-    read_qa_table,
-)
+from genai_core.generate.qa import SpanConstraint, answer, answer_confidence
 from genai_core.generate.sampling import Sampler
+from genai_core.qa.prompt import check_question, is_not_stated
+from genai_core.qa.store import read_qa_table
 from genai_core.train.trainer import train
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

@@ -22,6 +22,7 @@ from genai_core.evaluate.results import save_evaluation
 from genai_core.evaluate.scoring import score_answer
 from genai_core.generate import qa
 from genai_core.generate.sampling import Sampler
+from genai_core.qa import prompt as qa_prompt
 from genai_core.runs.folder import Run
 
 pytestmark = pytest.mark.slow
@@ -92,8 +93,8 @@ def _fake_answers(predictions: dict[str, str]) -> Any:
     """A stand-in for qa.answer that returns a chosen answer per question (the model is not consulted)."""
     def answer(sampler: Sampler, question: str, context: str, cfg: Any = None, *, lowercase: bool = False) -> Any:
         text = predictions[question]
-        prompt = qa.QAPrompt([1], question, context, [(0, len(context))], False)
-        return qa.QAAnswer(text, prompt, "end", qa.find_span(context, text))
+        prompt = qa_prompt.QAPrompt([1], question, context, [(0, len(context))], False)
+        return qa.QAAnswer(text, prompt, "end", qa_prompt.find_span(context, text))
     return answer
 
 

@@ -31,9 +31,11 @@ from genai_core.evaluate.answers import evaluate_qa
 from genai_core.evaluate.scoring import NOT_STATED, OUT_OF_SCOPE_KIND
 from genai_core.generate.extractive import best_spans, has_span_head, read_answer
 from genai_core.generate.inspection import QA_TEMPLATES
-from genai_core.generate.qa import QAStore, build_prompt, is_not_stated, reader_targets
 from genai_core.generate.sampling import Sampler
-from genai_core.model import GPT
+from genai_core.model import IGNORE
+from genai_core.qa.prompt import build_prompt, is_not_stated
+from genai_core.qa.reader import QAGPT
+from genai_core.qa.store import QAStore, span_target
 from genai_core.train.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,19 +59,19 @@ def test_reader_targets_point_at_exactly_the_answer_tokens(kind: str, layout: QA
     tok = CharTokenizer(sorted(alphabet)) if kind == "char" else bpe
     for question, ans in (("Which drug?", "Zorbamycin 40 mg IV"), ("How old?", "52"), ("Sex?", "woman")):
         p = build_prompt(tok, question, CONTEXT, 200, layout=layout)
-        query, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), ans)
+        query, lo, hi, first, last = span_target(p, p.token_offsets(tok), ans)
         assert query == len(p.ids) - 1
         assert tok.decode(p.ids[lo:hi]).strip() == CONTEXT  # the context's tokens, and nothing else
         assert lo <= first <= last < hi
         assert tok.decode(p.ids[first:last + 1]).strip() == ans
     p = build_prompt(tok, BLOOD, CONTEXT, 200, layout=layout)
-    q, lo, hi, first, last = reader_targets(p, p.token_offsets(tok), NOT_STATED)
+    q, lo, hi, first, last = span_target(p, p.token_offsets(tok), NOT_STATED)
     assert first == last == q  # "not stated" points at the answer position itself
-    assert reader_targets(p, p.token_offsets(tok), "warfarin")[3:] == (-1, -1)  # not in the context: no span loss
+    assert span_target(p, p.token_offsets(tok), "warfarin")[3:] == (-1, -1)  # not in the context: no span loss
     if kind == "bpe":  # an answer starting inside a token has no whole-token span to point at
         pieces = [x.strip() for x in tok.token_strings(p.ids[lo:hi])]
         inner = next(x[1:] for x in pieces if len(x) > 3 and x.isalpha())
-        assert reader_targets(p, p.token_offsets(tok), inner)[3:] == (-1, -1), inner
+        assert span_target(p, p.token_offsets(tok), inner)[3:] == (-1, -1), inner
 
 
 def test_best_spans_start_before_they_end_on_whole_words() -> None:
@@ -87,7 +89,7 @@ def test_best_spans_start_before_they_end_on_whole_words() -> None:
 
 def test_span_head_candidates_are_the_context_and_the_answer_position() -> None:
     torch.manual_seed(0)
-    model = GPT(ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_layers=1, seq_len=32, span_head=True)).eval()
+    model = QAGPT(ModelConfig(vocab_size=50, d_model=32, n_heads=2, n_layers=1, seq_len=32, span_head=True)).eval()
     idx = torch.randint(0, 50, (2, 20))
     h = model.hidden(idx)
     start, end = model.span_logits(h, torch.tensor([19, 15]), torch.tensor([5, 3]), torch.tensor([12, 9]))
@@ -108,7 +110,7 @@ def test_span_keys_read_ahead_but_never_past_the_answer_position() -> None:
     query, lo, hi = torch.tensor([17]), torch.tensor([4]), torch.tensor([14])
     idx = torch.randint(0, 50, (1, 24))
 
-    def changed(model: GPT, position: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def changed(model: QAGPT, position: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Which positions' span keys, and which candidates' start or end logits, move when the token at
         `position` (and, at the answer, every later one) changes."""
         other = idx.clone()
@@ -120,10 +122,10 @@ def test_span_keys_read_ahead_but_never_past_the_answer_position() -> None:
             logits = [torch.stack(model.span_logits(h, query, lo, hi)) for h in hs]
         return (keys[0] != keys[1]).any(-1)[0], (logits[0] != logits[1]).any(0)[0]
 
-    model = GPT(cfg).eval()
+    model = QAGPT(cfg).eval()
     assert not changed(model, 18)[1].any()  # the "answer" after the query position moves nothing
     assert changed(model, 10)[0][:10].tolist() == [False] * 7 + [True] * 3  # three keys read token 10 ahead
-    blind = GPT(cfg.model_copy(update={"span_lookahead": 0})).eval()
+    blind = QAGPT(cfg.model_copy(update={"span_lookahead": 0})).eval()
     assert not hasattr(blind, "span_ahead") and not changed(blind, 10)[0][:10].any()
     saved = RunConfig(data=DataConfig(corpus="x.txt"), model=cfg).model_dump(mode="json")
     del saved["model"]["span_lookahead"]  # a run saved before the knob: its keys read their own token alone
@@ -329,13 +331,15 @@ def test_store_serves_reader_targets_only_to_a_model_with_heads(span_run: Path) 
     store = QAStore(meta.parent)
     assert store.kinds == ["age", "blood type", "drug", "other"]
     rng = __import__("numpy").random.default_rng(0)
-    assert store.batch("train", 4, 160, rng).span is None  # a model without heads gets plain batches
+    assert store.batch("train", 4, 160, rng).targets.span is None  # a model without heads gets plain batches
     store.reader = True
     b = store.batch("train", 4, 160, rng)
-    assert b.span is not None and b.span.shape == (4, 5) and b.kind is not None and b.kind.shape == (4,)
-    query, lo, hi, first, last = b.span.unbind(-1)
+    span, kind = b.targets.span, b.targets.kind
+    assert span is not None and all(t.shape == (4,) for t in span) and kind is not None and kind.shape == (4,)
+    query, lo, hi, first, last = span
     assert bool(((first == query) | ((lo <= first) & (first <= last) & (last < hi))).all())
-    assert bool((b.weights[torch.arange(4), query] == 1).all())  # the answer position predicts the answer
+    assert bool((b.targets.next_ids[torch.arange(4), query] != IGNORE).all())  # the answer position predicts
+    assert store.eval_batch(rng.integers(0, 4, 4), 160).targets.span is None  # validation: the answer's loss alone
 
 
 # --------------------------------------------------------------------------- the Chat page
@@ -395,7 +399,7 @@ def test_chat_page_answers_with_the_span_head_and_says_not_stated(span_run: Path
 
 
 def test_a_kind_head_needs_a_kind_column(tiny_qa_runs: dict[str, Path], qa_files: dict[str, Path]) -> None:
-    from genai_core.train.trainer import fine_tune_config
+    from genai_core.qa.finetune import fine_tune_config
 
     cfg = RunConfig(task="qa", parent=tiny_qa_runs["pretrain"], data=DataConfig(corpus=qa_files["train"]),
                     model=ModelConfig(kind_head=True))
@@ -433,7 +437,7 @@ def test_runs_saved_before_the_layout_knob_keep_reading_the_question_first(span_
     got = read_answer(old.model, old.tokenizer, "How old is she?", CONTEXT)
     assert got.prompt.text.startswith("Q: How old is she?")  # (a line break is a space to a char tokenizer)
     assert 0 < got.prompt.context_tokens(got.prompt.token_offsets(old.tokenizer))[0]  # pointing past the question
-    from genai_core.train.trainer import fine_tune_config
+    from genai_core.qa.finetune import fine_tune_config
 
     child = fine_tune_config(RunConfig(task="qa", parent=legacy_copy(tiny_qa_runs["pretrain"]),
                                        data=DataConfig(corpus=span_run.parent / "train.csv")))

@@ -8,7 +8,7 @@ from genai_core.config import ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
 from genai_core.generate.decoding import choose_token, filter_logits
 from genai_core.generate.sampling import Sampler, generate_uncached
-from genai_core.model import build_model
+from genai_core.models import build_model
 
 
 def test_top_k_keeps_exactly_k() -> None:

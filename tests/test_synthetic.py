@@ -13,7 +13,7 @@ import pytest
 from genai_core.clinical import synthetic as syn
 from genai_core.clinical.cases import Case
 from genai_core.clinical.tables.vocabulary import PRONOUNS
-from genai_core.generate.qa import find_span
+from genai_core.qa.prompt import find_span
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"

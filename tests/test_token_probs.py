@@ -12,7 +12,7 @@ from genai_core.config import ModelConfig, SampleConfig
 from genai_core.data.tokenization import CharTokenizer
 from genai_core.generate.decoding import ALTERNATIVES, apply_repetition_penalty, filter_logits
 from genai_core.generate.sampling import Sampler
-from genai_core.model import build_model
+from genai_core.models import build_model
 
 ARCHS = {"gpt": {}, "gpt-copy": {"copy_head": True}, "lstm": {"arch": "lstm"}, "gru": {"arch": "gru"}}
 KNOBS = [

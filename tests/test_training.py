@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import shutil
@@ -17,10 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_config
+from pydantic import ValidationError
 
 from genai_core.errors import GenAIError
 from genai_core.generate.sampling import Sampler
 from genai_core.runs.folder import Run
+from genai_core.runs.status import RunStatus
 from genai_core.train.trainer import Trainer, TrainEvent, lr_at, setup_run, train
 
 CURVE_KEYS = ("step", "epoch", "tokens", "train_loss", "lr", "val_loss", "grad_norm")
@@ -122,6 +125,24 @@ def test_train_records_failures_in_status(tmp_path: Path, tiny_txt: Path) -> Non
         train(cfg, tmp_path / "never", resume=True)
     with pytest.raises(GenAIError, match="invalid run name"):
         train(cfg, tmp_path / "bad name!")
+
+
+def test_every_status_write_is_checked_against_run_status_and_unknown_old_fields_are_kept(
+        tmp_path: Path, tiny_txt: Path) -> None:
+    run = train(tiny_config(tiny_txt, max_steps=3), tmp_path / "s").run
+    saved = json.loads((run.path / "status.json").read_text())
+    assert RunStatus.model_validate(saved).state == "completed"  # what the trainer wrote is a RunStatus
+    assert set(saved) - {"pid", "host", "started"} <= set(RunStatus.model_fields)
+    with pytest.raises(TypeError, match="not a RunStatus field: totl_steps"):
+        run.write_status("stopped", "a typo", totl_steps=3)
+    with pytest.raises(ValidationError):
+        run.write_status("stopped", "a wrong type", step="three")
+    with pytest.raises(ValidationError):
+        run.write_status("paused", "not a state")  # type: ignore[arg-type]
+    assert json.loads((run.path / "status.json").read_text()) == saved  # a refused write changes nothing
+    (run.path / "status.json").write_text(json.dumps({**saved, "from_a_newer_version": 1}))
+    run.write_status("stopped", "kept")
+    assert run.status()["from_a_newer_version"] == 1 and run.state == "stopped"
 
 
 def test_warmup_longer_than_run_is_shortened_with_a_notice(tmp_path: Path, tiny_txt: Path) -> None:

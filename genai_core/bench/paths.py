@@ -7,7 +7,7 @@ recipe, random ids) is timed in every CPU path: autocast fp32 or bf16, Muon's Ne
 interleaved, one step each per round, so all see the same machine load; a path far slower than the rest
 stops being timed once it has used its share of the time (its figure is then from fewer rounds, or from its
 first step alone when that takes seconds). Then the Newton-Schulz iteration alone per dtype, and generation
-(the fast decoder and GPT.forward's cache, 1 thread and every core). Each table marks the path `auto` takes
+(the fast decoder and GPT.next_logits, 1 thread and every core). Each table marks the path `auto` takes
 here and how far it is from the fastest. torch.compile is not in the table: its payback is the measured rule
 of `devices.resolve_compile` (`benchmarks/cpu_paths.py` times it).
 """
@@ -52,7 +52,7 @@ def _paths(cores: int) -> list[TrainPath]:
 
 
 def _step_for(path: TrainPath, layers: int, d: int, seq: int, batch: int) -> tuple[Any, Any]:
-    from genai_core.model import build_model
+    from genai_core.models import build_model
     from genai_core.train.optim import TrainStep, make_optimizer
     from genai_core.train.timing import random_batch
 
@@ -119,10 +119,11 @@ def bench_newton_schulz(rounds: int = 5) -> dict[str, dict[str, float]]:
 
 
 def bench_generation_paths(tokens: int = 500, rounds: int = 3) -> dict[str, Any]:
-    """Tokens/s of greedy decoding of a demo-shaped GPT: the fast decoder and GPT.forward's KV cache, 1 thread
-    and every core. (Generation runs in fp32 on every machine; the Chat and the samples use the fast decoder.)"""
+    """Tokens/s of greedy decoding of a demo-shaped GPT: the fast decoder and GPT.next_logits with its KV cache,
+    1 thread and every core. (Generation runs in fp32 on every machine; the Chat and the samples use the fast
+    decoder.)"""
     from genai_core.generate.gpt_decoder import GPTDecoder
-    from genai_core.model import build_model
+    from genai_core.models import build_model
 
     cores = cpu_cores()
     torch.manual_seed(0)
@@ -143,12 +144,11 @@ def bench_generation_paths(tokens: int = 500, rounds: int = 3) -> dict[str, Any]
         for i in range(tokens):
             if i and i % model.config.seq_len == 0:
                 cache = model.new_cache(1, "cpu")
-            logits, _ = model(ids, cache=cache, last_only=True)
-            ids = logits[:, -1:].argmax(-1)
+            ids = model.next_logits(ids, cache).argmax(-1, keepdim=True)
 
     with torch.inference_mode():
         for th in sorted({1, cores}):
-            for name, fn in (("fast decoder", fast), ("GPT.forward cache", module_cache)):
+            for name, fn in (("fast decoder", fast), ("GPT.next_logits cache", module_cache)):
                 torch.set_num_threads(th)
                 fn()
                 ts = []

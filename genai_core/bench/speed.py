@@ -292,7 +292,8 @@ def bench_training(corpus: Path, work: Path, steps: int, *, bf16_steps: int = 0,
     Returns the figures and `run_path`, our trained run (the generation benchmark samples from it).
     """
     from genai_core.data.tokenstore import prepare_cached
-    from genai_core.model import build_model, load_state
+    from genai_core.model import load_state
+    from genai_core.models import build_model
     from genai_core.runs.folder import Run
 
     device = resolve_device("auto")
@@ -389,7 +390,7 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
             for v in times.values():
                 v.clear()
     inside = model.config.seq_len - len(ids)
-    # Logits of the fast path against full forwards, at every position of one window; GPT.forward's own
+    # Logits of the fast path against full forwards, at every position of one window; GPT.next_logits
     # cache path beside it, for scale: both differ from the full forward by fp32 rounding only (matmuls
     # of one row and of a whole window sum in different orders), about 1e-6 of the largest logit.
     P = len(ids)
@@ -400,8 +401,8 @@ def bench_generation(run_path: Path, tokens: int = GEN_TOKENS, repeats: int = 5)
         dec = GPTDecoder(model, 1)
         fast = torch.stack([dec.prefill(window[:, :P])[0]] + [dec.step(int(t))[0] for t in window[0, P:]])
         cache = model.new_cache(1, "cpu")
-        module = torch.stack([model(window[:, :P], cache=cache)[0][0, -1]]
-                             + [model(window[:, t:t + 1], cache=cache)[0][0, -1] for t in range(P, window.shape[1])])
+        module = torch.stack([model.next_logits(window[:, :P], cache)[0]]
+                             + [model.next_logits(window[:, t:t + 1], cache)[0] for t in range(P, window.shape[1])])
     max_diff = float((fast - ref).abs().max())
     module_diff = float((module - ref).abs().max())
     best = {k: min(v) for k, v in times.items()}
@@ -499,7 +500,7 @@ def _fmt(report: dict[str, Any]) -> str:
                   f"per beam ({ge['beam_vs_sampled']:.2f}x sampling; "
                   f"{ge['beam_width'] * ge['beam_tokens_per_s_per_beam']:,.0f} tokens/s over all beams)",
                   f"  inside the window: greedy equals uncached {ge['greedy_matches_uncached_in_window']}; "
-                  f"max |cached - full forward| logit {ge['max_logit_diff_in_window']:.1e} (GPT.forward's own "
+                  f"max |cached - full forward| logit {ge['max_logit_diff_in_window']:.1e} (GPT.next_logits "
                   f"cache: {ge['module_cache_max_logit_diff']:.1e}; largest |logit| {ge['max_abs_logit']:.1f})"]
     if ing:
         lines += ["", f"Ingestion: CSV of {ing['csv_mb']:.1f} MB, {ing['records']:,} records (written in "

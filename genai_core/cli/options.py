@@ -78,11 +78,13 @@ def run_path(arg: str) -> Path:
 def existing_run(arg: str) -> Run:
     """The run folder an argument names, or a GenAIError that says where it was looked for."""
     path = run_path(arg)
-    if not (path / "config.json").is_file() and (Path(arg) / "config.json").is_file():
+    from genai_core.runs.status import RUN_CONFIG, is_run_folder  # no torch: the cheap checks come first
+
+    if not is_run_folder(path) and is_run_folder(Path(arg)):
         path = Path(arg)  # a run folder in the working directory, named without ./
-    if not (path / "config.json").is_file():
+    if not is_run_folder(path):
         where = f" (bare names are looked up in {path.parent})" if path != Path(arg) else ""
-        raise GenAIError(f"{arg} is not a run folder: there is no {path / 'config.json'}{where}")
+        raise GenAIError(f"{arg} is not a run folder: there is no {path / RUN_CONFIG}{where}")
     from genai_core.runs.folder import Run  # imports torch: only once the cheap checks have passed
 
     return Run(path)

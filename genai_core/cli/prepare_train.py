@@ -110,11 +110,12 @@ def config_from_flags(args: argparse.Namespace, sections: dict[str, dict[str, An
 def _train_here(config: RunConfig, path: Path, args: argparse.Namespace, *, main_rank: bool) -> int:
     """Train in this process (every process under torchrun); rank 0 prints the steps and how it ended."""
     from genai_core.train import trainer
+    from genai_core.train.distributed import distributed
     from genai_core.train.launcher import apply_memory_limit
 
     apply_memory_limit(config.train.device)
     stop = threading.Event()
-    with (trainer.distributed(config.train.device), StopOnCtrlC(stop, announce=main_rank),
+    with (distributed(config.train.device), StopOnCtrlC(stop, announce=main_rank),
           terminal_progress(main_rank) as progress):
         result = trainer.train(config, path, resume=args.resume, overwrite=args.overwrite,
                                callbacks=[TrainPrinter(main_rank)], stop_event=stop, progress=progress)
@@ -176,8 +177,9 @@ def _queue_and_follow(config: RunConfig, path: Path, *, replace: bool) -> int:
 def _saved_preflight(path: Path) -> tuple[RunConfig, bool]:
     """(config, resume) of a run folder created by a queue: its saved config, resumed when it has a checkpoint."""
     from genai_core.runs.folder import Run
+    from genai_core.runs.status import is_run_folder
 
-    if not (path / "config.json").is_file():
+    if not is_run_folder(path):
         raise GenAIError(f"{path} is not a run folder (no config.json)")
     run = Run(path)
     return run.config(), run.latest_checkpoint() is not None
@@ -193,7 +195,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
     """The saved config of a run that can be resumed, or None (after saying so) if it is already complete."""
-    if not (path / "config.json").is_file():
+    from genai_core.runs.status import busy_message, is_run_folder
+
+    if not is_run_folder(path):
         raise GenAIError(f"cannot resume: {path} is not a run folder (no config.json)")
     from genai_core.devices import resolve_device, resolve_precision
     from genai_core.runs.folder import Run
@@ -203,8 +207,7 @@ def _resume_preflight(path: Path, ignored: list[str]) -> RunConfig | None:
         note(f"--resume continues with the run's saved config; ignoring {', '.join(ignored)}")
     status = run.status()
     if status.get("state") == "running":
-        raise GenAIError(f"run {run.name} is being trained right now (process {status.get('pid')}); "
-                         "stop that process first")
+        raise GenAIError(busy_message(run.name, status))
     if status.get("state") == "queued":
         by = "the runs folder's scheduler" if status.get("runner") == "process" else (
             "Ray" if status.get("runner") == "ray" else f"process {status.get('pid')}")
@@ -235,6 +238,7 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
         check_corpus(config.data.corpus, config.data.text_column)  # cheap, and before torch is imported
     from genai_core.devices import resolve_device, resolve_precision
     from genai_core.runs.folder import Run, validate_run_name
+    from genai_core.runs.status import busy_message
 
     validate_run_name(path.name)
     if path.exists() and not path.is_dir():
@@ -246,9 +250,8 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
                              "--overwrite, or choose another --out")
         if not run.exists():  # --overwrite deletes the folder: only ever a run folder
             raise GenAIError(f"refusing to overwrite {path}: it is not a run folder")
-        if run.state == "running":
-            raise GenAIError(f"run {run.name} is being trained right now (process {run.status().get('pid')}); "
-                             "stop it before overwriting")
+        if (status := run.status()).get("state") == "running":
+            raise GenAIError(busy_message(run.name, status))
     resolve_precision(config.train.precision, resolve_device(config.train.device))
     from genai_core.train.estimates import estimate
     from genai_core.train.jobs import check_cap_for
@@ -261,8 +264,8 @@ def _new_run_preflight(config: RunConfig, path: Path, *, overwrite: bool) -> Non
     if world()[1] > 1:
         return  # under torchrun rank 0 prepares the data inside train(), behind a barrier
     if config.task == "qa":
-        from genai_core.generate.qa import read_qa_table
-        from genai_core.train.trainer import fine_tune_config
+        from genai_core.qa.finetune import fine_tune_config
+        from genai_core.qa.store import read_qa_table
 
         fine_tune_config(config)  # the parent exists and has weights
         for f in (config.data.corpus, config.data.val_corpus):

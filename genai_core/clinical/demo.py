@@ -49,7 +49,7 @@ from typing import Any
 from genai_core.clinical.synthetic import qa_file
 from genai_core.config import ASSETS_DIR, QA_HEADS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
-from genai_core.generate.qa import PADDED_SHARE
+from genai_core.qa.store import PADDED_SHARE
 from genai_core.train.estimates import Estimate, estimate
 from genai_core.train.trainer import Callback, train
 

@@ -69,7 +69,7 @@ from genai_core.clinical.tables.phrasings import ABSENT_QUESTIONS, QUESTIONS, SL
 from genai_core.clinical.tables.sentences import TEMPLATES
 from genai_core.evaluate.scoring import NOT_STATED
 
-# Re-exported: this module is the generator's front door (tests, generate.qa and cli.py import from here).
+# Re-exported: this module is the generator's front door (tests, qa.store and cli.py import from here).
 __all__ = [
     "ABSENT_QUESTIONS", "CORPUS_FILE", "DEFAULT_CASES", "DEFAULT_QA", "DEFAULT_SEED", "GRAMMAR_TEMPLATE",
     "NOT_STATED", "QA_DIR", "QA_HEADER", "QUESTIONS", "SLOT_WORDS", "SPLITS", "TEMPLATES", "QARecord", "add_parser",

@@ -58,19 +58,11 @@ class StoreStats:
 
 @dataclass
 class Batch:
-    """Inputs, next-token targets and optional per-target loss weights, each (batch, T)."""
+    """Inputs (batch, T) and what the model's forward takes as targets: the next-token ids (batch, T) of a
+    pretraining window, or a QA fine-tune's `qa.reader.QATargets` (`qa.store.QAStore`)."""
 
     x: torch.Tensor
-    y: torch.Tensor
-    weights: torch.Tensor | None = None
-    span: torch.Tensor | None = None
-    """QA: (batch, 5) answer position, context token range and answer span, for the span head (`GPT.forward`)."""
-    kind: torch.Tensor | None = None
-    """QA: (batch,) index of what each question asks (-1 unknown), for the kind head."""
-
-    def reader_targets(self) -> dict[str, torch.Tensor]:
-        """The span and kind targets as keyword arguments of the model's forward (none for pretraining)."""
-        return {k: v for k, v in (("span", self.span), ("kind", self.kind)) if v is not None}
+    targets: Any
 
 
 def seq_len_problem(seq_len: int, max_seq_len: int, knob: str = "seq_len") -> str | None:

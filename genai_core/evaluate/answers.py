@@ -28,6 +28,7 @@ from genai_core.files import atomic_write_text
 from genai_core.generate import qa
 from genai_core.generate.extractive import SpanAnswer, has_span_head, read_answer
 from genai_core.generate.sampling import Sampler
+from genai_core.qa import store as qa_store
 from genai_core.runs.folder import Run, slugify
 
 DEFAULT_WORST = 10
@@ -58,10 +59,10 @@ class QAFile:
 
 
 def read_qa_file(path: Path | str) -> QAFile:
-    """The rows of a question,context[,answer] table (`qa.read_qa_table`: .csv, .tsv, .jsonl, .parquet),
+    """The rows of a question,context[,answer] table (`qa_store.read_qa_table`: .csv, .tsv, .jsonl, .parquet),
     checked: a bad file, or a row with an empty cell, raises a GenAIError saying which."""
     path = Path(path)
-    df = qa.read_qa_table(path, need_answer=False)
+    df = qa_store.read_qa_table(path, need_answer=False)
     has_answers = "answer" in df.columns
     for column in ("question", "context", "answer"):
         if column not in df.columns:

@@ -33,7 +33,8 @@ from genai_core.data.tokenstore import TokenStore, prepare, prepare_cached, wind
 from genai_core.devices import autocast, resolve_device, resolve_precision
 from genai_core.errors import CheckpointError, CorpusError, GenAIError
 from genai_core.evaluate.results import Progress, checkpoint_step, open_run, save_evaluation
-from genai_core.model import LanguageModel, build_model, load_state
+from genai_core.model import LanguageModel, load_state
+from genai_core.models import build_model
 from genai_core.runs.folder import Run, slugify
 
 DEFAULT_MAX_TOKENS = 2_000_000

@@ -38,6 +38,7 @@ from genai_core.explore.settings import SweepSettings
 from genai_core.explore.space import SearchSpace
 from genai_core.files import atomic_write_json, file_lock, read_json
 from genai_core.runs.folder import Run, run_writer, validate_run_name
+from genai_core.runs.status import is_run_folder
 from genai_core.train.counts import flops_per_token
 
 SWEEPS_FOLDER = ".sweeps"
@@ -139,7 +140,7 @@ class Sweep:
         space.check(base)
         if settings.sampler == "grid":
             grid_cells(space, base, settings)  # refuses a space without a grid
-        taken = [p.name for p in Path(runs_root).glob(f"{out.name}-t*") if (p / "config.json").is_file()]
+        taken = [p.name for p in Path(runs_root).glob(f"{out.name}-t*") if is_run_folder(p)]
         if taken:
             raise GenAIError(f"runs named like this sweep's trials already exist ({taken[0]}); choose another name")
         out.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,9 @@ from genai_core.errors import GenAIError
 from genai_core.generate.decoding import PromptInfo
 from genai_core.generate.extractive import has_span_head
 from genai_core.generate.inspection import QA_TEMPLATES, format_qa_prompt
-from genai_core.generate.qa import QAPrompt, answer_stream
+from genai_core.generate.qa import answer_stream
 from genai_core.generate.sampling import Generation, Sampler
+from genai_core.qa.prompt import QAPrompt
 from genai_core.runs.folder import Run, list_runs
 
 CHATTABLE = ("completed", "stopped", "pruned")

@@ -14,6 +14,7 @@ filters, so the three always agree on what the knobs mean:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -122,6 +123,11 @@ class TokenInfo:
     def confidence(self) -> float:
         """`model_prob` where it differs from `prob`, else `prob`."""
         return self.prob if self.model_prob is None else self.model_prob
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (for a page's session state): text, probability, confidence and the alternatives."""
+        return {"text": self.text, "prob": self.prob, "confidence": self.confidence,
+                "alternatives": [[text, p] for _, text, p in self.alternatives]}
 
 
 @dataclass

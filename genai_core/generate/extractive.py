@@ -33,8 +33,10 @@ from genai_core.evaluate.scoring import (
     names_subject,
     pronoun_sex,
 )
-from genai_core.generate.qa import ANSWER_ROOM, QAAnswer, QAPrompt, _word_boundaries, build_prompt, find_span
-from genai_core.model import GPT, unwrap
+from genai_core.generate.qa import QAAnswer, _word_boundaries
+from genai_core.model import unwrap
+from genai_core.qa.prompt import ANSWER_ROOM, QAPrompt, build_prompt, find_span
+from genai_core.qa.reader import QAGPT
 
 
 @dataclass
@@ -74,7 +76,7 @@ class SpanAnswer(QAAnswer):
 
 def has_span_head(model: torch.nn.Module) -> bool:
     raw = unwrap(model)
-    return isinstance(raw, GPT) and raw.config.span_head
+    return isinstance(raw, QAGPT) and raw.config.span_head
 
 
 @dataclass
@@ -89,7 +91,7 @@ class _Reading:
 
 
 @torch.no_grad()
-def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool,
+def _read(raw: QAGPT, tokenizer: Tokenizer, question: str, context: str, lowercase: bool,
           prompt: QAPrompt | None) -> _Reading:
     if prompt is None:
         prompt = build_prompt(tokenizer, question, context, raw.config.seq_len, ANSWER_ROOM,
@@ -105,7 +107,7 @@ def _read(raw: GPT, tokenizer: Tokenizer, question: str, context: str, lowercase
 
 
 @torch.no_grad()
-def _kind(raw: GPT, reading: _Reading) -> tuple[str, float] | None:
+def _kind(raw: QAGPT, reading: _Reading) -> tuple[str, float] | None:
     """The kind head's reading of the question and its probability (None without a kind head)."""
     query = torch.tensor([reading.query], device=reading.hidden.device)
     logits = raw.kind_logits(reading.hidden, query)
@@ -190,7 +192,7 @@ def understood_as(model: torch.nn.Module, tokenizer: Tokenizer, question: str, c
     """What the kind head reads `question` (about `context`) as asking, and its probability; None without one.
     For answers that are generated rather than read off by the span head. `prompt` as in `read_answer`."""
     raw = unwrap(model)
-    if not isinstance(raw, GPT) or not hasattr(raw, "kind_head"):
+    if not isinstance(raw, QAGPT) or not hasattr(raw, "kind_head"):
         return None
     return _kind(raw, _read(raw, tokenizer, question, context, lowercase, prompt))
 

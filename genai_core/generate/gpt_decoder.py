@@ -13,7 +13,7 @@ from genai_core.model import GPT, NORM_EPS, KVCache, activation, apply_rope, sof
 class GPTDecoder:
     """Fast inference path of a `GPT`: prefill a prompt, then decode one token at a time.
 
-    Same arithmetic as `GPT.forward` with a cache, but with a fraction of its per-token overhead,
+    Same arithmetic as `GPT.next_logits`, but with a fraction of its per-token overhead,
     which is what dominates a sub-million-parameter model on a CPU (one decode step is ~50 tiny
     kernels, each costing microseconds of dispatch for nanoseconds of maths):
 
@@ -24,7 +24,7 @@ class GPTDecoder:
     - residual adds are folded into the output projections (`addmm(x, y, W^T)`);
     - an optional `logit_bias` (e.g. -inf on the unknown token) is added by the head's matmul itself.
 
-    `cache` is a regular `KVCache` whose k and v are views of that buffer, so `GPT.forward(..., cache=)`
+    `cache` is a regular `KVCache` whose k and v are views of that buffer, so `GPT.next_logits`
     can continue from (or feed) the same state. Call under `torch.inference_mode()` or `no_grad()`.
     The decoder holds views of the parameters: in-place updates (optimizer steps, `load_state`) are
     seen, but build a new one after moving the model to another device or dtype (`Sampler` builds one
@@ -34,7 +34,7 @@ class GPTDecoder:
     def __init__(self, model: GPT, batch_size: int = 1, logit_bias: torch.Tensor | None = None) -> None:
         cfg = model.config
         if cfg.copy_head:
-            raise ValueError("GPTDecoder has no copy head; decode a copy-head model through GPT.forward's cache")
+            raise ValueError("GPTDecoder has no copy head; decode a copy-head model through GPT.next_logits")
         self.config = cfg
         self.batch_size = B = batch_size
         C, H, L, T = cfg.d_model, cfg.n_heads, cfg.n_layers, cfg.seq_len

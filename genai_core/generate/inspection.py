@@ -12,7 +12,6 @@ Pure engine code: tensors and dataclasses in, tensors and dataclasses out; no UI
 from __future__ import annotations
 
 import string
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -34,12 +33,6 @@ QA_TEMPLATE = QA_TEMPLATES["context-first"]
 """The format of today's fine-tunes (the default layout)."""
 
 _TEMPLATE_FIELDS = frozenset({"question", "context"})
-
-# `GPT.forward` stores the attention of its last call on the module itself (`last_attention`). The
-# model behind a cached sampler is shared by every session of the app, so a forward pass and the read
-# of that attribute must not interleave with another session's forward pass.
-_FORWARD_LOCK = threading.Lock()
-
 
 # --------------------------------------------------------------------------- prompt format
 def template_fields(template: str) -> set[str]:
@@ -187,7 +180,7 @@ def next_token_logits(model: LanguageModel, ids: Sequence[int]) -> torch.Tensor:
     window = list(ids)[-model.config.seq_len:]
     device = next(model.parameters()).device
     x = torch.tensor([window], dtype=torch.long, device=device)
-    with _FORWARD_LOCK, torch.inference_mode():
+    with torch.inference_mode():
         logits, _ = model(x)
     return logits[0, -1].float().cpu()
 
@@ -253,7 +246,7 @@ def answer_attention(model: LanguageModel, prompt_ids: Sequence[int], answer_ids
                      max_prompt: int = 256, max_answer: int = 64) -> AnswerAttention:
     """How much each answer token's prediction attended to each prompt token, per layer and head.
 
-    One forward pass with `need_weights=True` over (the end of) the prompt followed by (the start of) the
+    One pass of `GPT.attention_maps` over (the end of) the prompt followed by (the start of) the
     answer, within one context window. When both do not fit, the answer keeps at most half the window
     and the prompt is cropped on the left; generation slid its window in that case, so beyond the first
     window this is an approximation of what the model saw. Sizes are capped for a readable heatmap.
@@ -275,15 +268,13 @@ def answer_attention(model: LanguageModel, prompt_ids: Sequence[int], answer_ids
     device = next(model.parameters()).device
     x = torch.tensor([prompt + answer[:-1]], dtype=torch.long, device=device)
     rows = slice(keep_prompt - 1, keep_prompt - 1 + A)
-    with _FORWARD_LOCK, torch.inference_mode():
-        model(x, need_weights=True)
-        layers = [w[0, :, rows, :keep_prompt].float().cpu() for w in model.last_attention]
-        model.last_attention = []  # do not keep (H, T, T) tensors alive on a shared model
-        copy = copied = None
-        if model.config.copy_head:
-            attn, gate = model.last_copy
-            copy, copied = attn[0, rows, :keep_prompt].float().cpu(), 1.0 - gate[0, rows, 0].float().cpu()
-            del model.last_copy
+    with torch.inference_mode():
+        maps = model.attention_maps(x)
+    layers = [w[0, :, rows, :keep_prompt].float().cpu() for w in maps.layers]
+    copy = copied = None
+    if maps.copy is not None:
+        attn, gate = maps.copy
+        copy, copied = attn[0, rows, :keep_prompt].float().cpu(), 1.0 - gate[0, rows, 0].float().cpu()
     return AnswerAttention(weights=torch.stack(layers), prompt_ids=prompt, answer_ids=answer,
                            prompt_cropped=P - keep_prompt, answer_omitted=len(answer_ids) - A, copy=copy,
                            copied=copied)

@@ -5,7 +5,7 @@ produced (it plugs straight into `st.write_stream`); its `info` says up front ho
 encoded (cropped tokens, characters the tokenizer did not know) and `finish_reason` says why it
 stopped. Generation runs through the model's cache, so each new token costs one position: for a
 GPT that is `GPTDecoder` (a fused, allocation-free decode step on the raw weights), for a copy-head
-GPT the `KVCache` of `GPT.forward`, for the LSTM and GRU their recurrent state. When the window fills,
+GPT the `KVCache` of `GPT.next_logits`, for the LSTM and GRU their recurrent state. When the window fills,
 the last `WINDOW_KEEP` (3/4) of it is re-prefilled.
 Sampling draws from the top-k / top-p candidates only (`decoding.token_distribution`), on the logits' device.
 
@@ -44,7 +44,8 @@ from genai_core.generate.decoding import (
     unknown_bias,
 )
 from genai_core.generate.gpt_decoder import GPTDecoder
-from genai_core.model import GPT, KVCache, LanguageModel, RecurrentState, build_model, load_state
+from genai_core.model import GPT, KVCache, LanguageModel, RecurrentState, load_state
+from genai_core.models import build_model
 from genai_core.runs.folder import Run
 
 
@@ -323,30 +324,26 @@ class Sampler:
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         if isinstance(cache, GPTDecoder):
             return cache.prefill(x)[0]
-        logits, _ = self.model(x, cache=cache, last_only=True)
-        return logits[0, -1]
+        return self.model.next_logits(x, cache)[0]
 
     def step(self, cache: GPTDecoder | KVCache | RecurrentState, token: int) -> torch.Tensor:
         """Feed one token; the (vocab,) logits of the next one."""
         if isinstance(cache, GPTDecoder):
             return cache.step(token)[0]
         x = torch.tensor([[token]], dtype=torch.long, device=self.device)
-        logits, _ = self.model(x, cache=cache, last_only=True)
-        return logits[0, -1]
+        return self.model.next_logits(x, cache)[0]
 
     def prefill_rows(self, cache: GPTDecoder | KVCache | RecurrentState, rows: torch.Tensor) -> torch.Tensor:
         """Feed (B, T) ids, one row per sequence of the batch; the (B, vocab) logits of each next token."""
         if isinstance(cache, GPTDecoder):
             return cache.prefill(rows)
-        logits, _ = self.model(rows, cache=cache, last_only=True)
-        return logits[:, -1]
+        return self.model.next_logits(rows, cache)
 
     def step_rows(self, cache: GPTDecoder | KVCache | RecurrentState, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one token per sequence ((B,) ids); the (B, vocab) logits of each next token."""
         if isinstance(cache, GPTDecoder):
             return cache.step(tokens)
-        logits, _ = self.model(tokens.view(-1, 1), cache=cache, last_only=True)
-        return logits[:, -1]
+        return self.model.next_logits(tokens.view(-1, 1), cache)
 
 
 def generate_uncached(model: LanguageModel, ids: list[int], max_new_tokens: int) -> list[int]:

@@ -48,7 +48,8 @@ from genai_core.files import (
     jsonl_record,
     read_json,
 )
-from genai_core.runs.folder import ACTIVE_STATES, Run, free_run_name, validate_run_name
+from genai_core.runs.folder import Run, free_run_name, validate_run_name
+from genai_core.runs.status import ACTIVE_STATES
 from genai_core.units import format_bytes
 
 FORMAT = "genai-playground-run"
@@ -376,7 +377,8 @@ def _validate_checkpoints(folder: Path, config: RunConfig) -> None:
     if latest not in {p.name for p in steps}:
         raise CheckpointError(f"checkpoints/latest names {latest!r}, which is not in the archive")
 
-    from genai_core.model import build_model, load_state
+    from genai_core.model import load_state
+    from genai_core.models import build_model
 
     with torch.device("meta"):
         model = build_model(config.model)

@@ -23,15 +23,13 @@ import math
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import psutil
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -47,19 +45,21 @@ from genai_core.files import (
     read_json,
     staged_folder,
 )
+from genai_core.runs.status import (
+    ACTIVE_STATES,
+    RUN_CONFIG,
+    State,
+    busy_message,
+    checked_status,
+    holder_words,
+    is_run_folder,
+    process_alive,
+    process_token,
+    runner_of,
+    writer_lock_path,
+    writer_of,
+)
 
-State = Literal["running", "completed", "stopped", "failed", "interrupted", "queued", "pruned"]
-ACTIVE_STATES = ("running", "queued")
-"""A process is working on the run (training it, or holding it in a queue): what Stop acts on."""
-RESUMABLE_STATES = ("stopped", "interrupted", "failed", "pruned")
-
-
-def runner_of(status: dict[str, Any]) -> str:
-    """Who trains a run, from its status: "thread" (the process that started it, and every run saved before
-    runners existed), "process" (the runs folder's scheduler) or "ray"."""
-    return str(status.get("runner", "thread"))
-"""States from which a run can be resumed (when it has a checkpoint); `pruned`: a sweep's trial stopped early
-(`genai_core.explore.sweep`), trained on to see what it would have done."""
 MAX_RUN_NAME = 80
 """Longest run name: a folder name every OS and zip tool takes, with room for `-seed2` and `-t00` suffixes."""
 _NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_RUN_NAME - 1}}}$")
@@ -112,21 +112,6 @@ def free_run_name(root: Path, wanted: str, taken: Collection[str] = ()) -> str:
 
 
 # --------------------------------------------------------------------------- the run folder
-def process_token() -> dict[str, Any]:
-    p = psutil.Process()
-    return {"pid": p.pid, "host": socket.gethostname(), "started": round(p.create_time(), 2)}
-
-
-def process_alive(info: dict[str, Any]) -> bool:
-    if info.get("host") not in (None, socket.gethostname()):
-        return True  # another machine's run: we cannot tell, trust the file
-    try:
-        p = psutil.Process(int(info["pid"]))
-        return abs(p.create_time() - float(info.get("started", 0))) < 1.0
-    except (KeyError, ValueError, TypeError, psutil.Error):
-        return False
-
-
 STALE_TEMP_S = 60.0
 """Age from which a temporary file or staged folder in a run folder is a killed write's leftover."""
 
@@ -134,31 +119,6 @@ STALE_TEMP_S = 60.0
 def _is_temporary(p: Path) -> bool:
     """A temporary file of `atomic_write_*` (`.NAME.xxxx.tmp`) or a folder of `staged_folder` (`.NAME.xxxx`)."""
     return p.name.startswith(".") and (p.name.endswith(".tmp") or p.is_dir())
-
-
-WRITER_LOCKS = ".locks"
-"""Folder of the runs folder holding one lock file per run being trained (`run_writer`)."""
-
-
-def writer_lock_path(run_path: Path) -> Path:
-    """The lock of the run folder `run_path`: beside it, not in it, so that overwriting or deleting the folder
-    cannot take the lock away from its holder."""
-    return Path(run_path).parent / WRITER_LOCKS / f"{Path(run_path).name}.lock"
-
-
-def writer_of(run_path: Path) -> dict[str, Any] | None:
-    """The process training `run_path` now (`process_token` fields), or None when no process holds its lock."""
-    lock = writer_lock_path(run_path)
-    if not lock.is_file():
-        return None
-    with file_lock(lock, blocking=False) as free:
-        if free:
-            return None
-    try:
-        holder = json.loads(lock.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        holder = {}
-    return holder if isinstance(holder, dict) else {}
 
 
 _writers: dict[str, int] = {}  # lock path -> the thread of this process that holds it (run_writer nests there)
@@ -185,8 +145,7 @@ def run_writer(run_path: Path) -> Iterator[None]:
     # storage error (`errors.storage_message`).
     with file_lock(lock, blocking=False) as mine:
         if not mine:
-            raise GenAIError(f"run {Path(run_path).name} is being trained by {_holder_words(writer_of(run_path))}: "
-                             "stop it there, or wait until it ends")
+            raise GenAIError(busy_message(Path(run_path).name, writer_of(run_path)))
         with _writers_lock:
             _writers[key] = me
         try:
@@ -197,15 +156,6 @@ def run_writer(run_path: Path) -> Iterator[None]:
         finally:
             with _writers_lock:
                 _writers.pop(key, None)
-
-
-def _holder_words(holder: dict[str, Any] | None) -> str:
-    if not holder or "pid" not in holder:
-        return "another process"
-    if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-        return f"another thread of this process (pid {holder['pid']})"
-    where = "" if holder.get("host") == socket.gethostname() else f" on {holder.get('host')}"
-    return f"process {holder['pid']}{where}"
 
 
 class Run:
@@ -229,7 +179,7 @@ class Run:
 
     @property
     def config_path(self) -> Path:
-        return self.path / "config.json"
+        return self.path / RUN_CONFIG
 
     @property
     def tokenizer_path(self) -> Path:
@@ -306,7 +256,7 @@ class Run:
         if not self.path.is_dir():
             return False
         names = {p.name for p in self.path.iterdir() if not _is_temporary(p)}
-        return names <= {"config.json", "status.json", LOG_NAME}
+        return names <= {RUN_CONFIG, "status.json", LOG_NAME}
 
     def remove_leftovers(self, older_than_s: float = STALE_TEMP_S) -> list[Path]:
         """Delete what killed writes left in the folder and its checkpoints: `atomic_write_*` temporary files and
@@ -363,6 +313,7 @@ class Run:
         data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
         if state == "running" or (state == "queued" and runner_of(data) == "thread"):
             data.update(owner or process_token())
+        checked_status(data, extra)
         atomic_write_json(self.path / "status.json", data, make_parent=False)  # Run.create made the folder
 
     def heartbeat(self, **extra: Any) -> None:
@@ -395,7 +346,7 @@ class Run:
         holder = writer_of(self.path)  # the lock, not the file, says who trains it (the file may lag or lie)
         if holder and process_alive(holder):
             owner = {k: holder[k] for k in ("pid", "host", "started") if k in holder}
-            words = f"trained by {_holder_words(holder)}"
+            words = f"trained by {holder_words(holder)}"
             return {**data, **owner, "state": "running",
                     "message": f"status damaged ({damaged}); {words}" if damaged else data.get("message") or words}
         if damaged is not None:
@@ -540,7 +491,7 @@ class Run:
         cfg = self.config()
         model = cfg.model
         if cfg.task == "qa" and cfg.parent is not None:
-            # A fine-tune trains its parent's network (`trainer.fine_tune_config`): a queued one's own config
+            # A fine-tune trains its parent's network (`qa.finetune.fine_tune_config`): a queued one's own config
             # still holds the defaults it was written with.
             try:
                 model = Run(cfg.parent).config().model
@@ -591,7 +542,7 @@ def list_runs(root: Path | None = None) -> list[Run]:
     if not root.is_dir():
         return []
     found = [Run(p) for p in root.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and (p / "config.json").is_file()]
+             if p.is_dir() and not p.name.startswith(".") and is_run_folder(p)]
     return sorted(found, key=lambda r: r.config_path.stat().st_mtime, reverse=True)
 
 

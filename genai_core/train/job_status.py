@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from genai_core.config import RunConfig
-from genai_core.runs.folder import ACTIVE_STATES, Run, runner_of
+from genai_core.runs.folder import Run
+from genai_core.runs.status import ACTIVE_STATES, runner_of
 from genai_core.train import ray_jobs
 from genai_core.train.trainer import TrainEvent
 

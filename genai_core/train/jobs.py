@@ -50,17 +50,9 @@ from genai_core.data.corpus import check_corpus
 from genai_core.devices import resolve_device
 from genai_core.errors import GenAIError
 from genai_core.files import check_runs_cap, folder_bytes, runs_cap_bytes
-from genai_core.generate.qa import read_qa_table
-from genai_core.runs.folder import (
-    ACTIVE_STATES,
-    KEEP_CHECKPOINTS,
-    Run,
-    list_runs,
-    runner_of,
-    runs_dir,
-    validate_run_name,
-    writer_of,
-)
+from genai_core.qa.store import read_qa_table
+from genai_core.runs.folder import KEEP_CHECKPOINTS, Run, list_runs, runs_dir, validate_run_name
+from genai_core.runs.status import ACTIVE_STATES, runner_of, writer_of
 from genai_core.train import launcher, ray_jobs
 from genai_core.train.counts import checkpoint_bytes
 from genai_core.train.job_status import (

@@ -40,7 +40,8 @@ import psutil
 from genai_core.config import RunConfig, child_env
 from genai_core.errors import GenAIError
 from genai_core.files import file_lock
-from genai_core.runs.folder import Run, process_alive, process_token, writer_of
+from genai_core.runs.folder import Run
+from genai_core.runs.status import process_alive, process_token, writer_of
 from genai_core.train.job_status import parent_not_ready
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ def _measure_child() -> None:
     import resource
     import sys
 
-    from genai_core.model import build_model
+    from genai_core.models import build_model
     from genai_core.train.optim import TrainStep, make_optimizer
 
     def rss() -> int:

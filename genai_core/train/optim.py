@@ -279,7 +279,7 @@ class TrainStep:
             with sync:
                 clock.start()
                 with autocast(self.device, self.precision):
-                    _, loss = self.model(b.x, b.y, loss_weights=b.weights, **b.reader_targets())
+                    _, loss = self.model(b.x, b.targets)
                     loss = loss / accum
                 forward = clock.lap()
                 self.scaler.scale(loss).backward()

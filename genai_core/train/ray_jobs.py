@@ -23,7 +23,8 @@ from typing import Any
 
 from genai_core.config import REPO_ROOT, RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import ACTIVE_STATES, Run, process_alive, process_token
+from genai_core.runs.folder import Run
+from genai_core.runs.status import ACTIVE_STATES, process_alive, process_token
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 """Ray job states after which nothing more will happen."""

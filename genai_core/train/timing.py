@@ -210,7 +210,8 @@ def random_batch(m: ModelConfig, batch_size: int, device: torch.device | str) ->
 def time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: str) -> StepTiming:
     """Time 1 warmup + TIMED_STEPS training steps of this exact model as the Trainer runs them (median)."""
     from genai_core.generate.gpt_decoder import GPTDecoder
-    from genai_core.model import GPT, build_model
+    from genai_core.model import GPT
+    from genai_core.models import build_model
     from genai_core.train.optim import TrainStep, make_optimizer
 
     t1 = t.model_copy(update={"grad_accum_steps": 1})
@@ -237,7 +238,7 @@ def time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: 
         # One decoded token, as periodic samples produce them (the fast decoder when the model has one).
         model.eval()
         with torch.no_grad():
-            # A copy-head GPT has no fast decoder (generation runs it through GPT.forward's cache).
+            # A copy-head GPT has no fast decoder (generation runs it through GPT.next_logits).
             decoder = GPTDecoder(model, 1) if isinstance(model, GPT) and not m.copy_head else None
             cache = None if decoder is not None else model.new_cache(1, device)
             ids = torch.zeros(1, 1, dtype=torch.long, device=device)
@@ -247,7 +248,7 @@ def time_steps(m: ModelConfig, t: TrainConfig, device: torch.device, precision: 
                 if decoder is not None:
                     decoder.step(0)
                 else:
-                    model(ids, cache=cache, last_only=True)
+                    model.next_logits(ids, cache)
                 _sync(device)
                 if i:
                     tok.append(time.perf_counter() - t0)

@@ -16,8 +16,8 @@ import os
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from genai_core.config import QA_HEADS, RunConfig, SampleConfig
+from genai_core.config import RunConfig, SampleConfig
 from genai_core.data.tokenstore import TokenStore, prepare_cached
 from genai_core.devices import (
     Choice,
@@ -41,11 +41,16 @@ from genai_core.devices import (
 )
 from genai_core.errors import GenAIError, TrainingError, user_message
 from genai_core.files import RunsCapReached, atomic_write_text
-from genai_core.generate.qa import QAStore, answer_config, check_parent, prepare_qa, question_kinds, read_qa_table
+from genai_core.generate.qa import answer_config
 from genai_core.generate.sampling import Sampler
-from genai_core.model import build_model, count_parameters, load_state, state_for_save, unwrap
+from genai_core.model import count_parameters, load_state, state_for_save, unwrap
+from genai_core.models import build_model
+from genai_core.qa.finetune import fine_tune_config, init_from_parent, serve_targets
+from genai_core.qa.reader import QAGPT
+from genai_core.qa.store import QAStore, prepare_qa
 from genai_core.runs.folder import Run, run_writer
 from genai_core.speed_probe import BF16_ENV
+from genai_core.train.distributed import dist_info
 from genai_core.train.optim import NS_DTYPES, Optimizers, TrainStep, lr_at, make_optimizer
 
 
@@ -59,47 +64,6 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    local_rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def dist_info() -> DistInfo:
-    """Rank and world size from torchrun's environment (single process when absent)."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
-                    int(os.environ.get("WORLD_SIZE", 1)))
-
-
-@contextmanager
-def distributed(device: str = "auto") -> Iterator[DistInfo]:
-    """Join the torchrun process group for the duration of a training (no-op for one process).
-
-    NCCL on CUDA GPUs, gloo otherwise; each rank uses the GPU of its local rank.
-    """
-    d = dist_info()
-    if d.world <= 1 or dist.is_initialized():
-        yield d
-        return
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(d.local_rank)
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    ok = False
-    try:
-        yield d
-        ok = True
-    finally:
-        if ok:
-            dist.barrier()  # leave together: a rank that exits early makes gloo abort its peers
-        dist.destroy_process_group()
 
 
 @dataclass
@@ -226,7 +190,9 @@ class Trainer:
         paths = self._auto_paths(device)
         precision = paths["precision"].value
         torch.manual_seed(t.seed)
-        model = build_model(cfg.model).to(device)
+        model = build_model(cfg.model, qa=cfg.task == "qa").to(device)
+        if isinstance(self.store, QAStore):
+            self.store.qa_model = isinstance(model, QAGPT)  # else a recurrent model: next-token ids as targets
         self.model = model  # observers (tests, tools) may inspect the live model
         n_params = count_parameters(model)
         opt = make_optimizer(model, cfg, device, muon_precision=paths["muon_precision"].value)
@@ -515,7 +481,7 @@ class Trainer:
         for i in range(self.dist.rank, len(specs), self.dist.world):
             b = self.store.eval_batch(specs[i], self.config.model.seq_len, device)
             with autocast(device, precision):
-                _, loss = model(b.x, b.y, loss_weights=b.weights)
+                _, loss = model(b.x, b.targets)
             total[0] += loss.double()
             total[1] += 1
         if self.dist.world > 1 and dist.is_initialized():
@@ -541,18 +507,6 @@ class Trainer:
             text = f"{prompt.split(chr(10), 1)[0]}\nA: {answer.strip()}\n(expected: {expected})"
         raw.train(was_training)
         return text
-
-
-def init_from_parent(model: torch.nn.Module, parent: Run) -> None:
-    """Start a fine-tune from its parent's weights. Parameters the parent lacks (a copy, span or kind head added
-    for the fine-tune) keep their fresh initialisation; every other name and shape must match. A parent's kind
-    head is dropped when the fine-tune's kinds differ (a new file, new classes)."""
-    state = parent.load_weights()
-    own = state_for_save(model)
-    if parent.config().model.question_kinds != unwrap(model).config.question_kinds:
-        state = {k: v for k, v in state.items() if not k.startswith("kind_head.")}
-    added = {k: v for k, v in own.items() if k not in state and k.startswith(("copy_", "span_", "kind_head."))}
-    load_state(model, {**state, **added})
 
 
 # --------------------------------------------------------------------------- entry point
@@ -609,53 +563,16 @@ def setup_run(config: RunConfig, out: Path | str, *, resume: bool = False, overw
         if config.model.vocab_size != tok.vocab_size:
             raise GenAIError(f"cannot resume {run.name}: the corpus now gives {tok.vocab_size} tokens, "
                              f"the run was trained with {config.model.vocab_size}")
-        _serve_reader_targets(store, config)
+        serve_targets(store, config)
         return config, run, store
     config = config.model_copy(update={"model": config.model.model_copy(update={"vocab_size": tok.vocab_size})})
-    _serve_reader_targets(store, config)
+    serve_targets(store, config)
     config = RunConfig.model_validate(config.model_dump(exclude_unset=True))  # defaults stay defaults
     if d.is_main:
         run = Run.create(out, config, overwrite=overwrite)
         config = run.config()
         tok.save(run.tokenizer_path)
     return config, run, store
-
-
-def _serve_reader_targets(store: TokenStore | QAStore, config: RunConfig) -> None:
-    """A QA store hands out span and kind targets when the model has a head to learn them."""
-    if not isinstance(store, QAStore):
-        return
-    if config.model.question_kinds and store.kinds != config.model.question_kinds:
-        raise GenAIError(f"the QA file's question kinds changed since the run started ({len(store.kinds)} now, "
-                         f"{len(config.model.question_kinds)} then): the kind head cannot learn them")
-    store.reader = config.model.span_head or bool(config.model.question_kinds)
-
-
-def fine_tune_config(config: RunConfig) -> RunConfig:
-    """A QA fine-tune's config completed from its parent: the parent's network (plus the copy, span and kind
-    heads asked for, with the requested dropout) and its text processing, so prompts are tokenized as the
-    parent saw text."""
-    check_parent(config.parent)
-    parent = Run(config.parent)
-    pcfg = parent.config()
-    heads: dict[str, Any] = {h: getattr(pcfg.model, h) or getattr(config.model, h) for h in QA_HEADS}
-    if heads["kind_head"]:
-        # A caller that has read the file already (the Train page, on every rerun) passes its kinds; the trainer
-        # checks them against the prepared store's.
-        heads["question_kinds"] = config.model.question_kinds or question_kinds(
-            read_qa_table(config.data.corpus, max_rows=config.data.max_records))
-        if not heads["question_kinds"]:
-            raise GenAIError(f"the kind head learns what each question asks from a `kind` column, and "
-                             f"{Path(config.data.corpus).name} has none (or it is empty): add one, or switch the "
-                             "kind head off")
-    # A parent with a span head keeps its keys' shape; a new span head is built as the fine-tune asks.
-    lookahead = (pcfg.model if pcfg.model.span_head else config.model).span_lookahead
-    model = pcfg.model.model_copy(update={**heads, "dropout": config.model.dropout, "span_lookahead": lookahead,
-                                          "qa_layout": config.model.qa_layout})
-    data = config.data.model_copy(update={k: getattr(pcfg.data, k)
-                                          for k in ("tokenizer", "vocab_size", "lowercase", "normalize_whitespace")})
-    return RunConfig.model_validate({**config.model_dump(), "model": model.model_dump(), "data": data.model_dump(),
-                                     "parent": str(parent.path.resolve())})
 
 
 def _folder_going(run: Run, grace_s: float = 0.5) -> bool:

@@ -1,5 +1,5 @@
 """The Train page's second form: fine-tune a finished run for question answering on a question/context/answer
-file. The network and tokenizer are the parent's; `genai_core.train.trainer.fine_tune_config` completes the
+file. The network and tokenizer are the parent's; `genai_core.qa.finetune.fine_tune_config` completes the
 config the form gathers."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from genai_core.clinical.demo import demo_qa_config
 from genai_core.config import QA_HEADS, SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from genai_core.errors import GenAIError
-from genai_core.generate.qa import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, question_kinds, read_qa_table
+from genai_core.qa.finetune import fine_tune_config
+from genai_core.qa.store import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, question_kinds, read_qa_table
 from genai_core.runs.folder import Run, list_runs
 from genai_core.train.estimates import Estimate, estimate
-from genai_core.train.trainer import fine_tune_config
 from pages import ui
 from pages.parts.train_form import (
     PERSIST,

@@ -10,7 +10,8 @@ import streamlit as st
 
 from genai_core.config import RunConfig
 from genai_core.errors import GenAIError
-from genai_core.runs.folder import ACTIVE_STATES, RESUMABLE_STATES, Run, list_runs
+from genai_core.runs.folder import Run, list_runs
+from genai_core.runs.status import ACTIVE_STATES, RESUMABLE_STATES
 from genai_core.train.jobs import JobManager, JobStatus
 from genai_core.units import format_rate, format_seconds
 from pages import ui
