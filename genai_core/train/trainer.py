@@ -12,7 +12,6 @@ alone writes the run folder.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 import traceback
@@ -32,12 +31,6 @@ from genai_core.data.tokenstore import TokenStore, prepare_cached
 from genai_core.devices import (
     Choice,
     autocast,
-    muon_precision_choice,
-    precision_choice,
-    resolve_compile,
-    resolve_device,
-    resolve_precision,
-    resolve_threads,
 )
 from genai_core.errors import GenAIError, TrainingError, user_message
 from genai_core.files import RunsCapReached, atomic_write_text
@@ -49,9 +42,9 @@ from genai_core.qa.finetune import fine_tune_config, init_from_parent, serve_tar
 from genai_core.qa.reader import QAGPT
 from genai_core.qa.store import QAStore, prepare_qa
 from genai_core.runs.folder import Run, run_writer
-from genai_core.speed_probe import BF16_ENV
 from genai_core.train.distributed import dist_info
-from genai_core.train.optim import NS_DTYPES, Optimizers, TrainStep, lr_at, make_optimizer
+from genai_core.train.optim import Optimizers, TrainStep, lr_at, make_optimizer
+from genai_core.train.run_paths import auto_paths, compile_choice, run_device
 
 
 @dataclass
@@ -186,8 +179,10 @@ class Trainer:
         """Device, model, optimizer and schedule; the state restored from a checkpoint (or the parent's
         weights, for a fine-tune); the training step and the fixed evaluation batches."""
         cfg, t, d = self.config, self.config.train, self.dist
-        device, threads = self._device()
-        paths = self._auto_paths(device)
+        device, threads = run_device(cfg.train, d)
+        recorded = (self.run.read_status_raw().get("auto_paths") or {}) if self.resume else {}
+        paths = auto_paths(cfg.train, cfg.model.d_model, recorded, device,
+                           lambda message: self.emit("notice", 0, message=message))
         precision = paths["precision"].value
         torch.manual_seed(t.seed)
         model = build_model(cfg.model, qa=cfg.task == "qa").to(device)
@@ -214,7 +209,7 @@ class Trainer:
         ddp_model: torch.nn.Module = model
         if d.world > 1:
             ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        compiled = self._compile_choice(device, total)
+        compiled = compile_choice(cfg, recorded, device, total)
         fwd_model = torch.compile(ddp_model) if compiled else ddp_model
         train_step = TrainStep(fwd_model, opt, t, device, precision,
                                ddp=ddp_model if isinstance(ddp_model, DDP) else None)
@@ -230,62 +225,6 @@ class Trainer:
                        total=total, warmup=warmup, steps_per_epoch=spe, tokens_per_step=tokens_per_step,
                        eval_specs=eval_specs)
         return setup, progress
-
-    def _device(self) -> tuple[torch.device, int]:
-        """The device (this rank's GPU under torchrun) and CPU threads; applies the thread count and, on CUDA,
-        TF32 matmuls."""
-        t, d = self.config.train, self.dist
-        device = resolve_device(t.device)
-        if device.type == "cuda" and d.world > 1:
-            device = torch.device("cuda", d.local_rank)
-            torch.cuda.set_device(device)
-        threads = resolve_threads(t.num_threads, device)
-        torch.set_num_threads(threads)
-        if device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        return device, threads
-
-    def _recorded_path(self, name: str) -> Any:
-        """What a resumed run's first start resolved `name` to (None for a new run, or one saved before)."""
-        if not self.resume:
-            return None
-        return (self.run.read_status_raw().get("auto_paths") or {}).get(name)
-
-    def _auto_paths(self, device: torch.device) -> dict[str, Choice]:
-        """The autocast and Newton-Schulz precisions. An `auto` one is resolved once, at the run's first start
-        (probing this machine if nothing was measured yet: a few seconds, once per machine), and read back from
-        status.json on every resume, on any machine, so that a resumed run continues on its path. A config
-        value other than `auto`, or $GENAI_BF16, overrides the record."""
-        t, d_model = self.config.train, self.config.model.d_model
-        fresh = {"precision": lambda: precision_choice(t.precision, device, d_model, measure="now"),
-                 "muon_precision": lambda: muon_precision_choice(t.muon_precision, device, d_model, measure="now")}
-        paths: dict[str, Choice] = {}
-        for name, choose in fresh.items():
-            recorded = self._recorded_path(name)
-            if getattr(t, name) == "auto" and not os.environ.get(BF16_ENV) and isinstance(recorded, dict):
-                value = str(recorded.get("value"))
-                try:  # the recorded precision must still run here (fp16 resumed on a CPU does not)
-                    if name == "precision":
-                        resolve_precision(value, device)  # GenAIError when this device cannot run it
-                    elif value not in NS_DTYPES:
-                        raise KeyError(value)
-                    paths[name] = Choice(value, f"{recorded.get('why', '')} (chosen at the run's first start)")
-                    continue
-                except (GenAIError, KeyError):
-                    self.emit("notice", 0, message=f"{name} {recorded.get('value')!r}, chosen at this run's first "
-                                                   f"start, cannot run on {device}: choosing again")
-            paths[name] = choose()
-        return paths
-
-    def _compile_choice(self, device: torch.device, total: int) -> bool:
-        """`TrainConfig.compile`, its `auto` resolved once at the run's first start and kept on resume."""
-        recorded = self._recorded_path("compile")
-        if self.config.train.compile is None and isinstance(recorded, dict) and isinstance(recorded.get("value"),
-                                                                                            bool):
-            return bool(recorded["value"])
-        cfg = self.config
-        return resolve_compile(cfg.train.compile, device, cfg.model.d_model, cfg.task, total)
 
     def _warmup(self, total: int) -> int:
         """The warmup steps, shortened (with a notice) when they would not end before the run does."""
