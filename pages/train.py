@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-from pydantic import BaseModel
 
 from genai_core.config import (
     RECIPES,
@@ -34,6 +33,7 @@ from genai_core.runs.folder import list_runs
 from genai_core.train.estimates import Estimate, estimate
 from pages import ui
 from pages.parts.finetune_form import finetune_form
+from pages.parts.knobs import KNOB_FIELDS, draw_group, number_knob, state_value
 from pages.parts.live_run import show_live_view
 from pages.parts.train_form import (
     PERSIST,
@@ -78,62 +78,23 @@ def corpus_section() -> tuple[DataConfig | None, dict[str, int] | None]:
     return data_cfg, stats
 
 
-# --------------------------------------------------------------------------- the knobs
-def knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
-    """A number input for a config field: keyed by the field, help from its docstring, kept across pages, and
-    starting at the config's default (unless `value` is given for a field the config leaves open)."""
-    if f"train_{field}" in st.session_state:
-        kw.pop("value", None)  # set by a recipe (or earlier): a default beside it would make Streamlit warn
-    else:
-        kw.setdefault("value", widget_value(field, section.model_fields[field].default))
-    return st.number_input(label, key=f"train_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
-
-
-def switch(label: str, field: str, **kw: Any) -> bool:
-    """A checkbox for a boolean model field, defaulting to the config's value (or what a recipe set)."""
-    key = f"train_{field}"
-    if key not in st.session_state:
-        kw["value"] = bool(ModelConfig.model_fields[field].default)
-    return bool(st.checkbox(label, key=key, persist_state=PERSIST, help=field_help(ModelConfig, field), **kw))
-
-
-# Number inputs whose config value None (off; for threads: automatic) reads 0 in the widget.
-OFF_AS_ZERO = {"logit_softcap": 0.0, "num_threads": 0}
-
-
-def widget_value(field: str, value: Any) -> Any:
-    """A config value as its widget holds it (see OFF_AS_ZERO)."""
-    return OFF_AS_ZERO[field] if value is None and field in OFF_AS_ZERO else value
-
-
 def apply_recipe() -> None:
     """Fill the architecture and optimizer knobs from the chosen recipe (the person may change them after)."""
     recipe = st.session_state.get("train_recipe") or "modern"
     for section in ("model", "train"):
         for field, value in recipe_values(recipe, section).items():
-            st.session_state[f"train_{field}"] = widget_value(field, value)
-
-
-MODEL_KNOBS = ("arch", "d_model", "n_heads", "n_layers", "seq_len", "dropout", "pos_encoding", "norm", "mlp",
-               "qk_norm", "tie_embeddings", "zero_init", "logit_softcap")
-
-
-TRAIN_KNOBS = ("batch_size", "optimizer", "lr", "muon_lr", "warmup_steps", "seed", "device", "precision",
-               "muon_precision", "eval_interval", "eval_batches", "log_interval", "grad_accum_steps", "weight_decay",
-               "num_threads", "checkpoint_seconds")
+            st.session_state[f"train_{field}"] = state_value(field, value)
 
 
 PREFILLED = "train_prefilled_from"
 
 
-COMPILE_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
 
 
 def knob_state(cfg: RunConfig) -> dict[str, Any]:
     """The pretraining form's widget values that give `cfg` back."""
-    out: dict[str, Any] = {f"train_{f}": widget_value(f, getattr(cfg.model, f)) for f in MODEL_KNOBS}
-    out.update({f"train_{f}": widget_value(f, getattr(cfg.train, f)) for f in TRAIN_KNOBS})
-    out["train_compile"] = next(k for k, v in COMPILE_CHOICES.items() if v == cfg.train.compile)
+    out = {f"train_{f}": state_value(f, getattr(getattr(cfg, section), f))
+           for section, fields in KNOB_FIELDS.items() for f in fields}
     if cfg.train.max_steps is not None:
         out.update(train_length_mode="steps", train_max_steps=cfg.train.max_steps)
     else:
@@ -150,7 +111,7 @@ def prefill_from_last_run() -> None:
     if st.session_state.get("train_prefill_checked"):
         return
     st.session_state["train_prefill_checked"] = True
-    if any(f"train_{f}" in st.session_state for f in MODEL_KNOBS + TRAIN_KNOBS):
+    if any(f"train_{f}" in st.session_state for fields in KNOB_FIELDS.values() for f in fields):
         return  # this session has set knobs already
     for run in list_runs(ui.runs_root()):
         try:
@@ -204,87 +165,39 @@ def recipe_controls() -> None:
 
 
 def model_knobs() -> dict[str, Any]:
-    """The model column, as ModelConfig fields (the widget's 0 for "off" becomes None)."""
-    M = ModelConfig
-    arch = st.radio("Architecture", literals(M, "arch"), key="train_arch", persist_state=PERSIST, horizontal=True,
-                    format_func=str.upper, help=field_help(M, "arch"))
-    is_gpt = arch == "gpt"
+    """The model column, as ModelConfig fields."""
+    drawn: dict[str, Any] = {"arch": st.radio("Architecture", literals(ModelConfig, "arch"), key="train_arch",
+                                              persist_state=PERSIST, horizontal=True, format_func=str.upper,
+                                              help=field_help(ModelConfig, "arch"))}
     # No bounds on the widgets and no defaults typed here: config.py gives both, and says what is out of
     # range in the same words as the CLI (Start stays disabled with the reason shown).
-    d_model = knob("d_model", M, "d_model", step=16)
-    n_heads = knob("Attention heads", M, "n_heads", step=1, disabled=not is_gpt)
-    n_layers = knob("Layers", M, "n_layers", step=1)
-    seq_len = knob("seq_len (context)", M, "seq_len", step=16)
-    dropout = knob("Dropout", M, "dropout", step=0.05)
-    pos_encoding = st.selectbox("Positional encoding", literals(M, "pos_encoding"), key="train_pos_encoding",
-                                persist_state=PERSIST, disabled=not is_gpt, help=field_help(M, "pos_encoding"))
+    draw_group("model", drawn)
     with st.expander("Architecture details", expanded=False):
-        norm = st.selectbox("Normalisation", literals(M, "norm"), key="train_norm", persist_state=PERSIST,
-                            disabled=not is_gpt, help=field_help(M, "norm"))
-        mlp = st.selectbox("MLP activation", literals(M, "mlp"), key="train_mlp", persist_state=PERSIST,
-                           disabled=not is_gpt, help=field_help(M, "mlp"))
-        qk_norm = switch("QK-norm", "qk_norm", disabled=not is_gpt)
-        tie = switch("Tie input and output embeddings", "tie_embeddings")
-        zero_init = switch("Zero-initialised output projections", "zero_init", disabled=not is_gpt)
-        softcap = knob("Logit soft-cap (0 = off)", M, "logit_softcap", step=5.0, disabled=not is_gpt)
-    return {"arch": arch, "d_model": int(d_model), "n_heads": int(n_heads), "n_layers": int(n_layers),
-            "seq_len": int(seq_len), "dropout": float(dropout), "pos_encoding": pos_encoding, "norm": norm,
-            "mlp": mlp, "qk_norm": qk_norm, "tie_embeddings": tie, "zero_init": zero_init,
-            "logit_softcap": float(softcap) or None}
+        draw_group("details", drawn)
+    return drawn
 
 
-def length_and_optimizer_knobs(is_gpt: bool) -> dict[str, Any]:
+def length_and_optimizer_knobs(arch: str) -> dict[str, Any]:
     """The training column (length, batch, optimizer, learning rates, warmup, seed), as TrainConfig fields."""
-    T = TrainConfig
     length_mode = st.radio("Train for", ["steps", "epochs"], horizontal=True, key="train_length_mode",
                            persist_state=PERSIST)
-    max_steps: int | None = None
-    epochs: float | None = None
+    values: dict[str, Any] = {"max_steps": None, "epochs": None}
     if length_mode == "steps":
-        max_steps = int(knob("Max steps", T, "max_steps", value=SUGGESTED_MAX_STEPS, step=100))
-    else:
-        epochs = float(knob("Epochs", T, "epochs", value=1.0, step=0.5))  # RunConfig's default length
-    batch_size = knob("Batch size", T, "batch_size", step=4)
-    optimizer = st.selectbox("Optimizer", literals(T, "optimizer") if is_gpt else ["adamw"], key="train_optimizer",
-                             persist_state=PERSIST, help=field_help(T, "optimizer"),
-                             format_func={"muon": "Muon + AdamW", "adamw": "AdamW"}.get)
-    lr = knob("Learning rate (AdamW)", T, "lr", step=5e-4, format="%.5f")
-    muon_lr = knob("Learning rate (Muon)", T, "muon_lr", step=0.005, format="%.4f", disabled=optimizer != "muon")
-    warmup = knob("Warmup steps", T, "warmup_steps", step=10)
-    seed = knob("Seed", T, "seed", step=1)
-    return {"max_steps": max_steps, "epochs": epochs, "batch_size": int(batch_size),
-            "optimizer": optimizer if is_gpt else "adamw", "lr": float(lr), "muon_lr": float(muon_lr),
-            "warmup_steps": int(warmup), "seed": int(seed)}
+        values["max_steps"] = int(number_knob("Max steps", TrainConfig, "max_steps", value=SUGGESTED_MAX_STEPS,
+                                              step=100))
+    else:  # RunConfig's default length
+        values["epochs"] = float(number_knob("Epochs", TrainConfig, "epochs", value=1.0, step=0.5))
+    values.update(draw_group("training", {"arch": arch}))
+    return values
 
 
 def hardware_knobs() -> dict[str, Any]:
     """The hardware column (device, precision, where it runs, the rarer settings), as TrainConfig fields."""
-    T = TrainConfig
-    device = st.selectbox("Device", available_devices(), key="train_device", persist_state=PERSIST,
-                          help=field_help(T, "device"))
-    precision = st.selectbox("Precision", literals(T, "precision"), key="train_precision",
-                             persist_state=PERSIST, help=field_help(T, "precision"))
-    muon_precision = st.selectbox("Muon's Newton-Schulz precision", literals(T, "muon_precision"),
-                                  key="train_muon_precision", persist_state=PERSIST,
-                                  help=field_help(T, "muon_precision"))
-    run_on = run_on_controls("train", device)
+    values = draw_group("hardware", {})
+    values.update(run_on_controls("train", values["device"]))
     with st.expander("More training settings"):
-        eval_interval = knob("Evaluate every N steps", T, "eval_interval", step=50)
-        eval_batches = knob("Validation batches", T, "eval_batches", step=5)
-        log_interval = knob("Log every N steps", T, "log_interval", step=5)
-        grad_accum = knob("Gradient accumulation", T, "grad_accum_steps", step=1)
-        weight_decay = knob("Weight decay", T, "weight_decay", step=0.05)
-        threads = knob("CPU threads (0 = the cores free at the start)", T, "num_threads", step=1)
-        checkpoint_seconds = knob("Checkpoint at least every N seconds (0 = by steps only)", T,
-                                  "checkpoint_seconds", step=30.0)
-        compile_choice = st.selectbox("torch.compile", list(COMPILE_CHOICES), key="train_compile",
-                                      persist_state=PERSIST, help=field_help(T, "compile"))
-    return {"device": device, "precision": precision, "muon_precision": muon_precision,
-            "eval_interval": int(eval_interval),
-            "eval_batches": int(eval_batches), "log_interval": int(log_interval),
-            "grad_accum_steps": int(grad_accum), "weight_decay": float(weight_decay),
-            "num_threads": int(threads) or None, "compile": COMPILE_CHOICES[compile_choice],
-            "checkpoint_seconds": float(checkpoint_seconds), **run_on}
+        values.update(draw_group("more", {}))
+    return values
 
 
 # --------------------------------------------------------------------------- the config, checked
@@ -370,7 +283,7 @@ def pretrain_form() -> None:
     with col_model:
         model_values = model_knobs()
     with col_train:
-        train_values = length_and_optimizer_knobs(is_gpt=model_values["arch"] == "gpt")
+        train_values = length_and_optimizer_knobs(model_values["arch"])
     with col_hw:
         hardware = hardware_knobs()
     train_values.update(hardware)
