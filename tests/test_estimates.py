@@ -52,9 +52,25 @@ def test_param_count_equals_built_model(arch: str, heads: dict) -> None:
         cfg = ModelConfig(arch=arch, d_model=C, n_heads=H, n_layers=L, vocab_size=V, seq_len=T, bias=bias,
                           tie_embeddings=tie, pos_encoding=pos, **heads)
         real = sum(p.numel() for p in build_model(cfg).parameters())
-        assert count_params(cfg) == real, cfg
+        assert count_params(cfg) == real == closed_form_params(cfg), cfg
         checked += 1
     assert checked == 24
+
+
+def closed_form_params(m: ModelConfig) -> int:
+    """The parameter count on paper (GPT-2's 12 L C^2 plus embeddings, norms, biases and heads), an oracle
+    independent of the module shapes that `count_params` reads."""
+    C, V, L, b = m.d_model, m.vocab_size, m.n_layers, int(m.bias)
+    ln = C if m.arch == "gpt" and m.norm == "rmsnorm" else C * (1 + b)
+    n = V * C + ln + (0 if m.tie_embeddings else V * C)
+    if m.arch != "gpt":
+        G = 4 if m.arch == "lstm" else 3
+        return n + L * (2 * G * C * C + b * 2 * G * C)
+    n += m.seq_len * C if m.pos_encoding == "learned" else 0
+    n += 2 * C * C + C + 1 if m.copy_head else 0
+    n += (4 + 2 * m.span_lookahead) * C * C if m.span_head else 0
+    n += len(m.question_kinds) * (C + 1) if m.kind_head else 0
+    return n + L * (2 * ln + 12 * C * C + b * 9 * C)
 
 
 def test_estimate_reports_exact_params_and_matmul_weights() -> None:

@@ -1,7 +1,8 @@
 """What a configuration costs from its config alone: parameters, FLOPs and peak training memory.
 
-Everything here is analytic (microseconds, no device touched); `estimates.estimate` combines it with
-the time measured on the device (`timing.py`). The formulas below are what the code computes.
+Parameters and matmul weights are read off the model's module shapes (built on the meta device, so nothing is
+allocated); memory and FLOPs are analytic (microseconds, no device touched); `estimates.estimate` combines them
+with the time measured on the device (`timing.py`). The formulas below are what the code computes.
 
 Memory model (bytes, one training process)
 ------------------------------------------
@@ -88,8 +89,12 @@ x grad_accum_steps.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import torch
 
 from genai_core.config import ModelConfig, TrainConfig
 
@@ -141,44 +146,19 @@ class MemoryEstimate:
 
 
 # --------------------------------------------------------------------------- parameters and FLOPs
-def count_params(m: ModelConfig) -> int:
-    """Exact trainable parameter count of `build_model(m)`, computed from the config alone."""
-    C, V, L = m.d_model, m.vocab_size, m.n_layers
-    b = 1 if m.bias else 0
-    # LayerNorm gain (+ bias); RMSNorm has a gain only (the recurrent models always use LayerNorm).
-    ln = C if m.arch == "gpt" and m.norm == "rmsnorm" else C * (1 + b)
-    n = V * C + ln  # token embedding, final LayerNorm
-    if not m.tie_embeddings:
-        n += V * C  # lm_head (bias-free)
-    if m.arch == "gpt":
-        if m.pos_encoding == "learned":
-            n += m.seq_len * C  # the sinusoidal table is a buffer, not a parameter
-        if m.copy_head:
-            n += 2 * C * C + C + 1  # copy_q and copy_k (C x C, no bias), copy_gate (C -> 1, always with a bias)
-        if m.span_head:
-            n += (4 + 2 * m.span_lookahead) * C * C  # span_q, span_k (C -> 2 C), span_ahead (lookahead C -> 2 C)
-        if m.kind_head and m.question_kinds:
-            n += len(m.question_kinds) * (C + 1)  # kind_head (C -> kinds, with a bias)
-        # QK-norm has no parameters, nor has RoPE.
-        block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (4 * C * C + b * 4 * C) + (4 * C * C + b * C)
-        return n + L * block
-    # nn.LSTM / nn.GRU: per layer weight_ih (G C x C) and weight_hh (G C x C), and bias_ih + bias_hh (G C each),
-    # with G = 4 gates for the LSTM, 3 for the GRU.
-    G = _gates(m)
-    return n + L * (2 * G * C * C + b * 2 * G * C)
+@functools.lru_cache(maxsize=64)
+def _weights(config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """(name, shape) of every trainable tensor of the model a config builds, tied ones once: the model built on
+    the meta device (shapes only: no memory, about a millisecond)."""
+    from genai_core.models import build_model  # torch: only when a count is asked for
+
+    with torch.device("meta"):
+        model = build_model(ModelConfig.model_validate_json(config_json))
+    return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
 
 
-def hidden_matrix_params(m: ModelConfig) -> int:
-    """Weights of the GPT blocks' 2-D matrices (what Muon optimizes): qkv, projection and the two MLP matrices."""
-    return 12 * m.n_layers * m.d_model * m.d_model if m.arch == "gpt" else 0
-
-
-def muon_flops(m: ModelConfig, ns_steps: int = 5) -> float:
-    """FLOPs of Muon's Newton-Schulz iterations per optimizer step: for each block matrix of sides a <= b,
-    X X^T (2 a^2 b), A A (2 a^3) and B X (2 a^2 b) per iteration."""
-    C = m.d_model
-    sides = [(C, 3 * C), (C, C), (C, 4 * C), (C, 4 * C)]  # qkv, attention output, MLP in, MLP out
-    return float(ns_steps * m.n_layers * sum(4 * a * a * b + 2 * a**3 for a, b in sides))
+def weights(m: ModelConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return _weights(m.model_dump_json())
 
 
 def _gates(m: ModelConfig) -> int:
@@ -186,15 +166,40 @@ def _gates(m: ModelConfig) -> int:
     return 4 if m.arch == "lstm" else 3
 
 
+PER_EXAMPLE_HEADS = ("span_q.", "kind_head.")
+"""Heads that run once per example (at the answer position), not at every token."""
+
+
+def count_params(m: ModelConfig) -> int:
+    """Exact trainable parameter count of `build_model(m)`, from its module shapes."""
+    return sum(math.prod(shape) for _, shape in weights(m))
+
+
+def hidden_matrix_params(m: ModelConfig) -> int:
+    """Weights of the GPT blocks' 2-D matrices (what Muon optimizes): qkv, projection and the two MLP matrices."""
+    return sum(math.prod(s) for _, s in _block_matrices(m))
+
+
+def _block_matrices(m: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
+    return [(n, s) for n, s in weights(m) if m.arch == "gpt" and n.startswith("h.") and len(s) == 2]
+
+
+def muon_flops(m: ModelConfig, ns_steps: int = 5) -> float:
+    """FLOPs of Muon's Newton-Schulz iterations per optimizer step: for each block matrix of sides a <= b,
+    X X^T (2 a^2 b), A A (2 a^3) and B X (2 a^2 b) per iteration."""
+    sides = [sorted(s) for _, s in _block_matrices(m)]
+    return float(ns_steps * sum(4 * a * a * b + 2 * a**3 for a, b in sides))
+
+
 def matmul_params(m: ModelConfig) -> int:
-    """Weights used in matrix multiplies per token: blocks (or recurrent gates) plus the output head (and the
-    copy head's q, k and gate projections)."""
-    C = m.d_model
-    per_layer = 12 * C * C if m.arch == "gpt" else 2 * _gates(m) * C * C
-    copy = 2 * C * C + C if m.copy_head else 0
-    # span_k and span_ahead at every token; span_q and the kind head once per example
-    span = 2 * (1 + m.span_lookahead) * C * C if m.span_head else 0
-    return m.n_layers * per_layer + m.vocab_size * C + copy + span
+    """Weights used in matrix multiplies per token: the 2-D weights of the blocks (or recurrent gates), the output
+    head and the copy and span heads (not the embeddings, which are looked up, nor the heads read once per
+    example)."""
+    n = sum(math.prod(s) for name, s in weights(m)
+            if len(s) == 2 and not name.startswith(("wte.", "wpe.", *PER_EXAMPLE_HEADS)))
+    if m.tie_embeddings:
+        n += m.vocab_size * m.d_model  # the output head is the embedding matrix, counted once above as wte
+    return n
 
 
 def flops_per_token(m: ModelConfig) -> float:
