@@ -20,6 +20,7 @@ which class a config builds.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -106,6 +107,15 @@ def make_norm(cfg: ModelConfig) -> nn.Module:
     return nn.LayerNorm(cfg.d_model, eps=NORM_EPS, bias=cfg.bias)
 
 
+def norm_function(cfg: ModelConfig) -> Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor | None],
+                                                  torch.Tensor]:
+    """`make_norm`'s normalisation as a function of (x, weight, bias), for the fast decoder (`GPTDecoder`)."""
+    shape = (cfg.d_model,)
+    if cfg.norm == "rmsnorm":
+        return lambda x, w, b: torch.rms_norm(x, shape, w, NORM_EPS)
+    return lambda x, w, b: torch.layer_norm(x, shape, w, b, NORM_EPS)
+
+
 def softcap(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
     """cap * tanh(logits / cap): smooth bound on the logits to (-cap, cap) (no-op for None)."""
     return logits if cap is None else cap * torch.tanh(logits / cap)
@@ -127,6 +137,18 @@ class AttentionMaps:
     vocabulary; None without a copy head."""
 
 
+def normalise_and_rotate(qk: torch.Tensor, qk_norm: bool, rope: Rope) -> torch.Tensor:
+    """Queries and keys (B, T, 2, H, hd) after QK-norm and RoPE (`rope`: the tables of their T positions), the
+    two together, one op each: on a CPU a small model pays per op, not per element. The training path and the
+    fast decoder (`GPTDecoder`) both transform them here."""
+    T, hd = qk.shape[1], qk.shape[-1]
+    if qk_norm:  # unit-RMS queries and keys: attention logits stay bounded whatever the weights do
+        qk = F.rms_norm(qk, (hd,), eps=NORM_EPS)
+    if rope is not None:
+        qk = apply_rope(qk, rope[0].view(T, 1, 1, hd), rope[1].view(T, 1, 1, hd))
+    return qk
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -146,13 +168,7 @@ class CausalSelfAttention(nn.Module):
         if not self.qk_norm and rope is None:
             q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, H, T, hd)
             return q, k, v
-        # Queries and keys together, one op each: on a CPU a small model pays per op, not per element.
-        qk = qkv[:, :, :2]  # (B, T, 2, H, hd)
-        if self.qk_norm:  # unit-RMS queries and keys: attention logits stay bounded whatever the weights do
-            qk = F.rms_norm(qk, (hd,), eps=NORM_EPS)
-        if rope is not None:
-            qk = apply_rope(qk, rope[0].view(T, 1, 1, hd), rope[1].view(T, 1, 1, hd))
-        q, k = qk.permute(2, 0, 3, 1, 4)
+        q, k = normalise_and_rotate(qkv[:, :, :2], self.qk_norm, rope).permute(2, 0, 3, 1, 4)
         return q, k, qkv[:, :, 2].transpose(1, 2)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0,
