@@ -329,8 +329,12 @@ def test_qa_mode_offers_parents_and_refuses_a_missing_parent_or_bad_file(
     assert at.button(key="qa_start").disabled
 
     copy_parent(tiny_qa_runs["pretrain"], app_env)
+    Run(copy_parent(tiny_qa_runs["pretrain"], app_env, "half-trained")).write_status("stopped", "stopped by request")
     at.run()
-    assert [o for o in at.selectbox(key="qa_parent").options if "tiny-pre" in o]
+    options = at.selectbox(key="qa_parent").options
+    assert [o for o in options if "tiny-pre" in o]
+    # A stopped run is not offered: the engine would hold its fine-tune until it is resumed and completes.
+    assert not [o for o in options if "half-trained" in o]
     assert "Choose the pretrained run to fine-tune" in errors(at)
     assert at.button(key="qa_start").disabled
 

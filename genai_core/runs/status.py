@@ -26,6 +26,9 @@ ACTIVE_STATES = ("running", "queued")
 RESUMABLE_STATES = ("stopped", "interrupted", "failed", "pruned")
 """States from which a run can be resumed (when it has a checkpoint); `pruned`: a sweep's trial stopped early
 (`genai_core.explore.sweep`), trained on to see what it would have done."""
+PARENT_READY = "completed"
+"""The state a run must reach before a fine-tune starts from it: never from a half-trained parent (a stopped
+one holds its fine-tunes until it is resumed and completes)."""
 RUN_CONFIG = "config.json"
 """The file that makes a folder a run folder."""
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from genai_core.config import RunConfig
 from genai_core.runs.folder import Run
-from genai_core.runs.status import ACTIVE_STATES, runner_of
+from genai_core.runs.status import ACTIVE_STATES, PARENT_READY, runner_of
 from genai_core.train import ray_jobs
 from genai_core.train.trainer import TrainEvent
 
@@ -41,7 +41,7 @@ def parent_not_ready(config: RunConfig) -> tuple[str, str, bool] | None:
         return None
     parent = Run(config.parent)
     state = str(effective_status(parent).get("state", "missing")) if parent.exists() else "missing"
-    if state == "completed":
+    if state == PARENT_READY:
         return None
     if state in ACTIVE_STATES:
         return f"waiting for {parent.name} to complete (it is {state})", parent.name, True

@@ -16,6 +16,7 @@ from genai_core.errors import GenAIError
 from genai_core.qa.finetune import fine_tune_config
 from genai_core.qa.store import QA_FILE_TYPES, QAStore, prepare_qa, qa_store_key, question_kinds, read_qa_table
 from genai_core.runs.folder import Run, list_runs
+from genai_core.runs.status import PARENT_READY
 from genai_core.train.estimates import Estimate, estimate
 from pages import ui
 from pages.parts.train_form import (
@@ -30,11 +31,6 @@ from pages.parts.train_form import (
     run_on_controls,
     submit,
 )
-
-PARENT_STATES = ("completed", "stopped")  # a run still training has no final weights to start from
-
-
-
 
 QA_TRAIN_SOURCES = {"bundled": "Bundled clinical QA set", "upload": "Upload a file"}
 
@@ -54,11 +50,12 @@ def qa_uploads_dir() -> Path:
 
 
 def qa_parents() -> dict[str, Run]:
-    """Runs a fine-tune can start from, newest first: completed or stopped, with a checkpoint and a tokenizer."""
+    """Runs a fine-tune can start now, newest first: completed (`PARENT_READY`: a stopped one would hold its
+    fine-tune until it is resumed and completes), with a checkpoint and a tokenizer."""
     found: dict[str, Run] = {}
     for run in list_runs(ui.runs_root()):
         try:
-            if (run.state in PARENT_STATES and run.latest_checkpoint() is not None
+            if (run.state == PARENT_READY and run.latest_checkpoint() is not None
                     and run.tokenizer_path.is_file()):
                 run.config()  # the shape is read from it: a damaged one is not offered
                 found[run.name] = run
@@ -215,12 +212,14 @@ def parent_section(problems: Problems) -> tuple[Run | None, RunConfig | None]:
     parent_name = st.selectbox("Pretrained run", list(parents), index=None, key="qa_parent", persist_state=PERSIST,
                                format_func=labels.__getitem__,
                                placeholder="Choose the run to fine-tune",
-                               help=f"{field_help(RunConfig, 'parent')} Completed or stopped runs with a checkpoint.")
+                               help=f"{field_help(RunConfig, 'parent')} Completed runs: a stopped one is resumed "
+                                    "to the end first (the Runs page), so a fine-tune never starts half-trained.")
     parent = parents.get(parent_name) if parent_name else None
     parent_cfg: RunConfig | None = None
     if not parents:
-        st.info("No run to start from yet: a fine-tune needs a completed or stopped run with a checkpoint. Pretrain "
-                "one first (Pretrain mode), or train the clinical QA demo from the Home page.",
+        st.info("No run to start from yet: a fine-tune starts from a completed run. Pretrain one first (Pretrain "
+                "mode; a stopped one can be resumed on the Runs page), or train the clinical QA demo from the Home "
+                "page.",
                 icon=":material/science:")
         problems.error("There is no pretrained run to fine-tune yet: pretrain one first.")
     elif parent is None:
