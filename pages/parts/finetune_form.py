@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
-from pydantic import BaseModel
 
 from genai_core.clinical.demo import demo_qa_config
 from genai_core.config import QA_HEADS, SUGGESTED_MAX_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -19,6 +18,7 @@ from genai_core.runs.folder import Run, list_runs
 from genai_core.runs.status import PARENT_READY
 from genai_core.train.estimates import Estimate, estimate
 from pages import ui
+from pages.parts.knobs import number_knob
 from pages.parts.train_form import (
     PERSIST,
     Problems,
@@ -176,12 +176,6 @@ def qa_stats(cfg: RunConfig) -> dict[str, Any]:
     return _qa_store_stats(str(cache), key)
 
 
-def qa_knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
-    """A number input as the pretraining knobs, under a key of its own: each form keeps its own values. No
-    bounds here: the config's own say what is out of range (Start stays disabled with its message)."""
-    return st.number_input(label, key=f"qa_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
-
-
 def finetune_form() -> None:
     """The fine-tune form: parent run, QA files, training knobs, estimate and Start (the live view is shared)."""
     preset = qa_preset()
@@ -280,7 +274,8 @@ def files_section(preset: RunConfig, problems: Problems) -> DataConfig | None:
                 st.caption("Your examples are validated on the bundled clinical questions: hold out part of your "
                            "file instead unless it asks about the same kind of text.")
         else:
-            val_fraction = qa_knob("Share held out", DataConfig, "val_fraction", value=val_fraction, step=0.05)
+            val_fraction = number_knob("Share held out", DataConfig, "val_fraction", form="qa", value=val_fraction,
+                                       step=0.05)
     data_cfg: DataConfig | None = None
     files_ok = train_path is not None and (val_source == "holdout" or val_path is not None)
     if files_ok:
@@ -321,30 +316,31 @@ def knobs_section(preset: RunConfig, heads: dict[str, Any],
         max_steps: int | None = None
         epochs: float | None = None
         if length_mode == "steps":
-            max_steps = int(qa_knob("Max steps", T, "max_steps", value=d.max_steps or SUGGESTED_MAX_STEPS, step=100))
+            max_steps = int(number_knob("Max steps", T, "max_steps", form="qa",
+                                        value=d.max_steps or SUGGESTED_MAX_STEPS, step=100))
         else:
-            epochs = float(qa_knob("Epochs", T, "epochs", value=d.epochs or 1.0, step=0.5))
-        batch_size = qa_knob("Batch size", T, "batch_size", value=d.batch_size, step=4)
-        lr = qa_knob("Learning rate", T, "lr", value=d.lr, step=5e-4, format="%.5f")
-        warmup = qa_knob("Warmup steps", T, "warmup_steps", value=d.warmup_steps, step=10)
-        dropout = qa_knob("Dropout", ModelConfig, "dropout",
+            epochs = float(number_knob("Epochs", T, "epochs", form="qa", value=d.epochs or 1.0, step=0.5))
+        batch_size = number_knob("Batch size", T, "batch_size", form="qa", value=d.batch_size, step=4)
+        lr = number_knob("Learning rate", T, "lr", form="qa", value=d.lr, step=5e-4, format="%.5f")
+        warmup = number_knob("Warmup steps", T, "warmup_steps", form="qa", value=d.warmup_steps, step=10)
+        dropout = number_knob("Dropout", ModelConfig, "dropout", form="qa",
                           value=preset.model.dropout, step=0.05)
     with col_eval:
-        eval_interval = qa_knob("Evaluate every N steps", T, "eval_interval", value=d.eval_interval,
+        eval_interval = number_knob("Evaluate every N steps", T, "eval_interval", form="qa", value=d.eval_interval,
                                 step=50)
-        eval_batches = qa_knob("Validation batches", T, "eval_batches", value=d.eval_batches, step=5)
-        log_interval = qa_knob("Log every N steps", T, "log_interval", value=d.log_interval, step=5)
-        seed = qa_knob("Seed", T, "seed", value=d.seed, step=1)
+        eval_batches = number_knob("Validation batches", T, "eval_batches", form="qa", value=d.eval_batches, step=5)
+        log_interval = number_knob("Log every N steps", T, "log_interval", form="qa", value=d.log_interval, step=5)
+        seed = number_knob("Seed", T, "seed", form="qa", value=d.seed, step=1)
     with col_hw:
         device = st.selectbox("Device", available_devices(), key="qa_device", persist_state=PERSIST,
                               help=field_help(T, "device"))
         precision = st.selectbox("Precision", literals(T, "precision"), key="qa_precision",
                                  persist_state=PERSIST, help=field_help(T, "precision"))
         with st.expander("More training settings"):
-            grad_accum = qa_knob("Gradient accumulation", T, "grad_accum_steps",
+            grad_accum = number_knob("Gradient accumulation", T, "grad_accum_steps", form="qa",
                                  value=d.grad_accum_steps, step=1)
-            weight_decay = qa_knob("Weight decay", T, "weight_decay", value=d.weight_decay, step=0.05)
-            threads = qa_knob("CPU threads (0 = torch's default)", T, "num_threads",
+            weight_decay = number_knob("Weight decay", T, "weight_decay", form="qa", value=d.weight_decay, step=0.05)
+            threads = number_knob("CPU threads (0 = torch's default)", T, "num_threads", form="qa",
                               value=d.num_threads or 0, step=1)
         run_on = run_on_controls("qa", device)
 

@@ -147,8 +147,11 @@ def draw_group(group: str, drawn: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def number_knob(label: str, section: type[BaseModel], field: str, **kw: Any) -> Any:
-    """A number input outside `KNOBS` (the training length): keyed by its field, help from its docstring."""
-    if f"train_{field}" in st.session_state:
+def number_knob(label: str, section: type[BaseModel], field: str, *, form: str = "train", **kw: Any) -> Any:
+    """A number input outside `KNOBS` (the training length, the fine-tune form's knobs): keyed by its form and
+    field (each form keeps its own values), help from the field's docstring. No bounds here: the config's own say
+    what is out of range (Start stays disabled with its message)."""
+    key = f"{form}_{field}"
+    if key in st.session_state:
         kw.pop("value", None)  # set earlier: a default beside it would make Streamlit warn
-    return st.number_input(label, key=f"train_{field}", help=field_help(section, field), persist_state=PERSIST, **kw)
+    return st.number_input(label, key=key, help=field_help(section, field), persist_state=PERSIST, **kw)
