@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from genai_core.errors import GenAIError
 from genai_core.generate.sampling import Sampler
 from genai_core.runs.folder import Run
-from genai_core.runs.status import RunStatus
+from genai_core.runs.status import RunStatus, next_status, process_token
 from genai_core.train.trainer import Trainer, TrainEvent, lr_at, setup_run, train
 
 CURVE_KEYS = ("step", "epoch", "tokens", "train_loss", "lr", "val_loss", "grad_norm")
@@ -143,6 +143,21 @@ def test_every_status_write_is_checked_against_run_status_and_unknown_old_fields
     (run.path / "status.json").write_text(json.dumps({**saved, "from_a_newer_version": 1}))
     run.write_status("stopped", "kept")
     assert run.status()["from_a_newer_version"] == 1 and run.state == "stopped"
+
+
+def test_a_run_that_starts_leaves_its_last_life_behind_and_an_active_one_has_an_owner() -> None:
+    me = process_token()
+    queued = next_status({}, "queued", "waiting for its parent", {"runner": "thread", "waiting_for": "pre"})
+    assert queued["pid"] == me["pid"]  # queued in a thread of this process: owned by it
+    on_disk = next_status({}, "queued", "waiting for cpu", {"runner": "process"})
+    assert "pid" not in on_disk  # queued for the scheduler: nobody owns it until it starts
+    ended = {**queued, "state": "interrupted", "stop_requested": True, "exit_code": -9}
+    started = next_status(ended, "running", "training", {}, owner={"pid": 1, "host": "h", "started": 2.0})
+    assert (started["waiting_for"], started["stop_requested"], started["exit_code"]) == (None, False, None)
+    assert (started["pid"], started["host"]) == (1, "h") and started["runner"] == "thread"
+    stopping = next_status(started, "running", "training", {"stop_requested": True})
+    assert stopping["stop_requested"] is True  # written on a running run: kept until it ends
+    assert next_status(stopping, "stopped", "stopped", {})["stop_requested"] is True
 
 
 def test_warmup_longer_than_run_is_shortened_with_a_notice(tmp_path: Path, tiny_txt: Path) -> None:

@@ -50,9 +50,9 @@ from genai_core.runs.status import (
     RUN_CONFIG,
     State,
     busy_message,
-    checked_status,
     holder_words,
     is_run_folder,
+    next_status,
     process_alive,
     process_token,
     runner_of,
@@ -306,14 +306,9 @@ class Run:
     # -- status
     def write_status(self, state: State, message: str = "", *, owner: dict[str, Any] | None = None,
                      **extra: Any) -> None:
-        """Record the run's state. A `running` or `queued` run is owned by a process (this one, or `owner`, a
-        `process_token`): when that process is gone the run reads `interrupted`. A run queued on disk for the
-        scheduler or Ray (`runner` process/ray) has no owner: it waits whoever is up."""
-        prev = self.read_status_raw()
-        data = {**prev, **extra, "state": state, "message": message, "updated_at": time.time()}
-        if state == "running" or (state == "queued" and runner_of(data) == "thread"):
-            data.update(owner or process_token())
-        checked_status(data, extra)
+        """Record the run's state (`runs.status.next_status`: the rules of a change of state, and who owns an
+        active run: this process, or `owner`, a `process_token`)."""
+        data = next_status(self.read_status_raw(), state, message, extra, owner)
         atomic_write_json(self.path / "status.json", data, make_parent=False)  # Run.create made the folder
 
     def heartbeat(self, **extra: Any) -> None:

@@ -1,10 +1,23 @@
 """A run's status (`status.json`): the states a run goes through, who owns it while it is active, and
 `RunStatus`, the one description of what the file holds.
 
-Every writer goes through `Run.write_status`, which checks what it writes against `RunStatus` (a misspelt or
-mistyped field fails there, in tests, not later in a reader); `Run.status()` reads it back, with what the disk
-says about the owner (a dead process's run reads `interrupted`). The file stays JSON that older and newer
-versions read: fields this version does not know are kept.
+Every writer goes through `Run.write_status`, which makes the new status with `next_status` (the rules of a
+change of state, written here once) and checks it against `RunStatus` (a misspelt or mistyped field fails
+there, in tests, not later in a reader); `Run.status()` reads it back, with what the disk says about the owner
+(a dead process's run reads `interrupted`). The file stays JSON that older and newer versions read: fields this
+version does not know are kept.
+
+Who moves a run from state to state:
+- `queued`: the job manager (runner `thread`, owned by its process), `launcher.queue_run` (`process`: the runs
+  folder's scheduler starts it), `ray_jobs.submit_run` (`ray`); a queued fine-tune says there whose
+  completion it waits for (`waiting_for`).
+- `running`: whoever starts the training (the job manager's thread, the scheduler as it launches the process),
+  then the trainer itself (`Trainer._announce`, its heartbeats); a stop request is written on it
+  (`stop_requested`) before the signal.
+- `completed`, `stopped`, `failed`, `interrupted`: the trainer as it ends; the scheduler when a training
+  process ended without saying (`exit_code`); the job manager or Ray when a queued run leaves its queue.
+- `pruned`: a sweep, for a trial it stopped at a rung (`pruned_at`, `pruned_value`).
+A resumable run goes back to `queued` or `running` on resume.
 """
 
 from __future__ import annotations
@@ -12,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +113,27 @@ def checked_status(data: dict[str, Any], written: dict[str, Any]) -> dict[str, A
         raise TypeError(f"not a RunStatus field: {', '.join(unknown)}")
     RunStatus.model_validate(data)
     return data
+
+
+LEFT_BY_THE_LAST_LIFE = {"waiting_for": None, "stop_requested": False, "exit_code": None}
+"""What a run that starts (enters `running` from another state) no longer has: a parent it waited for, a stop
+request and an exit code of its previous training."""
+
+
+def next_status(prev: dict[str, Any], state: State, message: str, fields: dict[str, Any],
+                owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The status after a change to `state`, from the previous one (`prev`, as on disk) and the `fields` its
+    writer gives: those are kept, what the previous life left is reset on a start, and a `running` run, or one
+    queued in a thread of its process, records its owner (`owner`, else this process): when the owner is gone,
+    the run reads `interrupted`. A run queued on disk for the scheduler or Ray has no owner: it waits for
+    whoever is up. Checked against `RunStatus`."""
+    data = dict(prev)
+    if state == "running" and prev.get("state") != "running":
+        data.update(LEFT_BY_THE_LAST_LIFE)
+    data.update(fields, state=state, message=message, updated_at=time.time())
+    if state == "running" or (state == "queued" and runner_of(data) == "thread"):
+        data.update(owner or process_token())
+    return checked_status(data, fields)
 
 
 def runner_of(status: dict[str, Any]) -> str:

@@ -325,7 +325,7 @@ def _launch(run: Run, config: RunConfig, devices: list[str]) -> _Child:
     owner = {"pid": proc.pid, "host": _host(), "started": round(psutil.Process(proc.pid).create_time(), 2)}
     started_at = time.time()
     run.write_status("running", "starting its training process", owner=owner, devices=devices,
-                     started_at=started_at, waiting_for=None, stop_requested=False, exit_code=None)
+                     started_at=started_at)
     return _Child(run, proc, devices, started_at)
 
 

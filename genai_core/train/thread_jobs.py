@@ -89,7 +89,7 @@ def _run_held(job: ThreadJob, run: Run) -> None:
         run.write_status("stopped", "stopped before it started")
         job.live.set_phase("stopped")
         return
-    stamps = {"queued_at": job.queued_at, "started_at": job.started_at, "waiting_for": None}
+    stamps = {"queued_at": job.queued_at, "started_at": job.started_at}
     if job.resume:
         run.write_status("running", "preparing to resume", **stamps)
     wrote_running = job.resume

@@ -6,7 +6,7 @@ the same table (`state_value`, `KNOB_FIELDS`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import streamlit as st
 from pydantic import BaseModel
@@ -27,12 +27,12 @@ class Knob:
     section: type[BaseModel]
     field: str
     label: str
-    group: str
+    group: Literal["model", "details", "training", "hardware", "more"]
     """Where it is drawn: model, details (Architecture details), training, hardware, more (More training
     settings)."""
     step: int | float | None = None
     """A number input with this step (the value takes the step's type); None: a choice or a switch."""
-    needs: str | None = None
+    needs: Literal["gpt", "muon"] | None = None
     """`gpt`: only a GPT has it; `muon`: only the Muon optimizer uses it (the widget is disabled otherwise)."""
     off: int | float | None = None
     """The number that means None (off, or automatic) in the widget."""
