@@ -11,6 +11,7 @@ from genai_core.config import QA_HEADS, RunConfig
 from genai_core.data.tokenstore import TokenStore
 from genai_core.errors import GenAIError
 from genai_core.model import load_state, state_for_save, unwrap
+from genai_core.qa.reader import has_reader_heads
 from genai_core.qa.store import QAStore, check_parent, question_kinds, read_qa_table
 from genai_core.runs.folder import Run
 
@@ -61,4 +62,4 @@ def serve_targets(store: TokenStore | QAStore, config: RunConfig) -> None:
     if config.model.question_kinds and store.kinds != config.model.question_kinds:
         raise GenAIError(f"the QA file's question kinds changed since the run started ({len(store.kinds)} now, "
                          f"{len(config.model.question_kinds)} then): the kind head cannot learn them")
-    store.reader = config.model.span_head or bool(config.model.question_kinds)
+    store.reader = has_reader_heads(config.model)

@@ -207,7 +207,7 @@ class Run:
         return self.path / "eval"
 
     def exists(self) -> bool:
-        return self.config_path.is_file()
+        return is_run_folder(self.path)
 
     @property
     def stop_request_path(self) -> Path:

@@ -1,8 +1,9 @@
 """What a configuration costs from its config alone: parameters, FLOPs and peak training memory.
 
 Parameters and matmul weights are read off the model's module shapes (built on the meta device, so nothing is
-allocated); memory and FLOPs are analytic (microseconds, no device touched); `estimates.estimate` combines them
-with the time measured on the device (`timing.py`). The formulas below are what the code computes.
+allocated: tens of milliseconds, once per config); memory and FLOPs are analytic (microseconds, no device
+touched); `estimates.estimate` combines them with the time measured on the device (`timing.py`). The
+formulas below are what the code computes.
 
 Memory model (bytes, one training process)
 ------------------------------------------
@@ -94,8 +95,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
 from genai_core.config import ModelConfig, TrainConfig
 
 MB = 1_000_000
@@ -149,15 +148,17 @@ class MemoryEstimate:
 @functools.lru_cache(maxsize=64)
 def _weights(config_json: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     """(name, shape) of every trainable tensor of the model a config builds, tied ones once: the model built on
-    the meta device (shapes only: no memory, about a millisecond)."""
-    from genai_core.models import build_model  # torch: only when a count is asked for
+    the meta device (shapes only: no memory; tens of milliseconds, hence the cache)."""
+    import torch  # only when a count is asked for: the rest of this module is arithmetic
+
+    from genai_core.models import build_model
 
     with torch.device("meta"):
         model = build_model(ModelConfig.model_validate_json(config_json))
     return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
 
 
-def weights(m: ModelConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
+def _shapes(m: ModelConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return _weights(m.model_dump_json())
 
 
@@ -172,7 +173,7 @@ PER_EXAMPLE_HEADS = ("span_q.", "kind_head.")
 
 def count_params(m: ModelConfig) -> int:
     """Exact trainable parameter count of `build_model(m)`, from its module shapes."""
-    return sum(math.prod(shape) for _, shape in weights(m))
+    return sum(math.prod(shape) for _, shape in _shapes(m))
 
 
 def hidden_matrix_params(m: ModelConfig) -> int:
@@ -181,7 +182,7 @@ def hidden_matrix_params(m: ModelConfig) -> int:
 
 
 def _block_matrices(m: ModelConfig) -> list[tuple[str, tuple[int, ...]]]:
-    return [(n, s) for n, s in weights(m) if m.arch == "gpt" and n.startswith("h.") and len(s) == 2]
+    return [(n, s) for n, s in _shapes(m) if m.arch == "gpt" and n.startswith("h.") and len(s) == 2]
 
 
 def muon_flops(m: ModelConfig, ns_steps: int = 5) -> float:
@@ -195,7 +196,7 @@ def matmul_params(m: ModelConfig) -> int:
     """Weights used in matrix multiplies per token: the 2-D weights of the blocks (or recurrent gates), the output
     head and the copy and span heads (not the embeddings, which are looked up, nor the heads read once per
     example)."""
-    n = sum(math.prod(s) for name, s in weights(m)
+    n = sum(math.prod(s) for name, s in _shapes(m)
             if len(s) == 2 and not name.startswith(("wte.", "wpe.", *PER_EXAMPLE_HEADS)))
     if m.tie_embeddings:
         n += m.vocab_size * m.d_model  # the output head is the embedding matrix, counted once above as wte
